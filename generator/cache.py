@@ -1,0 +1,129 @@
+"""Skip sites whose inputs and compiled output are exactly as the last compile left them.
+
+For each site we record what its compile read (the target, its classes, the schemas, the files of
+the components it used, with sha256), the paths it probed and did not find (a class created there
+could change it), a fingerprint of the tool itself, and the size and mtime of every compiled file.
+A site is fresh when all of these still hold; anything else recompiles it. The state lives in
+``.gen-cache/compile-state.json`` under the root (not committed) and is only an accelerator:
+deleting it changes nothing but speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import generator
+
+STATE_FILE = Path(".gen-cache") / "compile-state.json"
+_FORMAT = 1
+
+
+@dataclass
+class SiteState:
+    """What one site's last successful compile read and wrote."""
+
+    inputs: dict[str, str]
+    probes: list[str]
+    files: dict[str, list[int]]
+
+
+@dataclass
+class State:
+    """The compile cache of one project root."""
+
+    tool: str
+    sites: dict[str, SiteState] = field(default_factory=dict)
+
+
+@dataclass
+class Hasher:
+    """sha256 of files under the root, each read at most once per run."""
+
+    root: Path
+    memo: dict[str, str | None] = field(default_factory=dict)
+
+    def digest(self, rel: str) -> str | None:
+        if rel not in self.memo:
+            try:
+                self.memo[rel] = hashlib.sha256((self.root / rel).read_bytes()).hexdigest()
+            except OSError:
+                self.memo[rel] = None
+        return self.memo[rel]
+
+
+def tool_fingerprint() -> str:
+    """Changes whenever the generator's code or the versions of what it renders with change."""
+    h = hashlib.sha256(str(_FORMAT).encode())
+    package = Path(generator.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode())
+        h.update(path.read_bytes())
+    for dist in ("jinja2", "PyYAML", "ruamel.yaml", "jsonschema", "kubernetes-validate", "fastjsonschema"):
+        try:
+            h.update(f"{dist}={metadata.version(dist)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=none".encode())
+    return h.hexdigest()
+
+
+def load(root: Path, tool: str) -> State:
+    """The saved state, or an empty one if it is missing, unreadable or from another tool version."""
+    try:
+        raw = json.loads((root / STATE_FILE).read_text())
+        if raw.get("tool") != tool:
+            return State(tool)
+        sites = {name: SiteState(s["inputs"], s["probes"], s["files"]) for name, s in raw["sites"].items()}
+        return State(tool, sites)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return State(tool)
+
+
+def save(root: Path, state: State) -> None:
+    """Write the state atomically; failure to write it is not an error (it is only a cache)."""
+    path = root / STATE_FILE
+    data: dict[str, Any] = {"tool": state.tool, "sites": {
+        name: {"inputs": s.inputs, "probes": s.probes, "files": s.files} for name, s in sorted(state.sites.items())}}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data, separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:
+    """True if the site's inputs, and its compiled files on disk, are as recorded."""
+    saved = state.sites.get(site)
+    if saved is None:
+        return False
+    if any(hasher.digest(rel) != digest for rel, digest in saved.inputs.items()):
+        return False
+    if any((hasher.root / rel).exists() for rel in saved.probes):
+        return False
+    return stat_files(compiled / site) == saved.files
+
+
+def stat_files(directory: Path) -> dict[str, list[int]]:
+    """Size and mtime (ns) of every file under ``directory``, by relative path."""
+    out: dict[str, list[int]] = {}
+    stack = [directory]
+    prefix = len(str(directory)) + 1
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            else:
+                st = entry.stat(follow_symlinks=False)
+                out[entry.path[prefix:].replace(os.sep, "/")] = [st.st_size, st.st_mtime_ns]
+    return dict(sorted(out.items()))

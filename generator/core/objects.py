@@ -1,0 +1,90 @@
+"""Kubernetes objects as plain dicts: identity, canonical key order, where each lives in compiled/.
+
+Shared by the compiler (which writes the files) and the agent (which reads them back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Kinds that are not namespaced (built-in API only; a CRD's objects carry their own namespace or not).
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "StorageClass", "CSIDriver", "CSINode", "VolumeAttachment",
+    "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "APIService", "PriorityClass",
+    "IngressClass", "RuntimeClass", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "CertificateSigningRequest",
+    "FlowSchema", "PriorityLevelConfiguration",
+})
+
+_TOP_ORDER = ("apiVersion", "kind", "metadata")
+_META_ORDER = ("name", "generateName", "namespace", "labels", "annotations")
+_SORTED_MAPS = ("labels", "annotations")
+
+
+@dataclass(frozen=True, order=True)
+class ObjectId:
+    """What identifies an object in a cluster: group, kind, namespace ("" if cluster-scoped), name."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        kind = f"{self.kind}.{self.group}" if self.group else self.kind
+        return f"{kind} {self.namespace}/{self.name}" if self.namespace else f"{kind} {self.name}"
+
+
+def identity(obj: dict[str, Any]) -> ObjectId:
+    """The identity of an object (its apiVersion's version does not matter)."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    meta = obj["metadata"]
+    return ObjectId(group, obj["kind"], meta.get("namespace", "") or "", meta["name"])
+
+
+def is_namespaced(kind: str) -> bool:
+    """False for the built-in cluster-scoped kinds."""
+    return kind not in CLUSTER_SCOPED
+
+
+def relative_path(obj: dict[str, Any]) -> str:
+    """``manifests/<namespace or _cluster>/<kind>-<name>.yaml``, all lower-case kind."""
+    oid = identity(obj)
+    return f"manifests/{oid.namespace or '_cluster'}/{oid.kind.lower()}-{oid.name}.yaml"
+
+
+def canonical(obj: dict[str, Any]) -> dict[str, Any]:
+    """Kubernetes' conventional key order: apiVersion, kind, metadata (name, namespace, labels,
+    annotations, ...), then the rest as the template wrote it; labels and annotations sorted."""
+    meta = obj["metadata"]
+    ordered_meta = {k: meta[k] for k in _META_ORDER if k in meta}
+    ordered_meta.update((k, v) for k, v in meta.items() if k not in ordered_meta)
+    for key in _SORTED_MAPS:
+        if isinstance(ordered_meta.get(key), dict):
+            ordered_meta[key] = dict(sorted(ordered_meta[key].items()))
+    out: dict[str, Any] = {k: obj[k] for k in _TOP_ORDER if k in obj}
+    out["metadata"] = ordered_meta
+    out.update((k, v) for k, v in obj.items() if k not in out)
+    return out
+
+
+def images(obj: dict[str, Any]) -> list[str]:
+    """Container images an object's pods run (workloads, pod templates, CronJobs)."""
+    spec = obj.get("spec") or {}
+    pod_specs = []
+    if obj.get("kind") == "Pod":
+        pod_specs.append(spec)
+    template = spec.get("template") or {}
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod_specs.append(template["spec"])
+    job = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    if isinstance(job.get("spec"), dict):
+        pod_specs.append(job["spec"])
+    found = []
+    for pod in pod_specs:
+        for key in ("initContainers", "containers"):
+            for container in pod.get(key) or []:
+                if isinstance(container, dict) and isinstance(container.get("image"), str):
+                    found.append(container["image"])
+    return found

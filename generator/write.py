@@ -1,0 +1,209 @@
+"""Replace compiled/ with a new tree: unchanged files untouched, stale ones removed, each site atomically.
+
+Nothing is written before every site has compiled (the pipeline guarantees that). Then each site
+that changed is staged in ``compiled/.staging-<site>``: new files written, unchanged ones
+hard-linked (so their content and mtime stay as they were), and swapped with the old directory in
+one ``renameat2(RENAME_EXCHANGE)`` where the kernel has it (a rename pair otherwise). A crash leaves
+either the old or the new site, and a leftover staging directory that the next run removes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generator.core import errors
+
+STAGING_PREFIX = ".staging-"
+TRASH_PREFIX = ".trash-"
+
+
+@dataclass(frozen=True)
+class SiteChange:
+    """What changes in one site's directory."""
+
+    site: str
+    files: dict[str, bytes]
+    added: tuple[str, ...]
+    modified: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.modified or self.removed)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a write would do; ``paths()`` lists it for ``--check``."""
+
+    compiled: Path
+    changes: tuple[SiteChange, ...]
+    removed_sites: tuple[str, ...] = ()
+    removed_other: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not (self.removed_sites or self.removed_other or any(not c.empty for c in self.changes))
+
+    def paths(self) -> list[str]:
+        """Every path under compiled/ that would change, as ``+ path``, ``~ path``, ``- path``."""
+        out = []
+        for change in self.changes:
+            out += [f"+ {change.site}/{p}" for p in change.added]
+            out += [f"~ {change.site}/{p}" for p in change.modified]
+            out += [f"- {change.site}/{p}" for p in change.removed]
+        out += [f"- {site}/" for site in self.removed_sites]
+        out += [f"- {name}" for name in self.removed_other]
+        return sorted(out, key=lambda s: s[2:])
+
+
+def plan(compiled: Path, sites: dict[str, dict[str, bytes]], keep: Iterable[str] | None) -> Plan:
+    """Compare the new trees with compiled/ on disk.
+
+    ``keep`` is the set of site names that stay (all targets); entries of compiled/ outside it are
+    removed. ``None`` means a partial compile (``--target``): nothing else is removed.
+    """
+    changes = tuple(_site_change(compiled / site, site, files) for site, files in sorted(sites.items()))
+    removed_sites: list[str] = []
+    removed_other: list[str] = []
+    if keep is not None and compiled.is_dir():
+        wanted = set(keep)
+        for entry in sorted(compiled.iterdir()):
+            if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) or entry.name in wanted:
+                continue
+            (removed_sites if entry.is_dir() else removed_other).append(entry.name)
+    return Plan(compiled, changes, tuple(removed_sites), tuple(removed_other))
+
+
+def _site_change(directory: Path, site: str, files: dict[str, bytes]) -> SiteChange:
+    existing = _listing(directory)
+    added, modified = [], []
+    for rel, content in files.items():
+        if rel not in existing:
+            added.append(rel)
+        elif not _same(directory / rel, content):
+            modified.append(rel)
+    removed = sorted(set(existing) - set(files))
+    return SiteChange(site, files, tuple(sorted(added)), tuple(sorted(modified)), tuple(removed))
+
+
+def _listing(directory: Path) -> set[str]:
+    if not directory.is_dir():
+        return set()
+    out = set()
+    for base, _, names in os.walk(directory):
+        for name in names:
+            out.add(os.path.relpath(os.path.join(base, name), directory).replace(os.sep, "/"))
+    return out
+
+
+def _same(path: Path, content: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(content):
+            return False
+        return path.read_bytes() == content
+    except OSError:
+        return False
+
+
+def apply(p: Plan) -> None:
+    """Carry out a plan. Raises a GenError (with the path) if the disk refuses."""
+    try:
+        p.compiled.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(p.compiled)
+        for change in p.changes:
+            if not change.empty:
+                _replace_site(p.compiled, change)
+        for site in p.removed_sites:
+            _remove_dir(p.compiled, p.compiled / site)
+        for name in p.removed_other:
+            (p.compiled / name).unlink(missing_ok=True)
+    except OSError as e:
+        raise errors.GenError(f"cannot write {e.filename or p.compiled}: {e.strerror}; "
+                              "compiled/ keeps each site either whole-old or whole-new") from e
+
+
+def clean_leftovers(compiled: Path) -> None:
+    """Remove staging and trash directories an interrupted run left behind."""
+    for entry in compiled.iterdir():
+        if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _replace_site(compiled: Path, change: SiteChange) -> None:
+    target = compiled / change.site
+    staging = compiled / f"{STAGING_PREFIX}{change.site}"
+    shutil.rmtree(staging, ignore_errors=True)
+    unchanged = set(change.files) - set(change.added) - set(change.modified)
+    for rel, content in change.files.items():
+        dest = staging / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if rel in unchanged:
+            _link_or_copy(target / rel, dest)
+        else:
+            _write(dest, content)
+    _fsync_dir(staging)
+    if target.exists():
+        if not _exchange(staging, target):
+            trash = compiled / f"{TRASH_PREFIX}{change.site}"
+            os.rename(target, trash)
+            os.rename(staging, target)
+            staging = trash
+        shutil.rmtree(staging)
+    else:
+        os.rename(staging, target)
+    _fsync_dir(compiled)
+
+
+def _remove_dir(compiled: Path, directory: Path) -> None:
+    trash = compiled / f"{TRASH_PREFIX}{directory.name}"
+    os.rename(directory, trash)
+    shutil.rmtree(trash)
+
+
+def _write(path: Path, content: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(content)
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2); False if the platform cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (38, 22, 95):  # ENOSYS, EINVAL (unsupported flag or fs), EOPNOTSUPP
+        return False
+    raise OSError(err, os.strerror(err), str(b))
