@@ -5,9 +5,11 @@
   relative to the class's directory (each further dot goes one level up).
 - Classes apply in order, depth first, each at most once, the target last.
 - Dicts merge, lists extend, scalars replace; ``~key`` replaces instead of merging; ``=key`` is a
-  constant that later classes cannot change; null replaces and is replaced by anything.
+  constant that later classes cannot change (nor replace a mapping holding it): an error, as with
+  reclass's default ``strict_constant_parameters``; null replaces and is replaced by anything.
 - ``${a:b:c}`` references resolve after all merging: a whole value of any type, or text inside a
-  string; references may nest (``${a:${b}}``); ``\\${`` is a literal ``${``.
+  string; references may nest (``${a:${b}}``); ``\\${`` is a literal ``${`` and ``\\\\${`` a
+  backslash before a reference.
 - ``inventory/reclass-config.yml`` may set ``ignore_class_notfound`` (and
   ``ignore_class_notfound_regexp``), as in reclass.
 
@@ -115,15 +117,15 @@ class Inventory:
             self._docs[rel] = doc
         return doc
 
-    def find_class(self, name: str) -> tuple[Path | None, list[str]]:
-        """The file of class ``name`` and the candidate paths that were probed."""
+    def find_class(self, name: str, where: Location | None = None) -> tuple[Path | None, list[str]]:
+        """The file of class ``name`` and the candidate paths that were probed; ``where`` includes it."""
         base = self.classes_dir.joinpath(*name.split("."))
         candidates = [base.with_name(base.name + s) for s in _TARGET_SUFFIXES]
         candidates += [base / ("init" + s) for s in _TARGET_SUFFIXES]
         existing = [c for c in candidates if c.is_file()]
         if len(existing) > 1:
             shown = " and ".join(self._rel(c) for c in existing)
-            raise errors.GenError(f"class {name!r} is ambiguous: both {shown} exist; keep one")
+            raise errors.located(where, f"class {name!r} is ambiguous: both {shown} exist; keep one")
         return (existing[0] if existing else None), [self._rel(c) for c in candidates if not c.is_file()]
 
     def _rel(self, path: Path) -> str:
@@ -218,7 +220,8 @@ def _kind(value: Any) -> str:
         return "a list"
     if value is None:
         return "null"
-    return f"a {type(value).__name__} ({value!r})"
+    kind = "str" if isinstance(value, str) else type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({value!r})"
 
 
 class _Merger:
@@ -244,7 +247,7 @@ class _Merger:
         self._reclass_meta(doc)
         self._apply_classes(doc, context="")
         self._apply(doc)
-        params = _Resolver(self.params, self.locs).run()
+        params = _Resolver(self.params, self.locs, self.constants).run()
         config = self.inv.root / "inventory" / "reclass-config.yml"
         if config.is_file():
             self.inputs.append("inventory/reclass-config.yml")
@@ -272,7 +275,7 @@ class _Merger:
             if name in self.seen:
                 continue
             self.seen.add(name)
-            path, probed = self.inv.find_class(name)
+            path, probed = self.inv.find_class(name, where)
             self.probes.extend(probed)
             if path is None:
                 if self._may_ignore(name):
@@ -305,9 +308,7 @@ class _Merger:
             sub_locs = layer_locs.child(raw_key) if layer_locs else None
             here = sub_locs.here if sub_locs else None
             kpath = (*path, key)
-            if kpath in self.constants:
-                raise errors.located(here, f"cannot change a constant set at {self.constants[kpath]}; "
-                                     "remove this value or the = marker there", format_path(kpath))
+            _check_constants(self.constants, kpath, here, replacing=key in acc and (override or value is None))
             if constant:
                 self.constants[kpath] = here
             if key not in acc or override or acc[key] is None or value is None:
@@ -329,9 +330,9 @@ class _Merger:
                 new_value, new_locs = self._adopt(item, item_locs, here, (*kpath, len(old)))
                 old_locs.children[len(old)] = new_locs
                 old.append(new_value)
-        elif _needs_deferral(old) or _needs_deferral(value):
+        elif _needs_deferral(old) or _needs_deferral(_template(value)):
             layers = old.layers if isinstance(old, _Deferred) else [(old, old_locs.freeze())]
-            new_value, new_locs = self._adopt(value, sub_locs, here, kpath)
+            new_value, new_locs = self._adopt(value, sub_locs, here, kpath, keep_markers=True)
             layers.append((new_value, new_locs.freeze()))
             acc[key] = _Deferred(layers)
             acc_locs.children[key] = new_locs
@@ -341,8 +342,10 @@ class _Merger:
         else:
             acc[key], acc_locs.children[key] = self._adopt(value, sub_locs, here, kpath)
 
-    def _adopt(self, value: Any, locs: LocTree | None, here: Location | None, path: Path_) -> tuple[Any, _MLoc]:
-        """A private copy of a layer's value, with ``~``/``=`` markers taken off nested keys."""
+    def _adopt(self, value: Any, locs: LocTree | None, here: Location | None, path: Path_,
+               keep_markers: bool = False) -> tuple[Any, _MLoc]:
+        """A private copy of a layer's value, registering its constants; ``~``/``=`` markers are
+        taken off nested keys unless ``keep_markers`` (a layer merged only once references resolve)."""
         node = _MLoc(locs.here if locs and locs.here else here)
         if isinstance(value, dict):
             out: dict[str, Any] = {}
@@ -351,20 +354,35 @@ class _Merger:
                 sub = locs.child(raw_key) if locs else None
                 if constant:
                     self.constants[(*path, key)] = sub.here if sub else here
-                out[key], node.children[key] = self._adopt(item, sub, node.here, (*path, key))
+                name = raw_key if keep_markers else key
+                out[name], node.children[name] = self._adopt(item, sub, node.here, (*path, key), keep_markers)
             return out, node
         if isinstance(value, list):
             items = []
             for i, item in enumerate(value):
                 sub = locs.child(i) if locs else None
-                adopted, node.children[i] = self._adopt(item, sub, node.here, (*path, i))
+                adopted, node.children[i] = self._adopt(item, sub, node.here, (*path, i), keep_markers)
                 items.append(adopted)
             return items, node
-        return value, node
+        return _template(value), node
+
+
+def _check_constants(constants: dict[Path_, Location | None], kpath: Path_, here: Location | None,
+                     replacing: bool) -> None:
+    """A value at ``kpath`` may not change a constant there, nor (``replacing``) one below it."""
+    if kpath in constants:
+        raise errors.located(here, f"cannot change a constant set at {constants[kpath]}; "
+                             "remove this value or the = marker there", format_path(kpath))
+    if replacing:
+        for cpath, where in constants.items():
+            if len(cpath) > len(kpath) and cpath[:len(kpath)] == kpath:
+                raise errors.located(here, f"cannot replace this value: it holds the constant {format_path(cpath)} "
+                                     f"set at {where}; merge into it instead, or remove the = marker there",
+                                     format_path(kpath))
 
 
 def _needs_deferral(value: Any) -> bool:
-    return isinstance(value, _Deferred) or (isinstance(value, str) and _is_whole_reference(value))
+    return isinstance(value, _Deferred) or (isinstance(value, _Template) and _is_whole_reference(value))
 
 
 def _absolute_class(raw: str, context: str, where: Location | None) -> str:
@@ -374,6 +392,8 @@ def _absolute_class(raw: str, context: str, where: Location | None) -> str:
     if not raw.startswith("."):
         return raw
     dots = len(raw) - len(raw.lstrip("."))
+    if dots == len(raw):
+        raise errors.located(where, f"invalid class name {raw!r}: a relative name needs a class after the dots")
     parts = context.split(".") if context else []
     up = dots - 1
     if up > len(parts):
@@ -413,7 +433,8 @@ class _Ref:
 
 
 def _tokenize(text: str, where: Location | None, path: Path_) -> list[str | _Ref]:
-    """Split a string into literal text and references; ``\\${`` is a literal ``${``."""
+    """Split a string into literal text and references; ``\\${`` is a literal ``${``, ``\\\\${`` is a
+    backslash followed by a reference (as in reclass)."""
     tokens, pos = _parse(text, 0, where, path, nested=False)
     if pos != len(text):
         raise errors.located(where, f"unbalanced '}}' in {text!r}", format_path(path))
@@ -424,7 +445,10 @@ def _parse(text: str, pos: int, where: Location | None, path: Path_, nested: boo
     tokens: list[str | _Ref] = []
     buf: list[str] = []
     while pos < len(text):
-        if text.startswith("\\${", pos):
+        if text.startswith("\\\\${", pos):
+            buf.append("\\")
+            pos += 2
+        elif text.startswith("\\${", pos):
             buf.append("${")
             pos += 3
         elif text.startswith(_REF_OPEN, pos):
@@ -447,16 +471,27 @@ def _parse(text: str, pos: int, where: Location | None, path: Path_, nested: boo
     return tokens, pos
 
 
-def _has_markup(value: str) -> bool:
-    return "${" in value
+class _Template(str):
+    """A string written in an inventory file that holds ``${``: references still to resolve. Values
+    that are already resolved (and copies of them) are plain ``str``, so they are never read twice:
+    a ``\\${x}`` that became the literal ``${x}`` stays literal wherever it is referenced."""
+
+
+def _template(value: Any) -> Any:
+    return _Template(value) if isinstance(value, str) and "${" in value else value
+
+
+def _has_markup(value: Any) -> bool:
+    return isinstance(value, _Template)
 
 
 class _Resolver:
     """Resolves every reference in a merged tree in place, detecting cycles."""
 
-    def __init__(self, params: dict[str, Any], locs: _MLoc) -> None:
+    def __init__(self, params: dict[str, Any], locs: _MLoc, constants: dict[Path_, Location | None]) -> None:
         self.root = params
         self.locs = locs
+        self.constants = constants
         self.active: list[Path_] = []
         self.done: set[Path_] = set()
 
@@ -492,8 +527,9 @@ class _Resolver:
             node = node.children.get(part)
         return node
 
-    def _lookup(self, path: Path_, ref_text: str, at: Path_) -> Any:
-        """The fully resolved value at ``path``; pending nodes on the way are resolved first."""
+    def _lookup(self, path: Path_, ref_text: str, where: Location | None, at: Path_) -> tuple[Any, Path_]:
+        """The fully resolved value at ``path`` and its path with list indices as ints; pending nodes
+        on the way are resolved first. ``where``/``at``: the reference, for errors."""
         node: Any = self.root
         for depth, part in enumerate(path):
             here = path[:depth]
@@ -506,10 +542,10 @@ class _Resolver:
             else:
                 missing = f"key {part!r} not found in {format_path(here)}" if isinstance(node, (dict, list)) else \
                     f"{format_path(here)} is {_kind(node)}, not a mapping"
-                raise errors.located(self._location(at), f"cannot resolve reference {ref_text}: {missing} "
+                raise errors.located(where, f"cannot resolve reference {ref_text}: {missing} "
                                      "(write \\${ for a literal ${)", format_path(at))
         self._resolve_path(path)
-        return self._get(path)
+        return self._get(path), path
 
     def _settle(self, node: Any, path: Path_) -> Any:
         if self._pending(node, path):
@@ -530,7 +566,7 @@ class _Resolver:
     def _pending(self, node: Any, path: Path_) -> bool:
         if path in self.done:
             return False
-        return isinstance(node, _Deferred) or (isinstance(node, str) and _has_markup(node))
+        return isinstance(node, _Deferred) or _has_markup(node)
 
     def _resolve_path(self, path: Path_) -> None:
         """Resolve the node at ``path`` and everything under it."""
@@ -541,10 +577,12 @@ class _Resolver:
             raise errors.located(self._location(path), f"reference cycle: {chain}", format_path(path))
         self.active.append(path)
         node = self._get(path)
-        if isinstance(node, _Deferred):
-            self._set(path, self._resolve_deferred(node, path))
-        elif isinstance(node, str) and _has_markup(node):
-            self._set(path, self._interpolate(node, path))
+        if isinstance(node, _Deferred) or _has_markup(node):
+            target = self._loc_node(path)
+            locs = _MLoc(target.here if target else self._location(path), target.children if target else {})
+            self._set(path, self._settle_layer(node, locs, path))
+            if target is not None:
+                target.here, target.children = locs.here, locs.children
         node = self._get(path)
         if isinstance(node, dict):
             for key in list(node):
@@ -555,82 +593,111 @@ class _Resolver:
         self.active.pop()
         self.done.add(path)
 
-    def _interpolate(self, text: str, path: Path_) -> Any:
-        where = self._location(path)
-        tokens = _tokenize(text, where, path)
+    def _settle_layer(self, value: Any, locs: _MLoc, path: Path_) -> Any:
+        """``value`` (at ``path``, written at ``locs``) with its references resolved and its merges
+        applied; ``locs`` is updated in place to where the parts of the result came from."""
+        if isinstance(value, _Deferred):
+            return self._resolve_deferred(value, locs, path)
+        if not _has_markup(value):
+            return value
+        tokens = _tokenize(value, locs.here, path)
         if len(tokens) == 1 and isinstance(tokens[0], _Ref):
-            key_path, shown = self._ref_path(tokens[0], path)
-            value = self._lookup(key_path, shown, path)
+            key_path, shown = self._ref_path(tokens[0], locs.here, path)
+            found, key_path = self._lookup(key_path, shown, locs.here, path)
             source = self._loc_node(key_path)
-            if source is not None and isinstance(value, (dict, list)):
-                target = self._loc_node(path)
-                if target is not None:
-                    target.children = copy.deepcopy(source.children)
-            return copy.deepcopy(value)
+            locs.children = copy.deepcopy(source.children) if source and isinstance(found, (dict, list)) else {}
+            return copy.deepcopy(found)
         out: list[str] = []
         for token in tokens:
             if isinstance(token, str):
                 out.append(token)
                 continue
-            key_path, shown = self._ref_path(token, path)
-            out.append(_stringify(self._lookup(key_path, shown, path), shown, where, path))
+            key_path, shown = self._ref_path(token, locs.here, path)
+            out.append(_stringify(self._lookup(key_path, shown, locs.here, path)[0], shown, locs.here, path))
         return "".join(out)
 
-    def _ref_path(self, ref: _Ref, at: Path_) -> tuple[Path_, str]:
-        text = "".join(p if isinstance(p, str) else self._ref_text(p, at) for p in ref.parts)
+    def _ref_path(self, ref: _Ref, where: Location | None, at: Path_) -> tuple[Path_, str]:
+        text = "".join(p if isinstance(p, str) else self._ref_text(p, where, at) for p in ref.parts)
         if not text or any(not part for part in text.split(":")):
-            raise errors.located(self._location(at), f"empty key in reference ${{{text}}}", format_path(at))
+            raise errors.located(where, f"empty key in reference ${{{text}}}", format_path(at))
         return tuple(text.split(":")), "${" + text + "}"
 
-    def _ref_text(self, ref: _Ref, at: Path_) -> str:
-        key_path, shown = self._ref_path(ref, at)
-        return _stringify(self._lookup(key_path, shown, at), shown, self._location(at), at)
+    def _ref_text(self, ref: _Ref, where: Location | None, at: Path_) -> str:
+        key_path, shown = self._ref_path(ref, where, at)
+        return _stringify(self._lookup(key_path, shown, where, at)[0], shown, where, at)
 
-    def _resolve_deferred(self, node: _Deferred, path: Path_) -> Any:
-        """Apply the layers of a merge that involved references, now that they can be resolved."""
+    def _resolve_deferred(self, node: _Deferred, locs: _MLoc, path: Path_) -> Any:
+        """Apply the layers of a merge that involved references, now that they can be resolved;
+        ``locs`` becomes the location tree of the result."""
         result: Any = None
         result_locs = _MLoc(None)
+        sealed: dict[Path_, Location | None] = {}
         for value, layer_locs in node.layers:
-            locs = _thaw(layer_locs, layer_locs.here)
-            if isinstance(value, str) and _has_markup(value):
-                tokens = _tokenize(value, layer_locs.here, path)
-                if len(tokens) == 1 and isinstance(tokens[0], _Ref):
-                    key_path, _ = self._ref_path(tokens[0], path)
-                    source = self._loc_node(key_path)
-                    if source is not None:
-                        locs = _MLoc(layer_locs.here, copy.deepcopy(source.children))
-                value = self._interpolate(value, path)
-            if isinstance(value, _Deferred):
-                value = self._resolve_deferred(value, path)
-            result = _merge_resolved(result, result_locs, copy.deepcopy(value), locs, path)
-        target = self._loc_node(path)
-        if target is not None:
-            target.children = result_locs.children
+            result = self._merge(result, result_locs, copy.deepcopy(value), _thaw(layer_locs, layer_locs.here),
+                                 path, sealed)
+            self._seal(path, result_locs, sealed)
+        locs.here, locs.children = result_locs.here or locs.here, result_locs.children
         return result
 
+    def _seal(self, path: Path_, locs: _MLoc, sealed: dict[Path_, Location | None]) -> None:
+        """Constants below ``path`` whose layer is now merged (its location is in ``locs``) are fixed."""
+        for cpath, where in self.constants.items():
+            if where is None or len(cpath) <= len(path) or cpath[:len(path)] != path:
+                continue
+            node: _MLoc | None = locs
+            for part in cpath[len(path):]:
+                node = node.children.get(part) if node else None
+            if node is not None and node.here == where:
+                sealed[cpath] = where
 
-def _merge_resolved(old: Any, old_locs: _MLoc, new: Any, new_locs: _MLoc, path: Path_) -> Any:
-    """Merge two resolved values (and their location trees, in place) with the usual rules."""
-    if old is None or new is None or (not isinstance(old, (dict, list)) and not isinstance(new, (dict, list))):
-        old_locs.here, old_locs.children = new_locs.here, new_locs.children
-        return new
-    if isinstance(old, dict) and isinstance(new, dict):
-        for raw_key, value in new.items():
-            key, override, _ = _split_key(raw_key)
-            sub = new_locs.children.get(raw_key, _MLoc(new_locs.here))
-            if override or key not in old:
-                old[key] = value
-                old_locs.children[key] = sub
-            else:
-                mine = old_locs.children.setdefault(key, _MLoc(old_locs.here))
-                old[key] = _merge_resolved(old[key], mine, value, sub, (*path, key))
-        return old
-    if isinstance(old, list) and isinstance(new, list):
-        for i in range(len(new)):
-            old_locs.children[len(old) + i] = new_locs.children.get(i, _MLoc(new_locs.here))
-        return old + new
-    raise errors.located(new_locs.here, f"cannot merge {_kind(new)} over {_kind(old)} set at {old_locs.here} "
-                         "(after resolving references)", format_path(path))
+    def _merge(self, old: Any, old_locs: _MLoc, new: Any, new_locs: _MLoc, path: Path_,
+               sealed: dict[Path_, Location | None]) -> Any:
+        """Merge a layer into the result (and its locations, in place) with the usual rules; the
+        layer's keys may still carry ``~``/``=`` markers, references on either side are resolved."""
+        if old is not None and new is not None and (_needs_deferral(old) or _needs_deferral(new)):
+            old = self._settle_layer(old, old_locs, path)
+            new = self._settle_layer(new, new_locs, path)
+        if old is None or new is None or (not isinstance(old, (dict, list)) and not isinstance(new, (dict, list))):
+            old_locs.here, old_locs.children = new_locs.here, new_locs.children
+            return _strip_markers(new, old_locs)
+        if isinstance(old, dict) and isinstance(new, dict):
+            old_locs.here = new_locs.here or old_locs.here
+            for raw_key, value in new.items():
+                key, override, _ = _split_key(raw_key)
+                kpath = (*path, key)
+                sub = new_locs.children.get(raw_key) or _MLoc(new_locs.here)
+                _check_constants(sealed, kpath, sub.here, replacing=key in old and (override or value is None))
+                if override or key not in old:
+                    old[key], old_locs.children[key] = _strip_markers(value, sub), sub
+                else:
+                    mine = old_locs.children.setdefault(key, _MLoc(old_locs.here))
+                    old[key] = self._merge(old[key], mine, value, sub, kpath, sealed)
+            return old
+        if isinstance(old, list) and isinstance(new, list):
+            old_locs.here = new_locs.here or old_locs.here
+            for i, item in enumerate(new):
+                sub = new_locs.children.get(i) or _MLoc(new_locs.here)
+                old_locs.children[len(old)] = sub
+                old.append(_strip_markers(item, sub))
+            return old
+        raise errors.located(new_locs.here, f"cannot merge {_kind(new)} over {_kind(old)} set at {old_locs.here} "
+                             "(after resolving references)", format_path(path))
+
+
+def _strip_markers(value: Any, locs: _MLoc) -> Any:
+    """``value`` with ``~``/``=`` taken off its keys at every depth (``locs`` renamed to match)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        children: dict[str | int, _MLoc] = {}
+        for raw_key, item in value.items():
+            key = _split_key(raw_key)[0]
+            sub = locs.children.get(raw_key) or _MLoc(locs.here)
+            out[key], children[key] = _strip_markers(item, sub), sub
+        locs.children = children
+        return out
+    if isinstance(value, list):
+        return [_strip_markers(item, locs.children.setdefault(i, _MLoc(locs.here))) for i, item in enumerate(value)]
+    return value
 
 
 def _stringify(value: Any, shown: str, where: Location | None, path: Path_) -> str:

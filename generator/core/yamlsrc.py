@@ -18,6 +18,7 @@ from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from generator.core import errors
+from generator.core.jsonpath import format_path
 from generator.core.location import Location
 from generator.core.sourcemap import LocTree
 
@@ -64,7 +65,7 @@ def load_text(text: str, display: str) -> Document:
         mark = e.problem_mark
         key = (e.problem or "").split('"')[1] if '"' in (e.problem or "") else ""
         msg = f"duplicate key {key!r}: each key may appear once per mapping; merge the two entries"
-        raise errors.located(_mark_location(display, mark), msg) from e
+        raise errors.located(_mark_location(display, mark), msg, _duplicate_path(text, e.context_mark, key)) from e
     except MarkedYAMLError as e:
         where = _mark_location(display, e.problem_mark or e.context_mark)
         what = " ".join(s for s in (e.context, e.problem) if s)
@@ -73,6 +74,36 @@ def load_text(text: str, display: str) -> Document:
         raise errors.located(Location(display), f"invalid YAML: {e}") from e
     data, locs = _plain(raw, Location(display, 1, 1), display)
     return Document(data, locs, display)
+
+
+def _duplicate_path(text: str, mapping_mark: Any, key: str) -> str:
+    """The key path of a duplicate key: re-read with duplicates allowed, find the mapping that starts
+    at ``mapping_mark``; "" if that fails."""
+    y = _yaml()
+    y.allow_duplicate_keys = True
+    try:
+        raw = y.load(text)
+    except YAMLError:
+        return ""
+    found = _mapping_at(raw, (mapping_mark.line, mapping_mark.column), ()) if mapping_mark else None
+    return format_path((*found, key)) if found is not None else ""
+
+
+def _mapping_at(node: Any, mark: tuple[int, int], path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """The path of the mapping that starts at ``mark`` (0-based line, column), or None."""
+    if isinstance(node, CommentedMap):
+        if (node.lc.line, node.lc.col) == mark:
+            return path
+        children: list[tuple[str | int, Any]] = [(k, v) for k, v in node.items() if isinstance(k, str)]
+    elif isinstance(node, CommentedSeq):
+        children = list(enumerate(node))
+    else:
+        return None
+    for key, value in children:
+        found = _mapping_at(value, mark, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _mark_location(display: str, mark: Any) -> Location:
