@@ -1,55 +1,26 @@
-"""The ``gen`` command line: one short function per command; the only module that imports typer.
-
-Exit status: 0 success; 1 a user error, a validation problem or (with --check) differences;
-2 wrong usage; 70 a bug in gen (with a hint to report it).
-"""
+"""Commands of the compile core: compile, validate, inventory, targets."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from generator import __version__
+from generator.cli import (ColorOption, FormatOption, Output, QuietOption, RootOption, TargetOption, TextOrJson, VerboseOption,
+                           app, complete_targets, output, print_json, progress, run, run_json)
 
-app = typer.Typer(
-    name="gen",
-    help="Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-EXIT_BUG = 70
-
-RootOption = Annotated[
-    Path, typer.Option("--root", "-C", help="Project root (holding inventory/, components/, schemas/, compiled/).",
-                       file_okay=False, resolve_path=True)]
-TargetOption = Annotated[list[str] | None, typer.Option("--target", "-t", help="Only this target (repeatable).")]
+if TYPE_CHECKING:
+    from generator import compile as pipeline
+    from generator.core.errors import Problem
 
 
 class Format(str, Enum):
     yaml = "yaml"
     json = "json"
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"gen {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
-    """Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style."""
 
 
 @app.command("compile")
@@ -59,80 +30,150 @@ def compile_(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 listing the files that differ.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")] = 0,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompile every site even if unchanged.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+    fmt: FormatOption = TextOrJson.text,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = 0,
+    color: ColorOption = None,
 ) -> None:
     """Validate the inventory and write compiled/<site>/ for every target (or the named ones).
 
-    Nothing is written when any site has a problem. Examples:
+    Nothing is written when any site has a problem; unchanged sites are
+    skipped. A progress bar shows on a terminal. Examples:
 
-      gen compile                 # all targets
-      gen compile -t cn-east-1    # one site
-      gen compile --check         # CI: is compiled/ up to date?
+      gen compile                      # all targets
+      gen compile -t cn-east-1 -v      # one site, listing the files written
+      gen compile --check              # CI: is compiled/ up to date? (exit 1 if not)
+      gen compile --check -f json      # the same for scripts
     """
     from generator import compile as pipeline
 
+    out = output(quiet, verbose, color)
     started = time.perf_counter()
-    options = pipeline.Options(root, tuple(target or ()), check, jobs, not no_cache)
-    result = _run(lambda: pipeline.run(options))
+    with progress("compiling", out) as tick:
+        options = pipeline.Options(root, tuple(target or ()), check, jobs, not no_cache, tick)
+        result = run_json(lambda: pipeline.run(options), fmt is TextOrJson.json)
+    seconds = time.perf_counter() - started
     for warning in result.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    if check:
-        if result.up_to_date:
-            if not quiet:
-                typer.echo("compiled/ is up to date")
-            return
-        typer.echo("compiled/ is not what `gen compile` produces:", err=True)
-        for line in result.plan.paths():
-            typer.echo(f"  {line}", err=True)
-        typer.echo("run `gen compile` and commit compiled/", err=True)
+        out.echo(f"warning: {warning}", err=True, role="warning")
+    if fmt is TextOrJson.json:
+        print_json(_compile_json(result, check, seconds))
+    elif check:
+        _report_check(result, out)
+    else:
+        _report_compile(result, out, seconds)
+    if check and not result.up_to_date:
         raise typer.Exit(1)
-    if not quiet:
-        changed = len(result.plan.paths())
-        typer.echo(f"compiled {len(result.compiled)} site(s), {len(result.skipped)} unchanged, "
-                   f"{changed} file(s) changed in {time.perf_counter() - started:.2f}s")
+
+
+def _report_check(result: pipeline.Result, out: Output) -> None:
+    if result.up_to_date:
+        if not out.quiet:
+            out.echo("compiled/ is up to date", role="ok")
+        return
+    out.echo("compiled/ is not what `gen compile` produces:", err=True, role="error")
+    for line in result.plan.paths():
+        out.echo(f"  {line}", err=True, role=_ROLES[line[0]])
+    out.echo("run `gen compile` and commit compiled/ (`gen diff` shows what changes)", err=True)
+
+
+_ROLES = {"+": "added", "-": "removed", "~": "changed"}
+
+
+def _report_compile(result: pipeline.Result, out: Output, seconds: float) -> None:
+    if out.verbose:
+        for line in result.plan.paths():
+            out.echo(f"  {line}", role=_ROLES[line[0]])
+    if not out.quiet:
+        out.echo(f"compiled {len(result.compiled)} site(s), {len(result.skipped)} unchanged, "
+                 f"{len(result.plan.paths())} file(s) changed in {seconds:.2f}s")
+
+
+def _compile_json(result: pipeline.Result, check: bool, seconds: float) -> dict[str, Any]:
+    changes = [{"op": {"+": "added", "-": "removed", "~": "changed"}[line[0]], "path": line[2:]}
+               for line in result.plan.paths()]
+    return {"ok": not check or result.up_to_date, "check": check, "up_to_date": result.up_to_date,
+            "compiled": list(result.compiled), "unchanged": list(result.skipped), "changes": changes,
+            "warnings": list(result.warnings), "seconds": round(seconds, 3)}
 
 
 @app.command()
-def validate(root: RootOption = Path("."), target: TargetOption = None) -> None:
+def validate(
+    root: RootOption = Path("."),
+    target: TargetOption = None,
+    fmt: FormatOption = TextOrJson.text,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = 0,
+    color: ColorOption = None,
+) -> None:
     """Check every target's merged parameters against schemas/ and print every problem at once.
 
-    Each problem is printed as `file:line:col  $.json.path  message`, pointing at the class or target
-    that set the value. Exit status 1 if there is any.
+    Each problem is printed as `file:line:col  $.json.path  message`, pointing
+    at the class or target that set the value; exit status 1 if there is any.
+    Examples:
+
+      gen validate
+      gen validate -t cn-east-1
+      gen validate -f json | jq '.problems[] | .file'
     """
+    from generator import validate as validation
+    from generator.core import errors
+
+    out = output(quiet, verbose, color)
+
+    def check() -> list[str]:
+        names, problems = _problems_per_target(root, tuple(target or ()))
+        if problems:
+            raise errors.ProblemReport(validation.dedupe(problems), f"{len(problems)} of {len(names)} target(s) invalid")
+        return names
+
+    names = run_json(check, fmt is TextOrJson.json)
+    if fmt is TextOrJson.json:
+        print_json({"ok": True, "summary": f"{len(names)} target(s) valid", "problems": [], "targets": names})
+        return
+    if out.verbose:
+        for name in names:
+            out.echo(f"  {name}: valid", role="ok")
+    if not out.quiet:
+        out.echo(f"{len(names)} target(s) valid", role="ok")
+
+
+def _problems_per_target(root: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, list[Problem]]]:
+    """Every target's name, and the problems of each invalid one."""
     from generator import compile as pipeline
     from generator import validate as validation
     from generator.core import errors
 
-    def check() -> int:
-        ctx = pipeline.Context.create(root)
-        names = pipeline.select(ctx.inv, target or ())
-        problems = {}
-        for name in names:
-            try:
-                found = validation.check(ctx.schemas, ctx.inv.target(name), ctx.components)
-            except errors.ProblemReport as e:
-                found = e.problems
-            if found:
-                problems[name] = found
-        if problems:
-            raise errors.ProblemReport(validation.dedupe(problems), f"{len(problems)} of {len(names)} target(s) invalid")
-        return len(names)
-
-    count = _run(check)
-    typer.echo(f"{count} target(s) valid")
+    ctx = pipeline.Context.create(root)
+    names = pipeline.select(ctx.inv, wanted)
+    problems = {}
+    for name in names:
+        try:
+            found = validation.check(ctx.schemas, ctx.inv.target(name), ctx.components)
+        except errors.ProblemReport as e:
+            found = e.problems
+        if found:
+            problems[name] = found
+    return names, problems
 
 
 @app.command()
 def inventory(
-    target: Annotated[str, typer.Option("--target", "-t", help="The target to print.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="The target to print.",
+                                        autocompletion=complete_targets)],
     root: RootOption = Path("."),
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.yaml,
 ) -> None:
-    """Print a target's merged parameters, references resolved (like `kapitan inventory -t X`)."""
+    """Print a target's merged parameters, references resolved (like `kapitan inventory -t X`).
+
+    Examples:
+
+      gen inventory -t cn-east-1
+      gen inventory -t cn-east-1 -f json | jq .parameters.services
+    """
     from generator import inventory as inv
     from generator.core import yamlio
 
-    params = _run(lambda: inv.Inventory(root, inv.settings_for(root)).target(target).parameters)
+    params = run(lambda: inv.Inventory(root, inv.settings_for(root)).target(target).parameters)
     if fmt is Format.json:
         typer.echo(json.dumps({"parameters": params}, indent=2, ensure_ascii=False))
     else:
@@ -140,31 +181,19 @@ def inventory(
 
 
 @app.command()
-def targets(root: RootOption = Path(".")) -> None:
-    """List the targets (sites) of the inventory."""
+def targets(root: RootOption = Path("."), fmt: FormatOption = TextOrJson.text) -> None:
+    """List the targets (sites) of the inventory, one per line.
+
+    Examples:
+
+      gen targets
+      gen targets -f json      # [{"name": ..., "file": ...}, ...]
+    """
     from generator import inventory as inv
 
-    for name in _run(lambda: list(inv.Inventory(root).target_files())):
+    found = run(lambda: inv.Inventory(root).target_files())
+    if fmt is TextOrJson.json:
+        print_json([{"name": name, "file": path.relative_to(root).as_posix()} for name, path in found.items()])
+        return
+    for name in found:
         typer.echo(name)
-
-
-def _run(action):  # type: ignore[no-untyped-def]
-    """Run a library call; user errors exit 1 with their message, anything else is a bug (exit 70)."""
-    from generator.core import errors
-
-    try:
-        return action()
-    except errors.GenError as e:
-        typer.echo(f"{e}" if str(e) else type(e).__name__, err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except Exception:  # noqa: BLE001 - the one place bugs are turned into an exit status
-        traceback.print_exc(file=sys.stderr)
-        typer.echo(f"gen {__version__}: internal error (a bug). Please report it with the traceback above.", err=True)
-        raise typer.Exit(EXIT_BUG) from None
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()

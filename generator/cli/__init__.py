@@ -1,0 +1,272 @@
+"""The ``gen`` command line: one short function per command; the only package that imports typer.
+
+Commands live in one module per area (``_compile``: compile, validate, inventory, targets;
+an exit status. What every command shares lives here: ``run`` (errors to exit statuses), the
+``--root``/``--target`` options, ``-q``/``-v``, colour, the progress bar and JSON problem reports.
+
+Exit status: 0 success; 1 a user error, a validation problem or differences (``compile --check``,
+``diff``); 2 wrong usage; 70 a bug in gen (with a hint to report it); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from generator import __version__
+
+if TYPE_CHECKING:
+    from generator.core.errors import Problem
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+T = TypeVar("T")
+
+EPILOG = (
+    "Exit status: 0 success; 1 a user error, a validation problem, or differences (compile --check, diff); "
+    "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted.\n\n"
+    "Colour is off when the output is not a terminal, when NO_COLOR is set, or with --color never. "
+    "Shell completion: gen --install-completion. Every command takes -h.\n\n"
+    "The merge-request workflow (edit, compile, diff, CI gate, review): docs/review.md."
+)
+
+app = typer.Typer(
+    name="gen",
+    help="Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def complete_targets(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Target names under the --root given so far (shell completion; never raises)."""
+    targets = Path(ctx.params.get("root") or ".") / "inventory" / "targets"
+    try:
+        names = {p.stem for p in targets.rglob("*") if p.suffix in (".yml", ".yaml")}
+    except OSError:
+        return []
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+RootOption = Annotated[
+    Path, typer.Option("--root", "-C", help="Project root (holding inventory/, components/, schemas/, compiled/).",
+                       file_okay=False, resolve_path=True)]
+TargetOption = Annotated[list[str] | None, typer.Option(
+    "--target", "-t", help="Only this target (repeatable).", autocompletion=complete_targets)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems (and what was asked for).")]
+VerboseOption = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Say more; repeat for more.",
+                                             show_default=False)]
+
+
+class Color(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+ColorOption = Annotated[Color | None, typer.Option(
+    "--color", help="Colour: auto (a terminal without NO_COLOR), always or never.", show_default=False)]
+
+
+class TextOrJson(str, Enum):
+    text = "text"
+    json = "json"
+
+
+FormatOption = Annotated[TextOrJson, typer.Option("--format", "-f", help="text for people, json for scripts.")]
+
+_STYLES: dict[str, dict[str, Any]] = {
+    "added": {"fg": "green"}, "removed": {"fg": "red"}, "changed": {"fg": "yellow"},
+    "site": {"bold": True}, "file": {"fg": "cyan"}, "dim": {"dim": True},
+    "error": {"fg": "red", "bold": True}, "warning": {"fg": "yellow"}, "ok": {"fg": "green"},
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    """How much to print and whether in colour; set by the global options, refined per command."""
+
+    level: int = 0
+    """-1 quiet, 0 normal, 1 or more verbose."""
+    color: Color = Color.auto
+
+    @property
+    def quiet(self) -> bool:
+        return self.level < 0
+
+    @property
+    def verbose(self) -> bool:
+        return self.level > 0
+
+    def colored(self, err: bool = False) -> bool:
+        """Colour on stdout (or stderr): forced, refused, or only on a terminal without NO_COLOR."""
+        if self.color is not Color.auto:
+            return self.color is Color.always
+        stream = sys.stderr if err else sys.stdout
+        return (not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+                and bool(getattr(stream, "isatty", lambda: False)()))
+
+    def paint(self, err: bool = False) -> Callable[[str, str], str]:
+        """``paint(text, role)``: styled text if colour is on for that stream, else the text as is."""
+        if not self.colored(err):
+            return lambda text, role: text
+        return lambda text, role: typer.style(text, **_STYLES.get(role, {}))
+
+    def echo(self, text: str, err: bool = False, role: str = "", nl: bool = True) -> None:
+        """Print (to stderr with ``err``), in the role's colour when colour is on."""
+        colored = self.colored(err)
+        if role and colored:
+            text = typer.style(text, **_STYLES.get(role, {}))
+        typer.echo(text, err=err, nl=nl, color=colored)
+
+
+def output(quiet: bool = False, verbose: int = 0, color: Color | None = None) -> Output:
+    """The invocation's Output (global -q/-v/--color), with a command's own options applied on top."""
+    ctx = _current_context()
+    base = ctx.find_root().obj if ctx is not None else None
+    if not isinstance(base, Output):
+        base = Output()
+    level = -1 if quiet else base.level + verbose
+    return Output(level, color or base.color)
+
+
+def _current_context() -> Any:
+    """The running command's context, from the click that typer runs on (newer typer vendors its own)."""
+    for name in ("typer._click.globals", "click.globals"):
+        try:
+            ctx = importlib.import_module(name).get_current_context(silent=True)
+        except ImportError:
+            continue
+        if ctx is not None:
+            return ctx
+    return None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = 0,
+    color: ColorOption = None,
+) -> None:
+    """Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style.
+
+    The merge-request workflow: edit inventory/, run `gen compile`, review `gen diff`, commit both;
+    CI runs `gen validate`, `gen compile --check` and posts `gen diff --format markdown`.
+    """
+    ctx.obj = Output(-1 if quiet else verbose, color or Color.auto)
+
+
+def run(action: Callable[[], T]) -> T:
+    """Run a library call; user errors exit 1 with their message, anything else is a bug (exit 70).
+
+    With -v a user error also shows what caused it (the git or OS error underneath).
+    """
+    from generator.core import errors
+
+    try:
+        return action()
+    except errors.GenError as e:
+        out = output()
+        out.echo(f"{e}" if str(e) else type(e).__name__, err=True)
+        if out.verbose:
+            for cause in _causes(e):
+                out.echo(f"  caused by {type(cause).__name__}: {cause}", err=True, role="dim")
+        raise typer.Exit(EXIT_USER) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception:  # noqa: BLE001 - the one place bugs are turned into an exit status
+        traceback.print_exc(file=sys.stderr)
+        typer.echo(f"gen {__version__}: internal error (a bug). Please report it with the command you ran and "
+                   "the traceback above.", err=True)
+        raise typer.Exit(EXIT_BUG) from None
+
+
+def _causes(e: BaseException) -> Iterator[BaseException]:
+    cause = e.__cause__
+    while cause is not None:
+        yield cause
+        cause = cause.__cause__
+
+
+def run_json(action: Callable[[], T], as_json: bool) -> T:
+    """``run``; with ``as_json`` a ProblemReport is printed as JSON on stdout (then exit 1) for scripts."""
+    from generator.core import errors
+
+    if not as_json:
+        return run(action)
+
+    def attempt() -> T | errors.ProblemReport:
+        try:
+            return action()
+        except errors.ProblemReport as e:
+            return e
+
+    result = run(attempt)
+    if isinstance(result, errors.ProblemReport):
+        print_json({"ok": False, "summary": result.summary, "problems": problems_json(result.problems)})
+        raise typer.Exit(EXIT_USER)
+    return result
+
+
+def problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
+    """Problems as objects: file, line, column (0 when unknown), path, message; in file order."""
+    out = [{"file": p.location.file if p.location else None, "line": p.location.line if p.location else 0,
+            "column": p.location.column if p.location else 0, "path": p.path or None, "message": p.message}
+           for p in problems]
+    return sorted(out, key=lambda d: (d["file"] or "", d["line"], d["column"], d["path"] or "", d["message"]))
+
+
+def print_json(data: Any) -> None:
+    """Indented JSON on stdout, keys in the order given, non-ASCII kept."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def progress(label: str, out: Output) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr for a long compile, or None (quiet, or stderr is not a terminal)."""
+    if out.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, no_color=not out.colored(err=True))
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield tick
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+from generator.cli import _compile  # noqa: E402,F401  (registers the commands)
+from generator.cli import _ferry  # noqa: E402,F401
