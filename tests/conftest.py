@@ -1,0 +1,26 @@
+"""Shared fixtures: a copy of this repository's project (inventory, components, schemas, compiled)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A writable copy of the reference platform, compiled/ included."""
+    root = tmp_path / "project"
+    for name in ("inventory", "components", "schemas", "compiled"):
+        shutil.copytree(REPO / name, root / name)
+    return root
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """sha256 of every file under ``directory`` by relative path (to prove nothing changed)."""
+    return {p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
