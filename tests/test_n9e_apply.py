@@ -1,0 +1,346 @@
+"""``gen n9e apply``: reconcile a site's n9e with compiled/<site>/n9e/.
+
+The behaviour tests run twice: against a real Nightingale v9.1.1 (built once from the Go module
+proxy by tools/build-n9e.sh and started once per module on 127.0.0.1 with SQLite and miniredis),
+and against ``ApiDouble``, an in-memory stand-in of the same API used to check the reconciler's
+logic where no n9e binary can be built. Without a binary the real-server cases are skipped with the
+build's reason; ``GEN_REQUIRE_N9E=1`` turns that into a failure (CI machines that can build it).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.n9e import client, model, reconcile
+from tests.conftest import REPO
+
+ROOT_USER, ROOT_PASSWORD = "root", "root.2020"
+_names = itertools.count(1)
+
+
+# -- servers ------------------------------------------------------------------------------------------
+
+
+class ApiDouble:
+    """An in-memory n9e API: the routes, envelopes and checks reconcile relies on, nothing more."""
+
+    def __init__(self) -> None:
+        self.ids = itertools.count(1)
+        self.store: dict[str, list[dict[str, Any]]] = {
+            "/user-groups": [], "/busi-groups": [], "/notify-channel-configs": [], "/message-templates": [],
+            "/notify-rules": []}
+        self.rules: dict[int, list[dict[str, Any]]] = {}
+        self.writes = 0
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Any:
+        if path.startswith("/busi-group/"):
+            return copy.deepcopy(self.rules.get(int(path.split("/")[2]), []))
+        return copy.deepcopy(self.store[path])
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        answer = self.call_raw(method, path, body)
+        if answer["err"]:
+            raise client.ApiError(f"{method} {path}: {answer['err']}")
+        return answer["dat"]
+
+    def call_raw(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        self.writes += 1
+        if path.startswith("/busi-group/"):
+            return self._rules(method, path, body)
+        collection, _, item = path.rpartition("/") if path.count("/") > 1 else (path, "", "")
+        if method == "POST":
+            new = [self._stored(obj) for obj in (body if isinstance(body, list) else [body])]
+            self.store[path] += new
+            return {"dat": new[0]["id"] if isinstance(body, dict) else [n["id"] for n in new], "err": ""}
+        if method == "DELETE":
+            self.store[path] = [o for o in self.store[path] if o["id"] not in body["ids"]]
+            return {"dat": None, "err": ""}
+        items = self.store[collection + "s"]  # PUT /notify-rule/7 updates an item of /notify-rules
+        (target,) = [o for o in items if o["id"] == int(item)]
+        target.update({**body, "id": int(item), "update_at": 2})
+        return {"dat": None, "err": ""}
+
+    def _stored(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return {**copy.deepcopy(obj), "id": next(self.ids), "create_at": 1, "update_at": 1, "create_by": "root"}
+
+    def _rules(self, method: str, path: str, body: Any) -> dict[str, Any]:
+        parts = path.split("/")
+        group = self.rules.setdefault(int(parts[2]), [])
+        if method == "POST":
+            errors = {rule["name"]: self._refuse(rule, group) for rule in body}
+            group += [{**self._stored(r), "uuid": 0, "severities": [1]} for r in body if not errors[r["name"]]]
+            return {"dat": errors, "err": ""}
+        if method == "DELETE":
+            group[:] = [r for r in group if r["id"] not in body["ids"]]
+            return {"dat": None, "err": ""}
+        (target,) = [r for r in group if r["id"] == int(parts[-1])]
+        reason = self._refuse(body, [r for r in group if r is not target])
+        if not reason:
+            target.update({**body, "uuid": 0})
+        return {"dat": None, "err": reason}
+
+    @staticmethod
+    def _refuse(rule: dict[str, Any], group: list[dict[str, Any]]) -> str:
+        if any(c in rule["name"] for c in "<>&'\""):
+            return "Name has invalid characters"
+        if any(r["name"] == rule["name"] for r in group):
+            return "AlertRule already exists"
+        return ""
+
+
+@pytest.fixture(scope="module")
+def real_n9e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real n9e v9.1.1 for this module, or a skip saying why there is none."""
+    from tests.servers import ServerStartError
+    from tests.servers.n9e import ensure_n9e, start_n9e
+
+    try:
+        ensure_n9e()
+    except ServerStartError as e:
+        if os.environ.get("GEN_REQUIRE_N9E"):
+            pytest.fail(f"n9e v9.1.1 could not be built: {e}")
+        pytest.skip("no n9e v9.1.1 binary: tools/build-n9e.sh failed (its stderr says why, e.g. the Go module "
+                    "proxy refusing github.com/ccfos/nightingale/v6); GEN_REQUIRE_N9E=1 makes this a failure")
+    with start_n9e(tmp_path_factory.mktemp("n9e")) as server:
+        yield server
+
+
+@pytest.fixture(params=["double", "real"])
+def api(request: pytest.FixtureRequest) -> reconcile.Api:
+    if request.param == "double":
+        return ApiDouble()
+    server = request.getfixturevalue("real_n9e")
+    real = client.Client(client.Settings(server.url), client.Credentials(ROOT_USER, ROOT_PASSWORD))
+    real.login()
+    return real
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def intent_as(tmp_path: Path, source: str = "cn-east-1") -> reconcile.Intent:
+    """The compiled intent of ``source`` renamed to a fresh site (one real server serves every test)."""
+    site = f"t{next(_names)}-{os.getpid() % 1000}"
+    directory = tmp_path / site / "n9e"
+    directory.mkdir(parents=True)
+    for path in (REPO / "compiled" / source / "n9e").glob("*.json"):
+        (directory / path.name).write_text(path.read_text().replace(source, site))
+    return reconcile.load(tmp_path / site)
+
+
+def with_rules(intent: reconcile.Intent, rules: list[dict[str, Any]]) -> reconcile.Intent:
+    return reconcile.Intent(**{**intent.__dict__, "alert_rules": rules})
+
+
+def group_id(api: reconcile.Api, intent: reconcile.Intent) -> int:
+    groups = api.get("/busi-groups", {"all": "true", "limit": "5000", "query": intent.busi_group})
+    groups = groups.get("list") if isinstance(groups, dict) else groups
+    return next(int(g["id"]) for g in groups if g["name"] == intent.busi_group)
+
+
+def server_rules(api: reconcile.Api, intent: reconcile.Intent) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in api.get(f"/busi-group/{group_id(api, intent)}/alert-rules")}
+
+
+def notify_rule_id(api: reconcile.Api, intent: reconcile.Intent) -> int:
+    (rule,) = [r for r in api.get("/notify-rules") if r["name"] == f"gen-{intent.site}"]
+    return int(rule["id"])
+
+
+# -- behaviour ----------------------------------------------------------------------------------------
+
+
+def test_first_apply_creates_everything_and_reads_back_as_compiled(api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    result = reconcile.run(api, intent)
+    assert result.rejections == []
+    created = {(a.kind, a.name) for a in result.actions if a.verb == "create"}
+    assert {("busi-group", intent.busi_group), ("notify-rule", f"gen-{intent.site}")} <= created
+    assert {("alert-rule", r["name"]) for r in intent.alert_rules} <= created
+    on_server = server_rules(api, intent)
+    assert on_server.keys() == {r["name"] for r in intent.alert_rules}
+    notify = notify_rule_id(api, intent)
+    for rule in intent.alert_rules:
+        assert reconcile.differences({**rule, "notify_rule_ids": [notify]}, on_server[rule["name"]]) == []
+    channels = {c["name"]: c for c in api.get("/notify-channel-configs")}
+    for channel in intent.channels:
+        assert reconcile.differences(channel, channels[channel["name"]]) == []
+
+
+def test_second_apply_is_a_no_op(api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path, "cn-north-2")
+    reconcile.run(api, intent)
+    again = reconcile.run(api, intent)
+    assert again.actions == [] and again.rejections == [] and not again.changed
+
+
+def test_renamed_changed_and_removed_rules_converge_in_one_run(api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    reconcile.run(api, intent)
+    ids_before = {r["annotations"]["gen_rule"]: r["id"] for r in server_rules(api, intent).values()}
+    rules = {r["annotations"]["gen_rule"]: copy.deepcopy(r) for r in intent.alert_rules}
+    rules["business/gatekeeper/transfer-backlog"]["name"] = "gatekeeper: queue too long"
+    rules["system/site/node-cpu-high"]["rule_config"]["queries"][0]["prom_ql"] = "cpu_busy > 95"
+    del rules["business/abc-service/latency-high"]
+    changed = with_rules(intent, list(rules.values()))
+    result = reconcile.run(api, changed)
+    assert result.rejections == []
+    assert sorted(map(str, result.actions)) == sorted([
+        "delete alert-rule 'abc-service: p99 latency above 1s'",
+        "update alert-rule 'Node CPU high' (rule_config)",
+        "update alert-rule 'gatekeeper: queue too long' (name)"])
+    after = server_rules(api, changed)
+    assert "abc-service: p99 latency above 1s" not in after
+    assert after["gatekeeper: queue too long"]["id"] == ids_before["business/gatekeeper/transfer-backlog"]
+    assert after["Node CPU high"]["rule_config"]["queries"][0]["prom_ql"] == "cpu_busy > 95"
+    assert reconcile.run(api, changed).actions == []
+
+
+def test_rule_gen_does_not_own_is_never_touched(api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    reconcile.run(api, intent)
+    group = group_id(api, intent)
+    foreign = {**copy.deepcopy(intent.alert_rules[0]), "name": "hand-made rule",
+               "append_tags": ["team=ops"], "annotations": {"summary": "typed into the UI"}}
+    assert api.call_raw("POST", f"/busi-group/{group}/alert-rules", [foreign])["dat"] == {"hand-made rule": ""}
+    reconcile.run(api, with_rules(intent, intent.alert_rules[1:]))
+    after = server_rules(api, intent)
+    assert "hand-made rule" in after and after["hand-made rule"]["append_tags"] == ["team=ops"]
+    assert intent.alert_rules[0]["name"] not in after
+
+
+def test_rule_the_server_rejects_is_reported_by_name_with_its_reason(api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    bad = {**copy.deepcopy(intent.alert_rules[0]), "name": "bad <rule>",
+           "annotations": {"summary": "x", "gen_rule": "business/x/bad"}}
+    result = reconcile.run(api, with_rules(intent, [*intent.alert_rules, bad]))
+    assert [(r.kind, r.name) for r in result.rejections] == [("alert-rule", "bad <rule>")]
+    assert "invalid characters" in result.rejections[0].reason
+    assert len(server_rules(api, intent)) == len(intent.alert_rules)
+
+
+def test_declared_rule_whose_name_a_foreign_rule_holds_is_reported_not_forced(api: reconcile.Api,
+                                                                                tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    reconcile.run(api, with_rules(intent, intent.alert_rules[1:]))
+    group = group_id(api, intent)
+    squatter = {**copy.deepcopy(intent.alert_rules[0]), "append_tags": ["team=ops"], "annotations": {"summary": "x"}}
+    api.call_raw("POST", f"/busi-group/{group}/alert-rules", [squatter])
+    result = reconcile.run(api, intent)
+    assert [r.name for r in result.rejections] == [intent.alert_rules[0]["name"]]
+    assert "not gen's" in result.rejections[0].reason
+    assert server_rules(api, intent)[intent.alert_rules[0]["name"]]["append_tags"] == ["team=ops"]
+
+
+def test_dry_run_reports_the_plan_and_changes_nothing(api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    plan = reconcile.run(api, intent, dry_run=True)
+    assert plan.dry_run and plan.changed
+    assert ("create", "busi-group", intent.busi_group) in {(a.verb, a.kind, a.name) for a in plan.actions}
+    assert intent.busi_group not in {g["name"] for g in _list(api.get("/busi-groups", {"all": "true"}))}
+    applied = reconcile.run(api, intent)
+    assert [str(a) for a in applied.actions] == [str(a) for a in plan.actions]
+
+
+def test_channels_templates_and_notify_rule_no_longer_declared_are_removed(api: reconcile.Api,
+                                                                          tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    reconcile.run(api, intent)
+    webhook_only = reconcile.Intent(**{
+        **intent.__dict__,
+        "channels": [c for c in intent.channels if c["name"].endswith("ops-webhook")],
+        "templates": [t for t in intent.templates if t["name"].endswith("ops-webhook")],
+        "notify_rules": [{**intent.notify_rules[0], "notify_configs": [
+            c for c in intent.notify_rules[0]["notify_configs"] if c["channel"].endswith("ops-webhook")]}]})
+    result = reconcile.run(api, webhook_only)
+    sms = f"gen-{intent.site}-sms-gateway"
+    assert {str(a) for a in result.actions} >= {f"delete channel '{sms}'", f"delete template '{sms}'"}
+    assert sms not in {c["name"] for c in api.get("/notify-channel-configs")}
+    assert reconcile.run(api, webhook_only).actions == []
+
+
+def _list(dat: Any) -> list[dict[str, Any]]:
+    return dat.get("list") if isinstance(dat, dict) else dat
+
+
+# -- errors at the edges ------------------------------------------------------------------------------
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    api = client.Client(client.Settings("http://127.0.0.1:9", timeout=2), client.Credentials(token="t"))
+    with pytest.raises(client.Unreachable, match=r"cannot reach n9e at http://127.0.0.1:9: .*check --url"):
+        api.get("/busi-groups")
+
+
+def test_missing_credentials_and_credentials_in_the_url_are_refused() -> None:
+    with pytest.raises(client.N9eError, match="no n9e credentials"):
+        client.Credentials()
+    with pytest.raises(client.N9eError, match="URL holds credentials") as info:
+        client.Client(client.Settings("http://root:s3cret@127.0.0.1:9"), client.Credentials(token="t"))
+    assert "s3cret" not in str(info.value)
+
+
+def test_wrong_password_is_a_clear_error_that_never_shows_the_password(real_n9e: Any) -> None:
+    api = client.Client(client.Settings(real_n9e.url), client.Credentials("root", "not-the-password"))
+    with pytest.raises(client.LoginFailed, match="refused the login of user 'root'") as info:
+        api.login()
+    assert "not-the-password" not in str(info.value)
+
+
+def test_bad_token_is_a_clear_error(real_n9e: Any) -> None:
+    api = client.Client(client.Settings(real_n9e.url), client.Credentials(token="forged"))
+    with pytest.raises(client.LoginFailed, match="check the user, password or token"):
+        api.get("/busi-groups")
+
+
+def test_cli_applies_a_site_then_finds_nothing_to_do(real_n9e: Any, tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "compiled" / "cn-north-2", root / "compiled" / "cn-north-2")
+    env = {**os.environ, "GEN_N9E_USER": ROOT_USER, "GEN_N9E_PASSWORD": ROOT_PASSWORD}
+    command = [sys.executable, "-m", "generator", "n9e", "apply", "-t", "cn-north-2", "--url", real_n9e.url,
+               "--root", str(root)]
+    first = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "create alert-rule 'Node down'" in first.stdout and ROOT_PASSWORD not in first.stdout + first.stderr
+    second = subprocess.run([*command, "--format", "json"], capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == {"site": "cn-north-2", "dry_run": False, "changed": False,
+                                         "actions": [], "rejected": []}
+
+
+def test_cli_reports_a_missing_compiled_site(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "generator", "n9e", "apply", "-t", "cn-east-1", "--url",
+                           "http://127.0.0.1:9", "--token", "t", "--root", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "n9e/site.json: missing; run `gen compile`" in done.stderr
+
+
+# -- the pure parts -----------------------------------------------------------------------------------
+
+
+def test_differences_ignore_server_fields_but_see_removed_annotations() -> None:
+    desired = {"name": "r", "uuid": 7, "annotations": {"summary": "s"}, "append_tags": ["b=1", "a=2"],
+               "rule_config": {"queries": [{"prom_ql": "up == 0", "severity": 1}]}}
+    actual = {"name": "r", "uuid": 0, "id": 3, "annotations": {"summary": "s"}, "append_tags": ["a=2", "b=1"],
+              "rule_config": {"queries": [{"prom_ql": "up == 0", "severity": 1, "unit": ""}]}, "severities": [1]}
+    assert reconcile.differences(desired, actual) == []
+    assert reconcile.differences(desired, {**actual, "annotations": {"summary": "s", "old": "x"}}) == ["annotations"]
+    assert reconcile.differences({**desired, "disabled": 0}, {**actual, "disabled": 1}) == ["disabled"]
+
+
+def test_intent_loads_the_compiled_files_of_a_site() -> None:
+    intent = reconcile.load(REPO / "compiled" / "cn-east-1")
+    assert (intent.site, intent.busi_group, intent.team) == ("cn-east-1", "paas-cn-east-1", "paas-ops")
+    assert len(intent.alert_rules) == len(json.loads((REPO / "compiled/cn-east-1" / model.ALERT_RULES).read_text()))
