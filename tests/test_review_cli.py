@@ -1,0 +1,418 @@
+"""The review workflow end to end: `gen diff` through the CLI, exit statuses, colour and progress on
+terminals only, JSON for scripts, the GitLab CI job and the pre-commit hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from generator.cli import app
+from tests.test_diff import GATEKEEPER, edit, git, make_repo
+
+REPO = Path(__file__).resolve().parent.parent
+GEN = Path(sys.executable).with_name("gen")
+IMAGE = "dockerhub.kubekey.local/project/gatekeeper"
+runner = CliRunner()
+
+
+def gen(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def repo(project: Path) -> Path:
+    return make_repo(project)
+
+
+@pytest.fixture
+def bumped(repo: Path) -> Path:
+    """The reference platform with one inventory line changed (not compiled)."""
+    edit(repo / GATEKEEPER, "gatekeeper_version: v362", "gatekeeper_version: v363")
+    return repo
+
+
+# ------------------------------------------------------------------------------------------------
+# gen diff
+# ------------------------------------------------------------------------------------------------
+
+
+EAST_SECTION = f"""
+<details open><summary><b>cn-east-1</b>: +0 -0 ~2</summary>
+
+**~ changed** `StatefulSet.apps project/gatekeeper` in `manifests/project/statefulset-gatekeeper.yaml`
+
+| | field | old | new |
+| --- | --- | --- | --- |
+| ~ | `spec.template.spec.containers[name=gatekeeper].image` | `"{IMAGE}:v362"` | `"{IMAGE}:v363"` |
+
+**~ changed** `images.txt`
+
+```diff
+- {IMAGE}:v362
++ {IMAGE}:v363
+```
+
+</details>
+"""
+
+
+def test_markdown_for_a_one_line_change_names_the_objects_and_fields(bumped: Path) -> None:
+    code, out, err = gen("diff", "--root", str(bumped), "--format", "markdown")
+    assert code == 1, err
+    assert out.startswith("<!-- gen-diff -->\n### gen diff: 1 of 2 sites differs (1 changed)\n\nCompiled output "
+                          "of the inventory in the working tree compared with `merge-base(HEAD, main) (")
+    assert "| site | added | removed | changed |\n| :--- | ---: | ---: | ---: |\n| `cn-east-1` | 0 | 0 | 2 |\n" in out
+    assert "1 site unchanged." in out
+    assert EAST_SECTION in out
+
+
+def test_text_report_and_exit_status(bumped: Path) -> None:
+    code, out, _ = gen("diff", "--root", str(bumped))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[1:5] == ["1 of 2 sites differs (1 changed)", "", "site          +    -    ~",
+                          "cn-east-1     0    0    2"]
+    assert f'      ~ spec.template.spec.containers[name=gatekeeper].image: "{IMAGE}:v362" -> "{IMAGE}:v363"' in lines
+    assert "\x1b[" not in out  # not a terminal: no colour
+
+
+def test_no_difference_exits_0_and_quiet_prints_nothing(repo: Path) -> None:
+    code, out, _ = gen("diff", "--root", str(repo))
+    assert code == 0 and out.splitlines()[1] == "no difference in 2 sites"
+    assert gen("diff", "--root", str(repo), "-q") == (0, "", "")
+    edit(repo / GATEKEEPER, "gatekeeper_version: v362", "gatekeeper_version: v363")
+    assert gen("diff", "--root", str(repo), "-q") == (1, "", "")
+    assert gen("diff", "--root", str(repo), "-q", "-t", "cn-north-2")[0] == 0
+
+
+def test_json_for_scripts(bumped: Path) -> None:
+    code, out, _ = gen("diff", "--root", str(bumped), "-f", "json", "--base", "main")
+    doc = json.loads(out)
+    assert code == 1 and doc["differs"] is True and doc["base"]["ref"] == "main"
+    assert doc["summary"] == {"sites": {"added": 0, "removed": 0, "changed": 1, "unchanged": 1},
+                              "objects": {"added": 0, "removed": 0, "changed": 2}}
+    (field,) = doc["sites"][0]["entries"][0]["fields"]
+    assert field == {"path": "spec.template.spec.containers[name=gatekeeper].image",
+                     "segments": ["spec", "template", "spec", "containers", {"key": "name", "value": "gatekeeper"},
+                                  "image"], "op": "changed", "old": f"{IMAGE}:v362", "new": f"{IMAGE}:v363"}
+
+
+def test_base_from_the_environment_and_verbose_timing(bumped: Path) -> None:
+    git(bumped, "commit", "-qam", "bump the inventory, forget compiled/")
+    code, out, err = gen("diff", "--root", str(bumped), "-v", env={"GEN_DIFF_BASE": "HEAD"})
+    assert code == 1 and "compared with HEAD (" in out  # HEAD's compiled/ is stale
+    assert "unchanged: cn-north-2" in out
+    assert "2 site(s) compiled, 0 read from compiled/ in" in err
+
+
+def test_user_errors_exit_1_with_the_repository_and_ref(repo: Path, tmp_path: Path) -> None:
+    code, _, err = gen("diff", "--root", str(repo), "--base", "no-such-branch")
+    assert code == 1 and err == f"git repository {repo}: no commit 'no-such-branch'\n"
+    (tmp_path / "plain").mkdir()
+    code, _, err = gen("diff", "--root", str(tmp_path / "plain"))
+    assert code == 1 and "is not inside a git repository" in err and "Traceback" not in err
+
+
+def test_inventory_problems_stop_the_diff_with_their_locations(repo: Path) -> None:
+    edit(repo / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n")
+    code, _, err = gen("diff", "--root", str(repo))
+    assert code == 1 and f"{GATEKEEPER}:10:7  $.services.gatekeeper.replicas  'three' is not of type 'integer'" in err
+    code, out, _ = gen("diff", "--root", str(repo), "-f", "json")
+    assert code == 1 and json.loads(out)["problems"][0]["path"] == "$.services.gatekeeper.replicas"
+
+
+def test_usage_errors_exit_2(repo: Path) -> None:
+    assert gen("diff", "--root", str(repo), "--format", "html")[0] == 2
+    assert gen("diff", "--bogus")[0] == 2
+
+
+def test_a_bug_exits_70_with_a_hint(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator import diff
+
+    def broken(options: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(diff, "run", broken)
+    code, _, err = gen("diff", "--root", str(repo))
+    assert code == 70
+    assert "RuntimeError: boom" in err and "internal error (a bug). Please report it" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# Terminals: colour and progress only there, NO_COLOR and --color respected
+# ------------------------------------------------------------------------------------------------
+
+
+def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the installed console script with stdout and stderr on a pseudo-terminal."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen([str(GEN), *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def plain_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
+    return {**env, "TERM": "xterm-256color", "COLUMNS": "200", **extra}
+
+
+def test_colour_on_a_terminal_unless_no_color(bumped: Path) -> None:
+    code, out = run_on_terminal(["diff", "--root", str(bumped)], plain_env())
+    assert code == 1 and "\x1b[33m~ StatefulSet.apps project/gatekeeper" in out
+    code, out = run_on_terminal(["diff", "--root", str(bumped)], plain_env(NO_COLOR="1"))
+    assert code == 1 and "~ StatefulSet.apps project/gatekeeper" in out and "\x1b[3" not in out
+    code, out = run_on_terminal(["diff", "--root", str(bumped), "--color", "never"], plain_env())
+    assert "\x1b[3" not in out
+
+
+def test_colour_can_be_forced_into_a_pipe(bumped: Path) -> None:
+    for args in (["diff", "--color", "always"], ["--color", "always", "diff"]):
+        done = subprocess.run([str(GEN), *args, "--root", str(bumped)], capture_output=True, text=True,
+                              env=plain_env())
+        assert "\x1b[33m~ StatefulSet.apps project/gatekeeper" in done.stdout
+
+
+def test_progress_bar_on_a_terminal_only(bumped: Path) -> None:
+    _, out = run_on_terminal(["compile", "--root", str(bumped), "--no-cache"], plain_env())
+    assert "compiling" in out and "2/2" in out
+    done = subprocess.run([str(GEN), "compile", "--root", str(bumped), "--no-cache"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+# ------------------------------------------------------------------------------------------------
+# The other reading commands: --format json, -q/-v, help with examples and exit statuses
+# ------------------------------------------------------------------------------------------------
+
+
+def test_validate_json_lists_problems_as_objects(project: Path) -> None:
+    edit(project / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n")
+    code, out, _ = gen("validate", "--root", str(project), "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False
+    assert {"file": GATEKEEPER, "line": 10, "column": 7, "path": "$.services.gatekeeper.replicas",
+            "message": "'three' is not of type 'integer' (target: cn-east-1)"} in doc["problems"]
+    assert doc["summary"] == "1 of 2 target(s) invalid"
+
+
+def test_validate_json_and_quiet_when_valid(project: Path) -> None:
+    code, out, _ = gen("validate", "--root", str(project), "-f", "json")
+    assert code == 0 and json.loads(out) == {"ok": True, "summary": "2 target(s) valid", "problems": [],
+                                             "targets": ["cn-east-1", "cn-north-2"]}
+    assert gen("validate", "--root", str(project), "-q") == (0, "", "")
+    assert gen("-q", "validate", "--root", str(project)) == (0, "", "")
+
+
+def test_user_errors_are_json_too_when_json_was_asked_for(project: Path) -> None:
+    code, out, _ = gen("validate", "--root", str(project), "-t", "nowhere", "-f", "json")
+    assert code == 1 and json.loads(out) == {
+        "ok": False, "problems": [],
+        "summary": "unknown target nowhere; targets: cn-east-1, cn-north-2"}
+
+
+def test_targets_json(project: Path) -> None:
+    code, out, _ = gen("targets", "--root", str(project), "-f", "json")
+    assert code == 0 and json.loads(out) == [{"name": "cn-east-1", "file": "inventory/targets/cn-east-1.yml"},
+                                             {"name": "cn-north-2", "file": "inventory/targets/cn-north-2.yml"}]
+
+
+def test_compile_check_json_and_verbose(bumped: Path) -> None:
+    code, out, _ = gen("compile", "--root", str(bumped), "--check", "-f", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and doc["up_to_date"] is False
+    assert {"op": "changed", "path": "cn-east-1/images.txt"} in doc["changes"]
+    code, out, _ = gen("compile", "--root", str(bumped), "-v")
+    assert code == 0 and "  ~ cn-east-1/manifests/project/statefulset-gatekeeper.yaml" in out.splitlines()
+    assert gen("compile", "--root", str(bumped), "-q") == (0, "", "")
+
+
+def test_compile_problems_as_json(project: Path) -> None:
+    edit(project / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n")
+    code, out, _ = gen("compile", "--root", str(project), "-f", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False
+    assert {"file": GATEKEEPER, "line": 10, "column": 7, "path": "$.services.gatekeeper.replicas",
+            "message": "'three' is not of type 'integer' (target: cn-east-1)"} in doc["problems"]
+
+
+@pytest.mark.parametrize("command", ["compile", "validate", "inventory", "targets", "diff"])
+def test_every_command_has_examples_in_its_help(command: str) -> None:
+    code, out, _ = gen(command, "--help")
+    assert code == 0 and "Examples:" in out and f"gen {command}" in out
+
+
+def test_top_level_help_documents_exit_statuses() -> None:
+    code, out, _ = gen("--help", env={"COLUMNS": "300"})
+    assert code == 0
+    assert ("Exit status: 0 success; 1 a user error, a validation problem, or differences (compile --check, diff); "
+            "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted.") in out
+    assert "NO_COLOR" in out and "--install-completion" in out
+
+
+def test_shell_completion_of_targets_and_refs(repo: Path) -> None:
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_GEN_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}
+        return subprocess.run([str(GEN)], cwd=repo, env=env, capture_output=True, text=True).stdout.split()
+
+    assert complete("gen diff -t cn-n") == ["cn-north-2"]
+    assert complete("gen diff --base ma") == ["main"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The GitLab CI job (ci/gitlab-ci.yml), run as the runner would, against a fake GitLab API
+# ------------------------------------------------------------------------------------------------
+
+
+class FakeGitLab(BaseHTTPRequestHandler):
+    """Records requests to the notes API; answers like GitLab."""
+
+    calls: list[tuple[str, str, dict[str, Any] | None]] = []
+    notes: list[dict[str, Any]] = []
+
+    def _reply(self, data: Any) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> dict[str, Any] | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length)) if length else None
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.calls.append(("GET", self.path, None))
+        self._reply(self.notes)
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self._body()
+        assert self.headers["PRIVATE-TOKEN"] == "glpat-test"
+        self.calls.append(("POST", self.path, body))
+        self.notes.append({"id": 41, **(body or {})})
+        self._reply({"id": 41})
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.calls.append(("PUT", self.path, self._body()))
+        self._reply({"id": 41})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def gitlab() -> Iterator[str]:
+    FakeGitLab.calls, FakeGitLab.notes = [], [{"id": 7, "body": "LGTM"}]
+    server = HTTPServer(("127.0.0.1", 0), FakeGitLab)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v4"
+    server.shutdown()
+
+
+def run_ci_job(root: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """The .gen-review job's before_script + script as one bash script, as the runner runs it."""
+    job = yaml.safe_load((REPO / "ci" / "gitlab-ci.yml").read_text())[".gen-review"]
+    script = "\n".join(["set -eo pipefail", *job["before_script"], *job["script"]])
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "GEN_DIFF_BASE"}
+    env.update(job["variables"])
+    env.update(PATH=f"{GEN.parent}:{env['PATH']}", GEN_INSTALL="true", **variables)
+    return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True, text=True)
+
+
+def merge_request(repo: Path, compile_it: bool) -> str:
+    """A feature branch with the one-line change, compiled or not; returns the base commit."""
+    base = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-qb", "feature")
+    edit(repo / GATEKEEPER, "gatekeeper_version: v362", "gatekeeper_version: v363")
+    if compile_it:
+        assert gen("compile", "--root", str(repo), "-q")[0] == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "gatekeeper v363")
+    return base
+
+
+def test_ci_job_prints_and_posts_the_diff_and_updates_its_comment(repo: Path, gitlab: str) -> None:
+    base = merge_request(repo, compile_it=True)
+    mr = {"CI_MERGE_REQUEST_DIFF_BASE_SHA": base, "CI_MERGE_REQUEST_IID": "3", "CI_PROJECT_ID": "12",
+          "CI_API_V4_URL": gitlab, "GEN_REVIEW_TOKEN": "glpat-test"}
+    done = run_ci_job(repo, **mr)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "compiled/ is up to date" in done.stdout
+    assert "\x1b[33m~ StatefulSet.apps project/gatekeeper" in done.stdout  # coloured job log
+    assert "posted merge-request comment 41" in done.stdout
+    markdown = (repo / "gen-diff.md").read_text()
+    assert markdown.startswith("<!-- gen-diff -->") and EAST_SECTION in markdown
+    assert FakeGitLab.calls[-1] == ("POST", "/api/v4/projects/12/merge_requests/3/notes", {"body": markdown})
+    done = run_ci_job(repo, **mr)
+    assert "updated merge-request comment 41" in done.stdout
+    assert FakeGitLab.calls[-1] == ("PUT", "/api/v4/projects/12/merge_requests/3/notes/41", {"body": markdown})
+
+
+def test_ci_job_fails_on_a_stale_compiled_tree(repo: Path, gitlab: str) -> None:
+    base = merge_request(repo, compile_it=False)
+    done = run_ci_job(repo, CI_MERGE_REQUEST_DIFF_BASE_SHA=base, CI_MERGE_REQUEST_IID="3", CI_PROJECT_ID="12",
+                      CI_API_V4_URL=gitlab, GEN_REVIEW_TOKEN="glpat-test")
+    assert done.returncode == 1
+    assert "compiled/ is not what `gen compile` produces:" in done.stderr
+    assert "  ~ cn-east-1/manifests/project/statefulset-gatekeeper.yaml" in done.stderr.splitlines()
+    assert FakeGitLab.calls == []
+
+
+def test_ci_job_without_a_token_keeps_the_diff_as_an_artifact(repo: Path) -> None:
+    merge_request(repo, compile_it=True)
+    done = run_ci_job(repo)  # a branch pipeline: default base, no merge request
+    assert done.returncode == 0, done.stderr
+    assert "gen-diff.md is a job artifact" in done.stdout
+    assert (repo / "gen-diff.md").read_text().startswith("<!-- gen-diff -->")
+
+
+def test_this_repository_runs_the_template() -> None:
+    pipeline = yaml.safe_load((REPO / ".gitlab-ci.yml").read_text())
+    assert {"local": "ci/gitlab-ci.yml"} in pipeline["include"]
+    assert pipeline["gen-review"]["extends"] == ".gen-review"
+    assert pipeline["test"]["script"] == [".ci/run"]
+
+
+# ------------------------------------------------------------------------------------------------
+# pre-commit hooks
+# ------------------------------------------------------------------------------------------------
+
+
+def test_pre_commit_hooks_run_gen_commands_that_work(bumped: Path) -> None:
+    hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"gen-validate", "gen-compile-check", "gen-compile"}
+
+    def run_hook(hook_id: str) -> int:
+        hook = hooks[hook_id]
+        assert hook["language"] == "python" and hook["pass_filenames"] is False
+        entry = hook["entry"].split()
+        assert entry[0] == "gen"
+        return subprocess.run([str(GEN), *entry[1:]], cwd=bumped, capture_output=True).returncode
+
+    assert run_hook("gen-validate") == 0
+    assert run_hook("gen-compile-check") == 1  # the inventory changed, compiled/ did not
+    assert run_hook("gen-compile") == 0
+    assert run_hook("gen-compile-check") == 0
