@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(VENV)/bin/gen compile --check
+	tools/build-envtest.sh >/dev/null
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)

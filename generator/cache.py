@@ -21,6 +21,8 @@ from typing import Any
 import generator
 
 STATE_FILE = Path(".gen-cache") / "compile-state.json"
+PARSE_CACHE = Path(".gen-cache") / "parsed"
+"""Parsed inventory files (pickles keyed by path, content and tool fingerprint); see inventory."""
 _FORMAT = 1
 
 
@@ -47,6 +49,13 @@ class Hasher:
 
     root: Path
     memo: dict[str, str | None] = field(default_factory=dict)
+    seen: dict[str, bool] = field(default_factory=dict)
+
+    def exists(self, rel: str) -> bool:
+        """Whether ``rel`` exists, asked once per run (sites share most of their probes)."""
+        if rel not in self.seen:
+            self.seen[rel] = (self.root / rel).exists()
+        return self.seen[rel]
 
     def digest(self, rel: str) -> str | None:
         if rel not in self.memo:
@@ -57,12 +66,20 @@ class Hasher:
         return self.memo[rel]
 
 
+# Modules that cannot change what a compile writes; editing them keeps the cache valid.
+_NOT_COMPILE_INPUTS = ("cli/", "ferry/", "gitops/", "diff.py", "report.py", "cache.py")
+_AGENT_COMPILE_INPUTS = ("agent/access.py",)  # the agent's RBAC is computed at compile time
+
+
 def tool_fingerprint() -> str:
-    """Changes whenever the generator's code or the versions of what it renders with change."""
+    """Changes whenever the code that compiles, or the versions of what it renders with, change."""
     h = hashlib.sha256(str(_FORMAT).encode())
     package = Path(generator.__file__).parent
     for path in sorted(package.rglob("*.py")):
-        h.update(path.relative_to(package).as_posix().encode())
+        rel = path.relative_to(package).as_posix()
+        if rel.startswith(_NOT_COMPILE_INPUTS) or (rel.startswith("agent/") and rel not in _AGENT_COMPILE_INPUTS):
+            continue
+        h.update(rel.encode())
         h.update(path.read_bytes())
     for dist in ("jinja2", "PyYAML", "ruamel.yaml", "jsonschema", "kubernetes-validate", "fastjsonschema"):
         try:
@@ -105,7 +122,7 @@ def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:
         return False
     if any(hasher.digest(rel) != digest for rel, digest in saved.inputs.items()):
         return False
-    if any((hasher.root / rel).exists() for rel in saved.probes):
+    if any(hasher.exists(rel) for rel in saved.probes):
         return False
     return stat_files(compiled / site) == saved.files
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,11 @@ from generator import cache, inventory, kube_schema, render, validate, write
 from generator.core import errors, objects, yamlio
 from generator.core.errors import Problem
 from generator.core.location import Location
+from generator.n9e import files as n9e_files
+from generator.secrets import encrypted, stage as secrets_stage
 
+FAST_PATH_THRESHOLD = 4
+"""From this many sites on, compiling the fast schema check costs less than it saves."""
 PARALLEL_THRESHOLD = 16
 """Fewer dirty sites than this compile in-process: forking workers costs more than it saves."""
 
@@ -40,6 +44,8 @@ class Options:
     """Worker processes; 0 picks the number of CPUs."""
     use_cache: bool = True
     """Skip sites whose inputs and output are unchanged since the last compile."""
+    progress: Callable[[int, int], None] | None = None
+    """Called with (sites done, sites to compile) as each site finishes (the CLI draws a bar)."""
 
 
 @dataclass(frozen=True)
@@ -77,29 +83,36 @@ class Context:
     renderer: render.Renderer
     kube: kube_schema.Validator
     components: list[str] = field(default_factory=list)
+    objects: dict[Any, _ObjectFile] = field(default_factory=dict)
+    """Per-object results by (text, index, namespace, labels, version): sites share most objects."""
 
     @classmethod
-    def create(cls, root: Path) -> Context:
+    def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
+        """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay off."""
         renderer = render.Renderer(root)
-        return cls(root, inventory.Inventory(root, inventory.settings_for(root)), validate.load(root), renderer,
-                   kube_schema.Validator(), renderer.components())
+        inv = inv or inventory.Inventory(root, inventory.settings_for(root))
+        return cls(root, inv, validate.load(root, fast=sites >= FAST_PATH_THRESHOLD), renderer,
+                   kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]), renderer.components())
 
 
 def run(options: Options) -> Result:
     """Compile the selected targets into compiled/ (or check it), all or nothing."""
-    ctx = Context.create(options.root)
-    names = select(ctx.inv, options.targets)
-    state = cache.load(options.root, cache.tool_fingerprint()) if options.use_cache else cache.State("")
+    tool = cache.tool_fingerprint()
+    parsed = (options.root / cache.PARSE_CACHE, tool) if options.use_cache else None
+    inv = inventory.Inventory(options.root, inventory.settings_for(options.root), parsed)
+    names = select(inv, options.targets)
+    state = cache.load(options.root, tool) if options.use_cache else cache.State("")
     hasher = cache.Hasher(options.root)
     compiled_dir = options.root / "compiled"
     skipped = [n for n in names if options.use_cache and cache.fresh(state, n, hasher, compiled_dir)]
     dirty = [n for n in names if n not in skipped]
-    outputs = compile_sites(ctx, dirty, options.jobs)
+    # Schemas, templates and validators are loaded only when some site needs compiling.
+    outputs = compile_sites(Context.create(options.root, inv, len(dirty)), dirty, options.jobs, options.progress) if dirty else []
     keep = None if options.targets else names
     plan = write.plan(compiled_dir, {o.name: o.files for o in outputs}, keep)
     if not options.check:
         write.apply(plan)
-        _remember(state, outputs, hasher, compiled_dir, options)
+        _remember(state, outputs, hasher, compiled_dir, options, names)
     warnings = tuple(w for o in outputs for w in o.warnings)
     return Result(tuple(o.name for o in outputs), tuple(skipped), plan, warnings)
 
@@ -115,13 +128,20 @@ def select(inv: inventory.Inventory, wanted: Iterable[str]) -> list[str]:
     return sorted(set(wanted)) if wanted else known
 
 
-def compile_sites(ctx: Context, names: list[str], jobs: int = 0) -> list[SiteOutput]:
+def compile_sites(ctx: Context, names: list[str], jobs: int = 0,
+                  progress: Callable[[int, int], None] | None = None) -> list[SiteOutput]:
     """Compile sites in memory; raise one report with every problem of every site."""
     workers = min(jobs or os.cpu_count() or 1, len(names) // 4 or 1)
+    done: Iterable[SiteOutput | list[Problem]]
     if len(names) >= PARALLEL_THRESHOLD and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        results = _parallel(ctx, names, workers)
+        done = _parallel(ctx, names, workers)
     else:
-        results = [compile_site(ctx, name) for name in names]
+        done = (compile_site(ctx, name) for name in names)
+    results: list[SiteOutput | list[Problem]] = []
+    for result in done:
+        results.append(result)
+        if progress:
+            progress(len(results), len(names))
     problems = {name: r for name, r in zip(names, results) if isinstance(r, list)}
     if problems:
         found = validate.dedupe(problems)
@@ -135,12 +155,13 @@ _WORKER_CONTEXT: Context | None = None
 """The parent's Context, inherited by forked workers (parsed classes, templates, validators)."""
 
 
-def _parallel(ctx: Context, names: list[str], workers: int) -> list[SiteOutput | list[Problem]]:
+def _parallel(ctx: Context, names: list[str], workers: int) -> Iterator[SiteOutput | list[Problem]]:
+    """Results in the order of ``names``, each as soon as it and those before it are done."""
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = ctx
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(_compile_in_worker, names, chunksize=max(1, len(names) // (workers * 4)))
+            yield from pool.imap(_compile_in_worker, names, chunksize=max(1, len(names) // (workers * 4)))
     finally:
         _WORKER_CONTEXT = None
 
@@ -163,43 +184,65 @@ def compile_site(ctx: Context, name: str) -> SiteOutput | list[Problem]:
         return problems
     params = validate.with_defaults(ctx.schemas, target.parameters)
     try:
+        sealed = secrets_stage.seal(ctx.root, name, params, target.location)  # ?{age:...} -> ciphertext only
+        params = sealed.params
         rendered = ctx.renderer.site(name, params)
+        rendered += [render.Rendered(p.obj, p.template, p.unit) for p in secrets_stage.place(sealed, rendered)]
+        monitoring = n9e_files.for_site(name, params, rendered, target.location)
     except errors.ProblemReport as e:
         return e.problems
     version = params["site"]["kubernetes_version"]
-    files, problems = _files(ctx, name, params["site"], rendered)
+    files, problems = _files(ctx, name, params["site"], rendered, monitoring)
     if problems:
         return problems
     _, warning = kube_schema.schema_version_for(version)
-    return SiteOutput(name, files, _inputs(ctx, target, params), target.probes,
+    return SiteOutput(name, files, _inputs(ctx, target, params) + sealed.inputs, target.probes,
                       (f"{name}: {warning}",) if warning else ())
 
 
-def _files(ctx: Context, site_name: str, site: dict[str, Any],
-           rendered: list[render.Rendered]) -> tuple[dict[str, bytes], list[Problem]]:
-    """Check every object and lay the site's files out: manifests, image list, index."""
+def _files(ctx: Context, site_name: str, site: dict[str, Any], rendered: list[render.Rendered],
+           monitoring: dict[str, bytes]) -> tuple[dict[str, bytes], list[Problem]]:
+    """Check every object and lay the site's files out: manifests, n9e files, image list, index."""
     files: dict[str, bytes] = {}
     sources: dict[str, render.Rendered] = {}
     problems: list[Problem] = []
     images: set[str] = set()
     extra_labels = site.get("labels") or {}
     for item in rendered:
-        obj = _with_site_defaults(item.obj, site, extra_labels)
-        for message in ctx.kube.validate(obj, site["kubernetes_version"]):
-            problems.append(Problem(Location(item.template), "", f"{item.unit}: {objects.identity(obj)}: {message}"))
-        rel = objects.relative_path(obj)
+        rel, content, found, messages = _object_file(ctx, item, site, extra_labels)
+        for message in messages:
+            problems.append(Problem(Location(item.template), "", f"{item.unit}: {message}"))
         if rel in sources:
             other = sources[rel]
-            problems.append(Problem(Location(item.template), "", f"{item.unit}: {objects.identity(obj)} is also "
+            problems.append(Problem(Location(item.template), "", f"{item.unit}: {rel} is also "
                                     f"produced by {other.template} ({other.unit}); rename one"))
             continue
         sources[rel] = item
-        files[rel] = yamlio.dump(objects.canonical(obj)).encode()
-        images.update(objects.images(obj))
+        files[rel] = content
+        images.update(found)
+    files.update(monitoring)
     files["images.txt"] = "".join(f"{image}\n" for image in sorted(images)).encode()
     files["kubekey-manifest.yaml"] = yamlio.dump(_kubekey_manifest(site_name, sorted(images))).encode()
     files["index.json"] = _index(site_name, site, files, sources)
     return dict(sorted(files.items())), problems
+
+
+_ObjectFile = tuple[str, bytes, tuple[str, ...], tuple[str, ...]]
+
+
+def _object_file(ctx: Context, item: render.Rendered, site: dict[str, Any], labels: dict[str, str]) -> _ObjectFile:
+    """One object's path, bytes, images and schema problems; memoized for objects of equal text."""
+    version = site["kubernetes_version"]
+    key = (item.key, site["namespace"], tuple(sorted(labels.items())), version) if item.key else None
+    if key is not None and key in ctx.objects:
+        return ctx.objects[key]
+    obj = _with_site_defaults(item.obj, site, labels)
+    messages = tuple(f"{objects.identity(obj)}: {m}" for m in ctx.kube.validate(obj, version))
+    result = (objects.relative_path(obj), yamlio.dump(objects.canonical(obj)).encode(),
+              tuple(objects.images(obj)), messages)
+    if key is not None:
+        ctx.objects[key] = result
+    return result
 
 
 def _with_site_defaults(obj: dict[str, Any], site: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
@@ -242,19 +285,13 @@ def _inputs(ctx: Context, target: inventory.Target, params: dict[str, Any]) -> t
 
 
 def _remember(state: cache.State, outputs: list[SiteOutput], hasher: cache.Hasher, compiled: Path,
-              options: Options) -> None:
+              options: Options, names: list[str]) -> None:
     if not options.use_cache:
         return
     for out in outputs:
         inputs = {rel: hasher.digest(rel) or "" for rel in out.inputs}
         state.sites[out.name] = cache.SiteState(inputs, list(out.probes), cache.stat_files(compiled / out.name))
     if not options.targets:
-        known = set(select_names(options.root))
-        state.sites = {k: v for k, v in state.sites.items() if k in known}
+        state.sites = {k: v for k, v in state.sites.items() if k in names}
     cache.save(options.root, state)
-
-
-def select_names(root: Path) -> list[str]:
-    """All target names of a root."""
-    return list(inventory.Inventory(root).target_files())
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from generator.agent import access as agent_access
 from generator.core import errors, yamlio
 from generator.core.location import Location
 
@@ -31,6 +32,8 @@ class Rendered:
     """Template path relative to the root, e.g. components/stateful-service/statefulset.yml.j2."""
     unit: str
     """What the template was rendered for: ``service gatekeeper`` or ``site``."""
+    key: tuple[str, int] | None = None
+    """(rendered text, document index) when the object came from a template: equal keys, equal objects."""
 
 
 class TemplateFailure(errors.GenError):
@@ -43,6 +46,9 @@ class Renderer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.components_dir = root / "components"
+        # Sites often render identical text (same service, same settings); parse each text once.
+        # The parsed objects are shared between sites, so nothing downstream may modify them.
+        self._parsed: dict[str, list[dict[str, Any]]] = {}
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.components_dir)),
             undefined=jinja2.StrictUndefined,
@@ -53,7 +59,8 @@ class Renderer:
         )
         self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
         self.env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
-        self.env.globals.update(fail=_fail, port_name=port_name, probe=probe)
+        self.env.globals.update(fail=_fail, port_name=port_name, probe=probe,
+                                agent_rbac=lambda target, params: agent_access.for_site(self.site, target, params))
 
     def components(self) -> list[str]:
         """Names of the components that exist (directories under components/)."""
@@ -99,8 +106,11 @@ class Renderer:
         for name in self.templates(component):
             source = f"components/{name}"
             text = self._render(name, context, source, unit)
-            for obj in yamlio.load_rendered(text, f"{source} ({unit}, rendered)"):
-                out.append(Rendered(_check_shape(obj, source, unit), source, unit))
+            docs = self._parsed.get(text)
+            if docs is None:
+                docs = yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
+                docs = self._parsed[text] = [_check_shape(obj, source, unit) for obj in docs]
+            out += [Rendered(obj, source, unit, (text, index)) for index, obj in enumerate(docs)]
         return out
 
     def _render(self, name: str, context: dict[str, Any], source: str, unit: str) -> str:

@@ -8,12 +8,15 @@ value. ``with_defaults`` fills in the schema's ``default`` values for the render
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
+import fastjsonschema
 import jsonschema
 import referencing
 from jsonschema.exceptions import ValidationError, best_match
@@ -35,10 +38,15 @@ class Schemas:
     validator: jsonschema.protocols.Validator
     resolver: referencing._core.Resolver[Any]
     files: tuple[str, ...]
+    fast: Callable[[Any], Any] | None = None
+    """A compiled yes/no check with the same verdicts (fastjsonschema); the reference explains failures."""
 
 
-def load(root: Path) -> Schemas:
-    """Load ``schemas/*.json``; a broken schema is a located user error."""
+def load(root: Path, fast: bool = True) -> Schemas:
+    """Load ``schemas/*.json``; a broken schema is a located user error.
+
+    ``fast`` also compiles the fast path (about 0.2 s, repaid after a few targets).
+    """
     directory = root / "schemas"
     resources: list[tuple[str, referencing.Resource[Any]]] = []
     files: list[str] = []
@@ -64,12 +72,92 @@ def load(root: Path) -> Schemas:
         raise errors.located(Location(f"schemas/{ROOT_SCHEMA}"), f"invalid schema: {e.message}") from e
     checker = jsonschema.FormatChecker(["ipv4"])
     validator = jsonschema.Draft202012Validator(root_schema, registry=registry, format_checker=checker)
-    return Schemas(validator, registry.resolver(root_id), tuple(files))
+    documents = {uri: resource.contents for uri, resource in resources}
+    return Schemas(validator, registry.resolver(root_id), tuple(files),
+                   _fast_validator(documents, root_id) if fast else None)
+
+
+# The fast path: all schemas bundled into one draft-07 document for fastjsonschema (about 20x
+# faster than jsonschema). Only keywords whose meaning is the same in both drafts are accepted;
+# anything else means no fast path, and jsonschema alone decides.
+_KEYWORDS = {"type", "required", "enum", "const", "pattern", "minimum", "maximum", "exclusiveMinimum",
+             "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems",
+             "minProperties", "maxProperties", "format"}
+_SUBSCHEMA = {"additionalProperties", "items", "propertyNames", "not", "if", "then", "else"}
+_SUBSCHEMA_LIST = {"anyOf", "oneOf", "allOf"}
+_SUBSCHEMA_MAP = {"properties", "$defs"}
+_ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated"}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _fast_validator(documents: dict[str, Any], root_id: str) -> Callable[[Any], Any] | None:
+    names = {uri: f"d{i}" for i, uri in enumerate(sorted(documents))}
+    try:
+        bundle = {"$schema": "http://json-schema.org/draft-07/schema#", "$ref": f"#/$defs/{names[root_id]}",
+                  "$defs": {names[uri]: _fast_schema(doc, uri, names) for uri, doc in documents.items()}}
+        return fastjsonschema.compile(bundle, formats={"ipv4": _is_ipv4}, use_default=False)
+    except Exception:  # noqa: BLE001 - no fast path is never fatal: jsonschema alone decides
+        return None
+
+
+def _fast_schema(schema: Any, base: str, names: dict[str, str]) -> Any:
+    if isinstance(schema, bool):
+        return schema
+    if not isinstance(schema, dict):
+        raise _Unsupported(repr(schema))
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        if key == "$ref":
+            document, _, fragment = urljoin(base, value).partition("#")
+            if document not in names:
+                raise _Unsupported(value)
+            out[key] = f"#/$defs/{names[document]}{fragment}"
+        elif key in _SUBSCHEMA_MAP:
+            out[key] = {name: _fast_schema(sub, base, names) for name, sub in value.items()}
+        elif key in _SUBSCHEMA:
+            out[key] = _fast_schema(value, base, names)
+        elif key in _SUBSCHEMA_LIST:
+            out[key] = [_fast_schema(sub, base, names) for sub in value]
+        elif key in _KEYWORDS:
+            out[key] = value
+        elif key == "const":  # same meaning; fastjsonschema's const fails to compile without details
+            out["enum"] = [value]
+        elif key == "dependentRequired":  # draft-07 spells it as the array form of dependencies
+            out["dependencies"] = value
+        else:
+            raise _Unsupported(key)
+    if "$ref" in out and len(out) > 1:  # 2020-12 applies $ref's siblings; draft-07 would ignore them
+        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
+    return out
+
+
+def _is_ipv4(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid(schemas: Schemas, instance: Any) -> bool:
+    if schemas.fast is None:
+        return False
+    try:
+        schemas.fast(instance)
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
 
 
 def check(schemas: Schemas, target: Target, components: Iterable[str]) -> list[Problem]:
     """Every problem of one target: schema violations first, then cross-checks if the shape is right."""
-    problems = [p for e in _errors(schemas, target.parameters) for p in _problem(target, e)]
+    problems = [] if _valid(schemas, target.parameters) else \
+        [p for e in _errors(schemas, target.parameters) for p in _problem(target, e)]
     if not problems:
         problems = list(_cross_checks(target, set(components)))
     return problems
@@ -152,9 +240,18 @@ def _unique(values: list[Any], where: Any, what: str) -> Iterator[Problem]:
 
 def with_defaults(schemas: Schemas, params: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``params`` with the schema's ``default`` values filled in where keys are absent."""
-    out = copy.deepcopy(params)
+    out = _copy(params)
     _fill(schemas.resolver, schemas.validator.schema, out)  # type: ignore[arg-type]
     return out
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON-like data (several times faster than copy.deepcopy, which keeps a memo)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _fill(resolver: referencing._core.Resolver[Any], schema: Any, instance: Any) -> None:

@@ -5,6 +5,8 @@ that changed is staged in ``compiled/.staging-<site>``: new files written, uncha
 hard-linked (so their content and mtime stay as they were), and swapped with the old directory in
 one ``renameat2(RENAME_EXCHANGE)`` where the kernel has it (a rename pair otherwise). A crash leaves
 either the old or the new site, and a leftover staging directory that the next run removes.
+There is no fsync: compiled/ is regenerated from git-tracked inputs, and on this machine's disk an
+fsync per site cost more than the whole compile (each forces a journal commit of all data written).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import ctypes
 import ctypes.util
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from generator.core import errors
 
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
+IO_THREADS = 8
+"""File creation is latency-bound (about 1 ms a file on a busy VM disk, 0.3 ms with 8 threads)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +88,10 @@ def plan(compiled: Path, sites: dict[str, dict[str, bytes]], keep: Iterable[str]
 
 def _site_change(directory: Path, site: str, files: dict[str, bytes]) -> SiteChange:
     existing = _listing(directory)
-    added, modified = [], []
-    for rel, content in files.items():
-        if rel not in existing:
-            added.append(rel)
-        elif not _same(directory / rel, content):
-            modified.append(rel)
+    added = [rel for rel in files if rel not in existing]
+    present = [rel for rel in files if rel in existing]
+    same = _parallel(lambda rel: _same(directory / rel, files[rel]), present)
+    modified = [rel for rel, unchanged in zip(present, same) if not unchanged]
     removed = sorted(set(existing) - set(files))
     return SiteChange(site, files, tuple(sorted(added)), tuple(sorted(modified)), tuple(removed))
 
@@ -141,14 +144,16 @@ def _replace_site(compiled: Path, change: SiteChange) -> None:
     staging = compiled / f"{STAGING_PREFIX}{change.site}"
     shutil.rmtree(staging, ignore_errors=True)
     unchanged = set(change.files) - set(change.added) - set(change.modified)
-    for rel, content in change.files.items():
-        dest = staging / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
+    for directory in sorted({(staging / rel).parent for rel in change.files}):
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def stage(rel: str) -> None:
         if rel in unchanged:
-            _link_or_copy(target / rel, dest)
+            _link_or_copy(target / rel, staging / rel)
         else:
-            _write(dest, content)
-    _fsync_dir(staging)
+            _write(staging / rel, change.files[rel])
+
+    _parallel(stage, list(change.files))
     if target.exists():
         if not _exchange(staging, target):
             trash = compiled / f"{TRASH_PREFIX}{change.site}"
@@ -158,7 +163,14 @@ def _replace_site(compiled: Path, change: SiteChange) -> None:
         shutil.rmtree(staging)
     else:
         os.rename(staging, target)
-    _fsync_dir(compiled)
+
+
+def _parallel(action: Callable[[str], object], items: list[str]) -> list[object]:
+    """``action`` over ``items`` on a few threads (results in order; the first error propagates)."""
+    if len(items) < 2 * IO_THREADS:
+        return [action(item) for item in items]
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        return list(pool.map(action, items))
 
 
 def _remove_dir(compiled: Path, directory: Path) -> None:
@@ -177,14 +189,6 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         os.link(src, dest)
     except OSError:
         shutil.copy2(src, dest)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _RENAME_EXCHANGE = 2

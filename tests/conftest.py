@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 def project(tmp_path: Path) -> Path:
     """A writable copy of the reference platform, compiled/ included."""
     root = tmp_path / "project"
-    for name in ("inventory", "components", "schemas", "compiled"):
-        shutil.copytree(REPO / name, root / name)
+    for name in ("inventory", "components", "schemas", "compiled", "secrets"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, root / name)
     return root
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,8 @@ def test_parallel_and_serial_compiles_agree(project: Path, tmp_path: Path) -> No
     base = (targets / "cn-north-2.yml").read_text()
     for i in range(pipeline.PARALLEL_THRESHOLD):
         (targets / f"extra-{i:02d}.yml").write_text(base.replace("harbor.cn-north-2", f"harbor{i}.cn-north-2"))
+        if (project / "secrets/cn-north-2").is_dir():
+            shutil.copytree(project / "secrets/cn-north-2", project / f"secrets/extra-{i:02d}")
     compile_(project, use_cache=False, jobs=2)
     parallel = tree_digest(project / "compiled")
     subprocess.run(["rm", "-rf", str(project / "compiled")], check=True)

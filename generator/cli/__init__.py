@@ -1,6 +1,7 @@
 """The ``gen`` command line: one short function per command; the only package that imports typer.
 
 Commands live in one module per area (``_compile``: compile, validate, inventory, targets;
+``_review``: diff; ...); each parses its options, calls one library function and maps the result to
 an exit status. What every command shares lives here: ``run`` (errors to exit statuses), the
 ``--root``/``--target`` options, ``-q``/``-v``, colour, the progress bar and JSON problem reports.
 
@@ -211,21 +212,23 @@ def _causes(e: BaseException) -> Iterator[BaseException]:
 
 
 def run_json(action: Callable[[], T], as_json: bool) -> T:
-    """``run``; with ``as_json`` a ProblemReport is printed as JSON on stdout (then exit 1) for scripts."""
+    """``run``; with ``as_json`` a user error is printed as JSON on stdout (then exit 1) for scripts:
+    ``{"ok": false, "summary": ..., "problems": [...]}`` (no problems for an error that has no location)."""
     from generator.core import errors
 
     if not as_json:
         return run(action)
 
-    def attempt() -> T | errors.ProblemReport:
+    def attempt() -> T | errors.GenError:
         try:
             return action()
-        except errors.ProblemReport as e:
+        except errors.GenError as e:
             return e
 
     result = run(attempt)
-    if isinstance(result, errors.ProblemReport):
-        print_json({"ok": False, "summary": result.summary, "problems": problems_json(result.problems)})
+    if isinstance(result, errors.GenError):
+        report = result if isinstance(result, errors.ProblemReport) else errors.ProblemReport([], str(result))
+        print_json({"ok": False, "summary": report.summary, "problems": problems_json(report.problems)})
         raise typer.Exit(EXIT_USER)
     return result
 
@@ -270,3 +273,7 @@ def main() -> None:
 
 from generator.cli import _compile  # noqa: E402,F401  (registers the commands)
 from generator.cli import _ferry  # noqa: E402,F401
+from generator.cli import _review  # noqa: E402,F401
+from generator.cli import _n9e  # noqa: E402,F401
+from generator.cli import _agent  # noqa: E402,F401
+from generator.cli import _secrets  # noqa: E402,F401

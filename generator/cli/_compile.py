@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from generator.cli import (ColorOption, FormatOption, Output, QuietOption, RootOption, TargetOption, TextOrJson, VerboseOption,
-                           app, complete_targets, output, print_json, progress, run, run_json)
+from generator.cli import (ColorOption, FormatOption, Output, QuietOption, RootOption, TargetOption, TextOrJson,
+                           VerboseOption, app, complete_targets, output, print_json, progress, run, run_json)
 
 if TYPE_CHECKING:
     from generator import compile as pipeline
@@ -27,7 +27,8 @@ class Format(str, Enum):
 def compile_(
     root: RootOption = Path("."),
     target: TargetOption = None,
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 listing the files that differ.")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Write nothing; exit 1 listing the files that differ.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")] = 0,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompile every site even if unchanged.")] = False,
     fmt: FormatOption = TextOrJson.text,
@@ -123,7 +124,8 @@ def validate(
     def check() -> list[str]:
         names, problems = _problems_per_target(root, tuple(target or ()))
         if problems:
-            raise errors.ProblemReport(validation.dedupe(problems), f"{len(problems)} of {len(names)} target(s) invalid")
+            summary = f"{len(problems)} of {len(names)} target(s) invalid"
+            raise errors.ProblemReport(validation.dedupe(problems), summary)
         return names
 
     names = run_json(check, fmt is TextOrJson.json)
