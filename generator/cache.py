@@ -10,6 +10,7 @@ deleting it changes nothing but speed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import generator
+from generator.core.fsutil import write_atomic
 
 STATE_FILE = Path(".gen-cache") / "compile-state.json"
 PARSE_CACHE = Path(".gen-cache") / "parsed"
@@ -106,13 +108,8 @@ def save(root: Path, state: State) -> None:
     path = root / STATE_FILE
     data: dict[str, Any] = {"tool": state.tool, "sites": {
         name: {"inputs": s.inputs, "probes": s.probes, "files": s.files} for name, s in sorted(state.sites.items())}}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        write_atomic(path, json.dumps(data, separators=(",", ":")).encode())
 
 
 def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:

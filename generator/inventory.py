@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import os
 import pickle
 import re
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.core import errors
+from generator.core.fsutil import write_atomic
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
 from generator.core.sourcemap import LocTree, nearest, subtree
@@ -151,10 +151,7 @@ class Inventory:
             pass
         doc = load_file(path, rel)
         with contextlib.suppress(OSError):
-            directory.mkdir(parents=True, exist_ok=True)
-            tmp = directory / f".{key}.{os.getpid()}"
-            tmp.write_bytes(pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL))
-            os.replace(tmp, directory / key)
+            write_atomic(directory / key, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL))
         return doc
 
     def find_class(self, name: str, where: Location | None = None) -> tuple[Path | None, list[str]]:

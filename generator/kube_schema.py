@@ -25,7 +25,6 @@ import marshal
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import referencing
 import referencing.jsonschema
 
 from generator.core.errors import GenError
+from generator.core.fsutil import write_atomic
 from generator.core.jsonpath import format_path
 
 FastCheck = Callable[[Any], object]
@@ -262,19 +262,6 @@ def _header(schema_dir: Path, file: str) -> str:
             f"safe to delete.\nGEN_FORMAT = {_FORMAT}\nVERSION = \"{fastjsonschema.VERSION}\"\n")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _pyc_path(py: Path) -> Path | None:
     tag = sys.implementation.cache_tag
     return py.with_name(f"{py.stem}.{tag}.pyc") if tag else None
@@ -295,7 +282,7 @@ def _code(py: Path, source: bytes) -> CodeType:
     code = compile(source, str(py), "exec", dont_inherit=True)
     if pyc is not None:
         with contextlib.suppress(OSError):
-            _write_atomic(pyc, header + marshal.dumps(code))
+            write_atomic(pyc, header + marshal.dumps(code))
     return code
 
 
@@ -334,7 +321,7 @@ def _fast_check(schema_dir: Path, file: str, cache_dir: Path | None) -> FastChec
         return None
     if py is not None:
         with contextlib.suppress(OSError):
-            _write_atomic(py, source.encode())
+            write_atomic(py, source.encode())
             if (check := _load_cached(py, header)) is not None:
                 return check
     return _exec(compile(source, f"<{schema_dir.name}/{file}>", "exec", dont_inherit=True), file)

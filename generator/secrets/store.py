@@ -20,6 +20,7 @@ from typing import Any
 from generator import inventory
 from generator.core import errors, yamlio
 from generator.core.errors import GenError
+from generator.core.fsutil import write_atomic
 from generator.core.location import Location
 from generator.secrets import crypto, encrypted, refs
 
@@ -206,25 +207,7 @@ def _entry(root: Path, target: str, path: str, references: tuple[str, ...], expe
 
 def _write(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically (and durably) with ``data``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, data, durable=True)
 
 
 def as_dict(entry: Entry) -> dict[str, Any]:
