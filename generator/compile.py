@@ -15,14 +15,15 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from generator import cache, inventory, kube_schema, render, validate, write
+from generator import cache, inventory, write
 from generator.core import errors, objects, yamlio
 from generator.core.errors import Problem
 from generator.core.location import Location
-from generator.n9e import files as n9e_files
-from generator.secrets import encrypted, stage as secrets_stage
+
+if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jinja2 or jsonschema
+    from generator import kube_schema, render, validate
 
 FAST_PATH_THRESHOLD = 4
 """From this many sites on, compiling the fast schema check costs less than it saves."""
@@ -89,6 +90,9 @@ class Context:
     @classmethod
     def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
         """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay off."""
+        from generator import kube_schema, render, validate
+        from generator.secrets import encrypted
+
         renderer = render.Renderer(root)
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
         return cls(root, inv, validate.load(root, fast=sites >= FAST_PATH_THRESHOLD), renderer,
@@ -144,6 +148,8 @@ def compile_sites(ctx: Context, names: list[str], jobs: int = 0,
             progress(len(results), len(names))
     problems = {name: r for name, r in zip(names, results) if isinstance(r, list)}
     if problems:
+        from generator import validate
+
         found = validate.dedupe(problems)
         sites = len(problems)
         raise errors.ProblemReport(found, f"{len(found)} problem{'s' if len(found) != 1 else ''} in {sites} "
@@ -173,6 +179,10 @@ def _compile_in_worker(name: str) -> SiteOutput | list[Problem]:
 
 def compile_site(ctx: Context, name: str) -> SiteOutput | list[Problem]:
     """One site from inventory to files: its output, or every problem found in it."""
+    from generator import kube_schema, render, validate
+    from generator.n9e import files as n9e_files
+    from generator.secrets import stage as secrets_stage
+
     try:
         target = ctx.inv.target(name)
     except errors.ProblemReport as e:
