@@ -27,7 +27,7 @@ from generator.core import yamlio
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId, identity
 from generator.ferry import receive
-from generator.gitops import bundle, publish
+from generator.gitops import bundle, publish, tree
 from generator.gitops.repo import GitError, Repo, open_repo
 
 FETCHED = "refs/gen-agent/fetched"
@@ -239,14 +239,7 @@ def _cat(repo: Repo, oids: list[str]) -> dict[str, bytes]:
     if not oids:
         return {}
     out = repo.run("cat-file", "--batch", input="".join(f"{oid}\n" for oid in oids).encode())
-    blobs: dict[str, bytes] = {}
-    pos = 0
-    for oid in oids:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split(b" ")
-        if len(header) != 3:
-            raise ManifestError(f"{repo.git_dir}: object {oid} is missing")
-        size = int(header[2])
-        blobs[oid] = out[end + 1:end + 1 + size]
-        pos = end + 1 + size + 1
-    return blobs
+    try:
+        return tree.split_batch(out, oids)
+    except LookupError as e:
+        raise ManifestError(f"{repo.git_dir}: object {e} is missing") from None

@@ -88,13 +88,22 @@ def read_blobs(root: Path, ids: Iterable[str]) -> dict[str, bytes]:
         return {}
     out = _git(root, ["cat-file", "--batch"], "objects", stdin="".join(f"{oid}\n" for oid in wanted).encode())
     assert out is not None
+    try:
+        return split_batch(out, wanted)
+    except LookupError as e:
+        raise errors.GenError(f"git repository {_top(root)}: object {e} is missing") from None
+
+
+def split_batch(out: bytes, oids: Iterable[str]) -> dict[str, bytes]:
+    """The blobs in ``git cat-file --batch`` output for ``oids`` (in the order asked);
+    raises LookupError(oid) for an object git reports missing."""
     blobs: dict[str, bytes] = {}
     pos = 0
-    for oid in wanted:
+    for oid in oids:
         end = out.index(b"\n", pos)
         header = out[pos:end].split(b" ")
         if len(header) != 3:
-            raise errors.GenError(f"git repository {_top(root)}: object {oid} is missing")
+            raise LookupError(oid)
         size = int(header[2])
         blobs[oid] = out[end + 1:end + 1 + size]
         pos = end + 1 + size + 1
