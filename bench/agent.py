@@ -37,10 +37,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from generator.agent import kube  # noqa: E402
-from generator.agent.loop import Agent  # noqa: E402
-from generator.agent.metrics import Metrics  # noqa: E402
-from generator.agent.settings import GitSource, PruneSettings, Settings  # noqa: E402
+from generator.run.agent import kube  # noqa: E402
+from generator.run.agent.loop import Agent  # noqa: E402
+from generator.run.agent.metrics import Metrics  # noqa: E402
+from generator.run.agent.settings import GitSource, PruneSettings, Settings  # noqa: E402
 from generator.core import objects, yamlio  # noqa: E402
 from tests.agent_fixtures import Branch, Counting, configmap, deployment, service, site_files  # noqa: E402
 from tests.ferry_fixtures import Keys, make_key, write_allowed_signers  # noqa: E402

@@ -40,8 +40,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from generator.gitops import publish  # noqa: E402
-from generator.gitops.plumbing import Identity  # noqa: E402
+from generator.deliver import publish  # noqa: E402
+from generator.deliver.git.plumbing import Identity  # noqa: E402
 
 SITE = "bench-site"
 PRINCIPAL = "release@example.com"

@@ -1,4 +1,4 @@
-"""Benchmark of generator.kube_schema: codegen, cache loads, per-object validation vs plain jsonschema.
+"""Benchmark of generator.build.kube_schema: codegen, cache loads, per-object validation vs plain jsonschema.
 
 Run: .venv/bin/python bench/kube_schema.py [kubernetes-version]   (uses a throw-away cache directory)
 """
@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from generator import kube_schema
-from generator.kube_schema import Validator
+from generator.build import kube_schema
+from generator.build.kube_schema import Validator
 
 CONTAINER = {
     "name": "web", "image": "nginx:1.25", "ports": [{"containerPort": 8080, "name": "http"}],

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from generator.agent import kube, plan
-from generator.agent.loop import Agent
-from generator.agent.metrics import Metrics
-from generator.agent.settings import GitSource, PruneSettings, Settings
+from generator.run.agent import kube, plan
+from generator.run.agent.loop import Agent
+from generator.run.agent.metrics import Metrics
+from generator.run.agent.settings import GitSource, PruneSettings, Settings
 from generator.core import objects, yamlio
-from generator.gitops import plumbing
-from generator.gitops.repo import open_repo
+from generator.deliver.git import plumbing
+from generator.deliver.git.repo import open_repo
 from tests.ferry_fixtures import IDENTITY, Key, Keys, make_key, write_allowed_signers
 
 _counter = itertools.count(1)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.ferry import pack as packer
-from generator.ferry import receive
-from generator.gitops import publish
-from generator.gitops.plumbing import Identity
+from generator.deliver.ferry import pack as packer
+from generator.deliver.ferry import receive
+from generator.deliver import publish
+from generator.deliver.git.plumbing import Identity
 
 REPO = Path(__file__).resolve().parent.parent
 IDENTITY = Identity("Release Bot", "release@example.com")

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from generator.agent import access, kube, plan, prune
-from generator.agent.metrics import Metrics, serve
-from generator.agent.settings import EnvelopeSource, PruneSettings
+from generator.build.stages import agent_rbac as access
+from generator.run.agent import kube, plan, prune
+from generator.run.agent.metrics import Metrics, serve
+from generator.run.agent.settings import EnvelopeSource, PruneSettings
 from generator.cli import app
-from generator.secrets import encrypted
+from generator.formats import encrypted_secret as encrypted
 from tests.agent_fixtures import (Counting, Crash, Site, admin, agent_keys, configmap, control_plane, deployment,
                                   service, site, unique)
 from tests.conftest import REPO
@@ -309,7 +310,7 @@ def test_the_parent_is_one_kubectl_recognises(site: Site, control_plane: Any, tm
 
 
 def test_envelopes_dropped_by_the_gatekeeper_are_imported_and_applied(site: Site, tmp_path: Path) -> None:
-    from generator.ferry import pack as packer
+    from generator.deliver.ferry import pack as packer
     site.branch.site = "cn-test"
     site.branch.commit(cms(site, "from-envelope"))
     drop = tmp_path / "inbox"
@@ -323,7 +324,7 @@ def test_envelopes_dropped_by_the_gatekeeper_are_imported_and_applied(site: Site
 
 
 def test_an_unreachable_source_fails_the_reconcile_and_says_why(site: Site, tmp_path: Path) -> None:
-    from generator.agent.settings import GitSource
+    from generator.run.agent.settings import GitSource
     result = site.agent(source=GitSource(str(tmp_path / "nowhere.git"))).reconcile()
     assert result.result == "failed" and result.reasons == ("source",) and "nowhere.git" in result.message
 
@@ -358,7 +359,7 @@ def test_the_agent_as_its_own_service_account_applies_the_site_with_exactly_its_
 
 def _compile_site_into(root: Path, namespace: str, agent_namespace: str) -> Path:
     """Compile cn-east-1 of a copy of the reference platform with its namespaces renamed."""
-    from generator import compile as compiler
+    from generator.build import pipeline as compiler
     for name in ("inventory", "components", "schemas", "secrets"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, root / name)
@@ -396,8 +397,8 @@ def test_gen_agent_run_once_reconciles_and_exits_by_result(site: Site, control_p
 
 
 def test_the_commits_n9e_rules_are_synced_when_configured(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    from generator.agent import loop
-    from generator.agent.settings import N9eSettings
+    from generator.run.agent import loop
+    from generator.run.agent.settings import N9eSettings
     from tests.test_n9e_apply import ApiDouble
 
     n9e_dir = REPO / "compiled" / "cn-east-1" / "n9e"

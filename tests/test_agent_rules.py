@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from generator.agent import access, drift, health, plan
-from generator.agent.health import State
-from generator.agent.settings import PruneSettings, parse_duration, parse_share
+from generator.build.stages import agent_rbac as access
+from generator.run.agent import drift, health, plan
+from generator.run.agent.health import State
+from generator.run.agent.settings import PruneSettings, parse_duration, parse_share
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import compile as pipeline
-from generator import write
+from generator.build import pipeline
+from generator.build import write
 from generator.core import errors
 from tests.conftest import REPO, tree_digest
 

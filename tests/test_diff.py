@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from generator import compile as pipeline
-from generator import diff, report
+from generator.build import pipeline
+from generator.review import diff, report
 from generator.core import errors, yamlio
-from generator.diff import FieldChange, Item, Op
-from generator.gitops import tree
+from generator.review.diff import FieldChange, Item, Op
+from generator.deliver.git import tree
 
 GATEKEEPER = "inventory/classes/services/gatekeeper.yml"
 STS = "cn-east-1/manifests/project/statefulset-gatekeeper.yaml"

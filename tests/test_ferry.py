@@ -21,12 +21,14 @@ from typer.testing import CliRunner
 
 from generator.cli import app
 from generator.core.errors import GenError
-from generator.ferry import envelope, ledger
-from generator.ferry import pack as packer
-from generator.ferry import status as ferry_status
-from generator.ferry.receive import QUARANTINE, Status
-from generator.gitops import plumbing, publish, sign
-from generator.gitops.repo import RefUpdate, open_repo
+from generator.formats import envelope
+from generator.deliver.ferry import ledger
+from generator.deliver.ferry import pack as packer
+from generator.deliver.ferry import status as ferry_status
+from generator.deliver.ferry.receive import QUARANTINE, Status
+from generator.deliver.git import plumbing, sign
+from generator.deliver import publish
+from generator.deliver.git.repo import RefUpdate, open_repo
 from tests.ferry_fixtures import (IDENTITY, OTHER_SITE, REPO, SITE, World, keys, published, refs, rev,
                                   synced_template, world)
 
@@ -365,8 +367,8 @@ def test_rewritten_history_is_refused_by_pack_and_by_import(world: World) -> Non
 CRASH = """
 import os, sys
 from pathlib import Path
-from generator.ferry import receive
-from generator.gitops import repo
+from generator.deliver.ferry import receive
+from generator.deliver.git import repo
 
 mode, drop, inside, allowed, site = sys.argv[1:]
 apply = repo.Repo.update_refs

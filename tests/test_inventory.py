@@ -1,4 +1,4 @@
-"""generator.inventory: Kapitan/reclass semantics, rule by rule, on small inline inventories.
+"""generator.build.inventory: Kapitan/reclass semantics, rule by rule, on small inline inventories.
 
 Every error test asserts the complete message (``file:line:col  $.path  message``), so a test
 fails when an error is raised for the wrong reason or points at the wrong place.
@@ -14,7 +14,7 @@ from helpers import write_tree
 
 from generator.core.errors import GenError, ProblemReport
 from generator.core.location import Location
-from generator.inventory import Inventory, Settings, Target, settings_for
+from generator.build.inventory import Inventory, Settings, Target, settings_for
 
 T = "inventory/targets/site.yml"
 C = "inventory/classes/"

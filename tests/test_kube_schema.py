@@ -1,4 +1,4 @@
-"""generator.kube_schema: verdicts equal to jsonschema's, version selection, the on-disk code cache."""
+"""generator.build.kube_schema: verdicts equal to jsonschema's, version selection, the on-disk code cache."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import referencing.jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator import kube_schema
+from generator.build import kube_schema
 from generator.core.errors import GenError
 from generator.core.jsonpath import format_path
-from generator.kube_schema import Validator, cache_root, schema_version_for
+from generator.build.kube_schema import Validator, cache_root, schema_version_for
 
 VERSIONS = ["1.25", "1.33"]
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from generator.n9e import client, model, reconcile
+from generator.run.n9e import client, reconcile
+from generator.formats import n9e as model
 from tests.conftest import REPO
 
 ROOT_USER, ROOT_PASSWORD = "root", "root.2020"

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from generator import compile as pipeline
-from generator import validate
+from generator.build import pipeline
+from generator.build import schemas as validate
 from generator.core import errors
-from generator.n9e import files, model, rules
+from generator.build.monitoring import files, rules
+from generator.formats import n9e as model
 from tests.conftest import REPO
 
 SITES = ("cn-east-1", "cn-north-2")

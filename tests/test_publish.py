@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from generator.core.errors import GenError
-from generator.gitops import publish
-from generator.gitops.repo import open_repo
+from generator.deliver import publish
+from generator.deliver.git.repo import open_repo
 from tests.ferry_fixtures import (IDENTITY, OTHER_SITE, SITE, World, edit_compiled, git, keys, published, refs,
                                   rev, world)
 

@@ -139,7 +139,7 @@ def test_usage_errors_exit_2(repo: Path) -> None:
 
 
 def test_a_bug_exits_70_with_a_hint(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from generator import diff
+    from generator.review import diff
 
     def broken(options: object) -> None:
         raise RuntimeError("boom")

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from generator.agent.loop import Agent
-from generator.secrets import crypto, encrypted, store
+from generator.run.agent.loop import Agent
+from generator.formats import age as crypto, encrypted_secret as encrypted
+from generator.build import secret_store as store
 from tests.agent_fixtures import Site, admin, agent_keys, configmap, control_plane, site
 
 __all__ = ["admin", "agent_keys", "control_plane", "site"]  # fixtures used by name

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from generator.core import yamlio
-from generator.secrets import crypto, encrypted, refs, store
+from generator.formats import age as crypto, encrypted_secret as encrypted, secret_refs as refs
+from generator.build import secret_store as store
 from tests.conftest import REPO
 from tests.test_secrets_fixtures import SecretProject, secret_project, secret_template
 

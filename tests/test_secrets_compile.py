@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from generator.core import errors, yamlio
-from generator.secrets import crypto, encrypted, store
+from generator.formats import age as crypto, encrypted_secret as encrypted
+from generator.build import secret_store as store
 from tests.helpers import write_tree
 from tests.test_secrets_fixtures import SecretProject, files_under, secret_project, secret_template
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.secrets import crypto
+from generator.formats import age as crypto
 
 AGE_VERSION = "v1.2.1"
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from generator import compile as pipeline
+from generator.build import pipeline
 from generator.cli import app
-from generator.secrets import crypto, refs, store
+from generator.formats import age as crypto, secret_refs as refs
+from generator.build import secret_store as store
 from tests.conftest import REPO
 
 SITES = ("cn-east-1", "cn-north-2")

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.ferry import pack as packer
-from generator.gitops import publish
-from generator.secrets import crypto, refs, store
+from generator.deliver.ferry import pack as packer
+from generator.deliver import publish
+from generator.formats import age as crypto, secret_refs as refs
+from generator.build import secret_store as store
 from tests.conftest import REPO
 from tests.ferry_fixtures import IDENTITY, Key, edit_compiled, git, make_key
 from tests.test_secrets_fixtures import SITES, SecretProject, files_under, secret_project, secret_template

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from generator.core.objects import ObjectId
-from generator.secrets import crypto, encrypted
+from generator.formats import age as crypto, encrypted_secret as encrypted
 
 LABELS = {"app": "abc-service", "app.kubernetes.io/managed-by": "gen"}
 

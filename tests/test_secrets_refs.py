@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from generator.secrets import refs
+from generator.formats import secret_refs as refs
 
 
 def test_a_whole_value_reference_names_a_file_of_its_own_site() -> None:

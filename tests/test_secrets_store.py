@@ -9,7 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from generator.cli import app
-from generator.secrets import crypto, store
+from generator.formats import age as crypto
+from generator.build import secret_store as store
 from tests.test_secrets_fixtures import SecretProject, secret_project, secret_template
 
 __all__ = ["secret_project", "secret_template"]  # fixtures used by name

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from generator import inventory, validate
+from generator.build import inventory, schemas as validate
 from tests.conftest import REPO
 
 

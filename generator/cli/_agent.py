@@ -16,7 +16,7 @@ import typer
 from generator.cli import TextOrJson, app, run
 
 if TYPE_CHECKING:
-    from generator.agent.settings import Settings
+    from generator.run.agent.settings import Settings
 
 agent_app = typer.Typer(help="The in-cluster pull agent: keep a cluster at its site's signed deploy branch.",
                         no_args_is_help=True)
@@ -90,7 +90,7 @@ def run_agent(
       gen agent run --site cn-east-1 --envelopes /srv/inbox --allowed-signers /etc/gen-agent/allowed_signers
       gen agent run --site cn-north-2 --git-url ssh://git@git.internal/deploy.git --allowed-signers FILE --once
     """
-    from generator.agent import settings as agent_settings
+    from generator.run.agent import settings as agent_settings
     from generator.core.errors import GenError
 
     def build() -> Settings:
@@ -117,7 +117,7 @@ def run_agent(
 
 
 def _once(settings: Settings, fmt: TextOrJson) -> None:
-    from generator.agent import start, status
+    from generator.run.agent import start, status
 
     result = run(lambda: start.agent(settings, _log if fmt is TextOrJson.text else _quiet, serve=False).reconcile())
     if fmt is TextOrJson.json:
@@ -127,7 +127,7 @@ def _once(settings: Settings, fmt: TextOrJson) -> None:
 
 
 def _forever(settings: Settings) -> None:
-    from generator.agent import start
+    from generator.run.agent import start
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,7 +14,7 @@ from generator.cli import (ColorOption, FormatOption, Output, QuietOption, RootO
                            VerboseOption, app, complete_targets, output, print_json, progress, run, run_json)
 
 if TYPE_CHECKING:
-    from generator import compile as pipeline
+    from generator.build import pipeline
     from generator.core.errors import Problem
 
 
@@ -46,7 +46,7 @@ def compile_(
       gen compile --check              # CI: is compiled/ up to date? (exit 1 if not)
       gen compile --check -f json      # the same for scripts
     """
-    from generator import compile as pipeline
+    from generator.build import pipeline
 
     out = output(quiet, verbose, color)
     started = time.perf_counter()
@@ -116,7 +116,7 @@ def validate(
       gen validate -t cn-east-1
       gen validate -f json | jq '.problems[] | .file'
     """
-    from generator import validate as validation
+    from generator.build import schemas as validation
     from generator.core import errors
 
     out = output(quiet, verbose, color)
@@ -141,8 +141,8 @@ def validate(
 
 def _problems_per_target(root: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, list[Problem]]]:
     """Every target's name, and the problems of each invalid one."""
-    from generator import compile as pipeline
-    from generator import validate as validation
+    from generator.build import pipeline
+    from generator.build import schemas as validation
     from generator.core import errors
 
     ctx = pipeline.Context.create(root)
@@ -172,7 +172,7 @@ def inventory(
       gen inventory -t cn-east-1
       gen inventory -t cn-east-1 -f json | jq .parameters.services
     """
-    from generator import inventory as inv
+    from generator.build import inventory as inv
     from generator.core import yamlio
 
     params = run(lambda: inv.Inventory(root, inv.settings_for(root)).target(target).parameters)
@@ -191,7 +191,7 @@ def targets(root: RootOption = Path("."), fmt: FormatOption = TextOrJson.text) -
       gen targets
       gen targets -f json      # [{"name": ..., "file": ...}, ...]
     """
-    from generator import inventory as inv
+    from generator.build import inventory as inv
 
     found = run(lambda: inv.Inventory(root).target_files())
     if fmt is TextOrJson.json:

@@ -44,8 +44,8 @@ def publish(
 
       gen publish --deploy-repo ../deploy.git --signing-key ~/.ssh/gen-release
     """
-    from generator.gitops import publish as pub
-    from generator.gitops.plumbing import Identity
+    from generator.deliver import publish as pub
+    from generator.deliver.git.plumbing import Identity
 
     identity = run(lambda: Identity.parse(author)) if author else None
     settings = pub.Settings(deploy_repo, signing_key, identity, allow_dirty)
@@ -80,8 +80,8 @@ def pack(
       gen ferry pack -t cn-east-1 --out /mnt/gatekeeper/outbox
       gen ferry pack -t cn-east-1 --out DIR --full      # when the inside lost track
     """
-    from generator.ferry import envelope
-    from generator.ferry import pack as packer
+    from generator.formats import envelope
+    from generator.deliver.ferry import pack as packer
 
     settings = packer.Settings(deploy_repo, signing_key, sender, run(lambda: envelope.parse_duration(expires_in)))
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def import_(
     Imported envelopes move to DIR/imported/, refused ones to DIR/rejected/<name>/ with REASON.txt;
     ones waiting for a missing basis stay. Exit status 1 if anything was rejected or is waiting.
     """
-    from generator.ferry import receive
+    from generator.deliver.ferry import receive
 
     settings = receive.Settings(repo, allowed_signers, tuple(site or ()))
     report = run(lambda: receive.receive(drop, settings))
@@ -133,8 +133,8 @@ def status(
         "--repo", envvar="GEN_FERRY_REPO", help="Inside repository (or the deploy repository, for what was sent).")],
 ) -> None:
     """Show, per site, the last imported (or sent) sequence, its tip commit and when."""
-    from generator.ferry import envelope
-    from generator.ferry import status as ferry_status
+    from generator.formats import envelope
+    from generator.deliver.ferry import status as ferry_status
 
     rows = run(lambda: ferry_status.status(repo))
     if not rows:

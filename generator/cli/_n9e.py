@@ -12,7 +12,7 @@ import typer
 from generator.cli import RootOption, app, run
 
 if TYPE_CHECKING:
-    from generator.n9e.reconcile import Result
+    from generator.run.n9e.reconcile import Result
 
 n9e_app = typer.Typer(name="n9e", help="Nightingale (n9e): apply a site's compiled alert rules and notifications.",
                       no_args_is_help=True)
@@ -48,7 +48,7 @@ def apply(
 
       GEN_N9E_USER=root GEN_N9E_PASSWORD=... gen n9e apply -t cn-east-1 --url http://10.86.3.30:17000
     """
-    from generator.n9e import client, reconcile
+    from generator.run.n9e import client, reconcile
 
     def push() -> reconcile.Result:
         intent = reconcile.load(root / "compiled" / target)

@@ -20,7 +20,7 @@ class DiffFormat(str, Enum):
 
 
 def _complete_refs(ctx: typer.Context, incomplete: str) -> list[str]:
-    from generator.gitops import tree
+    from generator.deliver.git import tree
 
     return [r for r in tree.refs(Path(ctx.params.get("root") or ".")) if r.startswith(incomplete)]
 
@@ -60,7 +60,7 @@ def diff_(
       gen diff -f json | jq '.sites[].site'
       gen diff -q && echo "no change"
     """
-    from generator import diff, report
+    from generator.review import diff, report
 
     out = output(quiet, verbose, color)
     started = time.perf_counter()

@@ -16,7 +16,7 @@ import typer
 from generator.cli import (FormatOption, RootOption, TextOrJson, app, complete_targets, output, print_json, run)
 
 if TYPE_CHECKING:
-    from generator.secrets import crypto
+    from generator.formats import age as crypto
 
 secrets_app = typer.Typer(name="secrets", no_args_is_help=True,
                           help="Secrets encrypted with age to each site's key: the inventory holds ?{age:<path>} "
@@ -46,7 +46,7 @@ def set_(target: SiteOption, path: PathArgument, root: RootOption = Path("."), g
       gen secrets set -t cn-east-1 registry/password            # prompts, hidden
       gen secrets set -t cn-east-1 redis/password --generate 32
     """
-    from generator.secrets import store
+    from generator.build import secret_store as store
 
     value = run(lambda: store.generate(generate)) if generate else _read_value(path, keep_newline)
     file = run(lambda: store.set_value(root, target, path, value))
@@ -66,7 +66,7 @@ def rotate(target: SiteOption, path: Annotated[str | None, typer.Argument(
       printf %s "$NEW" | gen secrets rotate -t cn-east-1 redis/password
       gen secrets rotate -t cn-east-1 --reencrypt -i ~/.config/gen/me.key
     """
-    from generator.secrets import store
+    from generator.build import secret_store as store
 
     out = output()
     if reencrypt:
@@ -89,7 +89,7 @@ def show(target: SiteOption, path: PathArgument, identity: IdentityOption = None
 
       gen secrets show -t cn-east-1 redis/password -i ~/.config/gen/me.key
     """
-    from generator.secrets import store
+    from generator.build import secret_store as store
 
     keys = _identities(identity)
     value = run(lambda: store.show(root, target, path, keys))
@@ -104,7 +104,7 @@ def list_(target: SiteOption, root: RootOption = Path("."), fmt: FormatOption = 
     States: ok; missing (referenced, no file); unused (file, no reference); damaged; stale (encrypted
     to another number of keys than the inventory lists: gen secrets rotate --reencrypt).
     """
-    from generator.secrets import store
+    from generator.build import secret_store as store
 
     entries = run(lambda: store.listing(root, target))
     if fmt is TextOrJson.json:
@@ -128,7 +128,7 @@ def keygen(out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help
     For a site: run it at installation, create the agent's key Secret from the file (docs/secrets.md),
     put the printed recipient in site.secrets.recipients, and keep no other copy of the file.
     """
-    from generator.secrets import store
+    from generator.build import secret_store as store
 
     typer.echo(run(lambda: store.keygen(out, comment)))
 
@@ -142,7 +142,7 @@ def materialize(target: SiteOption, identity: IdentityOption = None, root: RootO
       gen secrets materialize -t cn-east-1 -i site.key | kubectl apply --server-side -f -
     """
     from generator.core import yamlio
-    from generator.secrets import store
+    from generator.build import secret_store as store
 
     keys = _identities(identity)
     secrets = run(lambda: store.materialized(root, target, keys))
@@ -150,7 +150,7 @@ def materialize(target: SiteOption, identity: IdentityOption = None, root: RootO
 
 
 def _identities(paths: list[Path] | None) -> crypto.Identities:
-    from generator.secrets import crypto
+    from generator.formats import age as crypto
 
     if not paths:
         raise typer.BadParameter("needs a private key: --identity FILE or GEN_AGE_IDENTITY", param_hint="--identity")

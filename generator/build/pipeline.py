@@ -1,0 +1,307 @@
+"""The pipeline: inventory -> validate -> render -> check -> tree (in memory) -> write.
+
+``run`` reads as the list of stages. Every site is compiled in memory first; if any site has a
+problem, every problem of every site is reported and nothing is written. Sites whose inputs and
+output are unchanged since the last compile are skipped (see ``cache``); the rest are compiled in
+parallel worker processes when there are many.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from generator.build import cache, inventory, write
+from generator.core import errors, objects, yamlio
+from generator.core.errors import Problem
+from generator.core.location import Location
+
+if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jinja2 or jsonschema
+    from generator.build import kube_schema, render, schemas as validate
+
+FAST_PATH_THRESHOLD = 4
+"""From this many sites on, compiling the fast schema check costs less than it saves."""
+PARALLEL_THRESHOLD = 16
+"""Fewer dirty sites than this compile in-process: forking workers costs more than it saves."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to compile and how."""
+
+    root: Path
+    """Project root holding inventory/, components/, schemas/ and compiled/."""
+    targets: tuple[str, ...] = ()
+    """Targets to compile; empty means all (and compiled/ entries of removed targets are deleted)."""
+    check: bool = False
+    """Write nothing; report what a compile would change."""
+    jobs: int = 0
+    """Worker processes; 0 picks the number of CPUs."""
+    use_cache: bool = True
+    """Skip sites whose inputs and output are unchanged since the last compile."""
+    progress: Callable[[int, int], None] | None = None
+    """Called with (sites done, sites to compile) as each site finishes (the CLI draws a bar)."""
+
+
+@dataclass(frozen=True)
+class SiteOutput:
+    """One compiled site: its files, and what its compile read (for the cache)."""
+
+    name: str
+    files: dict[str, bytes]
+    inputs: tuple[str, ...]
+    probes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a compile did (or, with ``check``, would do)."""
+
+    compiled: tuple[str, ...]
+    skipped: tuple[str, ...]
+    plan: write.Plan
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.plan.empty
+
+
+@dataclass
+class Context:
+    """Everything compiled once per process and reused for every site."""
+
+    root: Path
+    inv: inventory.Inventory
+    schemas: validate.Schemas
+    renderer: render.Renderer
+    kube: kube_schema.Validator
+    components: list[str] = field(default_factory=list)
+    objects: dict[Any, _ObjectFile] = field(default_factory=dict)
+    """Per-object results by (text, index, namespace, labels, version): sites share most objects."""
+
+    @classmethod
+    def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
+        """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay off."""
+        from generator.build import kube_schema, render, schemas as validate
+        from generator.formats import encrypted_secret as encrypted
+
+        renderer = render.Renderer(root)
+        inv = inv or inventory.Inventory(root, inventory.settings_for(root))
+        return cls(root, inv, validate.load(root, fast=sites >= FAST_PATH_THRESHOLD), renderer,
+                   kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]), renderer.components())
+
+
+def run(options: Options) -> Result:
+    """Compile the selected targets into compiled/ (or check it), all or nothing."""
+    tool = cache.tool_fingerprint()
+    parsed = (options.root / cache.PARSE_CACHE, tool) if options.use_cache else None
+    inv = inventory.Inventory(options.root, inventory.settings_for(options.root), parsed)
+    names = select(inv, options.targets)
+    state = cache.load(options.root, tool) if options.use_cache else cache.State("")
+    hasher = cache.Hasher(options.root)
+    compiled_dir = options.root / "compiled"
+    skipped = [n for n in names if options.use_cache and cache.fresh(state, n, hasher, compiled_dir)]
+    dirty = [n for n in names if n not in skipped]
+    # Schemas, templates and validators are loaded only when some site needs compiling.
+    outputs = compile_sites(Context.create(options.root, inv, len(dirty)), dirty, options.jobs, options.progress) if dirty else []
+    keep = None if options.targets else names
+    plan = write.plan(compiled_dir, {o.name: o.files for o in outputs}, keep)
+    if not options.check:
+        write.apply(plan)
+        _remember(state, outputs, hasher, compiled_dir, options, names)
+    warnings = tuple(w for o in outputs for w in o.warnings)
+    return Result(tuple(o.name for o in outputs), tuple(skipped), plan, warnings)
+
+
+def select(inv: inventory.Inventory, wanted: Iterable[str]) -> list[str]:
+    """The targets to compile, in name order; an unknown name is an error listing the known ones."""
+    known = list(inv.target_files())
+    wanted = list(wanted)
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise errors.GenError(f"unknown target{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                              f"targets: {', '.join(known) or 'none'}")
+    return sorted(set(wanted)) if wanted else known
+
+
+def compile_sites(ctx: Context, names: list[str], jobs: int = 0,
+                  progress: Callable[[int, int], None] | None = None) -> list[SiteOutput]:
+    """Compile sites in memory; raise one report with every problem of every site."""
+    workers = min(jobs or os.cpu_count() or 1, len(names) // 4 or 1)
+    done: Iterable[SiteOutput | list[Problem]]
+    if len(names) >= PARALLEL_THRESHOLD and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        done = _parallel(ctx, names, workers)
+    else:
+        done = (compile_site(ctx, name) for name in names)
+    results: list[SiteOutput | list[Problem]] = []
+    for result in done:
+        results.append(result)
+        if progress:
+            progress(len(results), len(names))
+    problems = {name: r for name, r in zip(names, results) if isinstance(r, list)}
+    if problems:
+        from generator.build import schemas as validate
+
+        found = validate.dedupe(problems)
+        sites = len(problems)
+        raise errors.ProblemReport(found, f"{len(found)} problem{'s' if len(found) != 1 else ''} in {sites} "
+                                          f"target{'s' if sites != 1 else ''}; nothing was written")
+    return [r for r in results if isinstance(r, SiteOutput)]
+
+
+_WORKER_CONTEXT: Context | None = None
+"""The parent's Context, inherited by forked workers (parsed classes, templates, validators)."""
+
+
+def _parallel(ctx: Context, names: list[str], workers: int) -> Iterator[SiteOutput | list[Problem]]:
+    """Results in the order of ``names``, each as soon as it and those before it are done."""
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = ctx
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_compile_in_worker, names, chunksize=max(1, len(names) // (workers * 4)))
+    finally:
+        _WORKER_CONTEXT = None
+
+
+def _compile_in_worker(name: str) -> SiteOutput | list[Problem]:
+    assert _WORKER_CONTEXT is not None
+    return compile_site(_WORKER_CONTEXT, name)
+
+
+def compile_site(ctx: Context, name: str) -> SiteOutput | list[Problem]:
+    """One site from inventory to files: its output, or every problem found in it."""
+    from generator.build import kube_schema, render, schemas as validate
+    from generator.build.monitoring import files as n9e_files
+    from generator.build.stages import secrets as secrets_stage
+
+    try:
+        target = ctx.inv.target(name)
+    except errors.ProblemReport as e:
+        return e.problems
+    except errors.GenError as e:
+        return [Problem(Location(f"inventory/targets/{name}.yml"), "", str(e))]
+    problems = validate.check(ctx.schemas, target, ctx.components)
+    if problems:
+        return problems
+    params = validate.with_defaults(ctx.schemas, target.parameters)
+    try:
+        sealed = secrets_stage.seal(ctx.root, name, params, target.location)  # ?{age:...} -> ciphertext only
+        params = sealed.params
+        rendered = ctx.renderer.site(name, params)
+        rendered += [render.Rendered(p.obj, p.template, p.unit) for p in secrets_stage.place(sealed, rendered)]
+        monitoring = n9e_files.for_site(name, params, rendered, target.location)
+    except errors.ProblemReport as e:
+        return e.problems
+    version = params["site"]["kubernetes_version"]
+    files, problems = _files(ctx, name, params["site"], rendered, monitoring)
+    if problems:
+        return problems
+    _, warning = kube_schema.schema_version_for(version)
+    return SiteOutput(name, files, _inputs(ctx, target, params) + sealed.inputs, target.probes,
+                      (f"{name}: {warning}",) if warning else ())
+
+
+def _files(ctx: Context, site_name: str, site: dict[str, Any], rendered: list[render.Rendered],
+           monitoring: dict[str, bytes]) -> tuple[dict[str, bytes], list[Problem]]:
+    """Check every object and lay the site's files out: manifests, n9e files, image list, index."""
+    files: dict[str, bytes] = {}
+    sources: dict[str, render.Rendered] = {}
+    problems: list[Problem] = []
+    images: set[str] = set()
+    extra_labels = site.get("labels") or {}
+    for item in rendered:
+        rel, content, found, messages = _object_file(ctx, item, site, extra_labels)
+        for message in messages:
+            problems.append(Problem(Location(item.template), "", f"{item.unit}: {message}"))
+        if rel in sources:
+            other = sources[rel]
+            problems.append(Problem(Location(item.template), "", f"{item.unit}: {rel} is also "
+                                    f"produced by {other.template} ({other.unit}); rename one"))
+            continue
+        sources[rel] = item
+        files[rel] = content
+        images.update(found)
+    files.update(monitoring)
+    files["images.txt"] = "".join(f"{image}\n" for image in sorted(images)).encode()
+    files["kubekey-manifest.yaml"] = yamlio.dump(_kubekey_manifest(site_name, sorted(images))).encode()
+    files["index.json"] = _index(site_name, site, files, sources)
+    return dict(sorted(files.items())), problems
+
+
+_ObjectFile = tuple[str, bytes, tuple[str, ...], tuple[str, ...]]
+
+
+def _object_file(ctx: Context, item: render.Rendered, site: dict[str, Any], labels: dict[str, str]) -> _ObjectFile:
+    """One object's path, bytes, images and schema problems; memoized for objects of equal text."""
+    version = site["kubernetes_version"]
+    key = (item.key, site["namespace"], tuple(sorted(labels.items())), version) if item.key else None
+    if key is not None and key in ctx.objects:
+        return ctx.objects[key]
+    obj = _with_site_defaults(item.obj, site, labels)
+    messages = tuple(f"{objects.identity(obj)}: {m}" for m in ctx.kube.validate(obj, version))
+    result = (objects.relative_path(obj), yamlio.dump(objects.canonical(obj)).encode(),
+              tuple(objects.images(obj)), messages)
+    if key is not None:
+        ctx.objects[key] = result
+    return result
+
+
+def _with_site_defaults(obj: dict[str, Any], site: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    if objects.is_namespaced(obj["kind"]) and not meta.get("namespace"):
+        meta = {**meta, "namespace": site["namespace"]}
+    if labels:
+        meta = {**meta, "labels": {**labels, **(meta.get("labels") or {})}}
+    return {**obj, "metadata": meta}
+
+
+def _kubekey_manifest(site: str, images: list[str]) -> dict[str, Any]:
+    """The images block of a KubeKey artifact Manifest (``kk artifact export -m``)."""
+    return {"apiVersion": "kubekey.kubesphere.io/v1alpha2", "kind": "Manifest",
+            "metadata": {"name": site}, "spec": {"images": images}}
+
+
+def _index(site_name: str, site: dict[str, Any], files: dict[str, bytes],
+           sources: dict[str, render.Rendered]) -> bytes:
+    entries = []
+    for rel, content in sorted(files.items()):
+        entry: dict[str, Any] = {"path": rel, "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
+        if rel in sources:
+            item = sources[rel]
+            oid = objects.identity(item.obj)
+            entry["object"] = {"group": oid.group, "kind": oid.kind, "namespace": oid.namespace, "name": oid.name}
+            entry["source"] = f"{item.template} ({item.unit})"
+        entries.append(entry)
+    index = {"site": site_name, "kubernetes_version": site["kubernetes_version"], "files": entries}
+    return (json.dumps(index, indent=1, sort_keys=False, ensure_ascii=False) + "\n").encode()
+
+
+def _inputs(ctx: Context, target: inventory.Target, params: dict[str, Any]) -> tuple[str, ...]:
+    used = set(params["site"].get("components", []))
+    used |= {s["component"] for s in params["services"].values()}
+    files = [*target.inputs, *ctx.schemas.files]
+    for component in sorted(used):
+        files += [p.relative_to(ctx.root).as_posix() for p in ctx.renderer.component_files(component)]
+    return tuple(dict.fromkeys(files))
+
+
+def _remember(state: cache.State, outputs: list[SiteOutput], hasher: cache.Hasher, compiled: Path,
+              options: Options, names: list[str]) -> None:
+    if not options.use_cache:
+        return
+    for out in outputs:
+        inputs = {rel: hasher.digest(rel) or "" for rel in out.inputs}
+        state.sites[out.name] = cache.SiteState(inputs, list(out.probes), cache.stat_files(compiled / out.name))
+    if not options.targets:
+        state.sites = {k: v for k, v in state.sites.items() if k in names}
+    cache.save(options.root, state)
+

@@ -1,0 +1,205 @@
+"""jinja2 environment + components/ -> Kubernetes objects (plain dicts), each tagged with its template.
+
+A component is a directory ``components/<name>/`` of ``*.yml.j2`` / ``*.yaml.j2`` templates. A
+service names its component (``services.<name>.component``) and each template is rendered once
+for it; the site's ``site.components`` are rendered once per site. Undefined variables are errors.
+This is the only module that imports jinja2; its errors are turned into located user errors here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from generator.build.stages import agent_rbac as agent_access
+from generator.core import errors, yamlio
+from generator.core.location import Location
+
+TEMPLATE_SUFFIXES = (".yml.j2", ".yaml.j2")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One object produced by a template, with what produced it (for messages and the index)."""
+
+    obj: dict[str, Any]
+    template: str
+    """Template path relative to the root, e.g. components/stateful-service/statefulset.yml.j2."""
+    unit: str
+    """What the template was rendered for: ``service gatekeeper`` or ``site``."""
+    key: tuple[str, int] | None = None
+    """(rendered text, document index) when the object came from a template: equal keys, equal objects."""
+
+
+class TemplateFailure(errors.GenError):
+    """Raised by ``fail()`` inside a template."""
+
+
+class Renderer:
+    """Renders components; templates are compiled once and reused for every site."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.components_dir = root / "components"
+        # Sites often render identical text (same service, same settings); parse each text once.
+        # The parsed objects are shared between sites, so nothing downstream may modify them.
+        self._parsed: dict[str, list[dict[str, Any]]] = {}
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.components_dir)),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+        self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+        self.env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
+        self.env.globals.update(fail=_fail, port_name=port_name, probe=probe,
+                                agent_rbac=lambda target, params: agent_access.for_site(self.site, target, params))
+
+    def components(self) -> list[str]:
+        """Names of the components that exist (directories under components/)."""
+        if not self.components_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.components_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def templates(self, component: str) -> list[str]:
+        """Template names of a component, relative to components/, in file-name order."""
+        directory = self.components_dir / component
+        return sorted(f"{component}/{p.name}" for p in directory.iterdir()
+                      if p.is_file() and p.name.endswith(TEMPLATE_SUFFIXES))
+
+    def component_files(self, component: str) -> list[Path]:
+        """Every file of a component (templates and anything they include), for change detection."""
+        return sorted(p for p in (self.components_dir / component).rglob("*") if p.is_file())
+
+    def site(self, target: str, params: dict[str, Any]) -> list[Rendered]:
+        """Render the site's components, then each enabled service's component."""
+        site = params["site"]
+        services = {n: s for n, s in params["services"].items() if s.get("enabled", True)}
+        base = {
+            "target": target,
+            "site": site,
+            "services": services,
+            "parameters": params,
+            "image_ref": lambda svc: image_ref(site, svc),
+            "ingress_host": lambda name, entry: ingress_host(site, name, entry),
+            "kube_at_least": lambda version: _version(site["kubernetes_version"]) >= _version(version),
+        }
+        out: list[Rendered] = []
+        for component in site.get("components", []):
+            out += self._component(component, base, "site")
+        for name, service in services.items():
+            labels = {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gen",
+                      **service.get("labels", {})}
+            context = {**base, "name": name, "service": service, "labels": labels, "selector": {"app": name}}
+            out += self._component(service["component"], context, f"service {name}")
+        return out
+
+    def _component(self, component: str, context: dict[str, Any], unit: str) -> list[Rendered]:
+        out: list[Rendered] = []
+        for name in self.templates(component):
+            source = f"components/{name}"
+            text = self._render(name, context, source, unit)
+            docs = self._parsed.get(text)
+            if docs is None:
+                docs = yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
+                docs = self._parsed[text] = [_check_shape(obj, source, unit) for obj in docs]
+            out += [Rendered(obj, source, unit, (text, index)) for index, obj in enumerate(docs)]
+        return out
+
+    def _render(self, name: str, context: dict[str, Any], source: str, unit: str) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except jinja2.TemplateSyntaxError as e:
+            raise errors.located(Location(source, e.lineno or 0), f"template syntax error: {e.message}") from e
+        except TemplateFailure as e:
+            raise errors.located(Location(source, _template_line(e, source)), f"{unit}: {e}") from e
+        except jinja2.UndefinedError as e:
+            raise errors.located(Location(source, _template_line(e, source)), f"{unit}: undefined value: {e.message}; "
+                                 "set it in the inventory or guard it with {% if %} / | default") from e
+        except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError, jinja2.TemplateError) as e:
+            raise errors.located(Location(source, _template_line(e, source)),
+                                 f"{unit}: template failed: {type(e).__name__}: {e}") from e
+
+
+def _template_line(error: BaseException, source: str) -> int:
+    """The template line being rendered when ``error`` was raised (jinja2 rewrites tracebacks)."""
+    line = 0
+    tb = error.__traceback__
+    suffix = source.split("/", 1)[1] if "/" in source else source
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(suffix):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _fail(message: str) -> None:
+    raise TemplateFailure(message)
+
+
+def _check_shape(obj: Any, source: str, unit: str) -> dict[str, Any]:
+    where = Location(source)
+    if not isinstance(obj, dict):
+        raise errors.located(where, f"{unit}: a template document must be a mapping (a Kubernetes object), "
+                             f"got {type(obj).__name__}")
+    for key in ("apiVersion", "kind"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            raise errors.located(where, f"{unit}: object without {key}")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise errors.located(where, f"{unit}: {obj['kind']} without metadata.name")
+    return obj
+
+
+def image_ref(site: dict[str, Any], service: dict[str, Any]) -> str:
+    """``<registry>/<image>:<tag>``: images always come from the site's own registry."""
+    return f"{site['registry']}/{service['image']}:{service['tag']}"
+
+
+def ingress_host(site: dict[str, Any], name: str, entry: dict[str, Any]) -> str:
+    """The host of an ingress entry: explicit host, nip.io on the entry's IP, the site's domain, or its first IP."""
+    if entry.get("host"):
+        return str(entry["host"])
+    ingress = site["ingress"]
+    if entry.get("ip"):
+        return f"{name}.{site['namespace']}.{entry['ip']}.nip.io"
+    if ingress.get("domain"):
+        return f"{name}.{ingress['domain']}"
+    return f"{name}.{site['namespace']}.{ingress['ips'][0]}.nip.io"
+
+
+def port_name(port: dict[str, Any]) -> str:
+    """A port's name, ``http-<port>`` (``udp-<port>``, ``sctp-<port>``) when unset, as in the article."""
+    if port.get("name"):
+        return str(port["name"])
+    protocol = port.get("protocol", "TCP")
+    return f"{'http' if protocol == 'TCP' else protocol.lower()}-{port['port']}"
+
+
+def probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes probe from the inventory's short form (tcp_port, http_path + http_port, command)."""
+    out: dict[str, Any] = {}
+    if "tcp_port" in spec:
+        out["tcpSocket"] = {"port": spec["tcp_port"]}
+    elif "http_path" in spec:
+        out["httpGet"] = {"path": spec["http_path"], "port": spec["http_port"]}
+    else:
+        out["exec"] = {"command": list(spec["command"])}
+    names: dict[str, str] = {"initial_delay_seconds": "initialDelaySeconds", "period_seconds": "periodSeconds",
+                             "timeout_seconds": "timeoutSeconds", "failure_threshold": "failureThreshold"}
+    for key, k8s_key in names.items():
+        if key in spec:
+            out[k8s_key] = spec[key]
+    return out
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+

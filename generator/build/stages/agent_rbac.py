@@ -1,0 +1,142 @@
+"""The agent's least-privilege RBAC, computed from a site's own objects at compile time (pure).
+
+The ``gen-agent`` component calls ``for_site`` (the template global ``agent_rbac``): it renders the
+site once more without the agent's RBAC (a marker in the parameters stops the recursion), looks at
+every object, and grants exactly:
+
+- per namespace the site's objects live in, a Role for the kinds found there: get, list (the
+  agent's no-op check lists by its label), create, patch (server-side apply) and delete (prune);
+  delete is left out for PersistentVolumeClaims unless the site allows pruning them;
+- cluster-scoped kinds (Namespaces, CRDs, ...) through a ClusterRole restricted by ``resourceNames``
+  to the site's own objects, with delete only where pruning may delete them (never Namespaces
+  unless allowed);
+- in the agent's namespace: its ApplySet parent and status ConfigMaps, and Events.
+
+No wildcard, no cluster-admin, nothing cluster-wide that is not one of the site's own objects. The
+agent applies this RBAC itself afterwards: it may narrow it, and widening it (a new namespace or
+kind) needs an administrator once, because Kubernetes forbids granting what one does not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from generator.core.objects import is_namespaced
+from generator.formats import encrypted_secret as encrypted
+from generator.build.stages import secrets as secrets_stage
+
+MARKER = "_gen_agent_rbac_pass"
+"""Set in the parameters of the inner render, where the agent's RBAC is left out."""
+RBAC_GROUP = "rbac.authorization.k8s.io"
+APPLY_VERBS = ("get", "list", "create", "patch")
+CLUSTER_VERBS = ("get", "create", "patch")
+
+# Resource names of the kinds compiled sites use; other kinds are pluralised the way kubectl guesses.
+PLURALS = {
+    "Endpoints": "endpoints", "EndpointSlice": "endpointslices", "Ingress": "ingresses",
+    "IngressClass": "ingressclasses", "NetworkPolicy": "networkpolicies", "PriorityClass": "priorityclasses",
+    "StorageClass": "storageclasses", "RuntimeClass": "runtimeclasses", "PodSecurityPolicy": "podsecuritypolicies",
+    "CustomResourceDefinition": "customresourcedefinitions", "ResourceQuota": "resourcequotas",
+    "Namespace": "namespaces", "ServiceAccount": "serviceaccounts",
+}
+
+
+class RenderedLike(Protocol):
+    @property
+    def obj(self) -> dict[str, Any]: ...
+
+
+Render = Callable[[str, dict[str, Any]], Iterable[RenderedLike]]
+
+
+def for_site(render: Render, target: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The agent's RBAC for a site (see the module docstring); empty inside the inner render."""
+    if params.get(MARKER):
+        return {"cluster_rules": [], "namespaces": []}
+    agent = params["site"].get("agent") or {}
+    objects = [item.obj for item in render(target, {**params, MARKER: True})]
+    placed, _ = secrets_stage.objects(params, objects)  # EncryptedSecrets: the agent applies Secrets
+    objects += [p.obj for p in placed]
+    return rules(objects, params["site"]["namespace"], agent.get("namespace", "gen-agent"), agent.get("prune") or {})
+
+
+def rules(objects: list[dict[str, Any]], default_namespace: str, agent_namespace: str,
+          prune: dict[str, Any]) -> dict[str, Any]:
+    """RBAC rules for applying and pruning ``objects`` and running the agent in ``agent_namespace``."""
+    scopes = _crd_scopes(objects)
+    namespaced: dict[str, set[tuple[str, str]]] = {agent_namespace: {("", "configmaps"), ("", "events")}}
+    cluster: dict[tuple[str, str], set[str]] = {}
+    for obj in objects:
+        group, kind = obj["apiVersion"].rpartition("/")[0], obj["kind"]
+        if encrypted.is_encrypted(obj):
+            group, kind = "", "Secret"
+        plural, scoped = scopes.get((group, kind)) or (plural_of(kind), is_namespaced(kind))
+        if scoped:
+            namespace = obj["metadata"].get("namespace") or default_namespace
+            namespaced.setdefault(namespace, set()).add((group, plural))
+        else:
+            cluster.setdefault((group, plural), set()).add(obj["metadata"]["name"])
+    for resources in namespaced.values():
+        resources |= {(RBAC_GROUP, "roles"), (RBAC_GROUP, "rolebindings")}
+    name = cluster_role_name(agent_namespace)
+    cluster.setdefault((RBAC_GROUP, "clusterroles"), set()).add(name)
+    cluster.setdefault((RBAC_GROUP, "clusterrolebindings"), set()).add(name)
+    return {"cluster_rules": _cluster_rules(cluster, prune),
+            "namespaces": [{"namespace": ns, "rules": _namespaced_rules(res, prune, ns == agent_namespace)}
+                           for ns, res in sorted(namespaced.items())]}
+
+
+def cluster_role_name(agent_namespace: str) -> str:
+    """Name of the agent's ClusterRole and ClusterRoleBinding (one agent per namespace)."""
+    return f"gen-agent.{agent_namespace}"
+
+
+def _namespaced_rules(resources: set[tuple[str, str]], prune: dict[str, Any], own: bool) -> list[dict[str, Any]]:
+    by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for group, plural in sorted(resources):
+        verbs = _verbs(plural, prune, own)
+        by_group.setdefault((group, verbs), []).append(plural)
+    return [{"apiGroups": [group], "resources": plurals, "verbs": list(verbs)}
+            for (group, verbs), plurals in sorted(by_group.items())]
+
+
+def _verbs(plural: str, prune: dict[str, Any], own: bool) -> tuple[str, ...]:
+    if plural == "events" and own:
+        return ("create", "patch")
+    if plural == "persistentvolumeclaims" and not prune.get("persistent_volume_claims", False):
+        return APPLY_VERBS
+    return (*APPLY_VERBS, "delete")
+
+
+def _cluster_rules(cluster: dict[tuple[str, str], set[str]], prune: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for (group, plural), names in sorted(cluster.items()):
+        deletable = plural != "namespaces" or prune.get("namespaces", False)
+        verbs = [*CLUSTER_VERBS, "delete"] if deletable else list(CLUSTER_VERBS)
+        out.append({"apiGroups": [group], "resources": [plural], "resourceNames": sorted(names), "verbs": verbs})
+    return out
+
+
+def _crd_scopes(objects: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, bool]]:
+    """(group, kind) -> (plural, namespaced) for every CRD the site itself defines."""
+    found = {}
+    for obj in objects:
+        if obj["kind"] == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            names = spec.get("names") or {}
+            found[(spec.get("group", ""), names.get("kind", ""))] = (names.get("plural", ""),
+                                                                     spec.get("scope") == "Namespaced")
+    return found
+
+
+def plural_of(kind: str) -> str:
+    """The resource name of a kind (kubectl's guess for kinds it does not know)."""
+    if kind in PLURALS:
+        return PLURALS[kind]
+    lower = kind.lower()
+    if lower.endswith(("s", "x", "z", "ch", "sh")):
+        return lower + "es"
+    if lower.endswith("y") and lower[-2:-1] not in "aeiou":
+        return lower[:-1] + "ies"
+    return lower + "s"

@@ -1,0 +1,1 @@
+"""Review: what a change does to compiled output, by site, object and field (``gen diff``)."""

@@ -1,0 +1,151 @@
+"""Server-side apply of the desired objects, writing only what differs.
+
+``observe`` reads what is live with one LIST per kind and namespace (by the ApplySet label), plus
+one GET per cluster-scoped object (its RBAC names them one by one). ``apply`` then takes each object
+of a phase, concurrently:
+
+    not live (or lost our label)    -> apply
+    live, ``drift.covers`` holds     -> nothing (no request at all)
+    live, looks different            -> server dry-run; apply only if the result differs from live
+
+Every apply uses field manager ``gen-agent`` and forces conflicts (the branch is the truth). One
+object's failure is recorded against it and the rest go on. Between phases the agent waits for the
+CRDs it applied to be established and forgets its discovery cache, so their objects resolve.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from generator.run.agent import drift, health, plan
+from generator.run.agent.kube import Forbidden, Kube, KubeError
+from generator.run.agent.settings import FIELD_MANAGER
+from generator.core.objects import ObjectId, identity
+
+Obj = dict[str, Any]
+CRD_TIMEOUT = 60.0
+FORBIDDEN_HINT = ("the agent's RBAC does not allow it: a new namespace or kind needs an administrator to apply "
+                  "the agent's compiled Role/ClusterRole once, see docs/agent.md")
+
+
+class Verdict(str, Enum):
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+@dataclass
+class Report:
+    """What applying did, per object."""
+
+    applied: list[ObjectId] = field(default_factory=list)
+    unchanged: list[ObjectId] = field(default_factory=list)
+    errors: dict[ObjectId, str] = field(default_factory=dict)
+    live: dict[ObjectId, Obj] = field(default_factory=dict)
+    """The server's copy of each object after this reconcile (for health)."""
+    dry_runs: int = 0
+
+
+def observe(kube: Kube, objects: Iterable[Obj], set_id: str, pool: ThreadPoolExecutor) -> dict[ObjectId, Obj]:
+    """The live copies of the desired objects that carry our label (absent ones are simply missing)."""
+    groups: dict[tuple[str, str, str], list[Obj]] = {}
+    for obj in objects:
+        groups.setdefault((obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace", "") or ""), []).append(obj)
+    tasks = [(key, objs) for key, objs in sorted(groups.items())]
+    live: dict[ObjectId, Obj] = {}
+    for found in pool.map(lambda t: _observe_group(kube, t[0], t[1], set_id), tasks):
+        live.update(found)
+    return live
+
+
+def _observe_group(kube: Kube, key: tuple[str, str, str], objs: list[Obj], set_id: str) -> dict[ObjectId, Obj]:
+    api_version, kind, namespace = key
+    try:
+        res = kube.resource(api_version, kind)
+        if res.namespaced:
+            items = kube.list(res, namespace, f"{plan.PART_OF}={set_id}")
+        else:
+            items = [o for o in (kube.get(res, "", obj["metadata"]["name"]) for obj in objs) if o is not None]
+    except KubeError:
+        return {}  # unknown yet (a CRD in this very commit) or unreadable: apply will say why
+    wanted = {identity(o) for o in objs}
+    return {oid: item for item in items if (oid := identity(item)) in wanted}
+
+
+def apply(kube: Kube, phases: list[list[Obj]], live: dict[ObjectId, Obj], set_id: str, pool: ThreadPoolExecutor,
+          sleep: Callable[[float], None] = time.sleep) -> Report:
+    """Apply every phase in order (see the module docstring); never raises for one object's failure."""
+    report = Report()
+    for number, objs in enumerate(phases):
+        todo = []
+        for obj in objs:  # the common case, nothing to do, stays off the thread pool
+            oid, current = identity(obj), live.get(identity(obj))
+            if current is not None and drift.covers(current, plan.member(obj, set_id)):
+                _record(report, oid, Verdict.UNCHANGED, current, False)
+            else:
+                todo.append(obj)
+        for oid, verdict, detail, dry in pool.map(lambda o: _one(kube, o, live.get(identity(o)), set_id), todo):
+            _record(report, oid, verdict, detail, dry)
+        crds = [o for o in objs if o["kind"] == "CustomResourceDefinition" and identity(o) not in report.errors]
+        if crds and number + 1 < len(phases):
+            _wait_established(kube, crds, report, sleep)
+            kube.forget()
+    return report
+
+
+def _record(report: Report, oid: ObjectId, verdict: Verdict, detail: Obj | str, dry: bool) -> None:
+    report.dry_runs += dry
+    if verdict is Verdict.FAILED:
+        report.errors[oid] = str(detail)
+        return
+    (report.applied if verdict is Verdict.APPLIED else report.unchanged).append(oid)
+    if isinstance(detail, dict):
+        report.live[oid] = detail
+
+
+def _one(kube: Kube, obj: Obj, current: Obj | None, set_id: str) -> tuple[ObjectId, Verdict, Obj | str, bool]:
+    """Apply one object if it differs; (id, verdict, the server's copy or the error, whether it was dry-run)."""
+    oid = identity(obj)
+    want = plan.member(obj, set_id)
+    if current is not None and drift.covers(current, want):
+        return oid, Verdict.UNCHANGED, current, False
+    try:
+        res = kube.resource(obj["apiVersion"], obj["kind"])
+        if current is not None:
+            dry = kube.apply(res, want, FIELD_MANAGER, dry_run=True)
+            if drift.same_object(dry, current):
+                return oid, Verdict.UNCHANGED, current, True
+        return oid, Verdict.APPLIED, kube.apply(res, want, FIELD_MANAGER), current is not None
+    except Forbidden as e:
+        return oid, Verdict.FAILED, f"{e} ({FORBIDDEN_HINT})", False
+    except KubeError as e:
+        return oid, Verdict.FAILED, str(e), False
+
+
+def _wait_established(kube: Kube, crds: list[Obj], report: Report, sleep: Callable[[float], None]) -> None:
+    """Wait (bounded) for applied CRDs to be established; a CRD that is not gets an error of its own."""
+    deadline = time.monotonic() + CRD_TIMEOUT
+    pending = {identity(c): c for c in crds}
+    while pending:
+        for oid, crd in list(pending.items()):
+            got = _get(kube, crd)
+            if got is not None and health.assess(got).current:
+                report.live[oid] = got
+                del pending[oid]
+        if not pending or time.monotonic() > deadline:
+            break
+        sleep(0.5)
+    for oid in pending:
+        report.errors[oid] = f"not established after {CRD_TIMEOUT:.0f}s"
+
+
+def _get(kube: Kube, obj: Obj) -> Obj | None:
+    try:
+        return kube.get(kube.resource(obj["apiVersion"], obj["kind"]), "", obj["metadata"]["name"])
+    except KubeError:
+        return None

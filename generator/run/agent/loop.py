@@ -1,0 +1,261 @@
+"""One reconcile, and the loop that runs it forever.
+
+``Agent.reconcile`` is the table of contents of the agent (see the package docstring). Every step
+is idempotent and the ApplySet parent is widened before anything is applied, so a crash at any
+point converges on the next run. The loop reconciles every ``interval`` (correcting drift even when
+the commit did not change), sooner with exponential backoff after a failure, and keeps a heartbeat
+for ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from generator.run.agent import apply, health, plan, prune, source, status
+from generator.run.agent.kube import Kube, KubeError
+from generator.run.agent.metrics import Metrics
+from generator.run.agent.settings import Settings
+from generator.run.agent.source import Desired, Refused, Tip
+from generator.run.agent.status import DEGRADED, FAILED, REFUSED, SYNCED, Result
+from generator.core.errors import GenError
+from generator.core.objects import ObjectId
+from generator.deliver.git.repo import Repo
+from generator.run.n9e import client as n9e_client
+from generator.run.n9e import reconcile as n9e_reconcile
+from generator.formats import encrypted_secret as encrypted
+
+FIRST_RETRY = 10.0
+"""Seconds before retrying a failed reconcile; doubled each time, up to the interval."""
+
+
+class _Stop(GenError):
+    """A step failed in a way that ends the reconcile (source, manifests, parent unreadable)."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+@dataclass
+class Agent:
+    """An agent: settings, a Kubernetes client, its metrics and its local repository."""
+
+    settings: Settings
+    kube: Kube
+    metrics: Metrics
+    log: Callable[[str], None] = lambda line: None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    _heartbeat: float = field(default_factory=time.monotonic)
+    _repo: Repo | None = None
+    _parsed: source.Parsed = field(default_factory=dict)
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:
+            self._repo = source.open_local(self.settings)
+        return self._repo
+
+    def alive(self) -> bool:
+        """False when the loop has not moved for much longer than a reconcile may take (``/healthz``)."""
+        limit = 2 * self.settings.interval + self.settings.health_timeout + 600
+        return time.monotonic() - self._heartbeat < limit
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Reconcile until ``stop`` is set: every interval, sooner (with backoff) after a failure."""
+        failures = 0
+        while not stop.is_set():
+            result = self.reconcile()
+            failures = 0 if result.result in (SYNCED, REFUSED) else failures + 1
+            stop.wait(self.delay(failures))
+
+    def delay(self, failures: int) -> float:
+        """Seconds until the next reconcile after ``failures`` failed ones in a row."""
+        if failures == 0:
+            return self.settings.interval
+        return min(self.settings.interval, min(FIRST_RETRY, self.settings.interval) * 2 ** (failures - 1))
+
+    def reconcile(self) -> Result:
+        """One reconcile, recorded (status, events, metrics); returns what happened, never raises a GenError."""
+        self._heartbeat = time.monotonic()
+        started = time.monotonic()
+        try:
+            result = self._reconcile()
+        except _Stop as e:
+            result = e.result
+        except GenError as e:
+            result = Result(FAILED, reasons=("internal",), message=str(e))
+        except Exception as e:  # noqa: BLE001 - a bug must not stop a loop that runs for months
+            result = Result(FAILED, reasons=("internal",), message=f"internal error (a bug in gen, please report "
+                                                                  f"it): {type(e).__name__}: {e}")
+        result = replace(result, duration=time.monotonic() - started)
+        problems = status.record(self.kube, self.settings, result, self.metrics, self.clock())
+        self._heartbeat = time.monotonic()
+        self.log(result.summary())
+        for line in (*result.notes, *problems):
+            self.log(f"  {line}")
+        return result
+
+    # -- the stages ---------------------------------------------------------------------------------
+
+    def _reconcile(self) -> Result:
+        s = self.settings
+        tip = self._fetch()
+        parent = self._read_parent()
+        try:
+            source.verify(self.repo, tip.commit, parent.commit, s)
+        except Refused as e:
+            return Result(REFUSED, e.commit, ("signature",), str(e), notes=tip.notes)
+        desired, unopened = self._materialize(self._load(tip))
+        set_id = plan.applyset_id(s.parent_name, s.namespace)
+        wanted = {**plan.members_of(desired.objects), **{oid: "v1" for oid in unopened}}
+        with ThreadPoolExecutor(max_workers=max(1, s.workers), thread_name_prefix="gen-agent") as pool:
+            widened = self._write_parent(set_id, {**parent.members, **wanted}, tip.commit, parent)
+            live = apply.observe(self.kube, desired.objects, set_id, pool)
+            report = apply.apply(self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep)
+            report.errors.update(unopened)
+            pruning = self._prune(parent.members, wanted, report, set_id, pool)
+            final = {**{oid: parent.members[oid] for oid, _ in pruning.kept}, **wanted}
+            self._write_parent(set_id, final, tip.commit, widened)
+        unhealthy = self._health(report)
+        n9e_error = self._n9e(desired)
+        return self._result(tip, desired, report, pruning, unhealthy, n9e_error, len(final))
+
+    def _fetch(self) -> Tip:
+        try:
+            return source.fetch(self.repo, self.settings)
+        except GenError as e:  # SourceError, and git or ferry errors alike
+            raise _Stop(Result(FAILED, reasons=("source",), message=str(e))) from e
+
+    def _read_parent(self) -> prune.Parent:
+        try:
+            return prune.read(self.kube, self.settings)
+        except KubeError as e:
+            raise _Stop(Result(FAILED, reasons=("apply",), message=f"cannot read the ApplySet parent: {e}")) from e
+
+    def _load(self, tip: Tip) -> Desired:
+        try:
+            return source.load(self.repo, tip.commit, self._parsed)
+        except GenError as e:  # ManifestError, and YAML problems located in the commit
+            raise _Stop(Result(FAILED, tip.commit, ("manifests",), str(e), notes=tip.notes)) from e
+
+    def _materialize(self, desired: Desired) -> tuple[Desired, dict[ObjectId, str]]:
+        """EncryptedSecrets decrypted into Secrets; those that cannot be opened, by the Secret they stand for
+        (reported like a failed apply, and kept in the set: never pruned for it)."""
+        keys = encrypted.site_identities(self.settings.age_identity)
+        objects, unopened = encrypted.materialize_all(desired.objects, keys)
+        return replace(desired, objects=objects), unopened
+
+    def _write_parent(self, set_id: str, members: plan.Members, commit: str, current: prune.Parent) -> prune.Parent:
+        try:
+            return prune.write(self.kube, self.settings, set_id, members, commit, current)
+        except KubeError as e:
+            raise _Stop(Result(FAILED, commit, ("apply",), f"cannot write the ApplySet parent: {e}")) from e
+
+    def _prune(self, previous: plan.Members, wanted: plan.Members, report: apply.Report, set_id: str,
+               pool: ThreadPoolExecutor) -> _Pruning:
+        verdict = plan.prune_plan(previous, wanted, self.settings.prune)
+        kept = list(verdict.retained)
+        if verdict.delete and report.errors:
+            kept += [(oid, "prune postponed: some objects failed to apply") for oid in verdict.delete]
+            return _Pruning(kept=kept, refused=verdict.refused)
+        done = prune.delete(self.kube, {oid: previous[oid] for oid in verdict.delete}, set_id, pool)
+        kept += [(oid, why) for oid, why in done.failed.items()]
+        return _Pruning(done.deleted, kept, verdict.refused, done.failed, done.released)
+
+    def _health(self, report: apply.Report) -> list[tuple[ObjectId, str]]:
+        """Wait (up to the timeout) for what was applied now; the rest is judged as observed."""
+        applied = set(report.applied)
+        unhealthy = [(oid, h.message) for oid, obj in report.live.items()
+                     if oid not in applied and not (h := health.assess(obj)).current]
+        pending = {oid: report.live[oid] for oid in report.applied if oid in report.live}
+        deadline = time.monotonic() + self.settings.health_timeout
+        while pending:
+            pending = {oid: obj for oid, obj in pending.items() if not health.assess(obj).current}
+            if not pending or time.monotonic() >= deadline:
+                break
+            self.sleep(self.settings.health_poll)
+            pending = {oid: self._refresh(obj) for oid, obj in pending.items()}
+        unhealthy += [(oid, health.assess(obj).message) for oid, obj in pending.items()]
+        return sorted(unhealthy)
+
+    def _refresh(self, obj: apply.Obj) -> apply.Obj:
+        meta = obj["metadata"]
+        try:
+            res = self.kube.resource(obj["apiVersion"], obj["kind"])
+            return self.kube.get(res, meta.get("namespace", ""), meta["name"]) or obj
+        except KubeError:
+            return obj
+
+    def _n9e(self, desired: Desired) -> str:
+        """Sync the commit's n9e files to the site's Nightingale; "" or what went wrong."""
+        settings = self.settings.n9e
+        if settings is None:
+            return ""
+        if not desired.n9e:
+            return f"{desired.commit[:12]} has no n9e/ files (is site.monitoring enabled?)"
+        try:
+            with tempfile.TemporaryDirectory(prefix="gen-agent-n9e-") as tmp:
+                for name, data in desired.n9e.items():
+                    (Path(tmp) / "n9e" / name).parent.mkdir(parents=True, exist_ok=True)
+                    (Path(tmp) / "n9e" / name).write_bytes(data)
+                intent = n9e_reconcile.load(Path(tmp))
+            api = n9e_client.Client(n9e_client.Settings(settings.url, settings.timeout),
+                                    n9e_client.Credentials(settings.username, settings.password, settings.token))
+            api.login()
+            outcome = n9e_reconcile.run(api, intent)
+        except GenError as e:
+            return str(e)
+        return "; ".join(str(r) for r in outcome.rejections)
+
+    def _result(self, tip: Tip, desired: Desired, report: apply.Report, pruning: _Pruning,
+                unhealthy: list[tuple[ObjectId, str]], n9e_error: str, members: int) -> Result:
+        reasons = _reasons(tip, report, pruning, unhealthy, n9e_error)
+        errors = [(str(oid), why) for oid, why in sorted(report.errors.items())]
+        errors += [(str(oid), why) for oid, why in sorted(pruning.failed.items())]
+        errors += [("n9e", n9e_error)] if n9e_error else []
+        errors += [("envelope " + line.split(":", 1)[0], line.split(":", 1)[-1].strip()) for line in tip.rejected]
+        message = pruning.refused or ("; ".join(f"{what}: {why}" for what, why in errors[:3]) if errors else "")
+        if not message and unhealthy:
+            message = f"{len(unhealthy)} object(s) not healthy: {unhealthy[0][0]}: {unhealthy[0][1]}"
+        retained = [(str(oid), why) for oid, why in pruning.kept] + [(str(oid), why) for oid, why in pruning.released]
+        return Result(DEGRADED if reasons else SYNCED, desired.commit, tuple(reasons), message,
+                      tuple(report.applied), len(report.unchanged), tuple(pruning.deleted), members, tuple(errors),
+                      tuple(retained), tuple((str(oid), why) for oid, why in unhealthy), tip.notes, report.dry_runs)
+
+
+@dataclass
+class _Pruning:
+    deleted: list[ObjectId] = field(default_factory=list)
+    kept: list[tuple[ObjectId, str]] = field(default_factory=list)
+    refused: str = ""
+    failed: dict[ObjectId, str] = field(default_factory=dict)
+    released: list[tuple[ObjectId, str]] = field(default_factory=list)
+
+
+def _reasons(tip: Tip, report: apply.Report, pruning: _Pruning, unhealthy: list[tuple[ObjectId, str]],
+             n9e_error: str) -> list[str]:
+    reasons = []
+    if report.errors:
+        reasons.append("apply")
+    if pruning.failed:
+        reasons.append("prune")
+    if pruning.refused:
+        reasons.append("prune-guard")
+    if unhealthy:
+        reasons.append("health")
+    if n9e_error:
+        reasons.append("n9e")
+    if any("sign" in line for line in tip.rejected):
+        reasons.append("signature")
+    elif tip.rejected:
+        reasons.append("source")
+    return reasons

@@ -1,0 +1,197 @@
+"""What a reconcile did, told three ways: a status ConfigMap, Kubernetes Events, Prometheus metrics.
+
+The status ConfigMap ``<name>-status`` in the agent's namespace holds the last result, the commit,
+the per-object errors and what was retained or is unhealthy (``kubectl -n gen-agent get cm
+gen-agent-status -o yaml``). It is written only when its content changes, so a reconcile with
+nothing to do writes nothing at all; freshness is in the metrics (``last_success_timestamp``).
+Events go with it: Normal ones whenever objects were written or deleted, Warning ones when the
+status changes to a problem (not every interval while it lasts).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from generator.run.agent.kube import Kube, KubeError
+from generator.run.agent.metrics import Metrics
+from generator.run.agent.settings import FIELD_MANAGER, Settings
+from generator.core.objects import ObjectId
+
+SYNCED, DEGRADED, FAILED, REFUSED = "synced", "degraded", "failed", "refused"
+MAX_LISTED = 50
+"""Per-object lines kept in the status ConfigMap (the rest are counted)."""
+MAX_EVENTS = 10
+"""Warning events per reconcile about single objects (the rest are in the status)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one reconcile."""
+
+    result: str
+    """synced, degraded (applied, but something is wrong), failed (nothing applied) or refused."""
+    commit: str = ""
+    reasons: tuple[str, ...] = ()
+    """Failure reasons (metric labels), empty when synced."""
+    message: str = ""
+    applied: tuple[ObjectId, ...] = ()
+    unchanged: int = 0
+    pruned: tuple[ObjectId, ...] = ()
+    members: int = 0
+    errors: tuple[tuple[str, str], ...] = ()
+    """(object or step, what went wrong)."""
+    retained: tuple[tuple[str, str], ...] = ()
+    unhealthy: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+    dry_runs: int = 0
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.result == SYNCED
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        parts = [f"{self.result}", f"commit {self.commit[:12] or '-'}", f"{len(self.applied)} applied",
+                 f"{self.unchanged} unchanged", f"{len(self.pruned)} pruned"]
+        if self.errors:
+            parts.append(f"{len(self.errors)} error(s)")
+        if self.unhealthy:
+            parts.append(f"{len(self.unhealthy)} unhealthy")
+        if self.retained:
+            parts.append(f"{len(self.retained)} retained")
+        text = ", ".join(parts) + f" in {self.duration:.2f}s"
+        return f"{text}: {self.message}" if self.message else text
+
+
+def record(kube: Kube, settings: Settings, result: Result, metrics: Metrics, now: float) -> list[str]:
+    """Metrics, status ConfigMap and Events for ``result``; problems recording are returned, not raised."""
+    _metrics(metrics, settings, result, now)
+    problems: list[str] = []
+    try:
+        changed, uid = _write_status(kube, settings, result, now)
+        _events(kube, settings, result, changed, uid)
+    except KubeError as e:
+        metrics.failures.labels("status").inc()
+        problems.append(f"cannot record status: {e}")
+    return problems
+
+
+def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -> None:
+    metrics.duration.labels(result.result).observe(result.duration)
+    metrics.reconciles.labels(result.result).inc()
+    metrics.last_reconcile.set(now)
+    metrics.sync_ok.set(1 if result.ok else 0)
+    if result.ok:
+        metrics.last_success.set(now)
+    if result.commit and result.result != REFUSED:
+        metrics.set_commit(result.commit, settings.ref)
+    if result.members:
+        metrics.objects.set(result.members)
+    metrics.applied.inc(len(result.applied))
+    metrics.pruned.inc(len(result.pruned))
+    for reason in result.reasons:
+        metrics.failures.labels(reason).inc()
+    if "signature" in result.reasons:
+        metrics.refusals.inc()
+
+
+def status_data(settings: Settings, result: Result, previous: dict[str, str]) -> dict[str, str]:
+    """The status ConfigMap's data for ``result`` (without timestamps; pure)."""
+    applied = previous.get("lastAppliedCommit", "")
+    if result.commit and result.result in (SYNCED, DEGRADED) and not result.errors:
+        applied = result.commit
+    return {
+        "site": settings.site, "branch": settings.ref, "source": settings.source.describe(),
+        "result": result.result, "reasons": ",".join(result.reasons), "message": result.message,
+        "commit": result.commit or previous.get("commit", ""), "lastAppliedCommit": applied,
+        "objects": str(result.members or previous.get("objects", "0")),
+        "errors": _lines(result.errors), "retained": _lines(result.retained), "unhealthy": _lines(result.unhealthy),
+    }
+
+
+def _lines(items: tuple[tuple[str, str], ...]) -> str:
+    listed = [f"{what}: {why}" for what, why in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        listed.append(f"... and {len(items) - MAX_LISTED} more")
+    return "".join(f"{line}\n" for line in listed)
+
+
+def _write_status(kube: Kube, settings: Settings, result: Result, now: float) -> tuple[bool, str]:
+    res = kube.resource("v1", "ConfigMap")
+    current = kube.get(res, settings.namespace, settings.status_name)
+    previous = (current or {}).get("data") or {}
+    data = status_data(settings, result, previous)
+    if current is not None and all(previous.get(k) == v for k, v in data.items()):
+        return False, current["metadata"]["uid"]
+    data["lastTransitionTime"] = _time(now)
+    if result.ok:
+        data["lastSyncTime"] = _time(now)
+    elif "lastSyncTime" in previous:
+        data["lastSyncTime"] = previous["lastSyncTime"]
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": settings.status_name, "namespace": settings.namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "gen-agent"}},
+            "data": data}
+    written = kube.apply(res, body, FIELD_MANAGER)
+    return True, written["metadata"]["uid"]
+
+
+def _events(kube: Kube, settings: Settings, result: Result, changed: bool, uid: str) -> None:
+    events: list[tuple[str, str, str]] = []
+    if result.applied:
+        events.append(("Normal", "Applied", f"applied {len(result.applied)} object(s) of {result.commit[:12]}: "
+                                            f"{_names(result.applied)}"))
+    if result.pruned:
+        events.append(("Normal", "Pruned", f"deleted {len(result.pruned)} object(s): {_names(result.pruned)}"))
+    if changed and not result.ok:
+        events.append(("Warning", _reason(result), result.message or result.result))
+        events += [("Warning", "ObjectFailed", f"{what}: {why}") for what, why in result.errors[:MAX_EVENTS]]
+    if changed and result.ok:
+        events.append(("Normal", "Synced", f"cluster matches {result.commit[:12]}"))
+    res = kube.resource("v1", "Event")
+    for kind, reason, message in events:
+        kube.create(res, settings.namespace, _event(settings, uid, kind, reason, message))
+
+
+def _reason(result: Result) -> str:
+    names = {"signature": "SignatureRefused", "source": "SourceFailed", "manifests": "ManifestsInvalid",
+             "prune-guard": "PruneRefused", "health": "Unhealthy", "apply": "ApplyFailed", "prune": "PruneFailed",
+             "n9e": "N9eSyncFailed"}
+    return next((names[r] for r in result.reasons if r in names), "ReconcileFailed")
+
+
+def _names(ids: tuple[ObjectId, ...]) -> str:
+    shown = ", ".join(str(i) for i in ids[:10])
+    return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+def _event(settings: Settings, uid: str, kind: str, reason: str, message: str) -> dict[str, Any]:
+    stamp = _time(datetime.now(timezone.utc).timestamp())
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{settings.name}-", "namespace": settings.namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": settings.status_name,
+                               "namespace": settings.namespace, "uid": uid},
+            "type": kind, "reason": reason, "message": message[:1000], "count": 1,
+            "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "source": {"component": FIELD_MANAGER, "host": socket.gethostname()},
+            "reportingComponent": FIELD_MANAGER, "reportingInstance": socket.gethostname()}
+
+
+def _time(unix: float) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_json(result: Result) -> str:
+    """The result as JSON (``gen agent run --once --format json``)."""
+    return json.dumps({"result": result.result, "commit": result.commit, "reasons": list(result.reasons),
+                       "message": result.message, "applied": [str(i) for i in result.applied],
+                       "unchanged": result.unchanged, "pruned": [str(i) for i in result.pruned],
+                       "members": result.members, "errors": [list(e) for e in result.errors],
+                       "retained": [list(r) for r in result.retained],
+                       "unhealthy": [list(u) for u in result.unhealthy], "notes": list(result.notes),
+                       "duration": round(result.duration, 3)}, indent=2)
