@@ -4,7 +4,7 @@
     .venv/bin/python bench/agent.py                 # 1,000 objects, 3 rounds, text table
     .venv/bin/python bench/agent.py --objects 200 --rounds 1 --json
 
-A real etcd + kube-apiserver is started (tests/servers/kube.py; binaries from tools/build-envtest.sh
+A real etcd + kube-apiserver is started (tests/support/servers/kube.py; binaries from tools/build-envtest.sh
 or $KUBEBUILDER_ASSETS). The site is ConfigMaps, headless Services, ServiceAccounts and Deployments spread
 over four namespaces, written as a compiled-site tree and committed, SSH-signed, to a deploy branch.
 Each round uses fresh namespaces for each tool and measures, in the same run and on the same server:
@@ -42,9 +42,9 @@ from generator.run.agent.loop import Agent  # noqa: E402
 from generator.run.agent.metrics import Metrics  # noqa: E402
 from generator.run.agent.settings import GitSource, PruneSettings, Settings  # noqa: E402
 from generator.core import objects, yamlio  # noqa: E402
-from tests.agent_fixtures import Branch, Counting, configmap, deployment, service, site_files  # noqa: E402
-from tests.ferry_fixtures import Keys, make_key, write_allowed_signers  # noqa: E402
-from tests.servers.kube import start_control_plane  # noqa: E402
+from tests.support.agent import Branch, Counting, configmap, deployment, service, site_files  # noqa: E402
+from tests.support.ferry import Keys, make_key, write_allowed_signers  # noqa: E402
+from tests.support.servers.kube import start_control_plane  # noqa: E402
 
 
 def synthetic_site(count: int, prefix: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers import ServerStartError, listening_addresses  # noqa: E402
+from tests.support.servers import ServerStartError, listening_addresses  # noqa: E402
 
 CONFIGMAP = """\
 apiVersion: v1
@@ -45,7 +45,7 @@ def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
 
 
 def smoke_kube(base: Path) -> float:
-    from tests.servers.kube import ensure_envtest_binaries, start_control_plane
+    from tests.support.servers.kube import ensure_envtest_binaries, start_control_plane
 
     t0 = time.monotonic()
     assets = ensure_envtest_binaries()
@@ -87,7 +87,7 @@ def smoke_kube(base: Path) -> float:
 
 
 def smoke_n9e(base: Path) -> float:
-    from tests.servers.n9e import start_n9e
+    from tests.support.servers.n9e import start_n9e
 
     t0 = time.monotonic()
     with start_n9e(base / "n9e") as n9e:

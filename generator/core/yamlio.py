@@ -8,7 +8,7 @@ PyYAML, libyaml and ruamel are property-tested; go-yaml v2's resolver rules are 
 ``load_rendered`` reads template output with libyaml, refusing duplicate keys and keeping timestamps
 as strings; every YAML problem becomes a located ``GenError``.
 
-Speed on the 66-line StatefulSet of tests/test_yamlio.py (which asserts >= 5x), CPython 3.11.7,
+Speed on the 66-line StatefulSet of tests/core/test_yamlio.py (which asserts >= 5x), CPython 3.11.7,
 PyYAML 6.0.4 + libyaml, best CPU time of 9 x 500 runs on a shared 2-core box (load average 5-7, so
 the spread between runs is wide; the ratios are steadier than the absolute figures):
     yaml.dump(Dumper=yaml.CSafeDumper, sort_keys=False)     570-840 us per dump

@@ -22,7 +22,7 @@ from generator.deliver.ferry import receive
 from generator.deliver import publish
 from generator.deliver.git.plumbing import Identity
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.project import REPO
 IDENTITY = Identity("Release Bot", "release@example.com")
 SITE = "cn-east-1"
 OTHER_SITE = "cn-north-2"

@@ -1,6 +1,6 @@
 """A real control plane, real signed deploy branches, and agents pointed at them.
 
-The control plane (etcd + kube-apiserver, ``tests.servers.kube``) starts once per session; each test
+The control plane (etcd + kube-apiserver, ``tests.support.servers.kube``) starts once per session; each test
 works in namespaces of its own (envtest never finishes deleting a namespace). Deploy branches are
 real git repositories whose commits are SSH-signed by ``ssh-keygen`` keys made for the session.
 """
@@ -25,7 +25,7 @@ from generator.run.agent.settings import GitSource, PruneSettings, Settings
 from generator.core import objects, yamlio
 from generator.deliver.git import plumbing
 from generator.deliver.git.repo import open_repo
-from tests.ferry_fixtures import IDENTITY, Key, Keys, make_key, write_allowed_signers
+from tests.support.ferry import IDENTITY, Key, Keys, make_key, write_allowed_signers
 
 _counter = itertools.count(1)
 
@@ -39,7 +39,7 @@ def unique(prefix: str) -> str:
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """etcd + kube-apiserver for the whole session (skipped with the reason if they cannot start)."""
     try:
-        from tests.servers.kube import start_control_plane
+        from tests.support.servers.kube import start_control_plane
     except ImportError as e:  # pragma: no cover - cryptography missing
         pytest.skip(f"control plane launcher unavailable: {e}")
     try:

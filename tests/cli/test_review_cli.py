@@ -18,9 +18,9 @@ import yaml
 from typer.testing import CliRunner
 
 from generator.cli import app
-from tests.test_diff import GATEKEEPER, edit, git, make_repo
+from tests.support.review import GATEKEEPER, edit, git, make_repo
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.project import REPO
 GEN = Path(sys.executable).with_name("gen")
 IMAGE = "dockerhub.kubekey.local/project/gatekeeper"
 runner = CliRunner()

@@ -1,6 +1,6 @@
 """Compiling references: ciphertext copied from the secret files into EncryptedSecrets, located errors.
 
-The project is the reference platform with fresh keys and known values (``test_secrets_fixtures``).
+The project is the reference platform with fresh keys and known values (``tests.support.secrets``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from generator.core import errors, yamlio
 from generator.formats import age as crypto, encrypted_secret as encrypted
 from generator.build import secret_store as store
-from tests.helpers import write_tree
-from tests.test_secrets_fixtures import SecretProject, files_under, secret_project, secret_template
+from tests.support.tree import write_tree
+from tests.support.secrets import SecretProject, files_under
 
 __all__ = ["secret_project", "secret_template"]  # fixtures used by name
 

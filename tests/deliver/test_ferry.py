@@ -29,8 +29,7 @@ from generator.deliver.ferry.receive import QUARANTINE, Status
 from generator.deliver.git import plumbing, sign
 from generator.deliver import publish
 from generator.deliver.git.repo import RefUpdate, open_repo
-from tests.ferry_fixtures import (IDENTITY, OTHER_SITE, REPO, SITE, World, keys, published, refs, rev,
-                                  synced_template, world)
+from tests.support.ferry import IDENTITY, OTHER_SITE, REPO, SITE, World, refs, rev
 
 __all__ = ["keys", "published", "synced_template", "world"]  # fixtures used by name
 

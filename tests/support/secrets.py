@@ -22,7 +22,7 @@ from generator.build import pipeline
 from generator.cli import app
 from generator.formats import age as crypto, secret_refs as refs
 from generator.build import secret_store as store
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 SITES = ("cn-east-1", "cn-north-2")
 PATHS = ("redis/password", "registry/password")

@@ -20,9 +20,9 @@ from generator.deliver.ferry import pack as packer
 from generator.deliver import publish
 from generator.formats import age as crypto, secret_refs as refs
 from generator.build import secret_store as store
-from tests.conftest import REPO
-from tests.ferry_fixtures import IDENTITY, Key, edit_compiled, git, make_key
-from tests.test_secrets_fixtures import SITES, SecretProject, files_under, secret_project, secret_template
+from tests.support.project import REPO
+from tests.support.ferry import IDENTITY, Key, edit_compiled, git, make_key
+from tests.support.secrets import SITES, SecretProject, files_under
 
 __all__ = ["secret_project", "secret_template"]  # fixtures used by name
 

@@ -14,7 +14,7 @@ import pytest
 from generator.build import pipeline
 from generator.build import write
 from generator.core import errors
-from tests.conftest import REPO, tree_digest
+from tests.support.project import REPO, tree_digest
 
 
 def compile_(root: Path, **kw: object) -> pipeline.Result:

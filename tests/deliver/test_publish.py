@@ -10,8 +10,7 @@ import pytest
 from generator.core.errors import GenError
 from generator.deliver import publish
 from generator.deliver.git.repo import open_repo
-from tests.ferry_fixtures import (IDENTITY, OTHER_SITE, SITE, World, edit_compiled, git, keys, published, refs,
-                                  rev, world)
+from tests.support.ferry import IDENTITY, OTHER_SITE, SITE, World, edit_compiled, git, refs, rev
 
 __all__ = ["keys", "published", "world"]  # fixtures used by name
 

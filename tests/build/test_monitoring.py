@@ -14,7 +14,7 @@ from generator.build import schemas as validate
 from generator.core import errors
 from generator.build.monitoring import files, rules
 from generator.formats import n9e as model
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 SITES = ("cn-east-1", "cn-north-2")
 

@@ -23,8 +23,8 @@ import yaml
 from generator.core import yamlio
 from generator.formats import age as crypto, encrypted_secret as encrypted, secret_refs as refs
 from generator.build import secret_store as store
-from tests.conftest import REPO
-from tests.test_secrets_fixtures import SecretProject, secret_project, secret_template
+from tests.support.project import REPO
+from tests.support.secrets import SecretProject
 
 __all__ = ["secret_project", "secret_template"]  # fixtures used by name
 
@@ -68,7 +68,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
     try:
-        from tests.servers.kube import start_control_plane
+        from tests.support.servers.kube import start_control_plane
         with start_control_plane(tmp_path_factory.mktemp("secrets-envtest")) as cp:
             yield Cluster(cp.kubeconfig)
     except Exception as e:  # noqa: BLE001 - a missing build is a skip with the reason, unless required

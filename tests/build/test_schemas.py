@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from generator.build import inventory, schemas as validate
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 
 @pytest.fixture(scope="module")

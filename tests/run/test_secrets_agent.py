@@ -1,7 +1,7 @@
 """The agent opens EncryptedSecrets at apply time: Secrets in the real API server, pruned like the rest,
 another site's ciphertext refused by name, and no value in its status, Events or log.
 
-Uses the agent's own test world (``tests.agent_fixtures``): a control plane for the session, a
+Uses the agent's own test world (``tests.support.agent``): a control plane for the session, a
 signed deploy branch and namespaces per test.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from generator.run.agent.loop import Agent
 from generator.formats import age as crypto, encrypted_secret as encrypted
 from generator.build import secret_store as store
-from tests.agent_fixtures import Site, admin, agent_keys, configmap, control_plane, site
+from tests.support.agent import Site, configmap
 
 __all__ = ["admin", "agent_keys", "control_plane", "site"]  # fixtures used by name
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.formats import age as crypto
 from generator.build import secret_store as store
-from tests.test_secrets_fixtures import SecretProject, secret_project, secret_template
+from tests.support.secrets import SecretProject
 
 __all__ = ["secret_project", "secret_template"]  # fixtures used by name
 

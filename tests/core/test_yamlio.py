@@ -7,7 +7,6 @@ import datetime
 import enum
 import io
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 

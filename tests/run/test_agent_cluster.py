@@ -24,9 +24,8 @@ from generator.run.agent.metrics import Metrics, serve
 from generator.run.agent.settings import EnvelopeSource, PruneSettings
 from generator.cli import app
 from generator.formats import encrypted_secret as encrypted
-from tests.agent_fixtures import (Counting, Crash, Site, admin, agent_keys, configmap, control_plane, deployment,
-                                  service, site, unique)
-from tests.conftest import REPO
+from tests.support.agent import Counting, Crash, Site, configmap, deployment, service, unique
+from tests.support.project import REPO
 
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / "cn-east-1.key"
 """The reference platform's test-only site key (tests/fixtures/age/README.md)."""
@@ -399,7 +398,7 @@ def test_gen_agent_run_once_reconciles_and_exits_by_result(site: Site, control_p
 def test_the_commits_n9e_rules_are_synced_when_configured(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     from generator.run.agent import loop
     from generator.run.agent.settings import N9eSettings
-    from tests.test_n9e_apply import ApiDouble
+    from tests.support.n9e import ApiDouble
 
     n9e_dir = REPO / "compiled" / "cn-east-1" / "n9e"
     files = {**_site_files(cms(site, "a")), **{f"n9e/{p.name}": p.read_bytes() for p in n9e_dir.iterdir()}}
@@ -417,7 +416,7 @@ def test_the_commits_n9e_rules_are_synced_when_configured(site: Site, monkeypatc
 
 
 def _site_files(objs: list[dict[str, Any]]) -> dict[str, bytes]:
-    from tests.agent_fixtures import site_files
+    from tests.support.agent import site_files
     return site_files(objs)
 
 

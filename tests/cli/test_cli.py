@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from generator.cli import app
-from tests.conftest import tree_digest
+from tests.support.project import tree_digest
 
 runner = CliRunner()
 

@@ -36,7 +36,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ._common import (
     LOOPBACK,
-    ServerStartError,
     assert_loopback_only,
     free_ports,
     run_build_script,
