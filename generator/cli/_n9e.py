@@ -40,7 +40,8 @@ def apply(
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per request.")] = 15.0,
     allow_missing_datasource: Annotated[bool, typer.Option(
         "--allow-missing-datasource",
-        help="Apply rules whose datasource matches none on the server (they will not evaluate).")] = False,
+        help="Apply rules whose datasource matches none on the server (they never evaluate).",
+    )] = False,
 ) -> None:
     """Make the site's n9e hold exactly the compiled rules, channels, templates and notify rules.
 
@@ -58,7 +59,8 @@ def apply(
         intent = reconcile.load(root / "compiled" / target)
         api = client.Client(client.Settings(url, timeout), client.Credentials(user, password, token))
         api.login()
-        return reconcile.run(api, intent, dry_run=dry_run, allow_missing_datasource=allow_missing_datasource)
+        return reconcile.run(api, intent, dry_run=dry_run,
+                             allow_missing_datasource=allow_missing_datasource)
 
     result = run(push)
     if fmt is OutputFormat.json:

@@ -43,31 +43,44 @@ __all__ = ["admin", "control_plane", "keys", "real_n9e"]  # fixtures used by nam
 SITE = "cn-east-1"
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / f"{SITE}.key"
 CONFIG = ("v1", "ConfigMap", "abc-service-config")
-"""The object the edit changes (abc-service's log level); its StatefulSet carries the config's checksum."""
+"""The object the edit changes (abc-service's log level); its StatefulSet has the checksum."""
 WORKLOADS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"))
 
 
 def gen(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m generator ARGS`` in a subprocess; a failure shows its output."""
-    return subprocess.run([sys.executable, "-m", "generator", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    """``python -m generator ARGS`` in a subprocess (the caller judges its exit status)."""
+    return subprocess.run(
+        [sys.executable, "-m", "generator", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, f"{done.args[3:]}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, (
+        f"{done.args[3:]}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    )
     return done.stdout
 
 
 def project(root: Path, namespace: str, agent_namespace: str) -> None:
-    """A committed copy of the reference platform whose site uses ``namespace``/``agent_namespace``."""
+    """A committed copy of the reference platform, the site in ``namespace``/``agent_namespace``."""
     for name in ("inventory", "components", "schemas", "secrets"):
         shutil.copytree(REPO / name, root / name)
     target = root / "inventory" / "targets" / f"{SITE}.yml"
-    target.write_text(target.read_text().replace(
-        "parameters:\n  site:\n", f"parameters:\n  site:\n    namespace: {namespace}\n", 1))
+    target.write_text(
+        target.read_text().replace(
+            "parameters:\n  site:\n", f"parameters:\n  site:\n    namespace: {namespace}\n", 1
+        )
+    )
     common = root / "inventory" / "classes" / "common.yml"
-    common.write_text(common.read_text().replace(
-        "      namespace: gen-agent\n", f"      namespace: {agent_namespace}\n", 1))
+    common.write_text(
+        common.read_text().replace(
+            "      namespace: gen-agent\n", f"      namespace: {agent_namespace}\n", 1
+        )
+    )
     ok(gen("compile", "-C", str(root), "-t", SITE))
     git(root, "init", "-q")
     git(root, "add", "-A")
@@ -75,7 +88,7 @@ def project(root: Path, namespace: str, agent_namespace: str) -> None:
 
 
 def live_objects(admin: kube.Client, compiled: Path) -> dict[str, dict[str, Any]]:
-    """Every compiled object of the site as the server holds it (a Secret for an EncryptedSecret)."""
+    """Every compiled object of the site as the server holds it (an EncryptedSecret's Secret)."""
     out = {}
     for path in sorted((compiled / "manifests").rglob("*.yaml")):
         for obj in yamlio.load_rendered(path.read_text(), str(path)):
@@ -102,14 +115,15 @@ def n9e_state(api: Any, busi_group: str) -> dict[str, Any]:
     rules = api.get(f"/busi-group/{ids[0]}/alert-rules") if ids else []
     stamp = {"rules": {r["name"]: r["update_at"] for r in rules}}
     for collection in ("/notify-channel-configs", "/message-templates", "/notify-rules"):
-        stamp[collection] = {o["name"]: o.get("update_at") for o in api.get(collection) or []
-                             if SITE in o["name"]}
+        stamp[collection] = {
+            o["name"]: o.get("update_at") for o in api.get(collection) or [] if SITE in o["name"]
+        }
     return stamp
 
 
 @pytest.fixture
 def controller(admin: kube.Client) -> Iterator[set[str]]:
-    """Plays kube-controller-manager for the namespaces added to the yielded set (see module doc)."""
+    """Plays kube-controller-manager in the namespaces added to the yielded set (module doc)."""
     namespaces: set[str] = set()
     stop = threading.Event()
 
@@ -135,9 +149,14 @@ def _complete(admin: kube.Client, res: kube.Resource, live: dict[str, Any]) -> N
     if (live.get("status") or {}).get("observedGeneration") == generation:
         return
     replicas = (live.get("spec") or {}).get("replicas", 1)
-    live["status"] = {"observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
-                      "updatedReplicas": replicas, "availableReplicas": replicas,
-                      "currentReplicas": replicas}
+    live["status"] = {
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "readyReplicas": replicas,
+        "updatedReplicas": replicas,
+        "availableReplicas": replicas,
+        "currentReplicas": replicas,
+    }
     try:
         admin.update_status(res, live)
     except kube.KubeError:  # a newer version was written meanwhile: the next pass sees it
@@ -145,8 +164,14 @@ def _complete(admin: kube.Client, res: kube.Resource, live: dict[str, Any]) -> N
 
 
 def test_an_inventory_edit_travels_the_whole_chain_and_a_second_run_changes_nothing(
-        tmp_path: Path, admin: kube.Client, control_plane: Any, keys: Keys, real_n9e: Any,
-        controller: set[str], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    admin: kube.Client,
+    control_plane: Any,
+    keys: Keys,
+    real_n9e: Any,
+    controller: set[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     started = time.monotonic()
     namespace, agent_namespace = unique("chain"), unique("chain-agent")
     controller.update({namespace, agent_namespace})
@@ -156,18 +181,41 @@ def test_an_inventory_edit_travels_the_whole_chain_and_a_second_run_changes_noth
     compiled = root / "compiled" / SITE
     signing = ["--deploy-repo", str(deploy), "--signing-key", str(keys.release.private)]
     author = f"{IDENTITY.name} <{IDENTITY.email}>"
-    agent = ["agent", "run", "--once", "--format", "json", "--site", SITE, "--envelopes", str(drop),
-             "--allowed-signers", str(keys.allowed_signers), "--state-dir", str(tmp_path / "state"),
-             "--kubeconfig", str(control_plane.kubeconfig), "--namespace", agent_namespace,
-             "--age-identity", str(AGE_KEY), "--health-timeout", "30s"]
+    agent = [
+        "agent",
+        "run",
+        "--once",
+        "--format",
+        "json",
+        "--site",
+        SITE,
+        "--envelopes",
+        str(drop),
+        "--allowed-signers",
+        str(keys.allowed_signers),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--kubeconfig",
+        str(control_plane.kubeconfig),
+        "--namespace",
+        agent_namespace,
+        "--age-identity",
+        str(AGE_KEY),
+        "--health-timeout",
+        "30s",
+    ]
     n9e_env = {"GEN_N9E_USER": ROOT_USER, "GEN_N9E_PASSWORD": ROOT_PASSWORD}
 
     shipped: list[str] = []
 
     def ship() -> None:
-        """gen publish (signed) -> gen ferry pack -> the gatekeeper copies the envelope to the drop."""
+        """gen publish (signed) -> gen ferry pack -> the gatekeeper copies it to the drop."""
         ok(gen("publish", "-C", str(root), "-t", SITE, "--author", author, *signing))
-        ok(gen("ferry", "pack", "-t", SITE, "-o", str(outbox), "--sender", IDENTITY.email, *signing))
+        ok(
+            gen(
+                "ferry", "pack", "-t", SITE, "-o", str(outbox), "--sender", IDENTITY.email, *signing
+            )
+        )
         (envelope,) = [p for p in outbox.iterdir() if p.name not in shipped]
         shutil.copytree(envelope, drop / envelope.name)
         shipped.append(envelope.name)
@@ -175,7 +223,9 @@ def test_an_inventory_edit_travels_the_whole_chain_and_a_second_run_changes_noth
     # The site as it is, in the cluster (no n9e yet: that hop is the agent's sync below).
     ship()
     first = json.loads(ok(gen(*agent)))
-    assert first["result"] == "synced" and first["commit"] == rev(deploy, f"refs/heads/deploy/{SITE}")
+    assert first["result"] == "synced" and first["commit"] == rev(
+        deploy, f"refs/heads/deploy/{SITE}"
+    )
     before = live_objects(admin, compiled)
 
     # 1. edit an inventory value
@@ -191,19 +241,29 @@ def test_an_inventory_edit_travels_the_whole_chain_and_a_second_run_changes_noth
     git(root, "commit", "-q", "-am", "abc-service: debug logs")
     ship()
     tip = rev(deploy, f"refs/heads/deploy/{SITE}")
-    signed = subprocess.run(["git", "--git-dir", str(deploy), "cat-file", "commit", str(tip)],
-                            capture_output=True, text=True, check=True).stdout
+    signed = subprocess.run(
+        ["git", "--git-dir", str(deploy), "cat-file", "commit", str(tip)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "-----BEGIN SSH SIGNATURE-----" in signed
     # 8. gen agent run --once imports the envelope and syncs n9e too
-    assert n9e_state(real_n9e_api := root_client(real_n9e.url), "paas-cn-east-1")["rules"] == {}
+    real_n9e_api = root_client(real_n9e.url)
+    assert n9e_state(real_n9e_api, "paas-cn-east-1")["rules"] == {}
     second = json.loads(ok(gen(*agent, "--n9e-url", real_n9e.url, env=n9e_env)))
     assert second["result"] == "synced" and second["commit"] == tip, second
     # 9. the object changed in the kube-apiserver, and nothing else was written
     after = live_objects(admin, compiled)
     config = f"ConfigMap {namespace}/abc-service-config"
     assert "log_level: debug" in after[config]["data"]["app.yaml"]
-    changed = {name for name, version in versions(after).items() if versions(before)[name] != version}
-    assert changed == {config, f"StatefulSet {namespace}/abc-service"}  # its pod template has the checksum
+    changed = {
+        name for name, version in versions(after).items() if versions(before)[name] != version
+    }
+    assert changed == {
+        config,
+        f"StatefulSet {namespace}/abc-service",
+    }  # its pod template has the checksum
     assert sorted(second["applied"]) == [config, f"StatefulSet.apps {namespace}/abc-service"]
     # 10. the site's alert rules in the real n9e, through the agent's n9e sync
     rules = json.loads((compiled / "n9e" / "alert-rules.json").read_text())

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(os.environ.get("GEN_OFFLINE") != "1",
-                                reason="not run through tools/offline (GEN_OFFLINE=1 unset)")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("GEN_OFFLINE") != "1",
+    reason="not run through tools/offline (GEN_OFFLINE=1 unset)",
+)
 
 
 def _routes(path: str, device_column: int) -> list[str]:
@@ -28,12 +30,13 @@ def _routes(path: str, device_column: int) -> list[str]:
 
 def test_the_session_has_no_route_beyond_loopback() -> None:
     devices = set(_routes("/proc/net/route", 0)) | set(_routes("/proc/net/ipv6_route", 9))
-    assert devices <= {"lo"}, f"routes through {sorted(devices - {'lo'})}: the tests could reach out"
+    assert devices <= {"lo"}, (
+        f"routes through {sorted(devices - {'lo'})}: the tests could reach out"
+    )
     interfaces = {name for _, name in socket.if_nameindex()}  # this namespace's (not /sys's)
     assert interfaces == {"lo"}, f"interfaces besides lo: {sorted(interfaces - {'lo'})}"
 
 
 def test_an_address_beyond_loopback_is_unreachable() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        with pytest.raises(OSError):  # ENETUNREACH: no route, nothing is sent
-            probe.connect(("192.0.2.1", 53))  # TEST-NET-1: never a real host either way
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, pytest.raises(OSError):
+        probe.connect(("192.0.2.1", 53))  # ENETUNREACH; TEST-NET-1 is never a real host anyway

@@ -1,7 +1,8 @@
 """``gen n9e apply``: reconcile a site's n9e with compiled/<site>/n9e/.
 
 The behaviour tests run twice: against a real Nightingale v9.1.1 (built once from the vendored
-source by tools/build-n9e.sh, ``real_n9e`` in tests/support/n9e.py, and started once per module on 127.0.0.1 with SQLite and miniredis),
+source by tools/build-n9e.sh, ``real_n9e`` in tests/support/n9e.py, and started once per module on
+127.0.0.1 with SQLite and miniredis),
 and against ``ApiDouble``, an in-memory stand-in of the same API used to check the reconciler's
 logic where no n9e binary can be built. Without a binary the real-server cases are skipped with the
 build's reason; ``GEN_REQUIRE_N9E=1`` turns that into a failure (CI machines that can build it).
@@ -17,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ _names = itertools.count(1)
 
 @pytest.fixture(params=["double", pytest.param("real", marks=pytest.mark.n9e)])
 def api(request: pytest.FixtureRequest) -> reconcile.Api:
-    """The double (asked in the client's language) or the real server, both with the site datasource."""
+    """The double (asked in the client's language) or the real server, with the site datasource."""
     if request.param == "double":
         double = ApiDouble(client.LANGUAGE)
         add_site_datasource(double)
@@ -189,14 +189,15 @@ def test_channels_templates_and_notify_rule_no_longer_declared_are_removed(api: 
     assert reconcile.run(api, webhook_only).actions == []
 
 
-def test_template_edited_on_the_server_is_corrected_keeping_the_servers_ident(api: reconcile.Api,
-                                                                              tmp_path: Path) -> None:
+def test_template_edited_on_the_server_is_corrected_keeping_the_servers_ident(
+        api: reconcile.Api, tmp_path: Path) -> None:
     intent = intent_as(tmp_path)
     reconcile.run(api, intent)
     name = intent.templates[0]["name"]
     (before,) = [t for t in api.get("/message-templates") if t["name"] == name]
     assert before["ident"] != intent.templates[0]["ident"]  # the server made it (a UUID)
-    api.call("PUT", f"/message-template/{before['id']}", {**before, "content": {"content": "edited"}})
+    edited = {**before, "content": {"content": "edited"}}
+    api.call("PUT", f"/message-template/{before['id']}", edited)
     result = reconcile.run(api, intent)
     assert [str(a) for a in result.actions] == [f"update template '{name}' (content)"]
     (after,) = [t for t in api.get("/message-templates") if t["name"] == name]
@@ -210,27 +211,32 @@ def test_sites_whose_names_share_a_prefix_never_prune_each_others_objects(api: r
     longer = intent_as(tmp_path / "b", source="cn-north-2", site=f"{short.site}-1")
     reconcile.run(api, longer)
     reconcile.run(api, short)
-    nothing = reconcile.Intent(**{**short.__dict__, "channels": [], "templates": [], "notify_rules": []})
+    nothing = reconcile.Intent(**{**short.__dict__,
+                                  "channels": [], "templates": [], "notify_rules": []})
     pruned = reconcile.run(api, nothing)
     deleted = [a.name for a in pruned.actions if a.verb == "delete"]
     assert len(deleted) == 1 + len(short.templates) + len(short.channels)
-    assert all(a.kind == "alert-rule" or short.site + "-1" not in a.name for a in pruned.actions), deleted
+    assert all(a.kind == "alert-rule" or short.site + "-1" not in a.name
+               for a in pruned.actions), deleted
     assert reconcile.run(api, longer).actions == []
-    names = {t["name"] for t in api.get("/message-templates")} | {c["name"] for c in api.get("/notify-rules")}
+    names = {t["name"] for t in api.get("/message-templates")}
+    names |= {c["name"] for c in api.get("/notify-rules")}
     assert {t["name"] for t in longer.templates} | {f"gen-{longer.site}"} <= names
 
 
-def test_rules_whose_datasource_matches_nothing_are_refused_before_any_change(api: reconcile.Api,
-                                                                                tmp_path: Path) -> None:
+def test_rules_whose_datasource_matches_nothing_are_refused_before_any_change(
+        api: reconcile.Api, tmp_path: Path) -> None:
     intent = intent_as(tmp_path)
-    elsewhere = [{**r, "datasource_queries": [{"match_type": 1, "op": "in", "values": ["victoria-*"]}]}
-                 for r in intent.alert_rules]
+    victoria = [{"match_type": 1, "op": "in", "values": ["victoria-*"]}]
+    elsewhere = [{**r, "datasource_queries": victoria} for r in intent.alert_rules]
     with pytest.raises(datasources.NoDatasource) as info:
         reconcile.run(api, with_rules(intent, elsewhere))
     message = str(info.value)
-    assert "prometheus datasource name in victoria-*" in message and "--allow-missing-datasource" in message
+    assert "prometheus datasource name in victoria-*" in message
+    assert "--allow-missing-datasource" in message
     assert "embedded-tsdb (prometheus" in message and "prometheus-site (prometheus" in message
-    assert intent.busi_group not in {g["name"] for g in _list(api.get("/busi-groups", {"all": "true"}))}
+    groups = _list(api.get("/busi-groups", {"all": "true"}))
+    assert intent.busi_group not in {g["name"] for g in groups}
     allowed = reconcile.run(api, with_rules(intent, elsewhere), allow_missing_datasource=True)
     assert allowed.rejections == [] and "victoria-*" in allowed.warnings[0]
     assert server_rules(api, intent).keys() == {r["name"] for r in intent.alert_rules}
@@ -259,10 +265,11 @@ def test_server_errors_come_in_english_and_keep_the_servers_text(real_n9e: Any) 
 class _NotN9e(BaseHTTPRequestHandler):
     """A proxy's error pages: HTML with a status, never n9e's JSON."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:  # the name http.server calls
         status = 502 if "gateway" in self.path else 200
-        body = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
-                b"</h1></center>\n<hr><center>nginx</center>\n" + b"<p>padding</p>" * 200 + b"</body></html>")
+        body = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad"
+                b" Gateway</h1></center>\n<hr><center>nginx</center>\n"
+                + b"<p>padding</p>" * 200 + b"</body></html>")
         self.send_response(status)
         self.send_header("Content-Type", "text/html")
         self.end_headers()
@@ -273,7 +280,8 @@ class _NotN9e(BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("where, status", [("/gateway", "HTTP 502"), ("/portal", "HTTP 200")])
-def test_a_server_that_is_not_n9e_is_one_line_with_status_and_reason(where: str, status: str) -> None:
+def test_a_server_that_is_not_n9e_is_one_line_with_status_and_reason(where: str,
+                                                                      status: str) -> None:
     server = HTTPServer(("127.0.0.1", 0), _NotN9e)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

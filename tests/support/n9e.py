@@ -1,4 +1,4 @@
-"""n9e for tests: ``ApiDouble`` (in memory) and ``real_n9e`` (a real v9.1.1), run through the same tests.
+"""n9e for tests: ``ApiDouble`` (in memory) and ``real_n9e`` (a real v9.1.1), for the same tests.
 
 The double behaves like the real server where gen depends on it (each point read off the v9.1.1
 source): message templates get a server-made UUID ident and refuse an update that changes it
@@ -24,7 +24,7 @@ from generator.run.n9e import client
 
 ROOT_USER, ROOT_PASSWORD = "root", "root.2020"
 SITE_DATASOURCE = "prometheus-site"
-"""A datasource the compiled sites' pattern (``prometheus-*``) selects: tests add it to each server."""
+"""A datasource the compiled sites' pattern (``prometheus-*``) selects: added to each server."""
 CHINESE = {"Name has invalid characters": "名称包含非法字符"}
 """What the real server says (zh_CN) without ``X-Language: en``, for the errors the double makes."""
 
@@ -177,7 +177,7 @@ def add_site_datasource(api: Any) -> None:
 
 @pytest.fixture(scope="module")
 def real_n9e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real n9e v9.1.1 for this module (with ``SITE_DATASOURCE``), or a skip saying why there is none."""
+    """A real n9e v9.1.1 for this module (with ``SITE_DATASOURCE``), or a skip saying why not."""
     from tests.support.servers import ServerStartError
     from tests.support.servers.n9e import ensure_n9e, start_n9e
 
@@ -187,8 +187,9 @@ def real_n9e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         if os.environ.get("GEN_REQUIRE_N9E"):
             pytest.fail(f"n9e v9.1.1 could not be built: {e}")
         pytest.skip(
-            "no n9e v9.1.1 binary: tools/build-n9e.sh failed (its stderr says why, e.g. the Go module "
-            "proxy refusing github.com/ccfos/nightingale/v6); GEN_REQUIRE_N9E=1 makes this a failure"
+            "no n9e v9.1.1 binary: tools/build-n9e.sh failed (its stderr says why, e.g. the Go "
+            "module proxy refusing github.com/ccfos/nightingale/v6 and no vendored source); "
+            "GEN_REQUIRE_N9E=1 makes this a failure"
         )
     with start_n9e(tmp_path_factory.mktemp("n9e")) as server:
         add_site_datasource(root_client(server.url))

@@ -167,11 +167,12 @@ def _decode(raw: bytes, status: int, request: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as e:
-        raise ApiError(f"{request}: HTTP {status}, not n9e's JSON API (check --url): {_reason(raw)}") from e
+        reason = _reason(raw)
+        raise ApiError(f"{request}: HTTP {status}, not n9e's API (check --url): {reason}") from e
 
 
 def _reason(raw: bytes) -> str:
-    """One short line saying what the server answered: n9e's ``err``, or the gist of another body."""
+    """One short line saying what the server answered: n9e's ``err``, or another body's gist."""
     try:
         decoded = json.loads(raw)
     except ValueError:
@@ -186,7 +187,8 @@ def _gist(text: str) -> str:
     title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     if title and title.group(1).strip():
         return _one_line(html.unescape(title.group(1)))
-    stripped = re.sub(r"<(script|style)\b.*?</\1>|<[^>]*>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+    tags = r"<(script|style)\b.*?</\1>|<[^>]*>"
+    stripped = re.sub(tags, " ", text, flags=re.IGNORECASE | re.DOTALL)
     return _one_line(html.unescape(stripped)) or "empty answer"
 
 

@@ -28,7 +28,7 @@ class NoDatasource(errors.GenError):
 
 @dataclass(frozen=True)
 class Unmatched:
-    """One datasource selection (category and queries) that matches nothing, and the rules using it."""
+    """A datasource selection (category and queries) matching nothing, and the rules using it."""
 
     cate: str
     queries: tuple[str, ...]

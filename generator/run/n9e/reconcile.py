@@ -112,7 +112,8 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (``gen n9e apply --format json``)."""
-        warned = {"warnings": list(self.warnings)} if self.warnings else {}  # the key is new: only when used
+        # The key is newer than the format: present only when used.
+        warned = {"warnings": list(self.warnings)} if self.warnings else {}
         return {"dry_run": self.dry_run, "changed": self.changed, **warned,
                 "actions": [{"verb": a.verb, "kind": a.kind, "name": a.name, "fields": list(a.fields)}
                             for a in self.actions],
@@ -143,7 +144,8 @@ def _read(site_dir: Path, rel: str) -> Any:
 # -- the run ------------------------------------------------------------------------------------------
 
 
-def run(api: Api, intent: Intent, dry_run: bool = False, allow_missing_datasource: bool = False) -> Result:
+def run(api: Api, intent: Intent, dry_run: bool = False,
+        allow_missing_datasource: bool = False) -> Result:
     """Bring the site's n9e to ``intent``; with ``dry_run`` change nothing and report the plan.
 
     Raises ``datasources.NoDatasource`` before any change when a rule would select no datasource,
@@ -291,7 +293,8 @@ class _Run:
         """Delete the site's notify rules, then templates, then channels that are no longer declared."""
         note = model.managed_note(self.intent.site)
         # Read before deleting anything: a template is the site's through its channel.
-        channels = [c for c in _as_list(self.api.get("/notify-channel-configs")) if c.get("description") == note]
+        channels = [c for c in _as_list(self.api.get("/notify-channel-configs"))
+                    if c.get("description") == note]
         idents = {c.get("ident") for c in channels}
         for kind, collection, desired, ours in (
                 ("notify-rule", "/notify-rules", self.intent.notify_rules,
@@ -301,7 +304,8 @@ class _Run:
                 ("channel", "/notify-channel-configs", self.intent.channels,
                  lambda obj: obj.get("description") == note)):
             wanted = {obj["name"] for obj in desired}
-            stale = [obj for obj in _as_list(self.api.get(collection)) if ours(obj) and obj["name"] not in wanted]
+            stale = [obj for obj in _as_list(self.api.get(collection))
+                     if ours(obj) and obj["name"] not in wanted]
             for obj in stale:
                 self._act("delete", kind, obj["name"])
             if stale and not self.dry_run:
