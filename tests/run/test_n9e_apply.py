@@ -256,10 +256,18 @@ def test_unreachable_server_is_a_clear_error() -> None:
 
 
 def test_server_errors_come_in_english_and_keep_the_servers_text(real_n9e: Any) -> None:
-    api = root_client(real_n9e.url)
-    answer = api.call_raw("POST", "/busi-group/1/alert-rules", [{"name": "bad <rule>"}])
-    assert answer["dat"] == {"bad <rule>": "Name has invalid characters"}
-    assert ApiDouble()._refuse({"name": "bad <rule>"}, []) == "名称包含非法字符"  # what it says unasked
+    bad = [{"name": "bad <rule>"}]
+    unasked = real_n9e.request("POST", "/api/n9e/busi-group/1/alert-rules", bad, check=False)
+    assert unasked["dat"] == {"bad <rule>": "名称包含非法字符"}  # n9e's default language
+    asked = root_client(real_n9e.url).call_raw("POST", "/busi-group/1/alert-rules", bad)
+    assert asked["dat"] == {"bad <rule>": "Name has invalid characters"}
+
+
+def test_the_double_like_the_server_answers_in_chinese_unless_asked_for_english() -> None:
+    bad = [{"name": "bad <rule>"}]
+    for double, said in ((ApiDouble(), "名称包含非法字符"),
+                         (ApiDouble(client.LANGUAGE), "Name has invalid characters")):
+        assert double.call_raw("POST", "/busi-group/1/alert-rules", bad)["dat"] == {"bad <rule>": said}
 
 
 class _NotN9e(BaseHTTPRequestHandler):
@@ -331,6 +339,26 @@ def test_cli_applies_a_site_then_finds_nothing_to_do(real_n9e: Any, tmp_path: Pa
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout) == {"site": "cn-north-2", "dry_run": False, "changed": False,
                                          "actions": [], "rejected": []}
+
+
+def test_cli_refuses_rules_without_a_datasource_unless_allowed(real_n9e: Any, tmp_path: Path) -> None:
+    site = f"d{next(_names)}-{os.getpid() % 1000}"
+    directory = tmp_path / "compiled" / site / "n9e"
+    directory.mkdir(parents=True)
+    for path in (REPO / "compiled" / "cn-north-2" / "n9e").glob("*.json"):
+        text = path.read_text().replace("cn-north-2", site).replace("prometheus-*", "victoria-*")
+        (directory / path.name).write_text(text)
+    env = {**os.environ, "GEN_N9E_USER": ROOT_USER, "GEN_N9E_PASSWORD": ROOT_PASSWORD}
+    command = [sys.executable, "-m", "generator", "n9e", "apply", "-t", site, "--url", real_n9e.url,
+               "--root", str(tmp_path)]
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "no datasource matches prometheus datasource name in victoria-*" in refused.stderr
+    assert "embedded-tsdb (prometheus, id 1)" in refused.stderr
+    allowed = subprocess.run([*command, "--allow-missing-datasource"], capture_output=True, text=True,
+                             env=env, check=False)
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stderr.startswith("warning: compiled alert rules would never evaluate")
 
 
 def test_cli_reports_a_missing_compiled_site(tmp_path: Path) -> None:

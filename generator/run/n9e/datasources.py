@@ -82,8 +82,8 @@ def refusal(missing: list[Unmatched], datasources: list[str]) -> NoDatasource:
     there = ", ".join(datasources) or "none"
     lines = "; ".join(map(str, missing))
     return NoDatasource(
-        f"compiled alert rules would never evaluate: {lines} matches no "
-        f"datasource; the server has: {there}. Add or rename a datasource, fix "
+        f"compiled alert rules would never evaluate: no datasource matches {lines}; "
+        f"the server has: {there}. Add or rename a datasource, fix "
         "site.monitoring.datasource in the inventory, or pass --allow-missing-datasource"
     )
 
