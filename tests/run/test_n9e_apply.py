@@ -267,7 +267,8 @@ def test_the_double_like_the_server_answers_in_chinese_unless_asked_for_english(
     bad = [{"name": "bad <rule>"}]
     for double, said in ((ApiDouble(), "名称包含非法字符"),
                          (ApiDouble(client.LANGUAGE), "Name has invalid characters")):
-        assert double.call_raw("POST", "/busi-group/1/alert-rules", bad)["dat"] == {"bad <rule>": said}
+        answer = double.call_raw("POST", "/busi-group/1/alert-rules", bad)
+        assert answer["dat"] == {"bad <rule>": said}
 
 
 class _NotN9e(BaseHTTPRequestHandler):
@@ -341,7 +342,8 @@ def test_cli_applies_a_site_then_finds_nothing_to_do(real_n9e: Any, tmp_path: Pa
                                          "actions": [], "rejected": []}
 
 
-def test_cli_refuses_rules_without_a_datasource_unless_allowed(real_n9e: Any, tmp_path: Path) -> None:
+def test_cli_refuses_rules_without_a_datasource_unless_allowed(real_n9e: Any,
+                                                              tmp_path: Path) -> None:
     site = f"d{next(_names)}-{os.getpid() % 1000}"
     directory = tmp_path / "compiled" / site / "n9e"
     directory.mkdir(parents=True)
@@ -355,8 +357,8 @@ def test_cli_refuses_rules_without_a_datasource_unless_allowed(real_n9e: Any, tm
     assert refused.returncode == 1 and refused.stdout == ""
     assert "no datasource matches prometheus datasource name in victoria-*" in refused.stderr
     assert "embedded-tsdb (prometheus, id 1)" in refused.stderr
-    allowed = subprocess.run([*command, "--allow-missing-datasource"], capture_output=True, text=True,
-                             env=env, check=False)
+    allowed = subprocess.run([*command, "--allow-missing-datasource"], capture_output=True,
+                             text=True, env=env, check=False)
     assert allowed.returncode == 0, allowed.stderr
     assert allowed.stderr.startswith("warning: compiled alert rules would never evaluate")
 
