@@ -1,11 +1,11 @@
 """``gen n9e apply``: reconcile a site's n9e with compiled/<site>/n9e/.
 
-The behaviour tests run twice: against a real Nightingale v9.1.1 (built once from the vendored
-source by tools/build-n9e.sh, ``real_n9e`` in tests/support/n9e.py, and started once per module on
-127.0.0.1 with SQLite and miniredis),
-and against ``ApiDouble``, an in-memory stand-in of the same API used to check the reconciler's
-logic where no n9e binary can be built. Without a binary the real-server cases are skipped with the
-build's reason; ``GEN_REQUIRE_N9E=1`` turns that into a failure (CI machines that can build it).
+The behaviour tests run twice: against a real Nightingale v9.1.1 (``real_n9e`` in
+tests/support/n9e.py: built once from the vendored source by tools/build-n9e.sh, started once per
+module on 127.0.0.1 with SQLite and miniredis) and against ``ApiDouble``, an in-memory stand-in of
+the same API that behaves like the server where the reconciler depends on it. Without a binary, or
+outside tools/offline's network namespace, the real-server cases are skipped with the reason;
+``GEN_REQUIRE_N9E=1`` turns that into a failure (CI).
 """
 
 from __future__ import annotations
