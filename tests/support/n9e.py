@@ -182,8 +182,8 @@ def real_n9e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.support.servers.n9e import ensure_n9e, start_n9e
 
     if os.environ.get("GEN_OFFLINE") != "1":  # n9e calls api.github.com at start-up
-        _unavailable("n9e is started only in a network namespace without routes: run pytest through "
-                     "tools/offline (as make test does)")
+        _unavailable("n9e is started only in a network namespace without routes: run pytest "
+                     "through tools/offline (as make test does)")
     try:
         ensure_n9e()
     except ServerStartError as e:
