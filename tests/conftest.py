@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.support.ferry",
     "tests.support.agent",
     "tests.support.secrets",
+    "tests.support.n9e",
 ]
 
 SERVER_MARKERS = {"kube": "control_plane", "n9e": "real_n9e"}

@@ -38,13 +38,18 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Change nothing; print what would change.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.text,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per request.")] = 15.0,
+    allow_missing_datasource: Annotated[bool, typer.Option(
+        "--allow-missing-datasource",
+        help="Apply rules whose datasource matches none on the server (they never evaluate).",
+    )] = False,
 ) -> None:
     """Make the site's n9e hold exactly the compiled rules, channels, templates and notify rules.
 
     Business group, team, channels, templates and the notify rule are found by name or created; alert
     rules are upserted and gen's rules that are no longer compiled are deleted. Rules gen did not
     create are never touched. A second run with nothing changed changes nothing. Exit status 1 if
-    the server rejects anything (each rejected rule is printed with the server's reason).
+    the server rejects anything (each rejected rule is printed with the server's reason), or if a
+    rule's datasource pattern matches no datasource on the server (nothing is changed then).
 
       GEN_N9E_USER=root GEN_N9E_PASSWORD=... gen n9e apply -t cn-east-1 --url http://10.86.3.30:17000
     """
@@ -54,7 +59,8 @@ def apply(
         intent = reconcile.load(root / "compiled" / target)
         api = client.Client(client.Settings(url, timeout), client.Credentials(user, password, token))
         api.login()
-        return reconcile.run(api, intent, dry_run=dry_run)
+        return reconcile.run(api, intent, dry_run=dry_run,
+                             allow_missing_datasource=allow_missing_datasource)
 
     result = run(push)
     if fmt is OutputFormat.json:
@@ -68,6 +74,8 @@ def apply(
 def _print_text(target: str, url: str, result: Result) -> None:
     for action in result.actions:
         typer.echo(f"  {action}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for rejection in result.rejections:
         typer.echo(f"rejected: {rejection}", err=True)
     counts = {verb: sum(1 for a in result.actions if a.verb == verb) for verb in ("create", "update", "delete")}

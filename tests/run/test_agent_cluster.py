@@ -398,12 +398,13 @@ def test_gen_agent_run_once_reconciles_and_exits_by_result(site: Site, control_p
 def test_the_commits_n9e_rules_are_synced_when_configured(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     from generator.run.agent import loop
     from generator.run.agent.settings import N9eSettings
-    from tests.support.n9e import ApiDouble
+    from tests.support.n9e import ApiDouble, add_site_datasource
 
     n9e_dir = REPO / "compiled" / "cn-east-1" / "n9e"
     files = {**_site_files(cms(site, "a")), **{f"n9e/{p.name}": p.read_bytes() for p in n9e_dir.iterdir()}}
     site.branch.commit(files=files)
     double = ApiDouble()
+    add_site_datasource(double)  # apply refuses rules that select no datasource
     double.login = lambda: None  # type: ignore[attr-defined]
     monkeypatch.setattr(loop.n9e_client, "Client", lambda settings, credentials: double)
     result = site.agent(n9e=N9eSettings("http://n9e.invalid:17000", token="t")).reconcile()

@@ -1,10 +1,11 @@
 """``gen n9e apply``: reconcile a site's n9e with compiled/<site>/n9e/.
 
-The behaviour tests run twice: against a real Nightingale v9.1.1 (built once from the Go module
-proxy by tools/build-n9e.sh and started once per module on 127.0.0.1 with SQLite and miniredis),
-and against ``ApiDouble``, an in-memory stand-in of the same API used to check the reconciler's
-logic where no n9e binary can be built. Without a binary the real-server cases are skipped with the
-build's reason; ``GEN_REQUIRE_N9E=1`` turns that into a failure (CI machines that can build it).
+The behaviour tests run twice: against a real Nightingale v9.1.1 (``real_n9e`` in
+tests/support/n9e.py: built once from the vendored source by tools/build-n9e.sh, started once per
+module on 127.0.0.1 with SQLite and miniredis) and against ``ApiDouble``, an in-memory stand-in of
+the same API that behaves like the server where the reconciler depends on it. Without a binary, or
+outside tools/offline's network namespace, the real-server cases are skipped with the reason;
+``GEN_REQUIRE_N9E=1`` turns that into a failure (CI).
 """
 
 from __future__ import annotations
@@ -16,57 +17,40 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from generator.run.n9e import client, reconcile
+from generator.run.n9e import client, datasources, reconcile
 from generator.formats import n9e as model
-from tests.support.n9e import ApiDouble
+from tests.support.n9e import ROOT_PASSWORD, ROOT_USER, ApiDouble, add_site_datasource, root_client
 from tests.support.project import REPO
 
-ROOT_USER, ROOT_PASSWORD = "root", "root.2020"
 _names = itertools.count(1)
 
 
 # -- servers ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_n9e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real n9e v9.1.1 for this module, or a skip saying why there is none."""
-    from tests.support.servers import ServerStartError
-    from tests.support.servers.n9e import ensure_n9e, start_n9e
-
-    try:
-        ensure_n9e()
-    except ServerStartError as e:
-        if os.environ.get("GEN_REQUIRE_N9E"):
-            pytest.fail(f"n9e v9.1.1 could not be built: {e}")
-        pytest.skip("no n9e v9.1.1 binary: tools/build-n9e.sh failed (its stderr says why, e.g. the Go module "
-                    "proxy refusing github.com/ccfos/nightingale/v6); GEN_REQUIRE_N9E=1 makes this a failure")
-    with start_n9e(tmp_path_factory.mktemp("n9e")) as server:
-        yield server
-
-
 @pytest.fixture(params=["double", pytest.param("real", marks=pytest.mark.n9e)])
 def api(request: pytest.FixtureRequest) -> reconcile.Api:
+    """The double (asked in the client's language) or the real server, with the site datasource."""
     if request.param == "double":
-        return ApiDouble()
-    server = request.getfixturevalue("real_n9e")
-    real = client.Client(client.Settings(server.url), client.Credentials(ROOT_USER, ROOT_PASSWORD))
-    real.login()
-    return real
+        double = ApiDouble(client.LANGUAGE)
+        add_site_datasource(double)
+        return double
+    return root_client(request.getfixturevalue("real_n9e").url)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def intent_as(tmp_path: Path, source: str = "cn-east-1") -> reconcile.Intent:
+def intent_as(tmp_path: Path, source: str = "cn-east-1", site: str = "") -> reconcile.Intent:
     """The compiled intent of ``source`` renamed to a fresh site (one real server serves every test)."""
-    site = f"t{next(_names)}-{os.getpid() % 1000}"
+    site = site or f"t{next(_names)}-{os.getpid() % 1000}"
     directory = tmp_path / site / "n9e"
     directory.mkdir(parents=True)
     for path in (REPO / "compiled" / source / "n9e").glob("*.json"):
@@ -205,6 +189,59 @@ def test_channels_templates_and_notify_rule_no_longer_declared_are_removed(api: 
     assert reconcile.run(api, webhook_only).actions == []
 
 
+def test_template_edited_on_the_server_is_corrected_keeping_the_servers_ident(
+        api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    reconcile.run(api, intent)
+    name = intent.templates[0]["name"]
+    (before,) = [t for t in api.get("/message-templates") if t["name"] == name]
+    assert before["ident"] != intent.templates[0]["ident"]  # the server made it (a UUID)
+    edited = {**before, "content": {"content": "edited"}}
+    api.call("PUT", f"/message-template/{before['id']}", edited)
+    result = reconcile.run(api, intent)
+    assert [str(a) for a in result.actions] == [f"update template '{name}' (content)"]
+    (after,) = [t for t in api.get("/message-templates") if t["name"] == name]
+    assert after["ident"] == before["ident"] and after["content"] == intent.templates[0]["content"]
+    assert reconcile.run(api, intent).actions == []
+
+
+def test_sites_whose_names_share_a_prefix_never_prune_each_others_objects(api: reconcile.Api,
+                                                                           tmp_path: Path) -> None:
+    short = intent_as(tmp_path / "a", site=f"p{next(_names)}-{os.getpid() % 1000}")
+    longer = intent_as(tmp_path / "b", source="cn-north-2", site=f"{short.site}-1")
+    reconcile.run(api, longer)
+    reconcile.run(api, short)
+    nothing = reconcile.Intent(**{**short.__dict__,
+                                  "channels": [], "templates": [], "notify_rules": []})
+    pruned = reconcile.run(api, nothing)
+    deleted = [a.name for a in pruned.actions if a.verb == "delete"]
+    assert len(deleted) == 1 + len(short.templates) + len(short.channels)
+    assert all(a.kind == "alert-rule" or short.site + "-1" not in a.name
+               for a in pruned.actions), deleted
+    assert reconcile.run(api, longer).actions == []
+    names = {t["name"] for t in api.get("/message-templates")}
+    names |= {c["name"] for c in api.get("/notify-rules")}
+    assert {t["name"] for t in longer.templates} | {f"gen-{longer.site}"} <= names
+
+
+def test_rules_whose_datasource_matches_nothing_are_refused_before_any_change(
+        api: reconcile.Api, tmp_path: Path) -> None:
+    intent = intent_as(tmp_path)
+    victoria = [{"match_type": 1, "op": "in", "values": ["victoria-*"]}]
+    elsewhere = [{**r, "datasource_queries": victoria} for r in intent.alert_rules]
+    with pytest.raises(datasources.NoDatasource) as info:
+        reconcile.run(api, with_rules(intent, elsewhere))
+    message = str(info.value)
+    assert "prometheus datasource name in victoria-*" in message
+    assert "--allow-missing-datasource" in message
+    assert "embedded-tsdb (prometheus" in message and "prometheus-site (prometheus" in message
+    groups = _list(api.get("/busi-groups", {"all": "true"}))
+    assert intent.busi_group not in {g["name"] for g in groups}
+    allowed = reconcile.run(api, with_rules(intent, elsewhere), allow_missing_datasource=True)
+    assert allowed.rejections == [] and "victoria-*" in allowed.warnings[0]
+    assert server_rules(api, intent).keys() == {r["name"] for r in intent.alert_rules}
+
+
 def _list(dat: Any) -> list[dict[str, Any]]:
     return dat.get("list") if isinstance(dat, dict) else dat
 
@@ -216,6 +253,57 @@ def test_unreachable_server_is_a_clear_error() -> None:
     api = client.Client(client.Settings("http://127.0.0.1:9", timeout=2), client.Credentials(token="t"))
     with pytest.raises(client.Unreachable, match=r"cannot reach n9e at http://127.0.0.1:9: .*check --url"):
         api.get("/busi-groups")
+
+
+def test_server_errors_come_in_english_and_keep_the_servers_text(real_n9e: Any) -> None:
+    bad = [{"name": "bad <rule>"}]
+    unasked = real_n9e.request("POST", "/api/n9e/busi-group/1/alert-rules", bad, check=False)
+    assert unasked["dat"] == {"bad <rule>": "名称包含非法字符"}  # n9e's default language
+    asked = root_client(real_n9e.url).call_raw("POST", "/busi-group/1/alert-rules", bad)
+    assert asked["dat"] == {"bad <rule>": "Name has invalid characters"}
+
+
+def test_the_double_like_the_server_answers_in_chinese_unless_asked_for_english() -> None:
+    bad = [{"name": "bad <rule>"}]
+    for double, said in ((ApiDouble(), "名称包含非法字符"),
+                         (ApiDouble(client.LANGUAGE), "Name has invalid characters")):
+        answer = double.call_raw("POST", "/busi-group/1/alert-rules", bad)
+        assert answer["dat"] == {"bad <rule>": said}
+
+
+class _NotN9e(BaseHTTPRequestHandler):
+    """A proxy's error pages: HTML with a status, never n9e's JSON."""
+
+    def do_GET(self) -> None:  # the name http.server calls
+        status = 502 if "gateway" in self.path else 200
+        body = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad"
+                b" Gateway</h1></center>\n<hr><center>nginx</center>\n"
+                + b"<p>padding</p>" * 200 + b"</body></html>")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("where, status", [("/gateway", "HTTP 502"), ("/portal", "HTTP 200")])
+def test_a_server_that_is_not_n9e_is_one_line_with_status_and_reason(where: str,
+                                                                      status: str) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _NotN9e)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}{where}"
+        api = client.Client(client.Settings(url, timeout=5), client.Credentials(token="t"))
+        with pytest.raises(client.ApiError) as info:
+            api.get("/busi-groups")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert "\n" not in message and "<" not in message and len(message) < 250, message
+    assert status in message and "502 Bad Gateway" in message
 
 
 def test_missing_credentials_and_credentials_in_the_url_are_refused() -> None:
@@ -252,6 +340,27 @@ def test_cli_applies_a_site_then_finds_nothing_to_do(real_n9e: Any, tmp_path: Pa
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout) == {"site": "cn-north-2", "dry_run": False, "changed": False,
                                          "actions": [], "rejected": []}
+
+
+def test_cli_refuses_rules_without_a_datasource_unless_allowed(real_n9e: Any,
+                                                              tmp_path: Path) -> None:
+    site = f"d{next(_names)}-{os.getpid() % 1000}"
+    directory = tmp_path / "compiled" / site / "n9e"
+    directory.mkdir(parents=True)
+    for path in (REPO / "compiled" / "cn-north-2" / "n9e").glob("*.json"):
+        text = path.read_text().replace("cn-north-2", site).replace("prometheus-*", "victoria-*")
+        (directory / path.name).write_text(text)
+    env = {**os.environ, "GEN_N9E_USER": ROOT_USER, "GEN_N9E_PASSWORD": ROOT_PASSWORD}
+    command = [sys.executable, "-m", "generator", "n9e", "apply", "-t", site, "--url", real_n9e.url,
+               "--root", str(tmp_path)]
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "no datasource matches prometheus datasource name in victoria-*" in refused.stderr
+    assert "embedded-tsdb (prometheus, id 1)" in refused.stderr
+    allowed = subprocess.run([*command, "--allow-missing-datasource"], capture_output=True,
+                             text=True, env=env, check=False)
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stderr.startswith("warning: compiled alert rules would never evaluate")
 
 
 def test_cli_reports_a_missing_compiled_site(tmp_path: Path) -> None:

@@ -9,13 +9,19 @@ enter, as ``N9eError`` subclasses (user errors: exit status 1):
       ├── LoginFailed     wrong user/password, or a token the server refuses (HTTP 401/403)
       └── ApiError        the server answered with an error, or with something that is not its API
 
+Every request asks for English (``X-Language: en``): n9e answers errors in Chinese otherwise, and
+gen passes the server's own text on. An answer that is not n9e's (a proxy's HTML error page, a
+wrong URL) becomes one line: the status and a short reason, never the raw body.
+
 Credentials are sent, never logged, printed or put in an error message. Proxies from the
 environment are not used: a site's n9e is reached directly inside the site.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +31,10 @@ from typing import Any
 from generator.core import errors
 
 API = "/api/n9e"
+LANGUAGE = {"X-Language": "en"}
+"""Sent with every request: the language n9e answers errors in (it defaults to Chinese)."""
+REASON_CHARS = 120
+"""A non-n9e answer's reason is cut to this many characters."""
 
 
 class N9eError(errors.GenError):
@@ -121,7 +131,7 @@ class Client:
 
     def _send(self, method: str, path: str, body: Any, authorized: bool = True) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **LANGUAGE}
         if authorized:
             if not self._token:
                 self.login()
@@ -129,9 +139,9 @@ class Client:
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
+                status, raw = response.status, response.read()
         except urllib.error.HTTPError as e:
-            raw = e.read()
+            status, raw = e.code, e.read()
             if e.code in (401, 403):
                 raise LoginFailed(f"n9e at {self.base} refused {method} {path} (HTTP {e.code}: {_reason(raw)}); "
                                   "check the user, password or token") from e
@@ -140,7 +150,7 @@ class Client:
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise Unreachable(f"cannot reach n9e at {self.base}: {reason}; check --url and the network") from e
-        return _decode(raw, method, self.base + path)
+        return _decode(raw, status, f"{method} {self.base}{path}")
 
 
 def _is_envelope(raw: bytes) -> bool:
@@ -150,20 +160,38 @@ def _is_envelope(raw: bytes) -> bool:
         return False
 
 
-def _decode(raw: bytes, method: str, url: str) -> Any:
+def _decode(raw: bytes, status: int, request: str) -> Any:
+    """The JSON of an answer; anything else is one line naming the status (is this n9e at all?)."""
     if not raw:
         return None
     try:
         return json.loads(raw)
     except ValueError as e:
-        raise ApiError(f"{method} {url}: the answer is not JSON (is this n9e's API?): {_reason(raw)}") from e
+        reason = _reason(raw)
+        raise ApiError(f"{request}: HTTP {status}, not n9e's API (check --url): {reason}") from e
 
 
 def _reason(raw: bytes) -> str:
+    """One short line saying what the server answered: n9e's ``err``, or another body's gist."""
     try:
         decoded = json.loads(raw)
     except ValueError:
-        return raw[:200].decode(errors="replace").strip() or "empty answer"
+        return _gist(raw.decode(errors="replace"))
     if isinstance(decoded, dict) and decoded.get("err"):
-        return str(decoded["err"])
-    return json.dumps(decoded)[:200]
+        return _one_line(str(decoded["err"]))
+    return _one_line(json.dumps(decoded))
+
+
+def _gist(text: str) -> str:
+    """An HTML page's title (else its text without tags), or a plain body, on one short line."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title and title.group(1).strip():
+        return _one_line(html.unescape(title.group(1)))
+    tags = r"<(script|style)\b.*?</\1>|<[^>]*>"
+    stripped = re.sub(tags, " ", text, flags=re.IGNORECASE | re.DOTALL)
+    return _one_line(html.unescape(stripped)) or "empty answer"
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 3] + "..."

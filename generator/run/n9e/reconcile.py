@@ -3,13 +3,19 @@
 ``load`` reads ``compiled/<site>/n9e/``; ``run`` walks the site's n9e in dependency order and
 creates, updates or deletes what differs (with ``dry_run`` it only reports what it would do):
 
+0. every alert rule's datasource selection must match a datasource on the server, else nothing is
+   changed and ``datasources.NoDatasource`` says which (``allow_missing_datasource`` warns instead);
 1. the team (user group) and the business group, found by name or created;
-2. channels, message templates and the notify rule, matched by name and updated or created;
+2. channels, message templates and the notify rule, matched by name and updated or created (a
+   template's ident is made by the server and never changes, so an update keeps the server's);
 3. alert rules, with the site's notify rule ids in ``notify_rule_ids``, matched by their identity
    annotation (``gen_rule``) and then by name. A rule is gen's when it carries ``managed-by=gen`` and
    ``site=<site>``: gen's rules that are no longer declared are deleted; any other rule is never
    touched (a declared rule whose name a foreign rule holds is reported, not forced);
-4. channels, templates and notify rules gen created for the site and no longer declares.
+4. channels, templates and notify rules gen created for the site and no longer declares. The site
+   is known by an exact marker, never a name prefix (``cn-east`` must not own ``cn-east-1``'s): a
+   channel or notify rule is the site's when its description is exactly ``managed_note(site)``; a
+   template (it has no description) when its channel (``notify_channel_ident``) is the site's.
 
 A rule the server rejects is reported by name with the server's reason and the rest goes on; a
 transport or login problem stops the run (``client.N9eError``). Nothing here imports the compiler:
@@ -27,6 +33,7 @@ from typing import Any, Protocol
 from generator.core import errors
 from generator.core.location import Location
 from generator.formats import n9e as model
+from generator.run.n9e import datasources
 
 PENDING = -1
 """Stand-in id of an object a dry run would create."""
@@ -96,6 +103,8 @@ class Result:
     actions: list[Action] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+    """What was allowed deliberately but deserves a look (rules selecting no datasource)."""
 
     @property
     def changed(self) -> bool:
@@ -103,7 +112,9 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (``gen n9e apply --format json``)."""
-        return {"dry_run": self.dry_run, "changed": self.changed,
+        # The key is newer than the format: present only when used.
+        warned = {"warnings": list(self.warnings)} if self.warnings else {}
+        return {"dry_run": self.dry_run, "changed": self.changed, **warned,
                 "actions": [{"verb": a.verb, "kind": a.kind, "name": a.name, "fields": list(a.fields)}
                             for a in self.actions],
                 "rejected": [{"kind": r.kind, "name": r.name, "reason": r.reason} for r in self.rejections]}
@@ -133,16 +144,27 @@ def _read(site_dir: Path, rel: str) -> Any:
 # -- the run ------------------------------------------------------------------------------------------
 
 
-def run(api: Api, intent: Intent, dry_run: bool = False) -> Result:
-    """Bring the site's n9e to ``intent``; with ``dry_run`` change nothing and report the plan."""
+def run(api: Api, intent: Intent, dry_run: bool = False,
+        allow_missing_datasource: bool = False) -> Result:
+    """Bring the site's n9e to ``intent``; with ``dry_run`` change nothing and report the plan.
+
+    Raises ``datasources.NoDatasource`` before any change when a rule would select no datasource,
+    unless ``allow_missing_datasource`` (then the result carries a warning).
+    """
     result = Result(dry_run=dry_run)
+    missing = datasources.unmatched(api, intent.alert_rules)
+    if missing:
+        refusal = datasources.refusal(missing, datasources.existing(api))
+        if not allow_missing_datasource:
+            raise refusal
+        result.warnings.append(str(refusal).split(". Add or rename")[0])
     ctx = _Run(api, intent, result, dry_run)
     team = ctx.team()
     group = ctx.busi_group(team)
     channels = ctx.named("channel", "/notify-channel-configs", "/notify-channel-config", intent.channels,
                          lambda obj: obj)
     templates = ctx.named("template", "/message-templates", "/message-template", intent.templates,
-                          lambda obj: {**obj, "user_group_ids": [team]})
+                          lambda obj: _template(obj, team))
     notify = ctx.named("notify-rule", "/notify-rules", "/notify-rule", intent.notify_rules,
                        lambda obj: _notify_rule(obj, team, channels, templates))
     ctx.alert_rules(group, sorted(notify.values()))
@@ -205,7 +227,7 @@ class _Run:
             if diff:
                 self._act("update", kind, obj["name"], diff)
                 if not self.dry_run:
-                    self.api.call("PUT", f"{item}/{current['id']}", {**body, "id": current["id"]})
+                    self.api.call("PUT", f"{item}/{current['id']}", _put_body(body, current))
         if created and not self.dry_run:
             self.api.call("POST", collection, created)
             after = _by_name(_as_list(self.api.get(collection)))
@@ -269,13 +291,21 @@ class _Run:
 
     def prune_notify(self) -> None:
         """Delete the site's notify rules, then templates, then channels that are no longer declared."""
-        prefix = f"gen-{self.intent.site}"
-        for kind, collection, desired in (("notify-rule", "/notify-rules", self.intent.notify_rules),
-                                          ("template", "/message-templates", self.intent.templates),
-                                          ("channel", "/notify-channel-configs", self.intent.channels)):
+        note = model.managed_note(self.intent.site)
+        # Read before deleting anything: a template is the site's through its channel.
+        channels = [c for c in _as_list(self.api.get("/notify-channel-configs"))
+                    if c.get("description") == note]
+        idents = {c.get("ident") for c in channels}
+        for kind, collection, desired, ours in (
+                ("notify-rule", "/notify-rules", self.intent.notify_rules,
+                 lambda obj: obj.get("description") == note),
+                ("template", "/message-templates", self.intent.templates,
+                 lambda obj: obj.get("notify_channel_ident") in idents),
+                ("channel", "/notify-channel-configs", self.intent.channels,
+                 lambda obj: obj.get("description") == note)):
             wanted = {obj["name"] for obj in desired}
             stale = [obj for obj in _as_list(self.api.get(collection))
-                     if _ours(obj.get("name", ""), prefix) and obj["name"] not in wanted]
+                     if ours(obj) and obj["name"] not in wanted]
             for obj in stale:
                 self._act("delete", kind, obj["name"])
             if stale and not self.dry_run:
@@ -310,10 +340,6 @@ def _owned(rule: dict[str, Any], site: str) -> bool:
     return all(tag in tags for tag in model.owned_tags(site))
 
 
-def _ours(name: str, prefix: str) -> bool:
-    return name == prefix or name.startswith(prefix + "-")
-
-
 def _match(desired: list[dict[str, Any]], owned: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Desired rule name -> the owned rule it updates: same identity annotation first, then same name."""
     by_identity = {(r.get("annotations") or {}).get(model.IDENTITY_ANNOTATION): r for r in owned}
@@ -337,6 +363,17 @@ def _notify_rule(obj: dict[str, Any], team: int, channels: dict[str, int], templ
         resolved["template_id"] = templates.get(config["template"], PENDING)
         configs.append(resolved)
     return {**obj, "user_group_ids": [team], "notify_configs": configs}
+
+
+def _template(obj: dict[str, Any], team: int) -> dict[str, Any]:
+    """A compiled template as compared and sent: without ident, which the server makes (a UUID)."""
+    return {**{k: v for k, v in obj.items() if k != "ident"}, "user_group_ids": [team]}
+
+
+def _put_body(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """An update of ``current``: its id, and its ident when the server set one (never changed)."""
+    kept = {"ident": current["ident"]} if current.get("ident") and "ident" not in body else {}
+    return {**body, **kept, "id": current["id"]}
 
 
 def _as_list(dat: Any) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ Usage::
         groups = n9e.request("GET", "/api/n9e/busi-groups")
 
 The binary, its ``etc/`` and ``integrations/`` come from ``tools/build-n9e.sh`` (cached outside
-git) or from ``$N9E_ASSETS``. Every listener is bound to 127.0.0.1 (checked after start), and
-outbound HTTP (n9e's version check) is pointed at a closed loopback port.
+git) or from ``$N9E_ASSETS``. Every listener is bound to 127.0.0.1 (checked after start). n9e
+looks up api.github.com at start-up and ignores the proxy variables set below, so only a network
+namespace without routes keeps it in (``tools/offline``; ``real_n9e`` starts nothing outside one).
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def start_n9e(workdir: Path, *, timeout: float = 120.0) -> Iterator[N9e]:
     log = workdir / "n9e.log"
 
     env = dict(os.environ)
-    # Nothing may leave the machine: send any outbound HTTP(S) to a closed loopback port.
+    # Belt and braces for whatever honours them (n9e's version check does not: see the module doc).
     env.update({"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
                 "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
                 "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
