@@ -224,6 +224,9 @@ def _check_index(index: bytes | None, digests: dict[str, str], commit: str) -> N
         raise ManifestError(f"{commit[:12]}: {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}")
 
 
+# The agent's hot path reads through the git binary, not gitpython: for a commit of 1,000
+# manifests gitpython's tree walk and per-blob odb.stream cost 1.5x (first reconcile: 0.127 s
+# against 0.083 s) and 1.7x (no-op: 0.012 s against 0.007 s); bench/git_reads.py.
 def _listing(repo: Repo, commit: str) -> dict[str, str]:
     """Blob id of every file under manifests/ and n9e/, and of index.json, by path (one git process)."""
     listing = repo.run("ls-tree", "-r", "-z", "--full-tree", commit)
