@@ -120,14 +120,16 @@ def _ssh_env(repo: Repo, source: GitSource) -> dict[str, str]:
 
 
 def _import_envelopes(repo: Repo, source: EnvelopeSource, settings: Settings) -> Tip:
-    if not source.drop.is_dir():
-        raise SourceError(f"envelope directory {source.drop} does not exist (is the volume mounted?)")
-    report = receive.receive(source.drop, receive.Settings(repo.git_dir, settings.allowed_signers, (settings.site,)))
+    where = source.transport.describe()
+    if not source.transport.reachable():
+        raise SourceError(f"envelope directory {where} does not exist (is the volume mounted?)")
+    inside = receive.Settings(repo.git_dir, settings.allowed_signers, (settings.site,))
+    report = receive.receive(source.transport, inside)
     notes = tuple(f"{o.status.value} {o.name}: {o.message}" for o in report.outcomes) + report.repaired
     rejected = tuple(f"{o.name}: {o.message}" for o in report.outcomes if o.status is receive.Status.REJECTED)
     tip = repo.resolve(publish.branch(settings.site))
     if tip is None:
-        raise SourceError(f"no envelope of site {settings.site} has been imported yet from {source.drop}"
+        raise SourceError(f"no envelope of site {settings.site} has been imported yet from {where}"
                           + (f" ({'; '.join(notes)})" if notes else ""))
     return Tip(tip, notes, rejected)
 
