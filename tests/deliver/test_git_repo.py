@@ -3,6 +3,7 @@ into GitError naming the repository and what was read."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -105,3 +106,28 @@ def test_a_directory_that_is_not_a_repository_is_a_git_error(tmp_path: Path) -> 
         open_repo(tmp_path)
     with pytest.raises(GitError, match=r": not a git repository \(no such directory\)$"):
         open_repo(tmp_path / "missing")
+
+
+def cat_file_children() -> set[int]:
+    """The live ``git cat-file`` processes this test process started."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"cat-file" in cmdline:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_close_stops_the_cat_file_processes_at_once(repo: Repo) -> None:
+    first = commit(repo, {"a": b"1"}, None, "first")
+    before = cat_file_children()
+    assert repo.resolve(first) == first
+    started = cat_file_children() - before
+    assert started  # gitpython's persistent cat-file --batch(-check)
+    repo.close()
+    assert not started & cat_file_children()
+    assert repo.resolve(first) == first  # reopened on demand

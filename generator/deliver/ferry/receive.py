@@ -118,13 +118,16 @@ def receive(source: Transport | Path, settings: Settings, now: datetime | None =
     if not settings.allowed_signers.is_file():
         raise GenError(f"allowed signers file {settings.allowed_signers} does not exist (--allowed-signers)")
     repo = open_repo(settings.repo, create=True)
-    with _locked(repo):
-        ctx = _Context(repo, Ledger(repo, IMPORTED), _sites(repo, settings), settings.allowed_signers,
-                       now or envelope.now())
-        _clear_quarantine(repo)
-        repaired = tuple(filter(None, (_repair(ctx, site) for site in ctx.sites)))
-        opened, outcomes = _open_all(drop, ctx)
-        outcomes += _take_all(drop, ctx, sorted(opened, key=_order))
+    try:
+        with _locked(repo):
+            ctx = _Context(repo, Ledger(repo, IMPORTED), _sites(repo, settings),
+                           settings.allowed_signers, now or envelope.now())
+            _clear_quarantine(repo)
+            repaired = tuple(filter(None, (_repair(ctx, site) for site in ctx.sites)))
+            opened, outcomes = _open_all(drop, ctx)
+            outcomes += _take_all(drop, ctx, sorted(opened, key=_order))
+    finally:
+        repo.close()  # the agent imports on every reconcile
     return Report(tuple(outcomes), repaired)
 
 

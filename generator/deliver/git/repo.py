@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 
 import git
-from gitdb.exc import BadName, BadObject
+from git.exc import BadName, BadObject
 
 from generator.core.errors import GenError
 
@@ -91,6 +91,13 @@ class Repo:
         handle.git.update_environment(GIT_DIR=str(self.git_dir),
                                       GIT_OBJECT_DIRECTORY=str(self.git_dir / "objects"))
         return handle
+
+    def close(self) -> None:
+        """Stop gitpython's cat-file processes now (they would otherwise last until the garbage
+        collector finds the repository): for repositories opened again and again by a loop."""
+        handle = self.__dict__.pop("handle", None)
+        if handle is not None:
+            handle.close()
 
     def run(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
         """Run ``git <args>`` on this repository and return its stdout; raise GitError on failure."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import git
-from gitdb.exc import BadName, BadObject
+from git.exc import BadName, BadObject
 
 from generator.core import errors
 
