@@ -92,13 +92,14 @@ def run_agent(
     """
     from generator.run.agent import settings as agent_settings
     from generator.core.errors import GenError
+    from generator.deliver.ferry.transport import DropDir
 
     def build() -> Settings:
         if (git_url is None) == (envelopes is None):
             raise GenError("give exactly one source: --git-url or --envelopes")
         source: agent_settings.GitSource | agent_settings.EnvelopeSource = (
             agent_settings.GitSource(git_url, git_ssh_key, git_known_hosts) if git_url
-            else agent_settings.EnvelopeSource(envelopes))  # type: ignore[arg-type]
+            else agent_settings.EnvelopeSource(DropDir(envelopes)))  # type: ignore[arg-type]
         prune_settings = agent_settings.PruneSettings(prune, agent_settings.parse_share(prune_max_share),
                                                       persistent_volume_claims=prune_pvcs, namespaces=prune_namespaces)
         n9e = agent_settings.N9eSettings(n9e_url, n9e_user, n9e_password, n9e_token) if n9e_url else None

@@ -82,11 +82,14 @@ def pack(
     """
     from generator.formats import envelope
     from generator.deliver.ferry import pack as packer
+    from generator.deliver.ferry.transport import DropDir
 
     settings = packer.Settings(deploy_repo, signing_key, sender, run(lambda: envelope.parse_duration(expires_in)))
     out.mkdir(parents=True, exist_ok=True)
+    outbox = DropDir(out)
     for site in target:
-        packed = run(lambda: packer.pack(packer.Request(site, full, since, sequence), out, settings))
+        request = packer.Request(site, full, since, sequence)
+        packed = run(lambda: packer.pack(request, outbox, settings))
         if packed.manifest is None:
             typer.echo(f"{site}: {packed.note}; no envelope written")
             continue
@@ -112,9 +115,10 @@ def import_(
     ones waiting for a missing basis stay. Exit status 1 if anything was rejected or is waiting.
     """
     from generator.deliver.ferry import receive
+    from generator.deliver.ferry.transport import DropDir
 
     settings = receive.Settings(repo, allowed_signers, tuple(site or ()))
-    report = run(lambda: receive.receive(drop, settings))
+    report = run(lambda: receive.receive(DropDir(drop), settings))
     for line in report.repaired:
         typer.echo(f"repaired {line}")
     for o in report.outcomes:

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from generator.build.stages import agent_rbac as access
 from generator.run.agent import kube, plan, prune
 from generator.run.agent.metrics import Metrics, serve
+from generator.deliver.ferry.transport import DropDir
 from generator.run.agent.settings import EnvelopeSource, PruneSettings
 from generator.cli import app
 from generator.formats import encrypted_secret as encrypted
@@ -317,7 +318,7 @@ def test_envelopes_dropped_by_the_gatekeeper_are_imported_and_applied(site: Site
     keys = site.branch.keys
     packer.pack(packer.Request("cn-test", False, None), drop, packer.Settings(site.branch.path, keys.release.private,
                                                                               keys.release.principal))
-    result = site.agent(site="cn-test", source=EnvelopeSource(drop)).reconcile()
+    result = site.agent(site="cn-test", source=EnvelopeSource(DropDir(drop))).reconcile()
     assert result.ok and [o.name for o in result.applied] == ["from-envelope"]
     assert any(n.startswith("imported") for n in result.notes) and list((drop / "imported").iterdir())
 

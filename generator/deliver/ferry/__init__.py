@@ -7,6 +7,8 @@
                       manifest.json.sig
 
 ``envelope`` is the format, ``ledger`` what each side remembers (``refs/ferry/sent/<site>`` and
-``refs/ferry/imported/<site>``), ``pack`` and ``receive`` the two ends, ``status`` the summary.
+``refs/ferry/imported/<site>``), ``pack`` and ``receive`` the two ends, ``status`` the summary,
+``transport`` how envelopes travel: the ``Transport`` protocol and the drop directory (``DropDir``);
+a new transport implements the protocol and the CLI builds it from its options.
 Depends only on ``generator.core`` and ``generator.deliver.git``; never on the compiler.
 """

@@ -1,16 +1,15 @@
 """``gen ferry pack``: one envelope per site, incremental from what was last sent.
 
-The envelope is built in a hidden directory beside its final place, the ledger entry is committed
-(the moment the sequence number is spent), and only then is the directory renamed into place. A
-crash before the ledger update leaves a hidden leftover and nothing sent; a crash after it leaves
-a sequence number the receiver never sees, which its "missing basis" message then names, and
-``--since`` or ``--full`` covers.
+The envelope is built in a directory the transport stages (for a drop directory: a hidden one
+beside its final place), the ledger entry is committed (the moment the sequence number is spent),
+and only then does the transport put it in place. A crash before the ledger update leaves a hidden
+leftover and nothing sent; a crash after it leaves a sequence number the receiver never sees,
+which its "missing basis" message then names, and ``--since`` or ``--full`` covers.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,12 +17,12 @@ from pathlib import Path
 from generator.core.errors import GenError
 from generator.formats import envelope
 from generator.formats.envelope import Manifest
+from generator.deliver.ferry import transport
 from generator.deliver.ferry.ledger import SENT, Ledger, Record
+from generator.deliver.ferry.transport import Transport
 from generator.deliver.git import bundle, sign
 from generator.deliver import publish
 from generator.deliver.git.repo import Repo, open_repo
-
-STAGING_PREFIX = ".packing-"
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,11 @@ class Packed:
         return sum(f.size for f in self.manifest.files) if self.manifest else 0
 
 
-def pack(request: Request, out: Path, settings: Settings, now: datetime | None = None) -> Packed:
-    """Write the next envelope of ``request.site`` into ``out`` and record it as sent.
+def pack(request: Request, out: Transport | Path, settings: Settings,
+         now: datetime | None = None) -> Packed:
+    """Put the next envelope of ``request.site`` into ``out`` and record it as sent.
+
+    ``out`` is a transport, or a Path: a drop directory.
 
     Nothing is written when the branch has not moved since the envelope it would build on
     (unless ``full``).
@@ -89,7 +91,8 @@ def pack(request: Request, out: Path, settings: Settings, now: datetime | None =
                        f"{base.manifest.sequence}): the branch was rewritten; pack with --full")
     sequence = _sequence(request, last)
     moment = now or envelope.now()
-    return _write(repo, ledger, last, out, _Plan(site, sequence, tip, base, moment), settings)
+    plan = _Plan(site, sequence, tip, base, moment)
+    return _write(repo, ledger, last, transport.of(out), plan, settings)
 
 
 @dataclass(frozen=True)
@@ -123,20 +126,16 @@ def _basis(ledger: Ledger, request: Request, last: Record | None) -> Record | No
     return found
 
 
-def _write(repo: Repo, ledger: Ledger, last: Record | None, out: Path, plan: _Plan, settings: Settings) -> Packed:
-    final = out / envelope.envelope_name(plan.site, plan.sequence)
-    if final.exists():
-        raise GenError(f"{final} already exists; move it away (or deliver it) first")
-    staging = out / f"{STAGING_PREFIX}{final.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+def _write(repo: Repo, ledger: Ledger, last: Record | None, out: Transport, plan: _Plan,
+           settings: Settings) -> Packed:
+    name = envelope.envelope_name(plan.site, plan.sequence)
+    staging = out.stage(name)
     try:
         raw, signature = _fill(repo, staging, plan, settings)
         repo.update_refs([ledger.append("sent", raw, signature, last)])
-        os.rename(staging, final)
+        final = out.put(staging, name)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _fsync(out)
+        out.discard(staging)
     return Packed(plan.site, envelope.parse(raw), final)
 
 

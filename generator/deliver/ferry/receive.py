@@ -1,4 +1,4 @@
-"""``gen ferry import``: take every envelope in a drop directory into the inside repository.
+"""``gen ferry import``: take every envelope waiting in a transport into the inside repository.
 
 For each envelope: ``verify`` (signature, canonical manifest, file sizes and hashes); then, per
 site in sequence order: the site is one this repository takes; the sequence is newer than the
@@ -9,17 +9,17 @@ bundle is fetched into ``refs/ferry/quarantine/<site>``, the branch must fast-fo
 new commit must be signed by an allowed signer, and finally ONE ``update-ref`` transaction moves
 the deploy branch, appends to ``refs/ferry/imported/<site>`` and drops the quarantine ref.
 
-Whatever is refused leaves the refs as they were (the quarantine ref is removed), and the envelope
-is moved to ``rejected/<name>/`` with ``REASON.txt``; imported ones move to ``imported/``; waiting
-and incomplete ones stay. A crash at any point leaves the old state or the new one: objects
-fetched without a ref are unreachable, a leftover quarantine ref is removed on the next run, and
-if the transaction was cut between its two refs the next run completes it (see ``_repair``).
+Whatever is refused leaves the refs as they were (the quarantine ref is removed), and the transport
+sets the envelope aside with its reason (a drop directory: ``rejected/<name>/REASON.txt``); it
+takes imported ones (``imported/``); waiting and incomplete ones stay. A crash at any point
+leaves the old state or the new one: objects fetched without a ref are unreachable, a leftover
+quarantine ref is removed on the next run, and if the transaction was cut between its two refs
+the next run completes it (see ``_repair``).
 """
 
 from __future__ import annotations
 
 import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,17 +29,15 @@ from pathlib import Path
 
 from generator.core.errors import GenError
 from generator.formats import envelope
-from generator.deliver.ferry import verify
+from generator.deliver.ferry import transport, verify
 from generator.deliver.ferry.ledger import IMPORTED, Ledger, Record
+from generator.deliver.ferry.transport import Transport
 from generator.deliver.ferry.verify import Incomplete, Opened, Rejected
 from generator.deliver.git import bundle
 from generator.deliver import publish
 from generator.deliver.git.repo import ZERO, RefUpdate, Repo, open_repo
 
 QUARANTINE = "refs/ferry/quarantine/"
-IMPORTED_DIR = "imported"
-REJECTED_DIR = "rejected"
-REASON = "REASON.txt"
 SITE_CONFIG = "ferry.site"
 
 
@@ -111,21 +109,25 @@ class _Context:
         return self.known[site]
 
 
-def receive(drop: Path, settings: Settings, now: datetime | None = None) -> Report:
-    """Import every envelope in ``drop`` (see the module docstring for the checks and guarantees)."""
-    if not drop.is_dir():
-        raise GenError(f"{drop}: no such directory")
+def receive(source: Transport | Path, settings: Settings, now: datetime | None = None) -> Report:
+    """Import every envelope waiting in ``source`` (a transport, or a Path: a drop directory); see
+    the module docstring for the checks and guarantees."""
+    drop = transport.of(source)
+    if not drop.reachable():
+        raise GenError(f"{drop.describe()}: no such directory")
     if not settings.allowed_signers.is_file():
         raise GenError(f"allowed signers file {settings.allowed_signers} does not exist (--allowed-signers)")
-    drop = drop.resolve()  # git must never read a relative bundle path as a remote name
     repo = open_repo(settings.repo, create=True)
-    with _locked(repo):
-        ctx = _Context(repo, Ledger(repo, IMPORTED), _sites(repo, settings), settings.allowed_signers,
-                       now or envelope.now())
-        _clear_quarantine(repo)
-        repaired = tuple(filter(None, (_repair(ctx, site) for site in ctx.sites)))
-        opened, outcomes = _open_all(drop, ctx)
-        outcomes += _take_all(drop, ctx, sorted(opened, key=_order))
+    try:
+        with _locked(repo):
+            ctx = _Context(repo, Ledger(repo, IMPORTED), _sites(repo, settings),
+                           settings.allowed_signers, now or envelope.now())
+            _clear_quarantine(repo)
+            repaired = tuple(filter(None, (_repair(ctx, site) for site in ctx.sites)))
+            opened, outcomes = _open_all(drop, ctx)
+            outcomes += _take_all(drop, ctx, sorted(opened, key=_order))
+    finally:
+        repo.close()  # the agent imports on every reconcile
     return Report(tuple(outcomes), repaired)
 
 
@@ -133,7 +135,7 @@ def _order(env: Opened) -> tuple[str, int, str]:
     return env.manifest.site, env.manifest.sequence, env.path.name
 
 
-def _take_all(drop: Path, ctx: _Context, opened: list[Opened]) -> list[Outcome]:
+def _take_all(drop: Transport, ctx: _Context, opened: list[Opened]) -> list[Outcome]:
     """Each envelope in order; then, once more, those left waiting: a later full envelope imported
     in the same run may have made them obsolete, which is better said now than on the next run."""
     taken = [_take(drop, ctx, env) for env in opened]
@@ -181,35 +183,29 @@ def _repair(ctx: _Context, site: str) -> str | None:
             "(an earlier import was interrupted)")
 
 
-def _open_all(drop: Path, ctx: _Context) -> tuple[list[Opened], list[Outcome]]:
+def _open_all(drop: Transport, ctx: _Context) -> tuple[list[Opened], list[Outcome]]:
     opened: list[Opened] = []
     outcomes: list[Outcome] = []
-    for path in _envelopes(drop):
+    for name in drop.waiting():
         try:
-            opened.append(verify.open_envelope(path, ctx.allowed_signers))
+            opened.append(verify.open_envelope(drop.open(name), ctx.allowed_signers))
         except Incomplete as e:
-            outcomes.append(Outcome(path.name, Status.WAITING, f"incomplete: {e}; left in place"))
+            outcomes.append(Outcome(name, Status.WAITING, f"incomplete: {e}; left in place"))
         except Rejected as e:
-            outcomes.append(_reject(drop, path, str(e)))
+            outcomes.append(_reject(drop, name, str(e)))
     return opened, outcomes
 
 
-def _envelopes(drop: Path) -> list[Path]:
-    skip = {IMPORTED_DIR, REJECTED_DIR}
-    return sorted(p for p in drop.iterdir() if p.is_dir() and p.name not in skip and not p.name.startswith("."))
-
-
-def _take(drop: Path, ctx: _Context, env: Opened) -> Outcome:
+def _take(drop: Transport, ctx: _Context, env: Opened) -> Outcome:
     m = env.manifest
     try:
         status, message = _import(ctx, env)
     except Waiting as e:
         return Outcome(env.path.name, Status.WAITING, f"{e}; left in place", m.site, m.sequence)
     except (Rejected, bundle.BundleError) as e:
-        if isinstance(e, WrongSite):
-            (env.path / envelope.BUNDLE).unlink(missing_ok=True)
-        return _reject(drop, env.path, str(e), m.site, m.sequence)
-    moved = _move(env.path, drop / IMPORTED_DIR)
+        withhold = (envelope.BUNDLE,) if isinstance(e, WrongSite) else ()
+        return _reject(drop, env.path.name, str(e), m.site, m.sequence, withhold)
+    moved = drop.take(env.path.name)
     return Outcome(env.path.name, status, message, m.site, m.sequence, moved)
 
 
@@ -306,23 +302,9 @@ def _check_history(ctx: _Context, m: envelope.Manifest, current: str | None) -> 
     return len(checks)
 
 
-def _reject(drop: Path, path: Path, reason: str, site: str = "", sequence: int = 0) -> Outcome:
-    moved = _move(path, drop / REJECTED_DIR)
-    what = f"envelope {path.name}" + (f" (site {site}, sequence {sequence})" if site else "")
-    (moved / REASON).write_text(f"{what} was rejected at {envelope.format_time(envelope.now())}:\n{reason}\n")
-    return Outcome(path.name, Status.REJECTED, reason, site, sequence, moved)
-
-
-def _move(path: Path, into: Path) -> Path:
-    """Move a directory into ``into`` under its own name (``.1``, ``.2``, ... if taken)."""
-    dest, n = into / path.name, 0
-    while dest.exists():
-        n += 1
-        dest = into / f"{path.name}.{n}"
-    try:
-        into.mkdir(exist_ok=True)
-        os.rename(path, dest)
-    except OSError as e:
-        raise GenError(f"cannot move {path} to {dest}: {e.strerror}") from e
-    return dest
-
+def _reject(drop: Transport, name: str, reason: str, site: str = "", sequence: int = 0,
+            withhold: tuple[str, ...] = ()) -> Outcome:
+    what = f"envelope {name}" + (f" (site {site}, sequence {sequence})" if site else "")
+    text = f"{what} was rejected at {envelope.format_time(envelope.now())}:\n{reason}\n"
+    moved = drop.set_aside(name, text, withhold)
+    return Outcome(name, Status.REJECTED, reason, site, sequence, moved)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from generator.deliver.git import plumbing
-from generator.deliver.git.repo import Repo
+from generator.deliver.git.repo import Repo, wrapped
 
 IDENTITY = plumbing.Identity("gen ferry", "gen-ferry@localhost")
 
@@ -39,10 +39,10 @@ def entries(repo: Repo, ref: str) -> Iterator[Entry]:
     """Every entry, newest first (nothing for an empty journal)."""
     if repo.resolve(ref) is None:
         return
-    out = repo.text("log", "--first-parent", "--format=%H %ct %s", ref, "--")
-    for line in out.splitlines():
-        commit, stamp, subject = (line.split(" ", 2) + [""])[:3]
-        yield Entry(commit, subject, datetime.fromtimestamp(int(stamp), timezone.utc))
+    with wrapped(repo.git_dir, f"the journal {ref}"):
+        for commit in repo.handle.iter_commits(ref, first_parent=True):
+            when = datetime.fromtimestamp(commit.committed_date, timezone.utc)
+            yield Entry(commit.hexsha, str(commit.summary), when)
 
 
 def read(repo: Repo, commit: str, name: str) -> bytes:

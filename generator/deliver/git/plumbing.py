@@ -6,14 +6,17 @@ crash between writing objects and updating a ref loses nothing and corrupts noth
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitdb.base import IStream
+
 from generator.core.errors import GenError
-from generator.deliver.git.repo import Repo
+from generator.deliver.git.repo import GitError, Repo, wrapped
 
 FILE_MODE = "100644"
 
@@ -49,7 +52,9 @@ def hash_files(repo: Repo, paths: Sequence[Path]) -> list[str]:
 
 def hash_bytes(repo: Repo, data: bytes) -> str:
     """Store ``data`` as a blob and return its id."""
-    return repo.text("hash-object", "-w", "--stdin", input=data)
+    with wrapped(repo.git_dir, "the object store (writing a blob)"):
+        stored = repo.handle.odb.store(IStream("blob", len(data), io.BytesIO(data)))
+    return stored.hexsha.decode()
 
 
 def write_tree(repo: Repo, blobs: Mapping[str, str]) -> str:
@@ -94,9 +99,16 @@ def commit_tree(repo: Repo, tree: str, parents: Sequence[str], message: str,
 
 def tree_of(repo: Repo, commit: str) -> str:
     """The id of a commit's tree."""
-    return repo.text("rev-parse", "--verify", f"{commit}^{{tree}}")
+    with wrapped(repo.git_dir, f"the tree of {commit[:12]}"):
+        return repo.handle.commit(commit).tree.hexsha
 
 
 def read_blob(repo: Repo, commit: str, path: str) -> bytes:
     """The content of ``path`` in ``commit``'s tree."""
-    return repo.run("cat-file", "blob", f"{commit}:{path}")
+    with wrapped(repo.git_dir, f"{path} of {commit[:12]}"):
+        try:
+            item = repo.handle.commit(commit).tree / path
+        except KeyError:
+            raise GitError(f"{repo.git_dir}: {commit[:12]} has no file {path}") from None
+        data: bytes = item.data_stream.read()
+        return data

@@ -5,17 +5,27 @@
 bytes the way git does) and read only the blobs that differ, so reading the base of a 200-site
 ``compiled/`` costs a few milliseconds when little changed.
 
+Those reads, and the working tree's ids (``worktree``), are the hot path of ``gen diff`` and of the
+agent, and run the git binary directly: through gitpython (the commit's trees walked and parsed in
+Python, one ``odb.stream`` round trip per blob) the same reads cost 1.5 to 4.6 times as much
+(bench/git_reads.py, bench/README.md "Git reads"). Everything else (finding the repository,
+resolving refs, the merge base, the object format, ref names) goes through gitpython.
+
 Every git failure becomes a ``GenError`` naming the repository and the ref.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import git
+from git.exc import BadName, BadObject
 
 from generator.core import errors
 
@@ -42,23 +52,34 @@ class Ref:
 
 def resolve(root: Path, ref: str) -> Ref:
     """The commit ``ref`` names in the repository holding ``root``."""
-    out = _git(root, ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], ref, check=False)
-    if out is None:
+    # git's own rev-parse (through gitpython) rather than gitpython's: a user's --base may use any
+    # revision syntax git knows (``main@{upstream}``, ``HEAD@{1}``, ``:/message``).
+    try:
+        commit = _open(root).git.rev_parse("--verify", "--quiet", "--end-of-options",
+                                           f"{ref}^{{commit}}")
+    except git.GitCommandError:
         hint = " (this clone is shallow: fetch the commit or clone deeper)" if _shallow(root) else ""
-        raise errors.GenError(f"git repository {_top(root)}: no commit {ref!r}{hint}")
-    return Ref(ref, out.decode().strip())
+        raise errors.GenError(f"git repository {_top(root)}: no commit {ref!r}{hint}") from None
+    return Ref(ref, commit.strip())
 
 
 def default_base(root: Path) -> Ref:
     """The merge base of HEAD with the first of ``DEFAULT_BRANCHES`` that exists, else HEAD."""
     head = resolve(root, "HEAD")
+    repo = _open(root)
     for branch in DEFAULT_BRANCHES:
-        if _git(root, ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}" if "/" not in branch
-                       else f"refs/remotes/{branch}"], branch, check=False) is None:
+        path = f"refs/remotes/{branch}" if "/" in branch else f"refs/heads/{branch}"
+        if not git.Reference(repo, path).is_valid():
             continue
-        base = _git(root, ["merge-base", "HEAD", branch], branch, check=False)
-        if base is not None:
-            return Ref(f"merge-base(HEAD, {branch})", base.decode().strip())
+        try:
+            bases = repo.merge_base("HEAD", branch)
+        except git.GitCommandError as e:
+            if e.status != 1:  # 1: no common commit
+                raise errors.GenError(f"git repository {_top(root)}: the merge base of HEAD and "
+                                      f"{branch} failed: {e.stderr.strip()}") from e
+            bases = []
+        if bases and bases[0] is not None:
+            return Ref(f"merge-base(HEAD, {branch})", bases[0].hexsha)
         if _shallow(root):
             raise errors.GenError(f"git repository {_top(root)}: HEAD and {branch} have no common commit in this "
                                   "shallow clone; fetch more history or pass --base")
@@ -158,8 +179,8 @@ def _hash_files(root: Path, paths: list[str]) -> dict[str, str]:
 
 def object_format(root: Path) -> str:
     """``sha1`` or ``sha256``: how the repository names its objects."""
-    out = _git(root, ["rev-parse", "--show-object-format"], "HEAD", check=False)
-    return out.decode().strip() if out else "sha1"
+    config = _open(root).config_reader("repository")
+    return str(config.get_value("extensions", "objectformat", "sha1"))
 
 
 def blob_id(data: bytes, fmt: str = "sha1") -> str:
@@ -173,11 +194,10 @@ def blob_id(data: bytes, fmt: str = "sha1") -> str:
 def refs(root: Path) -> list[str]:
     """Branch, remote-branch and tag names (for shell completion); empty outside a repository."""
     try:
-        out = _git(root, ["for-each-ref", "--format=%(refname:short)", "refs/heads", "refs/remotes", "refs/tags"],
-                   "refs", check=False)
-    except errors.GenError:
+        found = _open(root).references
+    except (errors.GenError, *_GITPYTHON_ERRORS):
         return []
-    return out.decode().split() if out else []
+    return sorted(ref.name for ref in found if ref.path.startswith(_COMPLETED))
 
 
 def _git(root: Path, args: list[str], what: str, *, stdin: bytes | None = None, check: bool = True) -> bytes | None:
@@ -197,16 +217,28 @@ def _git(root: Path, args: list[str], what: str, *, stdin: bytes | None = None, 
     return None
 
 
+_COMPLETED = ("refs/heads/", "refs/remotes/", "refs/tags/")
+_GITPYTHON_ERRORS = (git.GitCommandError, BadName, BadObject, ValueError)
+
+
+@functools.lru_cache(maxsize=8)
+def _open(root: Path) -> git.Repo:
+    """The repository holding ``root`` (found as ``git -C root`` finds it), opened once."""
+    try:
+        return git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise errors.GenError(f"{root} is not inside a git repository; gen diff compares with a "
+                              "commit") from None
+
+
 def _top(root: Path) -> str:
     """The repository's top directory, for messages (``root`` itself if git cannot say)."""
     try:
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True)
-    except OSError:
+        repo = _open(root)
+    except errors.GenError:
         return str(root)
-    top = done.stdout.decode().strip() if done.returncode == 0 else ""
-    return top or str(root)
+    return str(repo.working_tree_dir or root)
 
 
 def _shallow(root: Path) -> bool:
-    out = _git(root, ["rev-parse", "--is-shallow-repository"], "HEAD", check=False)
-    return out is not None and out.strip() == b"true"
+    return (Path(_open(root).common_dir) / "shallow").is_file()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.core.errors import GenError
+from generator.deliver.ferry.transport import Transport
 
 FIELD_MANAGER = "gen-agent"
 """Server-side apply field manager of every object the agent writes."""
@@ -35,12 +36,13 @@ class GitSource:
 
 @dataclass(frozen=True)
 class EnvelopeSource:
-    """Import ferry envelopes the gatekeeper drops into a directory (no git server needed)."""
+    """Import ferry envelopes the gatekeeper delivers (no git server needed)."""
 
-    drop: Path
+    transport: Transport
+    """Where they wait: a drop directory (``DropDir``) or another ferry transport."""
 
     def describe(self) -> str:
-        return f"envelopes in {self.drop}"
+        return f"envelopes in {self.transport.describe()}"
 
 
 @dataclass(frozen=True)
