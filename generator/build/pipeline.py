@@ -181,19 +181,19 @@ def _compile_in_worker(name: str) -> SiteOutput | list[Problem]:
 
 
 def stages() -> tuple[Stage, ...]:
-    """How a site compiles, in order (see ``generator.build.stages``): a new feature adds a stage."""
+    """How a site compiles, in order (``generator.build.stages``); a new feature adds a stage."""
     from generator.build.stages import (agent_rbac, manifests, monitoring, parameters, rendering,
                                         secrets, site_files)
 
     return (
-        parameters.check,      # schema check, defaults, the files the site reads
-        secrets.sealing,       # ?{age:...} -> ciphertext in the parameters, before any template sees them
-        rendering.render,      # the components' templates, except those reading late variables
-        secrets.placing,       # the EncryptedSecrets the pods use
-        agent_rbac.render,     # the agent's RBAC from the objects so far, and the templates reading it
-        monitoring.n9e,        # n9e/ files from the parameters and workloads
-        manifests.check,       # every object checked and laid out under manifests/
-        site_files.add,        # images.txt, kubekey-manifest.yaml, index.json
+        parameters.check,   # schema check, defaults, the files the site reads
+        secrets.sealing,    # ?{age:...} -> ciphertext, before any template sees the parameters
+        rendering.render,   # the components' templates, except those reading late variables
+        secrets.placing,    # the EncryptedSecrets the pods use
+        agent_rbac.render,  # the agent's RBAC from the objects so far; the templates reading it
+        monitoring.n9e,     # n9e/ files from the parameters and workloads
+        manifests.check,    # every object checked and laid out under manifests/
+        site_files.add,     # images.txt, kubekey-manifest.yaml, index.json
     )
 
 

@@ -110,7 +110,8 @@ class Renderer:
             labels = {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gen",
                       **service.get("labels", {})}
             context = {**base, "name": name, "service": service, "labels": labels, "selector": {"app": name}}
-            out += self._component(service["component"], context, f"service {name}", late is not None)
+            unit = f"service {name}"
+            out += self._component(service["component"], context, unit, late is not None)
         return out
 
     def _component(self, component: str, context: dict[str, Any], unit: str,

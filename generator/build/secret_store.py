@@ -223,7 +223,8 @@ def materialized(root: Path, target: str, keys: crypto.Identities) -> list[dict[
     """
     directory = root / "compiled" / target / layout.MANIFESTS
     if not directory.is_dir():
-        raise GenError(f"no compiled/{target}/{layout.MANIFESTS}: run `gen compile -t {target}` first")
+        raise GenError(f"no compiled/{target}/{layout.MANIFESTS}: "
+                       f"run `gen compile -t {target}` first")
     out, problems = [], []
     for path in sorted(directory.rglob("*.yaml")):
         rel = path.relative_to(root).as_posix()

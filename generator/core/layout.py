@@ -107,8 +107,9 @@ class Index:
         entries = []
         for rel, content in sorted(files.items()):
             origin = origins.get(rel)
-            entries.append(Entry(rel, hashlib.sha256(content).hexdigest(), len(content),
-                                 origin.object if origin else None, origin.source if origin else None))
+            digest = hashlib.sha256(content).hexdigest()
+            entries.append(Entry(rel, digest, len(content), origin.object, origin.source) if origin
+                           else Entry(rel, digest, len(content)))
         return cls(site, kubernetes_version, tuple(entries))
 
     def dumps(self) -> bytes:
@@ -130,7 +131,7 @@ class Index:
 
 
 def parse(data: bytes, where: str) -> Index:
-    """The index in ``data``; ``LayoutError`` naming ``where`` (a site or commit) and what is wrong."""
+    """The index in ``data``; ``LayoutError`` naming ``where`` (site or commit) and the fault."""
     try:
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
@@ -185,7 +186,7 @@ def mismatches(index: Index, digests: Mapping[str, str], prefix: str = "") -> li
     """
     listed = {p: d for p, d in index.digests().items() if p.startswith(prefix)}
     present = {p: d for p, d in digests.items() if p.startswith(prefix) and p != INDEX}
-    out = [f"{p} is not listed in {INDEX}" if p in present else f"{p} is listed in {INDEX} but missing"
-           for p in sorted(set(listed) ^ set(present))]
-    return out + [f"{p} does not match its sha256 in {INDEX}" for p in sorted(set(listed) & set(present))
-                  if listed[p] != present[p]]
+    out = [f"{p} is not listed in {INDEX}" if p in present
+           else f"{p} is listed in {INDEX} but missing" for p in sorted(set(listed) ^ set(present))]
+    changed = sorted(p for p in set(listed) & set(present) if listed[p] != present[p])
+    return out + [f"{p} does not match its sha256 in {INDEX}" for p in changed]

@@ -127,10 +127,12 @@ def check_index(directory: Path, site: str) -> None:
     try:
         index = layout.parse((directory / layout.INDEX).read_bytes(), f"compiled/{site}")
     except OSError as e:
-        raise GenError(f"compiled/{site}/{layout.INDEX}: unreadable ({e}); run `gen compile`") from e
+        raise GenError(f"compiled/{site}/{layout.INDEX}: unreadable ({e}); "
+                       "run `gen compile`") from e
     except layout.LayoutError as e:
         raise GenError(f"{e}; run `gen compile`") from e
-    digests = {rel: hashlib.sha256((directory / rel).read_bytes()).hexdigest() for rel in _files(directory)}
+    digests = {rel: hashlib.sha256((directory / rel).read_bytes()).hexdigest()
+               for rel in _files(directory)}
     problems = layout.mismatches(index, digests)
     if problems:
         raise GenError(f"compiled/{site}/{problems[0]} (edited by hand?); run `gen compile`")

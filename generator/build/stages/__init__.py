@@ -1,4 +1,4 @@
-"""Compile stages: each turns one site's ``SiteBuild`` into the next; ``pipeline.stages()`` lists them.
+"""Compile stages: each turns a site's ``SiteBuild`` into the next (``pipeline.stages()``).
 
 A stage is a function ``(ctx, build) -> build`` (``Stage``). It never changes the value it is
 given (nor the dicts and objects in it, which sites share): it returns a new one with
@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class Item(Protocol):
-    """A rendered (or computed) object with what produced it: ``render.Rendered``, ``secrets.Placed``."""
+    """An object with what produced it: ``render.Rendered``, ``secrets.Placed``."""
 
     @property
     def obj(self) -> dict[str, Any]: ...
@@ -63,10 +63,11 @@ class SiteBuild:
         return replace(self, notes={**self.notes, key: value})
 
     def noted(self, key: str, kind: type[T]) -> T:
-        """What an earlier stage noted under ``key``; a missing or mistyped note is a stage-order bug."""
+        """What an earlier stage noted under ``key``; a missing note is a stage-order bug."""
         value = self.notes.get(key)
         if not isinstance(value, kind):
-            raise AssertionError(f"{self.name}: no {kind.__name__} noted as {key!r}: stages out of order")
+            raise AssertionError(f"{self.name}: no {kind.__name__} noted as {key!r}: "
+                                 "stages out of order")
         return value
 
 

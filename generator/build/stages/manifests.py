@@ -43,14 +43,17 @@ def check(ctx: Context, build: SiteBuild) -> SiteBuild:
         raise errors.ProblemReport(problems)
     _, warning = kube_schema.schema_version_for(site["kubernetes_version"])
     warnings = (*build.warnings, f"{build.name}: {warning}") if warning else build.warnings
-    return replace(build, files=files, origins=origins, images=tuple(sorted(images)), warnings=warnings)
+    return replace(build, files=files, origins=origins, images=tuple(sorted(images)),
+                   warnings=warnings)
 
 
 def _object_file(ctx: Context, item: Item, site: dict[str, Any]) -> ObjectFile:
     """One object's path, bytes, images and schema problems; memoized for objects of equal text."""
     version = site["kubernetes_version"]
     labels = site.get("labels") or {}
-    key = (item.key, site["namespace"], tuple(sorted(labels.items())), version) if item.key else None
+    key = None
+    if item.key:
+        key = (item.key, site["namespace"], tuple(sorted(labels.items())), version)
     if key is not None and key in ctx.objects:
         return ctx.objects[key]
     obj = _with_site_defaults(item.obj, site, labels)

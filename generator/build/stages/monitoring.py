@@ -13,6 +13,6 @@ if TYPE_CHECKING:
 
 
 def n9e(ctx: Context, build: SiteBuild) -> SiteBuild:
-    """The n9e files (none without ``site.monitoring``); settings problems raise a located report."""
+    """The n9e files (none without ``site.monitoring``); bad settings raise a located report."""
     found = n9e_files.for_site(build.name, build.params, build.rendered, build.target.location)
     return replace(build, files={**build.files, **found}) if found else build

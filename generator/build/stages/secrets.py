@@ -92,7 +92,8 @@ SEALED = "secrets.sealed"
 def sealing(ctx: Context, build: SiteBuild) -> SiteBuild:
     """Stage before rendering: references sealed in the parameters, the secret files as inputs."""
     sealed = seal(ctx.root, build.name, build.params, build.target.location)
-    return replace(build, params=sealed.params, inputs=(*build.inputs, *sealed.inputs)).note(SEALED, sealed)
+    inputs = (*build.inputs, *sealed.inputs)
+    return replace(build, params=sealed.params, inputs=inputs).note(SEALED, sealed)
 
 
 def placing(ctx: Context, build: SiteBuild) -> SiteBuild:

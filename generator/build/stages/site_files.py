@@ -16,10 +16,12 @@ def add(ctx: Context, build: SiteBuild) -> SiteBuild:
     """The site's files with the image list, the KubeKey manifest and the index, sorted by path."""
     files = dict(build.files)
     files[layout.IMAGES] = "".join(f"{image}\n" for image in build.images).encode()
-    files[layout.KUBEKEY_MANIFEST] = yamlio.dump(kubekey_manifest(build.name, build.images)).encode()
+    manifest = kubekey_manifest(build.name, build.images)
+    files[layout.KUBEKEY_MANIFEST] = yamlio.dump(manifest).encode()
     origins = {rel: layout.Origin(objects.identity(item.obj), f"{item.template} ({item.unit})")
                for rel, item in build.origins.items()}
-    index = layout.Index.build(build.name, build.params["site"]["kubernetes_version"], files, origins)
+    version = build.params["site"]["kubernetes_version"]
+    index = layout.Index.build(build.name, version, files, origins)
     files[layout.INDEX] = index.dumps()
     return replace(build, files=dict(sorted(files.items())))
 

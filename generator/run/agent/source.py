@@ -173,7 +173,8 @@ def load(repo: Repo, commit: str, cache: Parsed | None = None) -> Desired:
             cache[oid] = (hashlib.sha256(blobs[oid]).hexdigest(), _parse(blobs[oid], path, commit))
     for stale in set(cache) - set(manifests.values()):
         del cache[stale]
-    _check_index(blobs.get(others.get(layout.INDEX, "")), {p: cache[oid][0] for p, oid in manifests.items()}, commit)
+    digests = {p: cache[oid][0] for p, oid in manifests.items()}
+    _check_index(blobs.get(others.get(layout.INDEX, "")), digests, commit)
     objects: list[dict[str, Any]] = []
     seen: dict[ObjectId, str] = {}
     for path, oid in sorted(manifests.items()):
