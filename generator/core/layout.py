@@ -94,7 +94,7 @@ class Origin:
 
 @dataclass(frozen=True)
 class Index:
-    """A site's ``index.json``: its name, Kubernetes version and files (sorted by path)."""
+    """A site's ``index.json``: its name, Kubernetes version and files (``build`` sorts them)."""
 
     site: str
     kubernetes_version: str
@@ -179,7 +179,8 @@ def _error(where: str, detail: str) -> LayoutError:
 
 
 def mismatches(index: Index, digests: Mapping[str, str], prefix: str = "") -> list[str]:
-    """How the files (path -> sha256) disagree with the index, one sentence each, by path.
+    """How the files (path -> sha256) disagree with the index, one sentence per file: files
+    missing or not listed first, then files with another sha256, each group in path order.
 
     Only paths starting with ``prefix`` are compared (the agent reads ``manifests/`` only); the
     index file itself is never listed.
