@@ -3,8 +3,8 @@
     inventory/      Kapitan/reclass classes and targets, merged and resolved with locations
     schemas         JSON Schema check of every target, defaults filled in
     render          jinja2 components -> Kubernetes objects
-    stages/         what happens to a site's rendered objects (secrets, agent RBAC, monitoring,
-                    site files); a new compile feature is a new stage
+    stages/         the steps of one site's compile (parameters, secrets, render, agent RBAC,
+                    monitoring, manifests, site files); a new compile feature is a new stage
     kube_schema     the Kubernetes OpenAPI check of every object for the site's version
     pipeline        the list of stages, for every site, all or nothing
     write, cache    the atomic compiled/ tree, and what lets an unchanged site be skipped

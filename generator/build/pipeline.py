@@ -1,15 +1,14 @@
-"""The pipeline: inventory -> validate -> render -> check -> tree (in memory) -> write.
+"""The pipeline: inventory -> per-site stages (``stages``) -> tree (in memory) -> write.
 
-``run`` reads as the list of stages. Every site is compiled in memory first; if any site has a
-problem, every problem of every site is reported and nothing is written. Sites whose inputs and
+``compile_site`` runs each site through ``stages()``, the list of what a compile does. Every site
+is compiled in memory first; if any site has a problem, every problem of every site is reported
+and nothing is written. Sites whose inputs and
 output are unchanged since the last compile are skipped (see ``cache``); the rest are compiled in
 parallel worker processes when there are many.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -18,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generator.build import cache, inventory, write
-from generator.core import errors, objects, yamlio
+from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.location import Location
 
 if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jinja2 or jsonschema
     from generator.build import kube_schema, render, schemas as validate
+    from generator.build.stages import Stage, manifests
 
 FAST_PATH_THRESHOLD = 4
 """From this many sites on, compiling the fast schema check costs less than it saves."""
@@ -84,19 +84,22 @@ class Context:
     renderer: render.Renderer
     kube: kube_schema.Validator
     components: list[str] = field(default_factory=list)
-    objects: dict[Any, _ObjectFile] = field(default_factory=dict)
+    stages: tuple[Stage, ...] = ()
+    objects: dict[Any, manifests.ObjectFile] = field(default_factory=dict)
     """Per-object results by (text, index, namespace, labels, version): sites share most objects."""
 
     @classmethod
     def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
         """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay off."""
         from generator.build import kube_schema, render, schemas as validate
+        from generator.build.stages import agent_rbac
         from generator.formats import encrypted_secret as encrypted
 
-        renderer = render.Renderer(root)
+        renderer = render.Renderer(root, late=frozenset({agent_rbac.VARIABLE}))
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
         return cls(root, inv, validate.load(root, fast=sites >= FAST_PATH_THRESHOLD), renderer,
-                   kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]), renderer.components())
+                   kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]),
+                   renderer.components(), stages())
 
 
 def run(options: Options) -> Result:
@@ -177,11 +180,26 @@ def _compile_in_worker(name: str) -> SiteOutput | list[Problem]:
     return compile_site(_WORKER_CONTEXT, name)
 
 
+def stages() -> tuple[Stage, ...]:
+    """How a site compiles, in order (``generator.build.stages``); a new feature adds a stage."""
+    from generator.build.stages import (agent_rbac, manifests, monitoring, parameters, rendering,
+                                        secrets, site_files)
+
+    return (
+        parameters.check,   # schema check, defaults, the files the site reads
+        secrets.sealing,    # ?{age:...} -> ciphertext, before any template sees the parameters
+        rendering.render,   # the components' templates, except those reading late variables
+        secrets.placing,    # the EncryptedSecrets the pods use
+        agent_rbac.render,  # the agent's RBAC from the objects so far; the templates reading it
+        monitoring.n9e,     # n9e/ files from the parameters and workloads
+        manifests.check,    # every object checked and laid out under manifests/
+        site_files.add,     # images.txt, kubekey-manifest.yaml, index.json
+    )
+
+
 def compile_site(ctx: Context, name: str) -> SiteOutput | list[Problem]:
-    """One site from inventory to files: its output, or every problem found in it."""
-    from generator.build import kube_schema, render, schemas as validate
-    from generator.build.monitoring import files as n9e_files
-    from generator.build.stages import secrets as secrets_stage
+    """One site from inventory to files: its output, or every problem of the stage that failed."""
+    from generator.build.stages import SiteBuild
 
     try:
         target = ctx.inv.target(name)
@@ -189,109 +207,13 @@ def compile_site(ctx: Context, name: str) -> SiteOutput | list[Problem]:
         return e.problems
     except errors.GenError as e:
         return [Problem(Location(f"inventory/targets/{name}.yml"), "", str(e))]
-    problems = validate.check(ctx.schemas, target, ctx.components)
-    if problems:
-        return problems
-    params = validate.with_defaults(ctx.schemas, target.parameters)
+    build = SiteBuild(name, target, target.parameters)
     try:
-        sealed = secrets_stage.seal(ctx.root, name, params, target.location)  # ?{age:...} -> ciphertext only
-        params = sealed.params
-        rendered = ctx.renderer.site(name, params)
-        rendered += [render.Rendered(p.obj, p.template, p.unit) for p in secrets_stage.place(sealed, rendered)]
-        monitoring = n9e_files.for_site(name, params, rendered, target.location)
+        for stage in ctx.stages:
+            build = stage(ctx, build)
     except errors.ProblemReport as e:
         return e.problems
-    version = params["site"]["kubernetes_version"]
-    files, problems = _files(ctx, name, params["site"], rendered, monitoring)
-    if problems:
-        return problems
-    _, warning = kube_schema.schema_version_for(version)
-    return SiteOutput(name, files, _inputs(ctx, target, params) + sealed.inputs, target.probes,
-                      (f"{name}: {warning}",) if warning else ())
-
-
-def _files(ctx: Context, site_name: str, site: dict[str, Any], rendered: list[render.Rendered],
-           monitoring: dict[str, bytes]) -> tuple[dict[str, bytes], list[Problem]]:
-    """Check every object and lay the site's files out: manifests, n9e files, image list, index."""
-    files: dict[str, bytes] = {}
-    sources: dict[str, render.Rendered] = {}
-    problems: list[Problem] = []
-    images: set[str] = set()
-    extra_labels = site.get("labels") or {}
-    for item in rendered:
-        rel, content, found, messages = _object_file(ctx, item, site, extra_labels)
-        for message in messages:
-            problems.append(Problem(Location(item.template), "", f"{item.unit}: {message}"))
-        if rel in sources:
-            other = sources[rel]
-            problems.append(Problem(Location(item.template), "", f"{item.unit}: {rel} is also "
-                                    f"produced by {other.template} ({other.unit}); rename one"))
-            continue
-        sources[rel] = item
-        files[rel] = content
-        images.update(found)
-    files.update(monitoring)
-    files["images.txt"] = "".join(f"{image}\n" for image in sorted(images)).encode()
-    files["kubekey-manifest.yaml"] = yamlio.dump(_kubekey_manifest(site_name, sorted(images))).encode()
-    files["index.json"] = _index(site_name, site, files, sources)
-    return dict(sorted(files.items())), problems
-
-
-_ObjectFile = tuple[str, bytes, tuple[str, ...], tuple[str, ...]]
-
-
-def _object_file(ctx: Context, item: render.Rendered, site: dict[str, Any], labels: dict[str, str]) -> _ObjectFile:
-    """One object's path, bytes, images and schema problems; memoized for objects of equal text."""
-    version = site["kubernetes_version"]
-    key = (item.key, site["namespace"], tuple(sorted(labels.items())), version) if item.key else None
-    if key is not None and key in ctx.objects:
-        return ctx.objects[key]
-    obj = _with_site_defaults(item.obj, site, labels)
-    messages = tuple(f"{objects.identity(obj)}: {m}" for m in ctx.kube.validate(obj, version))
-    result = (objects.relative_path(obj), yamlio.dump(objects.canonical(obj)).encode(),
-              tuple(objects.images(obj)), messages)
-    if key is not None:
-        ctx.objects[key] = result
-    return result
-
-
-def _with_site_defaults(obj: dict[str, Any], site: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    if objects.is_namespaced(obj["kind"]) and not meta.get("namespace"):
-        meta = {**meta, "namespace": site["namespace"]}
-    if labels:
-        meta = {**meta, "labels": {**labels, **(meta.get("labels") or {})}}
-    return {**obj, "metadata": meta}
-
-
-def _kubekey_manifest(site: str, images: list[str]) -> dict[str, Any]:
-    """The images block of a KubeKey artifact Manifest (``kk artifact export -m``)."""
-    return {"apiVersion": "kubekey.kubesphere.io/v1alpha2", "kind": "Manifest",
-            "metadata": {"name": site}, "spec": {"images": images}}
-
-
-def _index(site_name: str, site: dict[str, Any], files: dict[str, bytes],
-           sources: dict[str, render.Rendered]) -> bytes:
-    entries = []
-    for rel, content in sorted(files.items()):
-        entry: dict[str, Any] = {"path": rel, "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
-        if rel in sources:
-            item = sources[rel]
-            oid = objects.identity(item.obj)
-            entry["object"] = {"group": oid.group, "kind": oid.kind, "namespace": oid.namespace, "name": oid.name}
-            entry["source"] = f"{item.template} ({item.unit})"
-        entries.append(entry)
-    index = {"site": site_name, "kubernetes_version": site["kubernetes_version"], "files": entries}
-    return (json.dumps(index, indent=1, sort_keys=False, ensure_ascii=False) + "\n").encode()
-
-
-def _inputs(ctx: Context, target: inventory.Target, params: dict[str, Any]) -> tuple[str, ...]:
-    used = set(params["site"].get("components", []))
-    used |= {s["component"] for s in params["services"].values()}
-    files = [*target.inputs, *ctx.schemas.files]
-    for component in sorted(used):
-        files += [p.relative_to(ctx.root).as_posix() for p in ctx.renderer.component_files(component)]
-    return tuple(dict.fromkeys(files))
+    return SiteOutput(name, dict(build.files), build.inputs, target.probes, build.warnings)
 
 
 def _remember(state: cache.State, outputs: list[SiteOutput], hasher: cache.Hasher, compiled: Path,

@@ -3,6 +3,8 @@
 A component is a directory ``components/<name>/`` of ``*.yml.j2`` / ``*.yaml.j2`` templates. A
 service names its component (``services.<name>.component``) and each template is rendered once
 for it; the site's ``site.components`` are rendered once per site. Undefined variables are errors.
+A template that reads a *late* variable (a value computed from the site's other objects, such as
+the agent's RBAC) is left out of the site's render and rendered alone once that value is known.
 This is the only module that imports jinja2; its errors are turned into located user errors here.
 """
 
@@ -10,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
-from generator.build.stages import agent_rbac as agent_access
 from generator.core import errors, yamlio
 from generator.core.location import Location
 
@@ -43,8 +46,11 @@ class TemplateFailure(errors.GenError):
 class Renderer:
     """Renders components; templates are compiled once and reused for every site."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, late: frozenset[str] = frozenset()) -> None:
         self.root = root
+        self.late = late
+        """Late variables: computed from the site's objects, given to ``site`` after its render."""
+        self._reads_late: dict[str, bool] = {}
         self.components_dir = root / "components"
         # Sites often render identical text (same service, same settings); parse each text once.
         # The parsed objects are shared between sites, so nothing downstream may modify them.
@@ -59,8 +65,7 @@ class Renderer:
         )
         self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
         self.env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
-        self.env.globals.update(fail=_fail, port_name=port_name, probe=probe,
-                                agent_rbac=lambda target, params: agent_access.for_site(self.site, target, params))
+        self.env.globals.update(fail=_fail, port_name=port_name, probe=probe)
 
     def components(self) -> list[str]:
         """Names of the components that exist (directories under components/)."""
@@ -78,8 +83,13 @@ class Renderer:
         """Every file of a component (templates and anything they include), for change detection."""
         return sorted(p for p in (self.components_dir / component).rglob("*") if p.is_file())
 
-    def site(self, target: str, params: dict[str, Any]) -> list[Rendered]:
-        """Render the site's components, then each enabled service's component."""
+    def site(self, target: str, params: dict[str, Any],
+             late: Mapping[str, Any] | None = None) -> list[Rendered]:
+        """Render the site's components, then each enabled service's component.
+
+        Without ``late``, templates reading a late variable are left out; with it, only those are
+        rendered, with the late values (so every template of a site is rendered once in all).
+        """
         site = params["site"]
         services = {n: s for n, s in params["services"].items() if s.get("enabled", True)}
         base = {
@@ -91,19 +101,25 @@ class Renderer:
             "ingress_host": lambda name, entry: ingress_host(site, name, entry),
             "kube_at_least": lambda version: _version(site["kubernetes_version"]) >= _version(version),
         }
+        if late is not None:
+            base.update(late)
         out: list[Rendered] = []
         for component in site.get("components", []):
-            out += self._component(component, base, "site")
+            out += self._component(component, base, "site", late is not None)
         for name, service in services.items():
             labels = {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gen",
                       **service.get("labels", {})}
             context = {**base, "name": name, "service": service, "labels": labels, "selector": {"app": name}}
-            out += self._component(service["component"], context, f"service {name}")
+            unit = f"service {name}"
+            out += self._component(service["component"], context, unit, late is not None)
         return out
 
-    def _component(self, component: str, context: dict[str, Any], unit: str) -> list[Rendered]:
+    def _component(self, component: str, context: dict[str, Any], unit: str,
+                   late: bool) -> list[Rendered]:
         out: list[Rendered] = []
         for name in self.templates(component):
+            if self._reads_late_variable(name) != late:
+                continue
             source = f"components/{name}"
             text = self._render(name, context, source, unit)
             docs = self._parsed.get(text)
@@ -112,6 +128,21 @@ class Renderer:
                 docs = self._parsed[text] = [_check_shape(obj, source, unit) for obj in docs]
             out += [Rendered(obj, source, unit, (text, index)) for index, obj in enumerate(docs)]
         return out
+
+    def _reads_late_variable(self, name: str) -> bool:
+        """Whether template ``name`` itself reads a late variable (parsed once per template)."""
+        if not self.late:
+            return False
+        if name not in self._reads_late:
+            loader = self.env.loader
+            assert loader is not None  # set in __init__
+            try:
+                source, _, _ = loader.get_source(self.env, name)
+                found = jinja2.meta.find_undeclared_variables(self.env.parse(source)) & self.late
+            except jinja2.TemplateSyntaxError:
+                found = set()  # an early template then: its render reports the error, located
+            self._reads_late[name] = bool(found)
+        return self._reads_late[name]
 
     def _render(self, name: str, context: dict[str, Any], source: str, unit: str) -> str:
         try:

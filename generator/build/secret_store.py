@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.build import inventory
-from generator.core import errors, yamlio
+from generator.core import errors, layout, yamlio
 from generator.core.errors import GenError
 from generator.core.fsutil import write_atomic
 from generator.core.location import Location
@@ -221,9 +221,10 @@ def materialized(root: Path, target: str, keys: crypto.Identities) -> list[dict[
 
     Every EncryptedSecret that cannot be opened is a problem located at its compiled file.
     """
-    directory = root / "compiled" / target / "manifests"
+    directory = root / "compiled" / target / layout.MANIFESTS
     if not directory.is_dir():
-        raise GenError(f"no compiled/{target}/manifests: run `gen compile -t {target}` first")
+        raise GenError(f"no compiled/{target}/{layout.MANIFESTS}: "
+                       f"run `gen compile -t {target}` first")
     out, problems = [], []
     for path in sorted(directory.rglob("*.yaml")):
         rel = path.relative_to(root).as_posix()

@@ -1,4 +1,6 @@
-"""Kubernetes objects as plain dicts: identity, canonical key order, where each lives in compiled/.
+"""Kubernetes objects as plain dicts: identity, canonical key order, images.
+
+Where each lives in compiled/ is ``generator.core.layout``'s.
 
 Shared by the compiler (which writes the files) and the agent (which reads them back).
 """
@@ -46,12 +48,6 @@ def identity(obj: dict[str, Any]) -> ObjectId:
 def is_namespaced(kind: str) -> bool:
     """False for the built-in cluster-scoped kinds."""
     return kind not in CLUSTER_SCOPED
-
-
-def relative_path(obj: dict[str, Any]) -> str:
-    """``manifests/<namespace or _cluster>/<kind>-<name>.yaml``, all lower-case kind."""
-    oid = identity(obj)
-    return f"manifests/{oid.namespace or '_cluster'}/{oid.kind.lower()}-{oid.name}.yaml"
 
 
 def canonical(obj: dict[str, Any]) -> dict[str, Any]:

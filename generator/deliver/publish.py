@@ -14,19 +14,18 @@ otherwise not describe what is published) unless ``allow_dirty`` says otherwise.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.core import layout
 from generator.core.errors import GenError
 from generator.deliver.git import plumbing
 from generator.deliver.git.plumbing import Identity
 from generator.deliver.git.repo import ZERO, RefUpdate, Repo, open_repo, run_git
 
 BRANCH_PREFIX = "refs/heads/deploy/"
-INDEX = "index.json"
 
 
 @dataclass(frozen=True)
@@ -126,17 +125,17 @@ def _check_publishable(directory: Path, site: str, source: Source, settings: Set
 def check_index(directory: Path, site: str) -> None:
     """Raise unless the site's files are exactly those its ``index.json`` lists, with those hashes."""
     try:
-        listed = {f["path"]: f["sha256"] for f in json.loads((directory / INDEX).read_bytes())["files"]}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise GenError(f"compiled/{site}/{INDEX}: unreadable ({e}); run `gen compile`") from e
-    present = {rel for rel in _files(directory) if rel != INDEX}
-    for rel in sorted(present ^ set(listed)):
-        state = "is not listed in" if rel in present else "is listed in but missing from"
-        raise GenError(f"compiled/{site}/{rel} {state} compiled/{site}/{INDEX}; run `gen compile`")
-    for rel, digest in sorted(listed.items()):
-        if hashlib.sha256((directory / rel).read_bytes()).hexdigest() != digest:
-            raise GenError(f"compiled/{site}/{rel} does not match its sha256 in {INDEX} (edited by hand?); "
-                           "run `gen compile`")
+        index = layout.parse((directory / layout.INDEX).read_bytes(), f"compiled/{site}")
+    except OSError as e:
+        raise GenError(f"compiled/{site}/{layout.INDEX}: unreadable ({e}); "
+                       "run `gen compile`") from e
+    except layout.LayoutError as e:
+        raise GenError(f"{e}; run `gen compile`") from e
+    digests = {rel: hashlib.sha256((directory / rel).read_bytes()).hexdigest()
+               for rel in _files(directory)}
+    problems = layout.mismatches(index, digests)
+    if problems:
+        raise GenError(f"compiled/{site}/{problems[0]} (edited by hand?); run `gen compile`")
 
 
 def publish_site(repo: Repo, directory: Path, site: str, source: Source, settings: Settings) -> Published:

@@ -24,14 +24,14 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generator.core import errors, objects, yamlio
+from generator.core import errors, layout, objects, yamlio
 from generator.core.objects import ObjectId
 from generator.deliver.git import tree
 
 if TYPE_CHECKING:
     from generator.build.pipeline import SiteOutput
 
-DERIVED = frozenset({"index.json", "kubekey-manifest.yaml"})
+DERIVED = layout.DERIVED
 """Files of a site that only restate other files (hashes, the image list); counted, not detailed."""
 
 LIST_KEYS = ("name", "alert", "record", "mountPath", "containerPort", "port", "ip", "host", "key")

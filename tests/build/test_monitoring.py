@@ -11,7 +11,7 @@ import yaml
 
 from generator.build import pipeline
 from generator.build import schemas as validate
-from generator.core import errors
+from generator.core import errors, layout
 from generator.build.monitoring import files, rules
 from generator.formats import n9e as model
 from tests.support.project import REPO
@@ -39,7 +39,7 @@ def site_files(project: Path, site: str, change: Any = None) -> dict[str, bytes]
 
 
 def rules_of(out: dict[str, bytes]) -> dict[str, dict[str, Any]]:
-    return by_identity(json.loads(out[model.ALERT_RULES]))
+    return by_identity(json.loads(out[layout.N9E_ALERT_RULES]))
 
 
 def compile_problems(project: Path) -> str:

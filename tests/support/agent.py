@@ -7,9 +7,7 @@ real git repositories whose commits are SSH-signed by ``ssh-keygen`` keys made f
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -22,7 +20,7 @@ from generator.run.agent import kube, plan
 from generator.run.agent.loop import Agent
 from generator.run.agent.metrics import Metrics
 from generator.run.agent.settings import GitSource, PruneSettings, Settings
-from generator.core import objects, yamlio
+from generator.core import layout, objects, yamlio
 from generator.deliver.git import plumbing
 from generator.deliver.git.repo import open_repo
 from tests.support.ferry import IDENTITY, Key, Keys, make_key, write_allowed_signers
@@ -68,9 +66,8 @@ def agent_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 def site_files(objs: list[dict[str, Any]]) -> dict[str, bytes]:
     """A compiled-site tree for ``objs``: one file per object plus an ``index.json`` that matches."""
-    files = {objects.relative_path(o): yamlio.dump(objects.canonical(o)).encode() for o in objs}
-    entries = [{"path": p, "sha256": hashlib.sha256(c).hexdigest(), "size": len(c)} for p, c in sorted(files.items())]
-    files["index.json"] = (json.dumps({"site": "test", "files": entries}, indent=1) + "\n").encode()
+    files = {layout.manifest_path(o): yamlio.dump(objects.canonical(o)).encode() for o in objs}
+    files[layout.INDEX] = layout.Index.build("test", "1.33.4", files, {}).dumps()
     return files
 
 

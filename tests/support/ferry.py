@@ -8,15 +8,15 @@ repository published from it are built once per session; each test works on its 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from generator.core import layout
 from generator.deliver.ferry import pack as packer
 from generator.deliver.ferry import receive
 from generator.deliver import publish
@@ -85,18 +85,18 @@ def rev(repo: Path, name: str) -> str | None:
 def edit_compiled(root: Path, site: str, rel: str, content: str | None) -> None:
     """Change (or, with None, remove) a compiled file and keep ``index.json`` consistent, then commit."""
     directory = root / "compiled" / site
-    index_path = directory / "index.json"
-    index = json.loads(index_path.read_text())
-    entries = [e for e in index["files"] if e["path"] != rel]
+    index_path = directory / layout.INDEX
+    index = layout.parse(index_path.read_bytes(), f"compiled/{site}")
+    entries = [e for e in index.files if e.path != rel]
     if content is None:
         (directory / rel).unlink()
     else:
         (directory / rel).parent.mkdir(parents=True, exist_ok=True)
         (directory / rel).write_text(content)
-        entries.append({"path": rel, "sha256": hashlib.sha256(content.encode()).hexdigest(),
-                        "size": len(content.encode())})
-    index["files"] = sorted(entries, key=lambda e: e["path"])
-    index_path.write_text(json.dumps(index, indent=1) + "\n")
+        data = content.encode()
+        entries.append(layout.Entry(rel, hashlib.sha256(data).hexdigest(), len(data)))
+    files = tuple(sorted(entries, key=lambda e: e.path))
+    index_path.write_bytes(replace(index, files=files).dumps())
     git(root, "add", "-A", "compiled")
     git(root, "commit", "-q", "-m", f"change {site}/{rel}")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import jsonschema
 
-from generator.core import errors, yamlio
+from generator.core import errors, layout, yamlio
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
@@ -62,12 +62,13 @@ def render(site_name: str, monitoring: dict[str, Any], site_rules: list[Rule], c
         where = locate(("site", "monitoring"))
         raise errors.ProblemReport([Problem(where, "$.site.monitoring", f"compiled n9e rule: {p}") for p in problems])
     return {
-        model.ALERT_RULES: _json(alert_rules),
-        model.CHANNELS: _json([channel_object(site_name, ch) for ch in channels]),
-        model.TEMPLATES: _json([template_object(site_name, ch) for ch in channels]),
-        model.NOTIFY_RULES: _json(notify_rule_objects(site_name, channels)),
-        model.PROMETHEUS_RULES: yamlio.dump(prometheus_rules(site_name, monitoring, site_rules)).encode(),
-        model.SITE_FILE: _json(site_object(site_name, monitoring)),
+        layout.N9E_ALERT_RULES: _json(alert_rules),
+        layout.N9E_CHANNELS: _json([channel_object(site_name, ch) for ch in channels]),
+        layout.N9E_TEMPLATES: _json([template_object(site_name, ch) for ch in channels]),
+        layout.N9E_NOTIFY_RULES: _json(notify_rule_objects(site_name, channels)),
+        layout.N9E_PROMETHEUS_RULES:
+            yamlio.dump(prometheus_rules(site_name, monitoring, site_rules)).encode(),
+        layout.N9E_SITE: _json(site_object(site_name, monitoring)),
     }
 
 

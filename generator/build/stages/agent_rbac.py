@@ -1,8 +1,9 @@
-"""The agent's least-privilege RBAC, computed from a site's own objects at compile time (pure).
+"""Stage: the agent's least-privilege RBAC, computed from the site's own objects, and its templates.
 
-The ``gen-agent`` component calls ``for_site`` (the template global ``agent_rbac``): it renders the
-site once more without the agent's RBAC (a marker in the parameters stops the recursion), looks at
-every object, and grants exactly:
+The site's templates have been rendered and its EncryptedSecrets placed. This stage computes the
+RBAC from those objects (``rules``, pure) and renders the templates that read it, the template
+variable ``agent_rbac`` (``components/gen-agent/rbac.yml.j2``), in a second, late render of just
+those templates: no template is rendered twice. It grants exactly:
 
 - per namespace the site's objects live in, a Role for the kinds found there: get, list (the
   agent's no-op check lists by its label), create, patch (server-side apply) and delete (prune);
@@ -12,22 +13,26 @@ every object, and grants exactly:
   unless allowed);
 - in the agent's namespace: its ApplySet parent and status ConfigMaps, and Events.
 
-No wildcard, no cluster-admin, nothing cluster-wide that is not one of the site's own objects. The
-agent applies this RBAC itself afterwards: it may narrow it, and widening it (a new namespace or
-kind) needs an administrator once, because Kubernetes forbids granting what one does not hold.
+An EncryptedSecret counts as the Secret the agent turns it into. No wildcard, no cluster-admin,
+nothing cluster-wide that is not one of the site's own objects. The agent applies this RBAC itself
+afterwards: it may narrow it, and widening it (a new namespace or kind) needs an administrator
+once, because Kubernetes forbids granting what one does not hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from generator.build.stages import SiteBuild
 from generator.core.objects import is_namespaced
 from generator.formats import encrypted_secret as encrypted
-from generator.build.stages import secrets as secrets_stage
 
-MARKER = "_gen_agent_rbac_pass"
-"""Set in the parameters of the inner render, where the agent's RBAC is left out."""
+if TYPE_CHECKING:
+    from generator.build.pipeline import Context
+
+VARIABLE = "agent_rbac"
+"""The template variable holding the RBAC: templates reading it are rendered by this stage."""
 RBAC_GROUP = "rbac.authorization.k8s.io"
 APPLY_VERBS = ("get", "list", "create", "patch")
 CLUSTER_VERBS = ("get", "create", "patch")
@@ -42,23 +47,14 @@ PLURALS = {
 }
 
 
-class RenderedLike(Protocol):
-    @property
-    def obj(self) -> dict[str, Any]: ...
-
-
-Render = Callable[[str, dict[str, Any]], Iterable[RenderedLike]]
-
-
-def for_site(render: Render, target: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The agent's RBAC for a site (see the module docstring); empty inside the inner render."""
-    if params.get(MARKER):
-        return {"cluster_rules": [], "namespaces": []}
-    agent = params["site"].get("agent") or {}
-    objects = [item.obj for item in render(target, {**params, MARKER: True})]
-    placed, _ = secrets_stage.objects(params, objects)  # EncryptedSecrets: the agent applies Secrets
-    objects += [p.obj for p in placed]
-    return rules(objects, params["site"]["namespace"], agent.get("namespace", "gen-agent"), agent.get("prune") or {})
+def render(ctx: Context, build: SiteBuild) -> SiteBuild:
+    """The site's objects plus those of the templates that read ``agent_rbac``, rendered with it."""
+    site = build.params["site"]
+    agent = site.get("agent") or {}
+    rbac = rules([item.obj for item in build.rendered], site["namespace"],
+                 agent.get("namespace", "gen-agent"), agent.get("prune") or {})
+    late = ctx.renderer.site(build.name, build.params, late={VARIABLE: rbac})
+    return replace(build, rendered=(*build.rendered, *late)) if late else build
 
 
 def rules(objects: list[dict[str, Any]], default_namespace: str, agent_namespace: str,

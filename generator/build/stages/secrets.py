@@ -14,7 +14,8 @@ byte-for-byte stable) and rewrites the parameters so templates stay simple:
 
 ``place`` runs after rendering: one EncryptedSecret per secret and per namespace whose pods use it.
 The description of each secret travels in the parameters (``PARAMS_KEY``), so ``objects`` is a pure
-function of the parameters and the rendered objects (the agent's RBAC computation can call it too).
+function of the parameters and the rendered objects. ``sealing`` and ``placing`` are the two compile
+stages.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from generator.build.stages import SiteBuild
 
 from generator.core import errors
 from generator.core.errors import Problem
@@ -34,6 +37,9 @@ from generator.core.location import Location
 from generator.core.objects import identity
 from generator.formats import age as crypto, encrypted_secret as encrypted, secret_refs as refs
 from generator.formats.secret_refs import KeyPath
+
+if TYPE_CHECKING:
+    from generator.build.pipeline import Context
 
 PARAMS_KEY = "_gen_secrets"
 """Key of the rewritten parameters describing each secret to place (name -> description)."""
@@ -62,6 +68,8 @@ class Placed:
     template: str
     """The secret files it carries, e.g. ``secrets/cn-east-1/redis/password.age``."""
     unit: str
+    key: tuple[str, int] | None = None
+    """Not from a template: never memoized by text."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,23 @@ class Sealed:
     """Secret name -> the key path and location of its first reference."""
     any_refs: bool = True
     """Whether the parameters hold any reference at all (else ``place`` has nothing to check)."""
+
+
+SEALED = "secrets.sealed"
+"""Note key of the ``Sealed`` value ``placing`` needs."""
+
+
+def sealing(ctx: Context, build: SiteBuild) -> SiteBuild:
+    """Stage before rendering: references sealed in the parameters, the secret files as inputs."""
+    sealed = seal(ctx.root, build.name, build.params, build.target.location)
+    inputs = (*build.inputs, *sealed.inputs)
+    return replace(build, params=sealed.params, inputs=inputs).note(SEALED, sealed)
+
+
+def placing(ctx: Context, build: SiteBuild) -> SiteBuild:
+    """Stage after rendering: the site's EncryptedSecrets added to its objects."""
+    placed = place(build.noted(SEALED, Sealed), build.rendered)
+    return replace(build, rendered=(*build.rendered, *placed)) if placed else build
 
 
 def seal(root: Path, site: str, params: dict[str, Any], locate: Locate) -> Sealed:

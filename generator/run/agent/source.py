@@ -16,14 +16,13 @@ no checkout, one ``ls-tree`` and one ``cat-file --batch``.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from generator.run.agent.settings import EnvelopeSource, GitSource, Settings
-from generator.core import yamlio
+from generator.core import layout, yamlio
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId, identity
 from generator.deliver.ferry import receive
@@ -32,9 +31,8 @@ from generator.deliver import publish
 from generator.deliver.git.repo import GitError, Repo, open_repo
 
 FETCHED = "refs/gen-agent/fetched"
-MANIFESTS = "manifests/"
-N9E = "n9e/"
-INDEX = "index.json"
+MANIFESTS = f"{layout.MANIFESTS}/"
+N9E = f"{layout.N9E}/"
 
 
 class SourceError(GenError):
@@ -177,7 +175,8 @@ def load(repo: Repo, commit: str, cache: Parsed | None = None) -> Desired:
             cache[oid] = (hashlib.sha256(blobs[oid]).hexdigest(), _parse(blobs[oid], path, commit))
     for stale in set(cache) - set(manifests.values()):
         del cache[stale]
-    _check_index(blobs.get(others.get(INDEX, "")), {p: cache[oid][0] for p, oid in manifests.items()}, commit)
+    digests = {p: cache[oid][0] for p, oid in manifests.items()}
+    _check_index(blobs.get(others.get(layout.INDEX, "")), digests, commit)
     objects: list[dict[str, Any]] = []
     seen: dict[ObjectId, str] = {}
     for path, oid in sorted(manifests.items()):
@@ -213,15 +212,10 @@ def _check_index(index: bytes | None, digests: dict[str, str], commit: str) -> N
     if index is None:
         return
     try:
-        entries = {e["path"]: e["sha256"] for e in json.loads(index)["files"]}
-    except (ValueError, KeyError, TypeError) as e:
-        raise ManifestError(f"{commit[:12]}: {INDEX} is not a compiled-site index: {e}") from e
-    present = set(digests)
-    listed = {p for p in entries if p.startswith(MANIFESTS)}
-    problems = [f"{p} is not in {INDEX}" for p in sorted(present - listed)]
-    problems += [f"{p} is in {INDEX} but missing" for p in sorted(listed - present)]
-    problems += [f"{p} does not match its sha256 in {INDEX}" for p in sorted(present & listed)
-                 if digests[p] != entries[p]]
+        parsed = layout.parse(index, commit[:12])
+    except layout.LayoutError as e:
+        raise ManifestError(str(e)) from e
+    problems = layout.mismatches(parsed, digests, MANIFESTS)
     if problems:
         raise ManifestError(f"{commit[:12]}: {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}")
 
@@ -236,7 +230,7 @@ def _listing(repo: Repo, commit: str) -> dict[str, str]:
     for record in listing.split(b"\0"):
         meta, _, raw_path = record.partition(b"\t")
         path = raw_path.decode("utf-8", "replace")
-        if b" blob " in meta and (path.startswith((MANIFESTS, N9E)) or path == INDEX):
+        if b" blob " in meta and (path.startswith((MANIFESTS, N9E)) or path == layout.INDEX):
             wanted[path] = meta.split(b" ")[2].decode()
     return wanted
 

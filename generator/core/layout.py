@@ -1,0 +1,193 @@
+"""The compiled-site contract: what ``compiled/<site>/`` holds and its ``index.json``.
+
+This is what crosses the air gap, so it has one owner. A site's directory holds:
+
+- ``manifests/<namespace or _cluster>/<kind>-<name>.yaml``: one Kubernetes object per file;
+- ``n9e/``: the site's Nightingale files (``N9E_FILES``), when it has monitoring;
+- ``images.txt`` and ``kubekey-manifest.yaml``: the images its pods run;
+- ``index.json``: every other file with its sha256 and size, and for a manifest the object and the
+  template that produced it.
+
+The compiler builds and serializes the index (``Index.build``, ``Index.dumps``); publish, the agent
+and ``gen diff`` read it back with ``parse`` and check files against it with ``mismatches``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from generator.core.errors import GenError
+from generator.core.objects import ObjectId, identity
+
+MANIFESTS = "manifests"
+"""Directory of the Kubernetes objects."""
+CLUSTER_SCOPE = "_cluster"
+"""Sub-directory of ``manifests/`` for cluster-scoped objects."""
+N9E = "n9e"
+"""Directory of the Nightingale files."""
+IMAGES = "images.txt"
+KUBEKEY_MANIFEST = "kubekey-manifest.yaml"
+INDEX = "index.json"
+
+N9E_ALERT_RULES = f"{N9E}/alert-rules.json"
+N9E_CHANNELS = f"{N9E}/notify-channels.json"
+N9E_TEMPLATES = f"{N9E}/message-templates.json"
+N9E_NOTIFY_RULES = f"{N9E}/notify-rules.json"
+N9E_PROMETHEUS_RULES = f"{N9E}/prometheus-rules.yaml"
+N9E_SITE = f"{N9E}/site.json"
+"""The site's business group, team and name, for ``gen n9e apply``."""
+N9E_FILES = (N9E_ALERT_RULES, N9E_CHANNELS, N9E_TEMPLATES, N9E_NOTIFY_RULES, N9E_PROMETHEUS_RULES,
+             N9E_SITE)
+
+DERIVED = frozenset({INDEX, KUBEKEY_MANIFEST})
+"""Files computed from the others: a review lists them as changed but does not detail them."""
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_OBJECT_KEYS = ("group", "kind", "namespace", "name")
+
+
+class LayoutError(GenError):
+    """An ``index.json`` that is not a compiled-site index."""
+
+
+def manifest_path(obj: dict[str, Any]) -> str:
+    """``manifests/<namespace or _cluster>/<kind>-<name>.yaml``, kind in lower case."""
+    oid = identity(obj)
+    return f"{MANIFESTS}/{oid.namespace or CLUSTER_SCOPE}/{oid.kind.lower()}-{oid.name}.yaml"
+
+
+def is_manifest(path: str) -> bool:
+    """Whether ``path`` (relative to the site) is an object file."""
+    return path.startswith(f"{MANIFESTS}/")
+
+
+def is_n9e(path: str) -> bool:
+    """Whether ``path`` (relative to the site) is a Nightingale file."""
+    return path.startswith(f"{N9E}/")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file listed in the index."""
+
+    path: str
+    sha256: str
+    size: int
+    object: ObjectId | None = None
+    """The object a manifest holds."""
+    source: str | None = None
+    """What produced the object: ``<template> (<unit>)``."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a manifest holds and what produced it, for its index entry."""
+
+    object: ObjectId
+    source: str
+
+
+@dataclass(frozen=True)
+class Index:
+    """A site's ``index.json``: its name, Kubernetes version and files (``build`` sorts them)."""
+
+    site: str
+    kubernetes_version: str
+    files: tuple[Entry, ...]
+
+    @classmethod
+    def build(cls, site: str, kubernetes_version: str, files: Mapping[str, bytes],
+              origins: Mapping[str, Origin]) -> Index:
+        """The index of ``files`` (which must not include the index itself)."""
+        entries = []
+        for rel, content in sorted(files.items()):
+            origin = origins.get(rel)
+            digest = hashlib.sha256(content).hexdigest()
+            entries.append(Entry(rel, digest, len(content), origin.object, origin.source) if origin
+                           else Entry(rel, digest, len(content)))
+        return cls(site, kubernetes_version, tuple(entries))
+
+    def dumps(self) -> bytes:
+        """The file's bytes: JSON, one-space indent, keys in this order, UTF-8, trailing newline."""
+        entries = []
+        for e in self.files:
+            entry: dict[str, Any] = {"path": e.path, "sha256": e.sha256, "size": e.size}
+            if e.object is not None:
+                entry["object"] = {k: getattr(e.object, k) for k in _OBJECT_KEYS}
+            if e.source is not None:
+                entry["source"] = e.source
+            entries.append(entry)
+        index = {"site": self.site, "kubernetes_version": self.kubernetes_version, "files": entries}
+        return (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode()
+
+    def digests(self) -> dict[str, str]:
+        """Path -> sha256 of every listed file."""
+        return {e.path: e.sha256 for e in self.files}
+
+
+def parse(data: bytes, where: str) -> Index:
+    """The index in ``data``; ``LayoutError`` naming ``where`` (site or commit) and the fault."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _error(where, f"not JSON ({e})") from e
+    if not isinstance(raw, dict):
+        raise _error(where, "not a JSON object")
+    for key in ("site", "kubernetes_version"):
+        if not isinstance(raw.get(key), str):
+            raise _error(where, f"{key} must be a string")
+    files = raw.get("files")
+    if not isinstance(files, list):
+        raise _error(where, "files must be a list")
+    entries = tuple(_entry(item, f"files[{i}]", where) for i, item in enumerate(files))
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.path in seen or entry.path == INDEX:
+            raise _error(where, f"{entry.path} is listed twice" if entry.path in seen
+                         else f"{INDEX} lists itself")
+        seen.add(entry.path)
+    return Index(raw["site"], raw["kubernetes_version"], entries)
+
+
+def _entry(raw: Any, at: str, where: str) -> Entry:
+    if not isinstance(raw, dict):
+        raise _error(where, f"{at} must be an object")
+    path, digest, size = raw.get("path"), raw.get("sha256"), raw.get("size")
+    if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
+        raise _error(where, f"{at}.path must be a relative path inside the site")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise _error(where, f"{at}.sha256 must be 64 lower-case hex digits")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _error(where, f"{at}.size must be a non-negative integer")
+    obj, source = raw.get("object"), raw.get("source")
+    if obj is not None and not (isinstance(obj, dict)
+                                and all(isinstance(obj.get(k), str) for k in _OBJECT_KEYS)):
+        raise _error(where, f"{at}.object must hold the strings {', '.join(_OBJECT_KEYS)}")
+    if source is not None and not isinstance(source, str):
+        raise _error(where, f"{at}.source must be a string")
+    oid = ObjectId(*(obj[k] for k in _OBJECT_KEYS)) if obj is not None else None
+    return Entry(path, digest, size, oid, source)
+
+
+def _error(where: str, detail: str) -> LayoutError:
+    return LayoutError(f"{where}: {INDEX} is not a compiled-site index: {detail}")
+
+
+def mismatches(index: Index, digests: Mapping[str, str], prefix: str = "") -> list[str]:
+    """How the files (path -> sha256) disagree with the index, one sentence per file: files
+    missing or not listed first, then files with another sha256, each group in path order.
+
+    Only paths starting with ``prefix`` are compared (the agent reads ``manifests/`` only); the
+    index file itself is never listed.
+    """
+    listed = {p: d for p, d in index.digests().items() if p.startswith(prefix)}
+    present = {p: d for p, d in digests.items() if p.startswith(prefix) and p != INDEX}
+    out = [f"{p} is not listed in {INDEX}" if p in present
+           else f"{p} is listed in {INDEX} but missing" for p in sorted(set(listed) ^ set(present))]
+    changed = sorted(p for p in set(listed) & set(present) if listed[p] != present[p])
+    return out + [f"{p} does not match its sha256 in {INDEX}" for p in changed]
