@@ -11,21 +11,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from generator.core import layout
 
 SEVERITIES: dict[str, int] = {"critical": 1, "warning": 2, "info": 3}
 """Inventory severity -> n9e severity (1 Emergency, 2 Warning, 3 Notice)."""
 
 LEVELS = ("system", "service", "external", "business")
 """Values of the ``level=`` tag, in the order rules are listed."""
-
-# The compiled files' names belong to the compiled-site layout; these aliases stay only until
-# generator/run/n9e/reconcile.py (being rewritten) reads them from generator.core.layout.
-ALERT_RULES = layout.N9E_ALERT_RULES
-CHANNELS = layout.N9E_CHANNELS
-TEMPLATES = layout.N9E_TEMPLATES
-NOTIFY_RULES = layout.N9E_NOTIFY_RULES
-SITE_FILE = layout.N9E_SITE
 
 MANAGED_TAG = "managed-by=gen"
 """append_tags mark of every alert rule gen owns; rules without it are never touched."""

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
+from generator.core import layout
 from generator.run.n9e import client, datasources, reconcile
-from generator.formats import n9e as model
 from tests.support.n9e import ROOT_PASSWORD, ROOT_USER, ApiDouble, add_site_datasource, root_client
 from tests.support.project import REPO
 
@@ -387,4 +387,4 @@ def test_differences_ignore_server_fields_but_see_removed_annotations() -> None:
 def test_intent_loads_the_compiled_files_of_a_site() -> None:
     intent = reconcile.load(REPO / "compiled" / "cn-east-1")
     assert (intent.site, intent.busi_group, intent.team) == ("cn-east-1", "paas-cn-east-1", "paas-ops")
-    assert len(intent.alert_rules) == len(json.loads((REPO / "compiled/cn-east-1" / model.ALERT_RULES).read_text()))
+    assert len(intent.alert_rules) == len(json.loads((REPO / "compiled/cn-east-1" / layout.N9E_ALERT_RULES).read_text()))

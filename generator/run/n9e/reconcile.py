@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from generator.core import errors
+from generator.core import errors, layout
 from generator.core.location import Location
 from generator.formats import n9e as model
 from generator.run.n9e import datasources
@@ -125,10 +125,10 @@ class Result:
 
 def load(site_dir: Path) -> Intent:
     """The intent in ``compiled/<site>/`` (its ``n9e/`` files); a missing or broken file is a user error."""
-    site = _read(site_dir, model.SITE_FILE)
+    site = _read(site_dir, layout.N9E_SITE)
     return Intent(site=str(site["site"]), busi_group=str(site["busi_group"]), team=str(site["team"]),
-                  alert_rules=_read(site_dir, model.ALERT_RULES), channels=_read(site_dir, model.CHANNELS),
-                  templates=_read(site_dir, model.TEMPLATES), notify_rules=_read(site_dir, model.NOTIFY_RULES))
+                  alert_rules=_read(site_dir, layout.N9E_ALERT_RULES), channels=_read(site_dir, layout.N9E_CHANNELS),
+                  templates=_read(site_dir, layout.N9E_TEMPLATES), notify_rules=_read(site_dir, layout.N9E_NOTIFY_RULES))
 
 
 def _read(site_dir: Path, rel: str) -> Any:
