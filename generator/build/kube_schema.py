@@ -36,6 +36,7 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
+from generator.core import units
 from generator.core.errors import GenError
 from generator.core.fsutil import write_atomic
 from generator.core.jsonpath import format_path
@@ -45,7 +46,6 @@ FastCheck = Callable[[Any], object]
 # Bump whenever the schema transform or the cached-file layout changes: older cache files are regenerated.
 _FORMAT = 1
 _DRAFT7 = "http://json-schema.org/draft-07/schema#"
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?$")
 _STRICT_DIR_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)-local-strict$")
 _GROUP_RE, _GROUP_PREFIX = re.compile(r"^([^./]*)(?:\.[^/]*)?/"), r"\1-"  # as kubernetes-validate does
 _FILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
@@ -100,16 +100,8 @@ def _strict_dirs(root: Path) -> dict[tuple[int, int], str]:
     return {(v[0], v[1]): name for v, name in found}
 
 
-def _parse_version(kubernetes_version: str) -> tuple[int, int]:
-    m = _VERSION_RE.match(kubernetes_version.strip()) if isinstance(kubernetes_version, str) else None
-    if not m:
-        raise GenError(f"unsupported Kubernetes version {kubernetes_version!r}: "
-                       "expected e.g. 1.30 or v1.30.2")
-    return int(m[1]), int(m[2])
-
-
 def _pick(kubernetes_version: str) -> tuple[tuple[int, int], str | None]:
-    wanted = _parse_version(kubernetes_version)
+    wanted = units.kube_version(kubernetes_version).minor_version
     bundle = _bundle()
     known = list(bundle.dirs)
     picked = [v for v in known if v <= wanted]

@@ -9,7 +9,6 @@ This is the only module that imports jinja2; its errors are turned into located 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import jinja2
 
 from generator.build.stages import agent_rbac as agent_access
-from generator.core import errors, yamlio
+from generator.core import errors, units, yamlio
 from generator.core.location import Location
 
 TEMPLATE_SUFFIXES = (".yml.j2", ".yaml.j2")
@@ -89,7 +88,7 @@ class Renderer:
             "parameters": params,
             "image_ref": lambda svc: image_ref(site, svc),
             "ingress_host": lambda name, entry: ingress_host(site, name, entry),
-            "kube_at_least": lambda version: _version(site["kubernetes_version"]) >= _version(version),
+            "kube_at_least": lambda version: _kube_at_least(site["kubernetes_version"], version),
         }
         out: list[Rendered] = []
         for component in site.get("components", []):
@@ -200,6 +199,14 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+def _kube_at_least(cluster: str, version: str) -> bool:
+    """The template global ``kube_at_least("1.21")``: is the site's cluster that version or newer?
+
+    A malformed version fails the template at the line that asked (a TemplateFailure).
+    """
+    try:
+        return units.kube_version(cluster, "site.kubernetes_version") >= units.kube_version(
+            version, "kube_at_least()")
+    except errors.GenError as e:
+        raise TemplateFailure(str(e)) from e
 

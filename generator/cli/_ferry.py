@@ -80,10 +80,12 @@ def pack(
       gen ferry pack -t cn-east-1 --out /mnt/gatekeeper/outbox
       gen ferry pack -t cn-east-1 --out DIR --full      # when the inside lost track
     """
-    from generator.formats import envelope
+    from generator.core import units
     from generator.deliver.ferry import pack as packer
+    from generator.formats import envelope
 
-    settings = packer.Settings(deploy_repo, signing_key, sender, run(lambda: envelope.parse_duration(expires_in)))
+    expiry = run(lambda: units.positive_duration(expires_in, "--expires-in/GEN_FERRY_EXPIRES_IN"))
+    settings = packer.Settings(deploy_repo, signing_key, sender, expiry)
     out.mkdir(parents=True, exist_ok=True)
     for site in target:
         packed = run(lambda: packer.pack(packer.Request(site, full, since, sequence), out, settings))

@@ -38,6 +38,8 @@ BREAKAGES = {
     "probe oneOf": (("services", "gatekeeper", "probes", "readiness"), {"tcp_port": 1, "command": ["x"]}),
     "bool is not integer": (("services", "gatekeeper", "replicas"), True),
     "version as number": (("site", "kubernetes_version"), 1.25),
+    "duration without a unit": (("site", "monitoring", "eval_interval"), "30"),
+    "zero duration without a unit": (("site", "monitoring", "repeat_every"), "0"),
 }
 
 
