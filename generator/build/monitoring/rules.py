@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from generator.build.monitoring import builtin
+from generator.core import objects
 from generator.formats.n9e import LEVELS, SEVERITIES, Channel, Rule, parse_duration
 
 Path = tuple[str | int, ...]
@@ -59,7 +60,7 @@ def workloads(rendered: Iterable[RenderedLike], namespace: str) -> list[Workload
         if obj.get("kind") not in WORKLOAD_KINDS or not item.unit.startswith("service "):
             continue
         spec = obj.get("spec") or {}
-        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        containers = [c for pod in objects.pod_specs(obj) for c in objects.containers(pod, init=False)]
         limits = [((c.get("resources") or {}).get("limits") or {}) for c in containers]
         claims = tuple(sorted(t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []))
         found.append(Workload(item.unit.removeprefix("service "), obj["kind"],
