@@ -71,8 +71,9 @@ def canonical(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def pod_specs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The pod specs an object runs: a Pod's spec, a workload's ``spec.template.spec`` (Deployment,
-    StatefulSet, DaemonSet, ReplicaSet, Job) and a CronJob's ``spec.jobTemplate.spec.template.spec``.
+    """The pod specs an object runs: a Pod's spec, a workload's ``spec.template.spec``
+    (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job) and a CronJob's
+    ``spec.jobTemplate.spec.template.spec``.
 
     Malformed parts (not mappings) are skipped: the schema check reports them, not this walk.
     """
@@ -90,7 +91,7 @@ def pod_specs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def containers(pod: dict[str, Any], init: bool = True) -> Iterator[dict[str, Any]]:
-    """A pod spec's containers, init containers first (unless ``init`` is false); non-mappings skipped."""
+    """A pod spec's containers, init containers first unless ``init`` is false; junk skipped."""
     for key in ("initContainers", "containers") if init else ("containers",):
         listed = pod.get(key)
         for container in listed if isinstance(listed, list) else ():

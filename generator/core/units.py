@@ -51,7 +51,8 @@ def whole_seconds(text: str, field: str) -> int:
 
 
 def format_duration(seconds: int) -> str:
-    """The Prometheus spelling of whole ``seconds``: ``5m``, ``1h30m``, ``0s``; ``duration`` reads it."""
+    """The Prometheus spelling of whole ``seconds``: ``5m``, ``1h30m``, ``0s`` (``duration`` reads
+    it back)."""
     if seconds == 0:
         return "0s"
     out = ""

@@ -236,5 +236,6 @@ def test_durations_parse_and_format_both_ways() -> None:
     texts = ("30s", "5m", "1h30m", "0s", "2h")
     assert [model.parse_duration(t, "for") for t in texts] == [30, 300, 5400, 0, 7200]
     assert [model.format_duration(s) for s in (30, 300, 5400, 0)] == ["30s", "5m", "1h30m", "0s"]
-    with pytest.raises(errors.GenError, match="^site.monitoring.eval_interval: '0' is not a duration: a unit"):
+    bare = "^site.monitoring.eval_interval: '0' is not a duration: a unit"
+    with pytest.raises(errors.GenError, match=bare):
         model.parse_duration("0", "site.monitoring.eval_interval")

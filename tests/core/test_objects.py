@@ -10,24 +10,23 @@ from generator.core import objects
 
 
 def pod(*images: str, init: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"initContainers": [{"name": f"init-{i}", "image": image} for i, image in enumerate(init)],
-            "containers": [{"name": f"c-{i}", "image": image} for i, image in enumerate(images)]}
+    return {"initContainers": [{"name": f"init-{i}", "image": im} for i, im in enumerate(init)],
+            "containers": [{"name": f"c-{i}", "image": im} for i, im in enumerate(images)]}
 
 
 def workload(kind: str, api: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": api, "kind": kind, "metadata": {"name": "x"}, "spec": spec}
 
 
-TEMPLATED = {
-    "Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "ReplicaSet": "apps/v1",
-    "Job": "batch/v1",
-}
+TEMPLATED = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
+             "ReplicaSet": "apps/v1", "Job": "batch/v1"}
 
 
 @pytest.mark.parametrize("kind", sorted(TEMPLATED))
 def test_a_workload_runs_its_template_spec(kind: str) -> None:
     spec = pod("app:1", init=("setup:1",))
-    obj = workload(kind, TEMPLATED[kind], {"replicas": 2, "template": {"metadata": {}, "spec": spec}})
+    template = {"metadata": {}, "spec": spec}
+    obj = workload(kind, TEMPLATED[kind], {"replicas": 2, "template": template})
     assert list(objects.pod_specs(obj)) == [spec]
     assert objects.images(obj) == ["setup:1", "app:1"]
 
@@ -69,6 +68,7 @@ def test_containers_lists_init_containers_first_or_leaves_them_out() -> None:
 
 
 def test_malformed_containers_are_skipped_not_fatal() -> None:
-    spec = {"containers": [{"name": "a", "image": "a:1"}, "junk", {"name": "b"}], "initContainers": None}
+    spec = {"containers": [{"name": "a", "image": "a:1"}, "junk", {"name": "b"}],
+            "initContainers": None}
     assert [c["name"] for c in objects.containers(spec)] == ["a", "b"]
     assert objects.images(workload("Pod", "v1", spec)) == ["a:1"]

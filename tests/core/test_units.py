@@ -10,7 +10,7 @@ from generator.core import units
 from generator.core.errors import GenError
 from generator.core.units import KubeVersion
 
-# -- durations ---------------------------------------------------------------------------------------
+# -- durations ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("text, seconds", [
@@ -18,7 +18,7 @@ from generator.core.units import KubeVersion
     ("1.5h", 5400), ("0s", 0), (" 5m ", 300),
     ("1h30m", 5400), ("2d12h", 216000), ("1m30s", 90), ("1h0m5s", 3605), ("1s500ms", 1.5),
 ])
-def test_a_duration_is_a_number_with_a_unit_or_several_largest_first(text: str, seconds: float) -> None:
+def test_a_duration_is_numbers_with_units_largest_first(text: str, seconds: float) -> None:
     assert units.duration(text, "x") == timedelta(seconds=seconds)
 
 
@@ -27,14 +27,15 @@ def test_a_bare_number_is_refused_naming_the_field(text: str) -> None:
     with pytest.raises(GenError) as caught:
         units.duration(text, "site.monitoring.eval_interval")
     raw = text.strip()
-    assert str(caught.value) == (f"site.monitoring.eval_interval: {text!r} is not a duration: a unit is "
-                                 f"required, e.g. {raw}s, {raw}m, {raw}h or {raw}d")
+    assert str(caught.value) == (f"site.monitoring.eval_interval: {text!r} is not a duration: "
+                                 f"a unit is required, e.g. {raw}s, {raw}m, {raw}h or {raw}d")
 
 
 @pytest.mark.parametrize("text", ["-1s", "-5m", "soon", "", "1y", "5M", "5 m", "m", "1h-30m", "1.h",
                                   ".5s", "1e3s", "5min"])
 def test_negative_and_garbage_durations_are_refused_naming_the_field(text: str) -> None:
-    with pytest.raises(GenError, match=r"^--interval: .* is not a duration like 30s, 5m, 2h, 7d or 1h30m$"):
+    message = r"^--interval: .* is not a duration like 30s, 5m, 2h, 7d or 1h30m$"
+    with pytest.raises(GenError, match=message):
         units.duration(text, "--interval")
 
 
@@ -57,7 +58,8 @@ def test_a_positive_duration_refuses_zero(text: str) -> None:
 
 
 def test_a_positive_duration_names_the_field_for_a_bare_number_too() -> None:
-    with pytest.raises(GenError, match="^--expires-in: '7' is not a positive duration: a unit is required"):
+    message = "^--expires-in: '7' is not a positive duration: a unit is required"
+    with pytest.raises(GenError, match=message):
         units.positive_duration("7", "--expires-in")
 
 
@@ -78,11 +80,12 @@ def test_format_duration_writes_what_duration_reads(seconds: int, text: str) -> 
     assert units.whole_seconds(text, "for") == seconds
 
 
-# -- Kubernetes versions -----------------------------------------------------------------------------
+# -- Kubernetes versions --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("text, version", [
-    ("1.30", KubeVersion(1, 30)), ("v1.30.2", KubeVersion(1, 30, 2)), ("1.25.16", KubeVersion(1, 25, 16)),
+    ("1.30", KubeVersion(1, 30)), ("v1.30.2", KubeVersion(1, 30, 2)),
+    ("1.25.16", KubeVersion(1, 25, 16)),
     ("1.28.3-eks-1", KubeVersion(1, 28, 3)), ("v1.29.1+k3s1", KubeVersion(1, 29, 1)),
     (" 1.21 ", KubeVersion(1, 21)),
 ])
@@ -96,10 +99,12 @@ def test_kubernetes_versions_compare_numerically() -> None:
     assert units.kube_version("1.25.16").minor_version == (1, 25)
 
 
-@pytest.mark.parametrize("text", ["", "1", "one.two", "1.x", "1.30.", "v", "1..2", "latest", "1.30 2"])
+@pytest.mark.parametrize("text", ["", "1", "one.two", "1.x", "1.30.", "v", "1..2", "latest",
+                                  "1.30 2"])
 def test_a_malformed_kubernetes_version_is_refused_naming_the_field(text: str) -> None:
-    with pytest.raises(GenError, match=r"^site.kubernetes_version: unsupported Kubernetes version .*: "
-                                       r"expected e.g. 1.30 or v1.30.2$"):
+    message = (r"^site.kubernetes_version: unsupported Kubernetes version .*: "
+               r"expected e.g. 1.30 or v1.30.2$")
+    with pytest.raises(GenError, match=message):
         units.kube_version(text, "site.kubernetes_version")
 
 

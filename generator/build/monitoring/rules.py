@@ -60,7 +60,8 @@ def workloads(rendered: Iterable[RenderedLike], namespace: str) -> list[Workload
         if obj.get("kind") not in WORKLOAD_KINDS or not item.unit.startswith("service "):
             continue
         spec = obj.get("spec") or {}
-        containers = [c for pod in objects.pod_specs(obj) for c in objects.containers(pod, init=False)]
+        pods = objects.pod_specs(obj)
+        containers = [c for pod in pods for c in objects.containers(pod, init=False)]
         limits = [((c.get("resources") or {}).get("limits") or {}) for c in containers]
         claims = tuple(sorted(t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []))
         found.append(Workload(item.unit.removeprefix("service "), obj["kind"],
