@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import write_tree
+from tests.support.tree import write_tree
 
 from generator.core.errors import GenError, ProblemReport
 from generator.core.location import Location
