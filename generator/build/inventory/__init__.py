@@ -1,4 +1,4 @@
-"""inventory/ -> merged, resolved, located parameters per target, with Kapitan's (reclass) semantics.
+"""inventory/ -> merged, resolved, located parameters per target, with Kapitan's (reclass) rules.
 
 - ``inventory/targets/<name>.yml``: one target per site, ``classes:`` and ``parameters:``.
 - ``inventory/classes/a/b.yml`` or ``a/b/init.yml`` is class ``a.b``; ``.c`` inside it is

@@ -37,12 +37,13 @@ class Settings:
 
 @dataclass
 class Sources:
-    """The inventory files of one project root; parses each file once and reuses it across targets."""
+    """The inventory files of one project root; parses each file once, reused across targets."""
 
     root: Path
     settings: Settings = field(default_factory=Settings)
     parse_cache: tuple[Path, str] | None = None
-    """(directory, salt): keep parsed files there, keyed by path, content and salt (the tool's version)."""
+    """(directory, salt): keep parsed files there, keyed by path, content and salt (the tool's
+    version)."""
     _docs: dict[str, Document] = field(default_factory=dict, repr=False)
     _targets: dict[str, Path] | None = field(default=None, repr=False)
 
@@ -63,15 +64,17 @@ class Sources:
     def _find_targets(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
         if not self.targets_dir.is_dir():
-            raise errors.located(Location(self._rel(self.targets_dir)), "no inventory/targets directory here; "
+            raise errors.located(Location(self._rel(self.targets_dir)),
+                                 "no inventory/targets directory here; "
                                  "run gen in the project root or pass --root")
         for path in sorted(self.targets_dir.rglob("*")):
             if path.suffix not in _TARGET_SUFFIXES or not path.is_file():
                 continue
             name = path.stem
             if name in found:
+                other = self._rel(found[name])
                 raise errors.located(Location(self._rel(path)),
-                                     f"target {name!r} is also defined in {self._rel(found[name])}; rename one")
+                                     f"target {name!r} is also defined in {other}; rename one")
             found[name] = path
         return dict(sorted(found.items()))
 
@@ -80,7 +83,8 @@ class Sources:
         files = self.target_files()
         if name not in files:
             known = ", ".join(files) or "none"
-            raise errors.GenError(f"unknown target {name!r}; targets in {self._rel(self.targets_dir)}: {known}")
+            raise errors.GenError(f"unknown target {name!r}; "
+                                  f"targets in {self._rel(self.targets_dir)}: {known}")
         return files[name]
 
     def document(self, path: Path) -> Document:
@@ -119,15 +123,17 @@ class Sources:
         return doc
 
     def find_class(self, name: str, where: Location | None = None) -> tuple[Path | None, list[str]]:
-        """The file of class ``name`` and the candidate paths that were probed; ``where`` includes it."""
+        """The file of class ``name`` and the candidate paths probed; ``where`` includes it."""
         base = self.classes_dir.joinpath(*name.split("."))
         candidates = [base.with_name(base.name + s) for s in _TARGET_SUFFIXES]
         candidates += [base / ("init" + s) for s in _TARGET_SUFFIXES]
         existing = [c for c in candidates if c.is_file()]
         if len(existing) > 1:
             shown = " and ".join(self._rel(c) for c in existing)
-            raise errors.located(where, f"class {name!r} is ambiguous: both {shown} exist; keep one")
-        return (existing[0] if existing else None), [self._rel(c) for c in candidates if not c.is_file()]
+            raise errors.located(where,
+                                 f"class {name!r} is ambiguous: both {shown} exist; keep one")
+        probed = [self._rel(c) for c in candidates if not c.is_file()]
+        return (existing[0] if existing else None), probed
 
     def _rel(self, path: Path) -> str:
         try:
@@ -152,7 +158,8 @@ def settings_for(root: Path) -> Settings:
     if isinstance(regexp, str):
         regexp = [regexp]
     if not isinstance(regexp, list) or not all(isinstance(r, str) for r in regexp):
-        raise errors.located(nearest(doc.locs, ["ignore_class_notfound_regexp"]), "must be a list of regexps")
+        raise errors.located(nearest(doc.locs, ["ignore_class_notfound_regexp"]),
+                             "must be a list of regexps")
     return Settings(ignore_class_notfound=flag, ignore_class_notfound_regexp=tuple(regexp))
 
 
@@ -160,17 +167,22 @@ def _check_top_level(doc: Document) -> None:
     if doc.data is None:
         return
     if not isinstance(doc.data, dict):
-        raise errors.located(doc.locs.here, "a class or target must be a mapping with classes: and parameters:")
+        raise errors.located(doc.locs.here,
+                             "a class or target must be a mapping with classes: and parameters:")
     for key in doc.data:
         if key not in _TOP_LEVEL_KEYS:
+            expected = ", ".join(sorted(_TOP_LEVEL_KEYS))
             raise errors.located(nearest(doc.locs, [key]),
-                                 f"unknown top-level key {key!r}; expected one of {', '.join(sorted(_TOP_LEVEL_KEYS))}")
+                                 f"unknown top-level key {key!r}; expected one of {expected}")
     classes = doc.data.get("classes")
-    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
-        raise errors.located(nearest(doc.locs, ["classes"]), "classes: must be a list of class names", "$.classes")
+    if classes is not None and not (isinstance(classes, list)
+                                    and all(isinstance(c, str) for c in classes)):
+        raise errors.located(nearest(doc.locs, ["classes"]),
+                             "classes: must be a list of class names", "$.classes")
     params = doc.data.get("parameters")
     if params is not None and not isinstance(params, dict):
-        raise errors.located(nearest(doc.locs, ["parameters"]), "parameters: must be a mapping", "$.parameters")
+        raise errors.located(nearest(doc.locs, ["parameters"]), "parameters: must be a mapping",
+                             "$.parameters")
 
 
 class ClassWalk:
@@ -232,7 +244,8 @@ class ClassWalk:
 
     def _may_ignore(self, name: str) -> bool:
         s = self.sources.settings
-        return s.ignore_class_notfound and any(re.fullmatch(p, name) for p in s.ignore_class_notfound_regexp)
+        patterns = s.ignore_class_notfound_regexp
+        return s.ignore_class_notfound and any(re.fullmatch(p, name) for p in patterns)
 
 
 def _absolute_class(raw: str, context: str, where: Location | None) -> str:
@@ -243,7 +256,8 @@ def _absolute_class(raw: str, context: str, where: Location | None) -> str:
         return raw
     dots = len(raw) - len(raw.lstrip("."))
     if dots == len(raw):
-        raise errors.located(where, f"invalid class name {raw!r}: a relative name needs a class after the dots")
+        raise errors.located(where, f"invalid class name {raw!r}: "
+                             "a relative name needs a class after the dots")
     parts = context.split(".") if context else []
     up = dots - 1
     if up > len(parts):

@@ -95,7 +95,8 @@ class Merger:
             sub_locs = layer_locs.child(raw_key) if layer_locs else None
             here = sub_locs.here if sub_locs else None
             kpath = (*path, key)
-            check_constants(self.constants, kpath, here, replacing=key in acc and (override or value is None))
+            replacing = key in acc and (override or value is None)
+            check_constants(self.constants, kpath, here, replacing=replacing)
             if constant:
                 self.constants[kpath] = here
             if key not in acc or override or acc[key] is None or value is None:
@@ -124,15 +125,17 @@ class Merger:
             acc[key] = Deferred(layers)
             acc_locs.children[key] = new_locs
         elif isinstance(old, (dict, list)) or isinstance(value, (dict, list)):
-            raise errors.located(here, f"cannot merge {kind(value)} over {kind(old)} set at {old_locs.here}; "
-                                 f"write ~{key} to replace the value instead of merging", format_path(kpath))
+            raise errors.located(here, f"cannot merge {kind(value)} over {kind(old)} set at "
+                                 f"{old_locs.here}; write ~{key} to replace the value instead of "
+                                 "merging", format_path(kpath))
         else:
             acc[key], acc_locs.children[key] = self._adopt(value, sub_locs, here, kpath)
 
     def _adopt(self, value: Any, locs: LocTree | None, here: Location | None, path: KeyPath,
                keep_markers: bool = False) -> tuple[Any, MLoc]:
         """A private copy of a layer's value, registering its constants; ``~``/``=`` markers are
-        taken off nested keys unless ``keep_markers`` (a layer merged only once references resolve)."""
+        taken off nested keys unless ``keep_markers`` (a layer merged only once references
+        resolve)."""
         node = MLoc(locs.here if locs and locs.here else here)
         if isinstance(value, dict):
             out: dict[str, Any] = {}
@@ -142,13 +145,15 @@ class Merger:
                 if constant:
                     self.constants[(*path, key)] = sub.here if sub else here
                 name = raw_key if keep_markers else key
-                out[name], node.children[name] = self._adopt(item, sub, node.here, (*path, key), keep_markers)
+                out[name], node.children[name] = self._adopt(item, sub, node.here, (*path, key),
+                                                             keep_markers)
             return out, node
         if isinstance(value, list):
             items = []
             for i, item in enumerate(value):
                 sub = locs.child(i) if locs else None
-                adopted, node.children[i] = self._adopt(item, sub, node.here, (*path, i), keep_markers)
+                adopted, node.children[i] = self._adopt(item, sub, node.here, (*path, i),
+                                                        keep_markers)
                 items.append(adopted)
             return items, node
         return references.template(value), node
@@ -163,9 +168,9 @@ def check_constants(constants: Constants, kpath: KeyPath, here: Location | None,
     if replacing:
         for cpath, where in constants.items():
             if len(cpath) > len(kpath) and cpath[:len(kpath)] == kpath:
-                raise errors.located(here, f"cannot replace this value: it holds the constant {format_path(cpath)} "
-                                     f"set at {where}; merge into it instead, or remove the = marker there",
-                                     format_path(kpath))
+                raise errors.located(here, "cannot replace this value: it holds the constant "
+                                     f"{format_path(cpath)} set at {where}; merge into it "
+                                     "instead, or remove the = marker there", format_path(kpath))
 
 
 def needs_deferral(value: Any) -> bool:
@@ -186,5 +191,6 @@ def strip_markers(value: Any, locs: MLoc) -> Any:
         locs.children = children
         return out
     if isinstance(value, list):
-        return [strip_markers(item, locs.children.setdefault(i, MLoc(locs.here))) for i, item in enumerate(value)]
+        return [strip_markers(item, locs.children.setdefault(i, MLoc(locs.here)))
+                for i, item in enumerate(value)]
     return value

@@ -54,8 +54,8 @@ def is_whole_reference(value: str) -> bool:
 
 
 def tokenize(text: str, where: Location | None, path: KeyPath) -> list[str | Ref]:
-    """Split a string into literal text and references; ``\\${`` is a literal ``${``, ``\\\\${`` is a
-    backslash followed by a reference (as in reclass)."""
+    """Split a string into literal text and references; ``\\${`` is a literal ``${``,
+    ``\\\\${`` is a backslash followed by a reference (as in reclass)."""
     tokens, pos = _parse(text, 0, where, path, nested=False)
     if pos != len(text):
         raise errors.located(where, f"unbalanced '}}' in {text!r}", format_path(path))
@@ -79,7 +79,8 @@ def _parse(text: str, pos: int, where: Location | None, path: KeyPath,
                 buf = []
             inner, pos = _parse(text, pos + 2, where, path, nested=True)
             if pos >= len(text) or text[pos] != "}":
-                raise errors.located(where, f"unterminated reference in {text!r}; close it with '}}'",
+                raise errors.located(where,
+                                     f"unterminated reference in {text!r}; close it with '}}'",
                                      format_path(path))
             tokens.append(Ref(inner))
             pos += 1

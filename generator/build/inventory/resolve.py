@@ -67,21 +67,24 @@ class _Resolver:
             node = node.children.get(part)
         return node
 
-    def _lookup(self, path: KeyPath, ref_text: str, where: Location | None, at: KeyPath) -> tuple[Any, KeyPath]:
-        """The fully resolved value at ``path`` and its path with list indices as ints; pending nodes
-        on the way are resolved first. ``where``/``at``: the reference, for errors."""
+    def _lookup(self, path: KeyPath, ref_text: str, where: Location | None,
+                at: KeyPath) -> tuple[Any, KeyPath]:
+        """The fully resolved value at ``path`` and its path with list indices as ints; pending
+        nodes on the way are resolved first. ``where``/``at``: the reference, for errors."""
         node: Any = self.root
         for depth, part in enumerate(path):
             here = path[:depth]
             node = self._settle(node, here)
             if isinstance(node, dict) and isinstance(part, str) and part in node:
                 node = node[part]
-            elif isinstance(node, list) and isinstance(part, str) and part.isdigit() and int(part) < len(node):
+            elif (isinstance(node, list) and isinstance(part, str) and part.isdigit()
+                  and int(part) < len(node)):
                 node = node[int(part)]
                 path = (*path[:depth], int(part), *path[depth + 1:])
             else:
-                missing = f"key {part!r} not found in {format_path(here)}" if isinstance(node, (dict, list)) else \
-                    f"{format_path(here)} is {kind(node)}, not a mapping"
+                missing = (f"key {part!r} not found in {format_path(here)}"
+                           if isinstance(node, (dict, list))
+                           else f"{format_path(here)} is {kind(node)}, not a mapping")
                 raise errors.located(where, f"cannot resolve reference {ref_text}: {missing} "
                                      "(write \\${ for a literal ${)", format_path(at))
         self._resolve_path(path)
@@ -113,13 +116,16 @@ class _Resolver:
         if path in self.done:
             return
         if path in self.active:
-            chain = " -> ".join(format_path(p) for p in [*self.active[self.active.index(path):], path])
-            raise errors.located(self._location(path), f"reference cycle: {chain}", format_path(path))
+            cycle = [*self.active[self.active.index(path):], path]
+            chain = " -> ".join(format_path(p) for p in cycle)
+            raise errors.located(self._location(path), f"reference cycle: {chain}",
+                                 format_path(path))
         self.active.append(path)
         node = self._get(path)
         if isinstance(node, Deferred) or references.has_markup(node):
             target = self._loc_node(path)
-            locs = MLoc(target.here if target else self._location(path), target.children if target else {})
+            locs = (MLoc(target.here, target.children) if target
+                    else MLoc(self._location(path), {}))
             self._set(path, self._settle_layer(node, locs, path))
             if target is not None:
                 target.here, target.children = locs.here, locs.children
@@ -145,7 +151,10 @@ class _Resolver:
             key_path, shown = self._ref_path(tokens[0], locs.here, path)
             found, key_path = self._lookup(key_path, shown, locs.here, path)
             source = self._loc_node(key_path)
-            locs.children = copy.deepcopy(source.children) if source and isinstance(found, (dict, list)) else {}
+            if source is not None and isinstance(found, (dict, list)):
+                locs.children = copy.deepcopy(source.children)
+            else:
+                locs.children = {}
             return copy.deepcopy(found)
         out: list[str] = []
         for token in tokens:
@@ -153,10 +162,12 @@ class _Resolver:
                 out.append(token)
                 continue
             key_path, shown = self._ref_path(token, locs.here, path)
-            out.append(_stringify(self._lookup(key_path, shown, locs.here, path)[0], shown, locs.here, path))
+            found = self._lookup(key_path, shown, locs.here, path)[0]
+            out.append(_stringify(found, shown, locs.here, path))
         return "".join(out)
 
-    def _ref_path(self, ref: references.Ref, where: Location | None, at: KeyPath) -> tuple[KeyPath, str]:
+    def _ref_path(self, ref: references.Ref, where: Location | None,
+                  at: KeyPath) -> tuple[KeyPath, str]:
         text = "".join(p if isinstance(p, str) else self._ref_text(p, where, at) for p in ref.parts)
         if not text or any(not part for part in text.split(":")):
             raise errors.located(where, f"empty key in reference ${{{text}}}", format_path(at))
@@ -173,14 +184,15 @@ class _Resolver:
         result_locs = MLoc(None)
         sealed: Constants = {}
         for value, layer_locs in node.layers:
-            result = self._merge(result, result_locs, copy.deepcopy(value), thaw(layer_locs, layer_locs.here),
-                                 path, sealed)
+            layer = thaw(layer_locs, layer_locs.here)
+            result = self._merge(result, result_locs, copy.deepcopy(value), layer, path, sealed)
             self._seal(path, result_locs, sealed)
         locs.here, locs.children = result_locs.here or locs.here, result_locs.children
         return result
 
     def _seal(self, path: KeyPath, locs: MLoc, sealed: Constants) -> None:
-        """Constants below ``path`` whose layer is now merged (its location is in ``locs``) are fixed."""
+        """Constants below ``path`` whose layer is now merged (its location is in ``locs``) are
+        fixed."""
         for cpath, where in self.constants.items():
             if where is None or len(cpath) <= len(path) or cpath[:len(path)] != path:
                 continue
@@ -197,7 +209,8 @@ class _Resolver:
         if old is not None and new is not None and (needs_deferral(old) or needs_deferral(new)):
             old = self._settle_layer(old, old_locs, path)
             new = self._settle_layer(new, new_locs, path)
-        if old is None or new is None or (not isinstance(old, (dict, list)) and not isinstance(new, (dict, list))):
+        scalars = not isinstance(old, (dict, list)) and not isinstance(new, (dict, list))
+        if old is None or new is None or scalars:
             old_locs.here, old_locs.children = new_locs.here, new_locs.children
             return strip_markers(new, old_locs)
         if isinstance(old, dict) and isinstance(new, dict):
@@ -206,7 +219,8 @@ class _Resolver:
                 key, override, _ = split_key(raw_key)
                 kpath = (*path, key)
                 sub = new_locs.children.get(raw_key) or MLoc(new_locs.here)
-                check_constants(sealed, kpath, sub.here, replacing=key in old and (override or value is None))
+                replacing = key in old and (override or value is None)
+                check_constants(sealed, kpath, sub.here, replacing=replacing)
                 if override or key not in old:
                     old[key], old_locs.children[key] = strip_markers(value, sub), sub
                 else:
@@ -220,8 +234,8 @@ class _Resolver:
                 old_locs.children[len(old)] = sub
                 old.append(strip_markers(item, sub))
             return old
-        raise errors.located(new_locs.here, f"cannot merge {kind(new)} over {kind(old)} set at {old_locs.here} "
-                             "(after resolving references)", format_path(path))
+        raise errors.located(new_locs.here, f"cannot merge {kind(new)} over {kind(old)} set at "
+                             f"{old_locs.here} (after resolving references)", format_path(path))
 
 
 def _stringify(value: Any, shown: str, where: Location | None, path: KeyPath) -> str:
@@ -229,5 +243,5 @@ def _stringify(value: Any, shown: str, where: Location | None, path: KeyPath) ->
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
-    raise errors.located(where, f"reference {shown} is {kind(value)} and cannot be placed inside a string; "
-                         "reference it as the whole value instead", format_path(path))
+    raise errors.located(where, f"reference {shown} is {kind(value)} and cannot be placed inside "
+                         "a string; reference it as the whole value instead", format_path(path))
