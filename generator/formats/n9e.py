@@ -36,6 +36,7 @@ IDENTITY_ANNOTATION = "gen_rule"
 MANAGED_NOTE = "Managed by gen (monitoring as code) for site {site}: edit the inventory, not the UI."
 """Description of the notification objects gen owns (channels, templates, notify rules)."""
 
+
 @dataclass(frozen=True)
 class Rule:
     """One alert rule as declared or built in, before it is shaped into n9e or Prometheus form."""
