@@ -16,8 +16,9 @@ from typing import Any
 import jinja2
 
 from generator.build.stages import agent_rbac as agent_access
-from generator.core import errors, units, yamlio
+from generator.core import errors, yamlio
 from generator.core.location import Location
+from generator.core.units import kube_version
 
 TEMPLATE_SUFFIXES = (".yml.j2", ".yaml.j2")
 
@@ -205,7 +206,7 @@ def _kube_at_least(cluster: str, version: str) -> bool:
     A malformed version fails the template at the line that asked (a TemplateFailure).
     """
     try:
-        return units.kube_version(cluster, "site.kubernetes_version") >= units.kube_version(
+        return kube_version(cluster, "site.kubernetes_version") >= kube_version(
             version, "kube_at_least()")
     except errors.GenError as e:
         raise TemplateFailure(str(e)) from e

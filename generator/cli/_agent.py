@@ -90,12 +90,8 @@ def run_agent(
       gen agent run --site cn-east-1 --envelopes /srv/inbox --allowed-signers /etc/gen-agent/allowed_signers
       gen agent run --site cn-north-2 --git-url ssh://git@git.internal/deploy.git --allowed-signers FILE --once
     """
-    from generator.core import units
-    from generator.core.errors import GenError
     from generator.run.agent import settings as agent_settings
-
-    def seconds(text: str, option: str) -> float:
-        return units.positive_duration(text, option).total_seconds()
+    from generator.core.errors import GenError
 
     def build() -> Settings:
         if (git_url is None) == (envelopes is None):
@@ -108,8 +104,8 @@ def run_agent(
         n9e = agent_settings.N9eSettings(n9e_url, n9e_user, n9e_password, n9e_token) if n9e_url else None
         return agent_settings.Settings(
             site=site, source=source, allowed_signers=allowed_signers, state_dir=state_dir, branch=branch,
-            namespace=namespace, interval=seconds(interval, "--interval/GEN_AGENT_INTERVAL"),
-            health_timeout=seconds(health_timeout, "--health-timeout/GEN_AGENT_HEALTH_TIMEOUT"),
+            namespace=namespace, interval=_seconds(interval, "--interval/GEN_AGENT_INTERVAL"),
+            health_timeout=_seconds(health_timeout, "--health-timeout/GEN_AGENT_HEALTH_TIMEOUT"),
             prune=prune_settings,
             kubeconfig=kubeconfig, context=context, n9e=n9e, metrics_address=metrics_address,
             metrics_port=metrics_port, workers=workers, age_identity=age_identity, allow_rewind=allow_rewind)
@@ -151,3 +147,10 @@ def _log(line: str) -> None:
 
 def _quiet(line: str) -> None:
     return
+
+
+def _seconds(text: str, option: str) -> float:
+    """A duration option in seconds; a unit is required (``core.units``)."""
+    from generator.core import units
+
+    return units.positive_duration(text, option).total_seconds()

@@ -6,6 +6,7 @@ CronJob configures them once (README "Publish and ferry" lists them).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -80,12 +81,10 @@ def pack(
       gen ferry pack -t cn-east-1 --out /mnt/gatekeeper/outbox
       gen ferry pack -t cn-east-1 --out DIR --full      # when the inside lost track
     """
-    from generator.core import units
-    from generator.deliver.ferry import pack as packer
     from generator.formats import envelope
+    from generator.deliver.ferry import pack as packer
 
-    expiry = run(lambda: units.positive_duration(expires_in, "--expires-in/GEN_FERRY_EXPIRES_IN"))
-    settings = packer.Settings(deploy_repo, signing_key, sender, expiry)
+    settings = packer.Settings(deploy_repo, signing_key, sender, run(lambda: _expiry(expires_in)))
     out.mkdir(parents=True, exist_ok=True)
     for site in target:
         packed = run(lambda: packer.pack(packer.Request(site, full, since, sequence), out, settings))
@@ -145,3 +144,9 @@ def status(
         typer.echo(f"{r.site:<20} {r.side:<8} sequence {r.sequence:<6} tip {r.tip[:12]}  "
                    f"{envelope.format_time(r.time)}  {'full' if r.full else 'incremental'}  branch {r.branch}")
 
+
+def _expiry(text: str) -> timedelta:
+    """``--expires-in`` as a duration; a unit is required (``core.units``)."""
+    from generator.core import units
+
+    return units.positive_duration(text, "--expires-in/GEN_FERRY_EXPIRES_IN")
