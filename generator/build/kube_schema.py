@@ -10,8 +10,9 @@ flavour (unknown fields are errors). Two validators share one verdict:
   produces every message, and has the last word: no reference error means valid.
 
 The fast path is only used for schemas built from keywords whose meaning is the same in draft-07
-fastjsonschema and 2020-12 jsonschema (see ``_fast_schema``); any other schema is validated by the
-reference alone, so the two can never disagree in the dangerous direction (fast "valid", reference not).
+fastjsonschema and 2020-12 jsonschema (see ``jsonschema_compat``); any other schema is validated by
+the reference alone, so the two can never disagree in the dangerous direction (fast "valid",
+reference not).
 """
 
 from __future__ import annotations
@@ -36,34 +37,25 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
+from generator.build import jsonschema_compat
+from generator.build.jsonschema_compat import Unsupported
+from generator.core import units
 from generator.core.errors import GenError
 from generator.core.fsutil import write_atomic
 from generator.core.jsonpath import format_path
 
 FastCheck = Callable[[Any], object]
 
-# Bump whenever the schema transform or the cached-file layout changes: older cache files are regenerated.
+# Bump whenever the schema transform (jsonschema_compat) or the cached-file layout changes: older
+# cache files are regenerated.
 _FORMAT = 1
-_DRAFT7 = "http://json-schema.org/draft-07/schema#"
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?$")
 _STRICT_DIR_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)-local-strict$")
 _GROUP_RE, _GROUP_PREFIX = re.compile(r"^([^./]*)(?:\.[^/]*)?/"), r"\1-"  # as kubernetes-validate does
 _FILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _MAX_MESSAGE = 400  # jsonschema messages embed the offending value; a whole spec is not a useful message
 
-# Keywords the fast path may see; each means the same in draft-07 fastjsonschema and 2020-12 jsonschema.
-_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "readOnly", "writeOnly",
-                          "deprecated", "$comment", "$schema", "$id", "format"})
-_KEPT = frozenset({"type", "required"})
-_SUBSCHEMA = frozenset({"additionalProperties", "items", "not"})
-_SUBSCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf"})
-_SUBSCHEMA_MAP = frozenset({"properties", "$defs"})
 # fastjsonschema accepts tuples as JSON arrays, jsonschema does not: make the generated checks list-only.
 _TUPLE_AS_ARRAY = re.compile(r"isinstance\((\w+), \(list, tuple")
-
-
-class _Unsupported(Exception):
-    """The schema uses something the fast path cannot reproduce exactly; use the reference alone."""
 
 
 # --- the bundled schemas -------------------------------------------------------------------------
@@ -100,16 +92,8 @@ def _strict_dirs(root: Path) -> dict[tuple[int, int], str]:
     return {(v[0], v[1]): name for v, name in found}
 
 
-def _parse_version(kubernetes_version: str) -> tuple[int, int]:
-    m = _VERSION_RE.match(kubernetes_version.strip()) if isinstance(kubernetes_version, str) else None
-    if not m:
-        raise GenError(f"unsupported Kubernetes version {kubernetes_version!r}: "
-                       "expected e.g. 1.30 or v1.30.2")
-    return int(m[1]), int(m[2])
-
-
 def _pick(kubernetes_version: str) -> tuple[tuple[int, int], str | None]:
-    wanted = _parse_version(kubernetes_version)
+    wanted = units.kube_version(kubernetes_version).minor_version
     bundle = _bundle()
     known = list(bundle.dirs)
     picked = [v for v in known if v <= wanted]
@@ -183,49 +167,17 @@ def _schema_files(schema_dir: Path) -> frozenset[str]:
 # --- fast path: schema transform, code generation, disk cache -----------------------------------
 
 
-def _local_ref(ref: object) -> str:
-    if not isinstance(ref, str):
-        raise _Unsupported(f"$ref {ref!r}")
+def _local_ref(ref: str) -> str:
     document, sep, fragment = ref.partition("#")
     if not sep or (document and not document.endswith("/_definitions.json")):
-        raise _Unsupported(f"$ref {ref!r}")
+        raise Unsupported(f"$ref {ref!r}")
     return "#" + fragment
 
 
-def _enum_ok(values: object) -> bool:
-    # fastjsonschema compares with ==, jsonschema tells 1 from True: only strings and null are safe.
-    return isinstance(values, list) and all(v is None or isinstance(v, str) for v in values)
-
-
 def _fast_schema(schema: Any) -> Any:
-    """A copy of ``schema`` for fastjsonschema draft-07, with the same verdicts as 2020-12 jsonschema.
-
-    Only string-valued ``$ref`` keywords are rewritten (a *property* named ``$ref`` is a name, not a
-    keyword); annotations and ``format`` are dropped; unknown keywords raise ``_Unsupported``.
-    """
-    if isinstance(schema, bool):
-        return schema
-    if not isinstance(schema, dict):
-        raise _Unsupported(f"schema {schema!r}")
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _ANNOTATIONS or key.startswith("x-"):
-            continue
-        if key == "$ref":
-            out[key] = _local_ref(value)
-        elif key in _SUBSCHEMA_MAP:
-            out[key] = {name: _fast_schema(sub) for name, sub in value.items()}
-        elif key in _SUBSCHEMA:
-            out[key] = _fast_schema(value)
-        elif key in _SUBSCHEMA_LIST:
-            out[key] = [_fast_schema(sub) for sub in value]
-        elif key in _KEPT or (key == "enum" and _enum_ok(value)):
-            out[key] = value
-        else:
-            raise _Unsupported(f"keyword {key!r}")
-    if "$ref" in out and len(out) > 1:  # 2020-12 applies $ref's siblings, draft-07 ignores them
-        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
-    return out
+    """``schema`` for fastjsonschema: refs local to ``_definitions.json``, ``format`` dropped (the
+    reference checks no format). Raises Unsupported like ``jsonschema_compat.to_draft7``."""
+    return jsonschema_compat.to_draft7(schema, _local_ref)
 
 
 @functools.lru_cache(maxsize=4)
@@ -235,23 +187,23 @@ def _fast_definitions(schema_dir: Path) -> dict[str, Any]:
 
 
 def _refuse_remote(uri: str) -> Any:
-    raise _Unsupported(f"remote $ref {uri}")
+    raise Unsupported(f"remote $ref {uri}")
 
 
 def _generate(schema_dir: Path, file: str) -> str:
-    """The Python source of the fast validator; raises _Unsupported when there must be none."""
+    """The Python source of the fast validator; raises Unsupported when there must be none."""
     schema = _read_json(schema_dir / file)
     if not isinstance(schema, dict) or "$defs" in schema:
-        raise _Unsupported(f"layout of {file}")
+        raise Unsupported(f"layout of {file}")
     fast = _fast_schema(schema)
     fast["$defs"] = _fast_definitions(schema_dir)
-    fast["$schema"] = _DRAFT7
+    fast["$schema"] = jsonschema_compat.DRAFT7
     handlers = dict.fromkeys(("http", "https", "file", "ftp"), _refuse_remote)
     try:
         code = fastjsonschema.compile_to_code(fast, handlers=handlers, use_default=False,
                                               use_formats=False, detailed_exceptions=False)
     except fastjsonschema.JsonSchemaDefinitionException as e:
-        raise _Unsupported(str(e)) from e
+        raise Unsupported(str(e)) from e
     code = _TUPLE_AS_ARRAY.sub(r"isinstance(\1, (list", code)
     return f"{_header(schema_dir, file)}{code}\nGEN_COMPLETE = True\n"
 
@@ -291,7 +243,7 @@ def _exec(code: CodeType, origin: str) -> FastCheck:
     exec(code, namespace)  # noqa: S102 - our own generated code
     check = namespace.get("validate")
     if not callable(check):
-        raise _Unsupported(f"no validate() in {origin}")
+        raise Unsupported(f"no validate() in {origin}")
     return check
 
 
@@ -317,7 +269,7 @@ def _fast_check(schema_dir: Path, file: str, cache_dir: Path | None) -> FastChec
         return check
     try:
         source = _generate(schema_dir, file)
-    except _Unsupported:
+    except Unsupported:
         return None
     if py is not None:
         with contextlib.suppress(OSError):

@@ -11,7 +11,6 @@ This is the only module that imports jinja2; its errors are turned into located 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import jinja2.meta
 
 from generator.core import errors, yamlio
 from generator.core.location import Location
+from generator.core.units import kube_version
 
 TEMPLATE_SUFFIXES = (".yml.j2", ".yaml.j2")
 
@@ -99,7 +99,7 @@ class Renderer:
             "parameters": params,
             "image_ref": lambda svc: image_ref(site, svc),
             "ingress_host": lambda name, entry: ingress_host(site, name, entry),
-            "kube_at_least": lambda version: _version(site["kubernetes_version"]) >= _version(version),
+            "kube_at_least": lambda version: _kube_at_least(site["kubernetes_version"], version),
         }
         if late is not None:
             base.update(late)
@@ -231,6 +231,14 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+def _kube_at_least(cluster: str, version: str) -> bool:
+    """The template global ``kube_at_least("1.21")``: is the site's cluster that version or newer?
+
+    A malformed version fails the template at the line that asked (a TemplateFailure).
+    """
+    try:
+        return kube_version(cluster, "site.kubernetes_version") >= kube_version(
+            version, "kube_at_least()")
+    except errors.GenError as e:
+        raise TemplateFailure(str(e)) from e
 

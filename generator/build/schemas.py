@@ -26,6 +26,7 @@ from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
+from generator.build import jsonschema_compat
 from generator.build.inventory import Target
 
 ROOT_SCHEMA = "target.schema.json"
@@ -70,7 +71,7 @@ def load(root: Path, fast: bool = True) -> Schemas:
         jsonschema.Draft202012Validator.check_schema(root_schema)
     except jsonschema.SchemaError as e:
         raise errors.located(Location(f"schemas/{ROOT_SCHEMA}"), f"invalid schema: {e.message}") from e
-    checker = jsonschema.FormatChecker(["ipv4"])
+    checker = jsonschema.FormatChecker(_FORMATS)
     validator = jsonschema.Draft202012Validator(root_schema, registry=registry, format_checker=checker)
     documents = {uri: resource.contents for uri, resource in resources}
     return Schemas(validator, registry.resolver(root_id), tuple(files),
@@ -78,25 +79,16 @@ def load(root: Path, fast: bool = True) -> Schemas:
 
 
 # The fast path: all schemas bundled into one draft-07 document for fastjsonschema (about 20x
-# faster than jsonschema). Only keywords whose meaning is the same in both drafts are accepted;
-# anything else means no fast path, and jsonschema alone decides.
-_KEYWORDS = {"type", "required", "enum", "const", "pattern", "minimum", "maximum", "exclusiveMinimum",
-             "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems",
-             "minProperties", "maxProperties", "format"}
-_SUBSCHEMA = {"additionalProperties", "items", "propertyNames", "not", "if", "then", "else"}
-_SUBSCHEMA_LIST = {"anyOf", "oneOf", "allOf"}
-_SUBSCHEMA_MAP = {"properties", "$defs"}
-_ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated"}
-
-
-class _Unsupported(Exception):
-    pass
+# faster than jsonschema), translated by jsonschema_compat; a schema it cannot translate exactly
+# means no fast path, and jsonschema alone decides.
+_FORMATS = frozenset({"ipv4"})
+"""The formats the reference checks (its FormatChecker); the fast path checks the same ones."""
 
 
 def _fast_validator(documents: dict[str, Any], root_id: str) -> Callable[[Any], Any] | None:
     names = {uri: f"d{i}" for i, uri in enumerate(sorted(documents))}
     try:
-        bundle = {"$schema": "http://json-schema.org/draft-07/schema#", "$ref": f"#/$defs/{names[root_id]}",
+        bundle = {"$schema": jsonschema_compat.DRAFT7, "$ref": f"#/$defs/{names[root_id]}",
                   "$defs": {names[uri]: _fast_schema(doc, uri, names) for uri, doc in documents.items()}}
         return fastjsonschema.compile(bundle, formats={"ipv4": _is_ipv4}, use_default=False)
     except Exception:  # noqa: BLE001 - no fast path is never fatal: jsonschema alone decides
@@ -104,36 +96,15 @@ def _fast_validator(documents: dict[str, Any], root_id: str) -> Callable[[Any], 
 
 
 def _fast_schema(schema: Any, base: str, names: dict[str, str]) -> Any:
-    if isinstance(schema, bool):
-        return schema
-    if not isinstance(schema, dict):
-        raise _Unsupported(repr(schema))
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _ANNOTATIONS:
-            continue
-        if key == "$ref":
-            document, _, fragment = urljoin(base, value).partition("#")
-            if document not in names:
-                raise _Unsupported(value)
-            out[key] = f"#/$defs/{names[document]}{fragment}"
-        elif key in _SUBSCHEMA_MAP:
-            out[key] = {name: _fast_schema(sub, base, names) for name, sub in value.items()}
-        elif key in _SUBSCHEMA:
-            out[key] = _fast_schema(value, base, names)
-        elif key in _SUBSCHEMA_LIST:
-            out[key] = [_fast_schema(sub, base, names) for sub in value]
-        elif key in _KEYWORDS:
-            out[key] = value
-        elif key == "const":  # same meaning; fastjsonschema's const fails to compile without details
-            out["enum"] = [value]
-        elif key == "dependentRequired":  # draft-07 spells it as the array form of dependencies
-            out["dependencies"] = value
-        else:
-            raise _Unsupported(key)
-    if "$ref" in out and len(out) > 1:  # 2020-12 applies $ref's siblings; draft-07 would ignore them
-        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
-    return out
+    """``schema`` (of document ``base``) with every ``$ref`` pointing into the bundle."""
+
+    def ref(value: str) -> str:
+        document, _, fragment = urljoin(base, value).partition("#")
+        if document not in names:
+            raise jsonschema_compat.Unsupported(value)
+        return f"#/$defs/{names[document]}{fragment}"
+
+    return jsonschema_compat.to_draft7(schema, ref, _FORMATS)
 
 
 def _is_ipv4(value: str) -> bool:

@@ -105,8 +105,9 @@ def run_agent(
         n9e = agent_settings.N9eSettings(n9e_url, n9e_user, n9e_password, n9e_token) if n9e_url else None
         return agent_settings.Settings(
             site=site, source=source, allowed_signers=allowed_signers, state_dir=state_dir, branch=branch,
-            namespace=namespace, interval=agent_settings.parse_duration(interval),
-            health_timeout=agent_settings.parse_duration(health_timeout), prune=prune_settings,
+            namespace=namespace, interval=_seconds(interval, "--interval/GEN_AGENT_INTERVAL"),
+            health_timeout=_seconds(health_timeout, "--health-timeout/GEN_AGENT_HEALTH_TIMEOUT"),
+            prune=prune_settings,
             kubeconfig=kubeconfig, context=context, n9e=n9e, metrics_address=metrics_address,
             metrics_port=metrics_port, workers=workers, age_identity=age_identity, allow_rewind=allow_rewind)
 
@@ -147,3 +148,10 @@ def _log(line: str) -> None:
 
 def _quiet(line: str) -> None:
     return
+
+
+def _seconds(text: str, option: str) -> float:
+    """A duration option in seconds; a unit is required (``core.units``)."""
+    from generator.core import units
+
+    return units.positive_duration(text, option).total_seconds()

@@ -6,6 +6,7 @@ CronJob configures them once (README "Publish and ferry" lists them).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -84,7 +85,7 @@ def pack(
     from generator.deliver.ferry import pack as packer
     from generator.deliver.ferry.transport import DropDir
 
-    settings = packer.Settings(deploy_repo, signing_key, sender, run(lambda: envelope.parse_duration(expires_in)))
+    settings = packer.Settings(deploy_repo, signing_key, sender, run(lambda: _expiry(expires_in)))
     out.mkdir(parents=True, exist_ok=True)
     outbox = DropDir(out)
     for site in target:
@@ -147,3 +148,9 @@ def status(
         typer.echo(f"{r.site:<20} {r.side:<8} sequence {r.sequence:<6} tip {r.tip[:12]}  "
                    f"{envelope.format_time(r.time)}  {'full' if r.full else 'incremental'}  branch {r.branch}")
 
+
+def _expiry(text: str) -> timedelta:
+    """``--expires-in`` as a duration; a unit is required (``core.units``)."""
+    from generator.core import units
+
+    return units.positive_duration(text, "--expires-in/GEN_FERRY_EXPIRES_IN")

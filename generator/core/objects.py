@@ -7,6 +7,7 @@ Shared by the compiler (which writes the files) and the agent (which reads them 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,22 +66,40 @@ def canonical(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def pod_specs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The pod specs an object runs: a Pod's spec, a workload's ``spec.template.spec``
+    (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job) and a CronJob's
+    ``spec.jobTemplate.spec.template.spec``.
+
+    Malformed parts (not mappings) are skipped: the schema check reports them, not this walk.
+    """
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    if obj.get("kind") == "Pod":
+        yield spec
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        yield template["spec"]
+    job = _mapping(_mapping(spec.get("jobTemplate")).get("spec")).get("template")
+    if isinstance(job, dict) and isinstance(job.get("spec"), dict):
+        yield job["spec"]
+
+
+def containers(pod: dict[str, Any], init: bool = True) -> Iterator[dict[str, Any]]:
+    """A pod spec's containers, init containers first unless ``init`` is false; junk skipped."""
+    for key in ("initContainers", "containers") if init else ("containers",):
+        listed = pod.get(key)
+        for container in listed if isinstance(listed, list) else ():
+            if isinstance(container, dict):
+                yield container
+
+
 def images(obj: dict[str, Any]) -> list[str]:
     """Container images an object's pods run (workloads, pod templates, CronJobs)."""
-    spec = obj.get("spec") or {}
-    pod_specs = []
-    if obj.get("kind") == "Pod":
-        pod_specs.append(spec)
-    template = spec.get("template") or {}
-    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-        pod_specs.append(template["spec"])
-    job = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
-    if isinstance(job.get("spec"), dict):
-        pod_specs.append(job["spec"])
-    found = []
-    for pod in pod_specs:
-        for key in ("initContainers", "containers"):
-            for container in pod.get(key) or []:
-                if isinstance(container, dict) and isinstance(container.get("image"), str):
-                    found.append(container["image"])
-    return found
+    found = (c.get("image") for pod in pod_specs(obj) for c in containers(pod))
+    return [image for image in found if isinstance(image, str)]
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

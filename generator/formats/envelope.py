@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _KEYS = {"format", "site", "sequence", "tip", "basis", "basis_sequence", "created", "expires", "sender", "files"}
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
-_DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
 
 
 class EnvelopeError(GenError):
@@ -215,11 +213,3 @@ def format_time(moment: datetime) -> str:
 def now() -> datetime:
     """The current UTC time at manifest precision (whole seconds)."""
     return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``3600s``, ``2w`` or a bare number of days, as a positive timedelta."""
-    match = _DURATION.match(text.strip().lower())
-    if not match or int(match.group(1)) == 0:
-        raise GenError(f"{text!r} is not a positive duration like 30d, 12h, 90m or 2w")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])

@@ -7,10 +7,10 @@ Pure standard library: the compiler side (``rules``, ``files``) and the apply si
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from generator.core import units
 
 SEVERITIES: dict[str, int] = {"critical": 1, "warning": 2, "info": 3}
 """Inventory severity -> n9e severity (1 Emergency, 2 Warning, 3 Notice)."""
@@ -24,8 +24,6 @@ IDENTITY_ANNOTATION = "gen_rule"
 """Annotation holding a rule's identity (``level/subject/id``): matches a rule across renames."""
 MANAGED_NOTE = "Managed by gen (monitoring as code) for site {site}: edit the inventory, not the UI."
 """Description of the notification objects gen owns (channels, templates, notify rules)."""
-
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 @dataclass(frozen=True)
@@ -72,29 +70,14 @@ class DatasourceQuery(TypedDict):
     values: list[Any]
 
 
-def parse_duration(text: str | int) -> int:
-    """Seconds of ``30s``, ``5m``, ``1h30m`` or ``0`` (an int is already seconds)."""
-    if isinstance(text, int):
-        return text
-    match = _DURATION.match(text)
-    if text == "0" or not text:
-        return 0
-    if not match:
-        raise ValueError(f"not a duration: {text!r}")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+def parse_duration(text: str, field: str) -> int:
+    """Whole seconds of ``30s``, ``5m``, ``1h30m``, ``0s`` (``core.units``: a unit is required)."""
+    return units.whole_seconds(text, field)
 
 
 def format_duration(seconds: int) -> str:
     """The Prometheus spelling of ``seconds``: ``5m``, ``1h30m``, ``0s``."""
-    if seconds == 0:
-        return "0s"
-    out = ""
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            out += f"{seconds // size}{unit}"
-            seconds %= size
-    return out
+    return units.format_duration(seconds)
 
 
 def stable_uuid(site: str, identity: str) -> int:

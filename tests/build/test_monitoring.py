@@ -169,7 +169,7 @@ def test_prometheus_rule_file_holds_the_same_rules() -> None:
         n9e = alert_rules[identity]
         assert rule["alert"] == n9e["name"]
         assert rule["expr"] == n9e["rule_config"]["queries"][0]["prom_ql"]
-        assert model.parse_duration(rule["for"]) == n9e["prom_for_duration"]
+        assert model.parse_duration(rule["for"], "for") == n9e["prom_for_duration"]
         assert {1: "critical", 2: "warning", 3: "info"}[n9e["rule_config"]["queries"][0]["severity"]] \
             == rule["labels"]["severity"]
 
@@ -233,5 +233,9 @@ def test_contract_catches_what_n9e_verify_rejects() -> None:
 
 
 def test_durations_parse_and_format_both_ways() -> None:
-    assert [model.parse_duration(t) for t in ("30s", "5m", "1h30m", "0", "2h")] == [30, 300, 5400, 0, 7200]
+    texts = ("30s", "5m", "1h30m", "0s", "2h")
+    assert [model.parse_duration(t, "for") for t in texts] == [30, 300, 5400, 0, 7200]
     assert [model.format_duration(s) for s in (30, 300, 5400, 0)] == ["30s", "5m", "1h30m", "0s"]
+    bare = "^site.monitoring.eval_interval: '0' is not a duration: a unit"
+    with pytest.raises(errors.GenError, match=bare):
+        model.parse_duration("0", "site.monitoring.eval_interval")

@@ -191,3 +191,15 @@ def test_old_kubernetes_version_is_checked_against_oldest_schema_with_warning(pr
     result = compile_(project)
     assert any("cn-east-1" in w and "1.21" in w for w in result.warnings)
     assert (project / "compiled/cn-east-1/manifests/project/endpointslice-redis-cluster-external.yaml").exists()
+
+
+def test_a_malformed_version_in_kube_at_least_fails_at_the_template_line(project: Path) -> None:
+    template = project / "components/external/external.yml.j2"
+    text = template.read_text()
+    template.write_text(text.replace('kube_at_least("1.21")', 'kube_at_least("1.x")'))
+    path = project / "inventory/targets/cn-east-1.yml"
+    path.write_text(path.read_text().replace("endpoints_api: both", "endpoints_api: auto"))
+    located = (r"components/external/external.yml.j2:4\b.*"
+               r"kube_at_least\(\): unsupported Kubernetes version '1.x'")
+    with pytest.raises(errors.GenError, match=located):
+        compile_(project, use_cache=False)

@@ -34,6 +34,8 @@ BREAKAGES = {
     "leading zero ipv4": (("site", "ingress", "ips"), ["010.86.67.1"]),
     "unknown key": (("site", "colour"), "blue"),
     "bad pattern": (("site", "namespace"), "Project_1"),
+    "duration without a unit": (("site", "monitoring", "eval_interval"), "30"),
+    "zero duration without a unit": (("site", "monitoring", "repeat_every"), "0"),
     "enum": (("services", "gatekeeper", "anti_affinity"), "sometimes"),
     "probe oneOf": (("services", "gatekeeper", "probes", "readiness"), {"tcp_port": 1, "command": ["x"]}),
     "bool is not integer": (("services", "gatekeeper", "replicas"), True),

@@ -142,3 +142,18 @@ def test_installed_console_script_compiles_end_to_end(project: Path) -> None:
 def test_usage_error_exits_2() -> None:
     code, _, _ = gen("compile", "--bogus")
     assert code == 2
+
+
+@pytest.mark.parametrize("option, value", [("--interval", "90"), ("--health-timeout", "3")])
+def test_agent_durations_without_a_unit_are_refused_naming_option_and_variable(
+        tmp_path: Path, option: str, value: str) -> None:
+    signers = tmp_path / "allowed_signers"
+    signers.write_text("")
+    code, out, err = gen("agent", "run", "--site", "cn-east-1", "--allowed-signers", str(signers),
+                         "--envelopes", str(tmp_path / "inbox"), "--state-dir", str(tmp_path / "state"),
+                         "--once", option, value)
+    variable = "GEN_AGENT_" + option.removeprefix("--").replace("-", "_").upper()
+    assert code == 1
+    assert f"{option}/{variable}: {value!r} is not a positive duration: a unit is required" in out + err
+    assert "Traceback" not in out + err
+    assert not (tmp_path / "state").exists()

@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from generator.cli import app
+from generator.core import units
 from generator.core.errors import GenError
 from generator.formats import envelope
 from generator.deliver.ferry import ledger
@@ -502,16 +503,27 @@ def test_malformed_manifests_are_refused_saying_what_is_wrong(edit: object, comp
         envelope.parse(raw)
 
 
-@pytest.mark.parametrize("text, seconds", [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("2w", 1209600),
-                                           ("7", 7 * 86400)])
+@pytest.mark.parametrize("text, seconds", [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400),
+                                           ("2w", 1209600)])
 def test_durations_read_as_an_operator_writes_them(text: str, seconds: int) -> None:
-    assert envelope.parse_duration(text).total_seconds() == seconds
+    assert units.positive_duration(text, "--expires-in").total_seconds() == seconds
 
 
 @pytest.mark.parametrize("text", ["0d", "-1d", "soon", "1y"])
 def test_nonsense_durations_are_refused(text: str) -> None:
     with pytest.raises(GenError, match="not a positive duration"):
-        envelope.parse_duration(text)
+        units.positive_duration(text, "--expires-in")
+
+
+def test_an_expiry_without_a_unit_is_refused_naming_the_option(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["ferry", "pack", "-t", "cn-east-1",
+                                      "--out", str(tmp_path / "out"),
+                                      "--deploy-repo", str(tmp_path / "deploy"),
+                                      "--signing-key", str(tmp_path / "key"), "--expires-in", "7"])
+    assert result.exit_code == 1, result.output
+    assert "--expires-in/GEN_FERRY_EXPIRES_IN: '7' is not a positive duration: a unit is required" \
+        in result.output
+    assert not (tmp_path / "out").exists()
 
 
 @synced

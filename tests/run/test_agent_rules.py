@@ -11,7 +11,8 @@ import pytest
 from generator.build.stages import agent_rbac as access
 from generator.run.agent import drift, health, plan
 from generator.run.agent.health import State
-from generator.run.agent.settings import PruneSettings, parse_duration, parse_share
+from generator.run.agent.settings import PruneSettings, parse_share
+from generator.core import units
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId
 
@@ -208,9 +209,15 @@ def test_plural_guesses_like_kubectl() -> None:
 
 
 def test_durations_and_shares_parse_the_way_operators_write_them() -> None:
-    assert [parse_duration(t) for t in ("30s", "5m", "1h", "250ms", "90")] == [30, 300, 3600, 0.25, 90]
+    assert [seconds(t) for t in ("30s", "5m", "1h", "250ms")] == [30, 300, 3600, 0.25]
     assert parse_share("30%") == pytest.approx(0.3) and parse_share("0.5") == 0.5
     with pytest.raises(GenError):
         parse_share("150%")
     with pytest.raises(GenError):
-        parse_duration("soon")
+        seconds("soon")
+    with pytest.raises(GenError, match="^--interval: '90' is not a positive duration: a unit is"):
+        seconds("90")
+
+
+def seconds(text: str) -> float:
+    return units.positive_duration(text, "--interval").total_seconds()

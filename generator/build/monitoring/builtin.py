@@ -64,7 +64,7 @@ SERVICE = (
     Builtin("restart-loop", "service", "restart loop",
             "increase(kube_pod_container_status_restarts_total{{{ksm}, {pods}}}[15m]) > {threshold}",
             "{subject}: container {{{{ $labels.container }}}} of {{{{ $labels.pod }}}} restarted more than "
-            "{threshold} times in 15 minutes", "warning", "0", 3),
+            "{threshold} times in 15 minutes", "warning", "0s", 3),
     Builtin("cpu-near-limit", "service", "CPU near limit",
             "100 * sum by (namespace, pod, container) "
             '(rate(container_cpu_usage_seconds_total{{{cadvisor}, {pods}, container!=""}}[5m])) / '

@@ -77,7 +77,8 @@ def render(site_name: str, monitoring: dict[str, Any], site_rules: list[Rule], c
 
 def alert_rule(site_name: str, monitoring: dict[str, Any], rule: Rule) -> dict[str, Any]:
     """One rule in n9e's shape: Prometheus v1 rule_config, effective windows written out, new notify."""
-    interval = model.parse_duration(monitoring["eval_interval"])
+    interval = model.parse_duration(monitoring["eval_interval"], "site.monitoring.eval_interval")
+    repeat = model.parse_duration(monitoring["repeat_every"], "site.monitoring.repeat_every")
     windows = monitoring["windows"]
     annotations = {"summary": rule.summary, model.IDENTITY_ANNOTATION: rule.identity}
     if rule.description:
@@ -106,7 +107,7 @@ def alert_rule(site_name: str, monitoring: dict[str, Any], rule: Rule) -> dict[s
         "notify_version": 1,
         "notify_rule_ids": [],
         "notify_recovered": 1 if monitoring["notify_recovered"] else 0,
-        "notify_repeat_step": model.parse_duration(monitoring["repeat_every"]) // 60,
+        "notify_repeat_step": repeat // 60,
         "notify_max_number": monitoring["max_notifications"],
         "recover_duration": 0,
         "append_tags": sorted([f"{k}={v}" for k, v in rule.tags.items()] + [model.MANAGED_TAG]),
@@ -216,7 +217,8 @@ def site_object(site_name: str, monitoring: dict[str, Any]) -> dict[str, Any]:
 
 def prometheus_rules(site_name: str, monitoring: dict[str, Any], site_rules: list[Rule]) -> dict[str, Any]:
     """The same rules as a Prometheus rule file: one group per level."""
-    interval = model.format_duration(model.parse_duration(monitoring["eval_interval"]))
+    seconds = model.parse_duration(monitoring["eval_interval"], "site.monitoring.eval_interval")
+    interval = model.format_duration(seconds)
     groups = []
     for level in model.LEVELS:
         members = [_prometheus_rule(r) for r in site_rules if r.level == level]

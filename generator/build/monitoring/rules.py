@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from generator.build.monitoring import builtin
+from generator.core import objects
 from generator.formats.n9e import LEVELS, SEVERITIES, Channel, Rule, parse_duration
 
 Path = tuple[str | int, ...]
@@ -59,7 +60,8 @@ def workloads(rendered: Iterable[RenderedLike], namespace: str) -> list[Workload
         if obj.get("kind") not in WORKLOAD_KINDS or not item.unit.startswith("service "):
             continue
         spec = obj.get("spec") or {}
-        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        pods = objects.pod_specs(obj)
+        containers = [c for pod in pods for c in objects.containers(pod, init=False)]
         limits = [((c.get("resources") or {}).get("limits") or {}) for c in containers]
         claims = tuple(sorted(t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []))
         found.append(Workload(item.unit.removeprefix("service "), obj["kind"],
@@ -164,7 +166,8 @@ def _builtin_rule(spec: builtin.Builtin, settings: dict[str, Any], identity: str
     threshold = _number(settings["threshold"]) if settings["threshold"] is not None else ""
     fill = {**values, "threshold": threshold, "subject": subject}
     return Rule(identity=identity, name=name, level=spec.level, expr=spec.expr.format(**fill),
-                severity=settings["severity"], for_seconds=parse_duration(settings["for"]),
+                severity=settings["severity"],
+                for_seconds=parse_duration(settings["for"], f"monitoring.builtin.{spec.id}.for"),
                 summary=spec.summary.format(**fill), service=service)
 
 
@@ -212,7 +215,9 @@ def _business(services: dict[str, Any]) -> Iterator[Rule]:
             if spec.get("enabled", True):
                 yield Rule(identity=f"business/{service}/{rule_id}", name=spec.get("name") or f"{service}: {rule_id}",
                            level="business", expr=spec["expr"].strip(), severity=spec["severity"],
-                           for_seconds=parse_duration(spec["for"]), summary=spec["summary"],
+                           for_seconds=parse_duration(
+                               spec["for"], f"services.{service}.monitoring.rules.{rule_id}.for"),
+                           summary=spec["summary"],
                            description=spec.get("description", ""), runbook=spec.get("runbook", ""),
                            service=service, tags=dict(spec.get("tags") or {}))
 
@@ -238,9 +243,13 @@ DEFAULT_MESSAGE = ("{{if $event.IsRecovered}}[RECOVERED]{{else}}[S{{$event.Sever
 def _channel(key: str, spec: dict[str, Any], severities: tuple[int, ...]) -> Channel:
     default_body = SMS_BODY if spec["type"] == "sms" else WEBHOOK_BODY
     return Channel(key=key, type=spec["type"], url=spec["url"], method=spec["method"],
-                   headers=dict(sorted(spec["headers"].items())), timeout_ms=parse_duration(spec["timeout"]) * 1000,
+                   headers=dict(sorted(spec["headers"].items())), timeout_ms=_timeout_ms(key, spec),
                    retries=spec["retries"], phones=tuple(spec.get("phones") or ()), body=spec.get("body") or default_body,
                    message=spec.get("message") or DEFAULT_MESSAGE, severities=severities)
+
+
+def _timeout_ms(key: str, spec: dict[str, Any]) -> int:
+    return parse_duration(spec["timeout"], f"site.monitoring.channels.{key}.timeout") * 1000
 
 
 # -- checks ------------------------------------------------------------------------------------------

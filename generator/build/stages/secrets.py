@@ -34,7 +34,7 @@ from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
-from generator.core.objects import identity
+from generator.core.objects import containers, identity, pod_specs
 from generator.formats import age as crypto, encrypted_secret as encrypted, secret_refs as refs
 from generator.formats.secret_refs import KeyPath
 
@@ -293,24 +293,10 @@ def _used(rendered: Iterable[dict[str, Any]], default_ns: str) -> dict[str, set[
     used: dict[str, set[str]] = {}
     for obj in rendered:
         namespace = (obj.get("metadata") or {}).get("namespace") or default_ns
-        for pod in _pod_specs(obj):
+        for pod in pod_specs(obj):
             for name in _secret_names(pod):
                 used.setdefault(name, set()).add(namespace)
     return used
-
-
-def _pod_specs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    spec = obj.get("spec") or {}
-    if not isinstance(spec, dict):
-        return
-    if obj.get("kind") == "Pod":
-        yield spec
-    template = spec.get("template") or {}
-    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-        yield template["spec"]
-    job = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
-    if isinstance(job, dict) and isinstance(job.get("spec"), dict):
-        yield job["spec"]
 
 
 def _secret_names(pod: dict[str, Any]) -> Iterator[str]:
@@ -318,12 +304,11 @@ def _secret_names(pod: dict[str, Any]) -> Iterator[str]:
         yield ref.get("name", "")
     for volume in pod.get("volumes") or []:
         yield (volume.get("secret") or {}).get("secretName", "")
-    for key in ("initContainers", "containers"):
-        for container in pod.get(key) or []:
-            for env in container.get("env") or []:
-                yield ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name", "")
-            for source in container.get("envFrom") or []:
-                yield (source.get("secretRef") or {}).get("name", "")
+    for container in containers(pod):
+        for env in container.get("env") or []:
+            yield ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name", "")
+        for source in container.get("envFrom") or []:
+            yield (source.get("secretRef") or {}).get("name", "")
 
 
 def _stray(rendered: Sequence[RenderedLike]) -> Iterator[Problem]:

@@ -6,7 +6,6 @@ Nothing below the CLI reads the environment or keeps configuration in module glo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +14,6 @@ from generator.deliver.ferry.transport import Transport
 
 FIELD_MANAGER = "gen-agent"
 """Server-side apply field manager of every object the agent writes."""
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 @dataclass(frozen=True)
@@ -124,14 +120,6 @@ class Settings:
     @property
     def status_name(self) -> str:
         return f"{self.name}-status"
-
-
-def parse_duration(text: str) -> float:
-    """``30s``, ``5m``, ``1h``, ``250ms`` or a bare number of seconds, as seconds (> 0)."""
-    match = _DURATION.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise GenError(f"{text!r} is not a positive duration like 30s, 5m or 1h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def parse_share(text: str) -> float:

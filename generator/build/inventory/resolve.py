@@ -1,0 +1,247 @@
+"""Resolving ``${...}`` references in a merged tree, in place: lookups, nesting, cycles.
+
+A reference resolves after all merging: a whole-value reference takes the referenced value (any
+type, with its locations); text around references makes a string. Merges that waited for a
+reference (``merge.Deferred``) are applied here, once both sides are known.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from generator.core import errors
+from generator.core.jsonpath import format_path
+from generator.core.location import Location
+from generator.build.inventory import references
+from generator.build.inventory.merge import (Constants, Deferred, MLoc, check_constants, kind,
+                                             needs_deferral, split_key, strip_markers, thaw)
+from generator.build.inventory.references import KeyPath
+
+
+def resolve(params: dict[str, Any], locs: MLoc, constants: Constants) -> dict[str, Any]:
+    """``params`` with every reference resolved (in place); ``locs`` follows the values moved."""
+    return _Resolver(params, locs, constants).run()
+
+
+class _Resolver:
+    """Resolves every reference in a merged tree in place, detecting cycles."""
+
+    def __init__(self, params: dict[str, Any], locs: MLoc, constants: Constants) -> None:
+        self.root = params
+        self.locs = locs
+        self.constants = constants
+        self.active: list[KeyPath] = []
+        self.done: set[KeyPath] = set()
+
+    def run(self) -> dict[str, Any]:
+        for path in list(self._walk(self.root, ())):
+            self._resolve_path(path)
+        return self.root
+
+    def _walk(self, node: Any, path: KeyPath) -> Iterator[KeyPath]:
+        yield path
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from self._walk(value, (*path, key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from self._walk(value, (*path, i))
+
+    def _location(self, path: KeyPath) -> Location | None:
+        node: MLoc | None = self.locs
+        best = node.here if node else None
+        for part in path:
+            node = node.children.get(part) if node else None
+            if node is None:
+                break
+            best = node.here or best
+        return best
+
+    def _loc_node(self, path: KeyPath) -> MLoc | None:
+        node: MLoc | None = self.locs
+        for part in path:
+            if node is None:
+                return None
+            node = node.children.get(part)
+        return node
+
+    def _lookup(self, path: KeyPath, ref_text: str, where: Location | None,
+                at: KeyPath) -> tuple[Any, KeyPath]:
+        """The fully resolved value at ``path`` and its path with list indices as ints; pending
+        nodes on the way are resolved first. ``where``/``at``: the reference, for errors."""
+        node: Any = self.root
+        for depth, part in enumerate(path):
+            here = path[:depth]
+            node = self._settle(node, here)
+            if isinstance(node, dict) and isinstance(part, str) and part in node:
+                node = node[part]
+            elif (isinstance(node, list) and isinstance(part, str) and part.isdigit()
+                  and int(part) < len(node)):
+                node = node[int(part)]
+                path = (*path[:depth], int(part), *path[depth + 1:])
+            else:
+                missing = (f"key {part!r} not found in {format_path(here)}"
+                           if isinstance(node, (dict, list))
+                           else f"{format_path(here)} is {kind(node)}, not a mapping")
+                raise errors.located(where, f"cannot resolve reference {ref_text}: {missing} "
+                                     "(write \\${ for a literal ${)", format_path(at))
+        self._resolve_path(path)
+        return self._get(path), path
+
+    def _settle(self, node: Any, path: KeyPath) -> Any:
+        if self._pending(node, path):
+            self._resolve_path(path)
+            return self._get(path)
+        return node
+
+    def _get(self, path: KeyPath) -> Any:
+        node: Any = self.root
+        for part in path:
+            node = node[part]
+        return node
+
+    def _set(self, path: KeyPath, value: Any) -> None:
+        parent = self._get(path[:-1])
+        parent[path[-1]] = value
+
+    def _pending(self, node: Any, path: KeyPath) -> bool:
+        if path in self.done:
+            return False
+        return isinstance(node, Deferred) or references.has_markup(node)
+
+    def _resolve_path(self, path: KeyPath) -> None:
+        """Resolve the node at ``path`` and everything under it."""
+        if path in self.done:
+            return
+        if path in self.active:
+            cycle = [*self.active[self.active.index(path):], path]
+            chain = " -> ".join(format_path(p) for p in cycle)
+            raise errors.located(self._location(path), f"reference cycle: {chain}",
+                                 format_path(path))
+        self.active.append(path)
+        node = self._get(path)
+        if isinstance(node, Deferred) or references.has_markup(node):
+            target = self._loc_node(path)
+            locs = (MLoc(target.here, target.children) if target
+                    else MLoc(self._location(path), {}))
+            self._set(path, self._settle_layer(node, locs, path))
+            if target is not None:
+                target.here, target.children = locs.here, locs.children
+        node = self._get(path)
+        if isinstance(node, dict):
+            for key in list(node):
+                self._resolve_path((*path, key))
+        elif isinstance(node, list):
+            for i in range(len(node)):
+                self._resolve_path((*path, i))
+        self.active.pop()
+        self.done.add(path)
+
+    def _settle_layer(self, value: Any, locs: MLoc, path: KeyPath) -> Any:
+        """``value`` (at ``path``, written at ``locs``) with its references resolved and its merges
+        applied; ``locs`` is updated in place to where the parts of the result came from."""
+        if isinstance(value, Deferred):
+            return self._resolve_deferred(value, locs, path)
+        if not references.has_markup(value):
+            return value
+        tokens = references.tokenize(value, locs.here, path)
+        if len(tokens) == 1 and isinstance(tokens[0], references.Ref):
+            key_path, shown = self._ref_path(tokens[0], locs.here, path)
+            found, key_path = self._lookup(key_path, shown, locs.here, path)
+            source = self._loc_node(key_path)
+            if source is not None and isinstance(found, (dict, list)):
+                locs.children = copy.deepcopy(source.children)
+            else:
+                locs.children = {}
+            return copy.deepcopy(found)
+        out: list[str] = []
+        for token in tokens:
+            if isinstance(token, str):
+                out.append(token)
+                continue
+            key_path, shown = self._ref_path(token, locs.here, path)
+            found = self._lookup(key_path, shown, locs.here, path)[0]
+            out.append(_stringify(found, shown, locs.here, path))
+        return "".join(out)
+
+    def _ref_path(self, ref: references.Ref, where: Location | None,
+                  at: KeyPath) -> tuple[KeyPath, str]:
+        text = "".join(p if isinstance(p, str) else self._ref_text(p, where, at) for p in ref.parts)
+        if not text or any(not part for part in text.split(":")):
+            raise errors.located(where, f"empty key in reference ${{{text}}}", format_path(at))
+        return tuple(text.split(":")), "${" + text + "}"
+
+    def _ref_text(self, ref: references.Ref, where: Location | None, at: KeyPath) -> str:
+        key_path, shown = self._ref_path(ref, where, at)
+        return _stringify(self._lookup(key_path, shown, where, at)[0], shown, where, at)
+
+    def _resolve_deferred(self, node: Deferred, locs: MLoc, path: KeyPath) -> Any:
+        """Apply the layers of a merge that involved references, now that they can be resolved;
+        ``locs`` becomes the location tree of the result."""
+        result: Any = None
+        result_locs = MLoc(None)
+        sealed: Constants = {}
+        for value, layer_locs in node.layers:
+            layer = thaw(layer_locs, layer_locs.here)
+            result = self._merge(result, result_locs, copy.deepcopy(value), layer, path, sealed)
+            self._seal(path, result_locs, sealed)
+        locs.here, locs.children = result_locs.here or locs.here, result_locs.children
+        return result
+
+    def _seal(self, path: KeyPath, locs: MLoc, sealed: Constants) -> None:
+        """Constants below ``path`` whose layer is now merged (its location is in ``locs``) are
+        fixed."""
+        for cpath, where in self.constants.items():
+            if where is None or len(cpath) <= len(path) or cpath[:len(path)] != path:
+                continue
+            node: MLoc | None = locs
+            for part in cpath[len(path):]:
+                node = node.children.get(part) if node else None
+            if node is not None and node.here == where:
+                sealed[cpath] = where
+
+    def _merge(self, old: Any, old_locs: MLoc, new: Any, new_locs: MLoc, path: KeyPath,
+               sealed: Constants) -> Any:
+        """Merge a layer into the result (and its locations, in place) with the usual rules; the
+        layer's keys may still carry ``~``/``=`` markers, references on either side are resolved."""
+        if old is not None and new is not None and (needs_deferral(old) or needs_deferral(new)):
+            old = self._settle_layer(old, old_locs, path)
+            new = self._settle_layer(new, new_locs, path)
+        scalars = not isinstance(old, (dict, list)) and not isinstance(new, (dict, list))
+        if old is None or new is None or scalars:
+            old_locs.here, old_locs.children = new_locs.here, new_locs.children
+            return strip_markers(new, old_locs)
+        if isinstance(old, dict) and isinstance(new, dict):
+            old_locs.here = new_locs.here or old_locs.here
+            for raw_key, value in new.items():
+                key, override, _ = split_key(raw_key)
+                kpath = (*path, key)
+                sub = new_locs.children.get(raw_key) or MLoc(new_locs.here)
+                replacing = key in old and (override or value is None)
+                check_constants(sealed, kpath, sub.here, replacing=replacing)
+                if override or key not in old:
+                    old[key], old_locs.children[key] = strip_markers(value, sub), sub
+                else:
+                    mine = old_locs.children.setdefault(key, MLoc(old_locs.here))
+                    old[key] = self._merge(old[key], mine, value, sub, kpath, sealed)
+            return old
+        if isinstance(old, list) and isinstance(new, list):
+            old_locs.here = new_locs.here or old_locs.here
+            for i, item in enumerate(new):
+                sub = new_locs.children.get(i) or MLoc(new_locs.here)
+                old_locs.children[len(old)] = sub
+                old.append(strip_markers(item, sub))
+            return old
+        raise errors.located(new_locs.here, f"cannot merge {kind(new)} over {kind(old)} set at "
+                             f"{old_locs.here} (after resolving references)", format_path(path))
+
+
+def _stringify(value: Any, shown: str, where: Location | None, path: KeyPath) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise errors.located(where, f"reference {shown} is {kind(value)} and cannot be placed inside "
+                         "a string; reference it as the whole value instead", format_path(path))
