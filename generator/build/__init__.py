@@ -1,0 +1,14 @@
+"""Build: the compiler, outside the air gap. inventory -> schemas -> render -> stages -> write.
+
+    inventory/      Kapitan/reclass classes and targets, merged and resolved with locations
+    schemas         JSON Schema check of every target, defaults filled in
+    render          jinja2 components -> Kubernetes objects
+    stages/         what happens to a site's rendered objects (secrets, agent RBAC, monitoring,
+                    site files); a new compile feature is a new stage
+    kube_schema     the Kubernetes OpenAPI check of every object for the site's version
+    pipeline        the list of stages, for every site, all or nothing
+    write, cache    the atomic compiled/ tree, and what lets an unchanged site be skipped
+
+Nothing in ``generator.deliver`` or ``generator.run`` imports this package: the in-cluster image
+needs neither jinja2, ruamel nor the schemas.
+"""

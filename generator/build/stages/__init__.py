@@ -1,0 +1,1 @@
+"""Compile stages that run after a site's components are rendered."""
