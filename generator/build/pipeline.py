@@ -286,11 +286,17 @@ def _index(site_name: str, site: dict[str, Any], files: dict[str, bytes],
 
 
 def _inputs(ctx: Context, target: inventory.Target, params: dict[str, Any]) -> tuple[str, ...]:
+    """What the site's compile read. The schema.json of each component it uses, and of each
+    ``site.<name>`` key (a site component's parameters), is listed even when absent: creating
+    one changes what the site may hold (the cache records an absent file as such)."""
+    from generator.build.components import SCHEMA_FILE
+
     used = set(params["site"].get("components", []))
     used |= {s["component"] for s in params["services"].values()}
     files = [*target.inputs, *ctx.schemas.files]
     for component in sorted(used):
         files += [p.relative_to(ctx.root).as_posix() for p in ctx.renderer.component_files(component)]
+    files += [f"components/{name}/{SCHEMA_FILE}" for name in sorted(used | set(params["site"]))]
     return tuple(dict.fromkeys(files))
 
 
