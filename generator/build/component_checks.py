@@ -2,7 +2,8 @@
 
 A JSON Schema cannot say "this ingress port is one of the service's ports"; these checks can. They
 run on every service (enabled or not) of a component that names them, once its parameters have
-the shape its schema describes, so they may index without guarding. Each yields located problems.
+the shape its schema describes, before defaults are filled in: a check reads a parameter the
+schema does not require with ``.get``. Each yields located problems.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ Check = Callable[[Service], Iterator[Problem]]
 
 def unique_ports(svc: Service) -> Iterator[Problem]:
     """Port numbers, and the port names that are set, are unique within the service."""
-    ports = svc.params["ports"]
+    ports = svc.params.get("ports", [])
     yield from _unique([p["port"] for p in ports], lambda i: svc.at("ports", i, "port"), "port")
     yield from _unique([p.get("name") for p in ports if p.get("name")],
                        lambda i: svc.at("ports", i, "name"), "port name")
@@ -52,7 +53,7 @@ def unique_mounts(svc: Service) -> Iterator[Problem]:
 def ingress(svc: Service) -> Iterator[Problem]:
     """Each ingress routes to one of the service's ports, on one of the site's ingress IPs, under
     a name no other ingress of the service has."""
-    port_numbers = [p["port"] for p in svc.params["ports"]]
+    port_numbers = [p["port"] for p in svc.params.get("ports", [])]
     ips = svc.site["ingress"].get("ips", [])
     entries = svc.params.get("ingress", [])
     for i, entry in enumerate(entries):
@@ -60,7 +61,8 @@ def ingress(svc: Service) -> Iterator[Problem]:
             yield svc.at("ingress", i, "port")(
                 f"port {entry['port']} is not one of the service's ports {port_numbers}")
         if "ip" in entry and entry["ip"] not in ips:
-            yield svc.at("ingress", i, "ip")(f"{entry['ip']} is not one of the site's ingress ips {ips}")
+            yield svc.at("ingress", i, "ip")(
+                f"{entry['ip']} is not one of the site's ingress ips {ips}")
     names = [e.get("name") or f"{svc.name}-{e['port']}" for e in entries]
     yield from _unique(names, lambda i: svc.at("ingress", i),
                        "ingress name (set name: on one of them)")

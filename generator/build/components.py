@@ -3,8 +3,9 @@
 ``components/<name>/schema.json`` is optional. When present (JSON Schema 2020-12) it describes the
 parameters of a service whose ``component: <name>``, on top of those every service has
 (``schemas/service.schema.json``); such a service may have no others. Its ``$defs.site``, if any,
-describes ``site.<name>``: the parameters of a site component. ``"x-gen-checks"`` names cross-checks
-of ``component_checks`` to run on its services. A component without schema.json takes any parameters.
+describes ``site.<name>``: the parameters of a site component. ``"x-gen-checks"`` names
+cross-checks of ``component_checks`` to run on its services. A component without schema.json
+takes any parameters.
 
 ``root`` composes all of it with the target schema into the one schema parameters are checked
 against, so the reference validator, the fast path and located errors work as for ``schemas/``.
@@ -45,7 +46,9 @@ class Component:
     @property
     def site_schema(self) -> dict[str, Any] | None:
         """A reference to the schema of ``site.<name>``, if the component has one."""
-        return {"$ref": f"{self.uri}#/$defs/site"} if "site" in self.document.get("$defs", {}) else None
+        if "site" not in self.document.get("$defs", {}):
+            return None
+        return {"$ref": f"{self.uri}#/$defs/site"}
 
 
 def load(root: Path, common: Iterable[str]) -> list[Component]:
