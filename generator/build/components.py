@@ -42,13 +42,10 @@ class Component:
     document: dict[str, Any]
     """The schema as registered (without ``x-gen-checks``, which is not JSON Schema)."""
     checks: tuple[str, ...]
-
-    @property
-    def site_schema(self) -> dict[str, Any] | None:
-        """A reference to the schema of ``site.<name>``, if the component has one."""
-        if "site" not in self.document.get("$defs", {}):
-            return None
-        return {"$ref": f"{self.uri}#/$defs/site"}
+    service_schema: dict[str, Any]
+    """A reference to the schema of its services' own parameters."""
+    site_schema: dict[str, Any] | None
+    """A reference to the schema of ``site.<name>``, if the component has one."""
 
 
 def load(root: Path, common: Iterable[str]) -> list[Component]:
@@ -75,7 +72,8 @@ def _load_one(path: Path, display: str, common: set[str]) -> Component:
     _check_shape(display, contents, common)
     name = path.parent.name
     uri = contents.get("$id") or f"https://gen.invalid/components/{name}/{SCHEMA_FILE}"
-    return Component(name, uri, contents, tuple(checks))
+    site = {"$ref": f"{uri}#/$defs/site"} if "site" in contents.get("$defs", {}) else None
+    return Component(name, uri, contents, tuple(checks), {"$ref": uri}, site)
 
 
 def _check_checks(display: str, checks: Any) -> None:
@@ -127,6 +125,6 @@ def _service_schema(component: Component, common: list[str]) -> dict[str, Any]:
     # A service that is no object, or names no component, fails the common schema already.
     chosen = {"type": "object", "required": ["component"],
               "properties": {"component": {"enum": [component.name]}}}
-    return {"if": chosen, "then": {"allOf": [{"$ref": component.uri}],
+    return {"if": chosen, "then": {"allOf": [component.service_schema],
                                    "properties": {k: True for k in known},
                                    "additionalProperties": False}}

@@ -48,6 +48,9 @@ class Schemas:
     """The target schema, whose defaults ``with_defaults`` fills in first."""
     components: dict[str, component_types.Component] = field(default_factory=dict)
     """Components that ship a schema.json, by name."""
+    refs: dict[int, tuple[Any, referencing._core.Resolver[Any], Any]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """Where each ``$ref`` leads, for ``with_defaults``, by id of the schema holding it."""
 
 
 def load(root: Path, fast: bool = True) -> Schemas:
@@ -250,16 +253,16 @@ def with_defaults(schemas: Schemas, params: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``params`` with the schemas' ``default`` values filled in where keys are absent:
     the target schema's, then each service's component's and each site component's."""
     out = _copy(params)
-    _fill(schemas.resolver, schemas.target, out)
+    _fill(schemas.resolver, schemas.target, out, schemas.refs)
     site = out.get("site")
     for name, component in schemas.components.items():
         site_schema = component.site_schema
         if site_schema and isinstance(site, dict) and name in site:
-            _fill(schemas.resolver, site_schema, site[name])
+            _fill(schemas.resolver, site_schema, site[name], schemas.refs)
     for service in (out.get("services") or {}).values():
         kind = service.get("component") if isinstance(service, dict) else None
         if isinstance(kind, str) and kind in schemas.components:
-            _fill(schemas.resolver, {"$ref": schemas.components[kind].uri}, service)
+            _fill(schemas.resolver, schemas.components[kind].service_schema, service, schemas.refs)
     return out
 
 
@@ -272,26 +275,35 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _fill(resolver: referencing._core.Resolver[Any], schema: Any, instance: Any) -> None:
+_Refs = dict[int, tuple[Any, referencing._core.Resolver[Any], Any]]
+
+
+def _fill(resolver: referencing._core.Resolver[Any], schema: Any, instance: Any,
+          refs: _Refs) -> None:
     if not isinstance(schema, dict):
         return
     if "$ref" in schema:
-        resolved = resolver.lookup(schema["$ref"])
-        _fill(resolved.resolver, resolved.contents, instance)
+        # A lookup costs more than the rest of the walk, and every service repeats the same ones.
+        # The entry holds the schema, so its id cannot be reused by another object meanwhile.
+        hit = refs.get(id(schema))
+        if hit is None:
+            resolved = resolver.lookup(schema["$ref"])
+            hit = refs[id(schema)] = (schema, resolved.resolver, resolved.contents)
+        _fill(hit[1], hit[2], instance, refs)
     if isinstance(instance, dict):
         for key, sub in schema.get("properties", {}).items():
             if key not in instance and isinstance(sub, dict) and "default" in sub:
                 instance[key] = copy.deepcopy(sub["default"])
             if key in instance:
-                _fill(resolver, sub, instance[key])
+                _fill(resolver, sub, instance[key], refs)
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
             for key, value in instance.items():
                 if key not in schema.get("properties", {}):
-                    _fill(resolver, extra, value)
+                    _fill(resolver, extra, value, refs)
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
         for item in instance:
-            _fill(resolver, schema["items"], item)
+            _fill(resolver, schema["items"], item, refs)
 
 
 def dedupe(per_target: dict[str, list[Problem]]) -> list[Problem]:
