@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import yaml
+
 from generator import cli
 from tests.support.project import REPO
 
@@ -75,3 +77,9 @@ def test_a_command_that_compiles_without_the_compiler_says_what_to_install(proje
         said = re.fullmatch(r"gen: this command compiles, and the compiler is not installed "
                             r"\((\S+) is missing\): pip install 'gen-gitops\[compile\]'", line)
         assert said and said[1] in cli.COMPILE_EXTRA.values(), line
+
+
+def test_the_pre_commit_hooks_install_the_compile_extra() -> None:
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hooks and all(hook["additional_dependencies"] == extra["compile"] for hook in hooks)
