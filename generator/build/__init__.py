@@ -2,6 +2,8 @@
 
     inventory/      Kapitan/reclass classes and targets, merged and resolved with locations
     schemas         JSON Schema check of every target, defaults filled in
+    components      a component type's own parameters (components/<name>/schema.json), composed
+                    with schemas/; component_checks: the cross-checks a component names
     render          jinja2 components -> Kubernetes objects
     stages/         the steps of one site's compile (parameters, secrets, render, agent RBAC,
                     monitoring, manifests, site files); a new compile feature is a new stage

@@ -1,8 +1,8 @@
 """Skip sites whose inputs and compiled output are exactly as the last compile left them.
 
 For each site we record what its compile read (the target, its classes, the schemas, the files of
-the components it used, with sha256), the paths it probed and did not find (a class created there
-could change it), a fingerprint of the tool itself, and the size and mtime of every compiled file.
+the components it used, with sha256; an optional input that was absent, such as a component's
+schema.json, with ""), the paths it probed and did not find (a class created there could change it), a fingerprint of the tool itself, and the size and mtime of every compiled file.
 A site is fresh when all of these still hold; anything else recompiles it. The state lives in
 ``.gen-cache/compile-state.json`` under the root (not committed) and is only an accelerator:
 deleting it changes nothing but speed.
@@ -117,7 +117,8 @@ def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:
     saved = state.sites.get(site)
     if saved is None:
         return False
-    if any(hasher.digest(rel) != digest for rel, digest in saved.inputs.items()):
+    # An input recorded as "" was absent (an optional file such as a component's schema.json).
+    if any((hasher.digest(rel) or "") != digest for rel, digest in saved.inputs.items()):
         return False
     if any(hasher.exists(rel) for rel in saved.probes):
         return False

@@ -1,8 +1,10 @@
 """Merged target parameters -> a list of located problems (JSON Schema 2020-12 plus a few cross-checks).
 
 The schemas live in ``schemas/`` of the project (``target.schema.json`` is the root; the others are
-found by their ``$id``). Every problem points at the class or target file that set the offending
-value. ``with_defaults`` fills in the schema's ``default`` values for the renderer.
+found by their ``$id``) and in ``components/<name>/schema.json`` (see ``components``: a service's
+parameters beyond the common ones are its component's). Every problem points at the class or
+target file that set the offending value. ``with_defaults`` fills in the schemas' ``default``
+values for the renderer.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import copy
 import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -26,10 +28,12 @@ from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
-from generator.build import jsonschema_compat
+from generator.build import component_checks, jsonschema_compat
+from generator.build import components as component_types
 from generator.build.inventory import Target
 
 ROOT_SCHEMA = "target.schema.json"
+SERVICE_SCHEMA = "service.schema.json"
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,17 @@ class Schemas:
     files: tuple[str, ...]
     fast: Callable[[Any], Any] | None = None
     """A compiled yes/no check with the same verdicts (fastjsonschema); the reference explains failures."""
+    target: Any = None
+    """The target schema, whose defaults ``with_defaults`` fills in first."""
+    components: dict[str, component_types.Component] = field(default_factory=dict)
+    """Components that ship a schema.json, by name."""
+    refs: dict[int, tuple[Any, referencing._core.Resolver[Any], Any]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """Where each ``$ref`` leads, for ``with_defaults``, by id of the schema holding it."""
 
 
 def load(root: Path, fast: bool = True) -> Schemas:
-    """Load ``schemas/*.json``; a broken schema is a located user error.
+    """Load ``schemas/*.json`` and ``components/*/schema.json``; a broken one is a located user error.
 
     ``fast`` also compiles the fast path (about 0.2 s, repaid after a few targets).
     """
@@ -66,16 +77,33 @@ def load(root: Path, fast: bool = True) -> Schemas:
     if root_id is None:
         raise errors.located(Location(f"schemas/{ROOT_SCHEMA}"), "missing: the root schema of target parameters")
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
-    root_schema = registry[root_id].contents
+    target_schema = registry[root_id].contents
     try:
-        jsonschema.Draft202012Validator.check_schema(root_schema)
+        jsonschema.Draft202012Validator.check_schema(target_schema)
     except jsonschema.SchemaError as e:
         raise errors.located(Location(f"schemas/{ROOT_SCHEMA}"), f"invalid schema: {e.message}") from e
+    common = _common_parameters(registry, root_id)
+    found = component_types.load(root, common)
+    composed = component_types.root(root_id, common, found)
+    resources += [(c.uri, DRAFT202012.create_resource(c.document)) for c in found]
+    resources.append((component_types.ROOT_ID, DRAFT202012.create_resource(composed)))
+    registry = referencing.Registry().with_resources(resources)
     checker = jsonschema.FormatChecker(_FORMATS)
-    validator = jsonschema.Draft202012Validator(root_schema, registry=registry, format_checker=checker)
+    validator = jsonschema.Draft202012Validator(composed, registry=registry, format_checker=checker)
     documents = {uri: resource.contents for uri, resource in resources}
-    return Schemas(validator, registry.resolver(root_id), tuple(files),
-                   _fast_validator(documents, root_id) if fast else None)
+    fast_path = _fast_validator(documents, component_types.ROOT_ID) if fast else None
+    return Schemas(validator, registry.resolver(root_id), tuple(files), fast_path, target_schema,
+                   {c.name: c for c in found})
+
+
+def _common_parameters(registry: referencing.Registry[Any], root_id: str) -> list[str]:
+    """The parameters every service has: the properties of schemas/service.schema.json."""
+    try:
+        common = registry.resolver(root_id).lookup(SERVICE_SCHEMA).contents
+    except referencing.exceptions.Unresolvable as e:
+        raise errors.located(Location(f"schemas/{SERVICE_SCHEMA}"),
+                             "missing: the schema of what every service has") from e
+    return list(common.get("properties", {}))
 
 
 # The fast path: all schemas bundled into one draft-07 document for fastjsonschema (about 20x
@@ -130,7 +158,7 @@ def check(schemas: Schemas, target: Target, components: Iterable[str]) -> list[P
     problems = [] if _valid(schemas, target.parameters) else \
         [p for e in _errors(schemas, target.parameters) for p in _problem(target, e)]
     if not problems:
-        problems = list(_cross_checks(target, set(components)))
+        problems = list(_cross_checks(target, set(components), schemas.components))
     return problems
 
 
@@ -151,7 +179,8 @@ def _problem(target: Target, error: ValidationError) -> list[Problem]:
     return [Problem(target.location(path), format_path(path), message)]
 
 
-def _cross_checks(target: Target, components: set[str]) -> Iterator[Problem]:
+def _cross_checks(target: Target, components: set[str],
+                  types: dict[str, component_types.Component]) -> Iterator[Problem]:
     params = target.parameters
     site = params["site"]
     services = params["services"]
@@ -171,48 +200,40 @@ def _cross_checks(target: Target, components: set[str]) -> Iterator[Problem]:
             yield at("site", "external", name)(f"external resource {name!r} has the name of a service; "
                                                           "both would compile to a Service of that name")
     for name, svc in services.items():
-        yield from _service_checks(name, svc, services, site, components, at)
+        kind = types.get(svc["component"])
+        yield from _service_checks(name, svc, services, site, components, kind, at)
 
 
 def _service_checks(name: str, svc: dict[str, Any], services: dict[str, Any], site: dict[str, Any],
-                    components: set[str], at: Any) -> Iterator[Problem]:
+                    components: set[str], component: component_types.Component | None,
+                    at: Any) -> Iterator[Problem]:
+    """What every service must satisfy, then the checks its component type names."""
     base = ("services", name)
     if svc["component"] not in components:
         yield at(*base, "component")(f"component {svc['component']!r} not found in components/")
-    port_numbers = [p["port"] for p in svc["ports"]]
-    yield from _unique(port_numbers, lambda i: at(*base, "ports", i, "port"), "port")
-    yield from _unique([p.get("name") for p in svc["ports"] if p.get("name")],
-                       lambda i: at(*base, "ports", i, "name"), "port name")
-    mounts = [v["name"] for v in svc.get("volumes", [])] + [h["name"] for h in svc.get("host_paths", [])]
-    if "config" in svc:
-        mounts.append("config")
-    yield from _unique(mounts, lambda i: at(*base), "volume name (volumes, host_paths and config share one list)")
-    ips = site["ingress"].get("ips", [])
-    for i, entry in enumerate(svc.get("ingress", [])):
-        if entry["port"] not in port_numbers:
-            yield at(*base, "ingress", i, "port")(f"port {entry['port']} is not one of the service's ports {port_numbers}")
-        if "ip" in entry and entry["ip"] not in ips:
-            yield at(*base, "ingress", i, "ip")(f"{entry['ip']} is not one of the site's ingress ips {ips}")
-    names = [e.get("name") or f"{name}-{e['port']}" for e in svc.get("ingress", [])]
-    yield from _unique(names, lambda i: at(*base, "ingress", i), "ingress name (set name: on one of them)")
+    view = component_checks.Service(name, svc, site, lambda *path: at(*base, *path))
+    for check in component.checks if component else ():
+        yield from component_checks.CHECKS[check](view)
     known = set(services) | set(site.get("external", {}))
     for i, dep in enumerate(svc.get("depends_on", [])):
         if dep not in known:
             yield at(*base, "depends_on", i)(f"{dep!r} is neither a service nor an external resource")
 
 
-def _unique(values: list[Any], where: Any, what: str) -> Iterator[Problem]:
-    seen: set[Any] = set()
-    for i, value in enumerate(values):
-        if value in seen:
-            yield where(i)(f"duplicate {what} {value!r}")
-        seen.add(value)
-
-
 def with_defaults(schemas: Schemas, params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` with the schema's ``default`` values filled in where keys are absent."""
+    """A copy of ``params`` with the schemas' ``default`` values filled in where keys are absent:
+    the target schema's, then each service's component's and each site component's."""
     out = _copy(params)
-    _fill(schemas.resolver, schemas.validator.schema, out)  # type: ignore[arg-type]
+    _fill(schemas.resolver, schemas.target, out, schemas.refs)
+    site = out.get("site")
+    for name, component in schemas.components.items():
+        site_schema = component.site_schema
+        if site_schema and isinstance(site, dict) and name in site:
+            _fill(schemas.resolver, site_schema, site[name], schemas.refs)
+    for service in (out.get("services") or {}).values():
+        kind = service.get("component") if isinstance(service, dict) else None
+        if isinstance(kind, str) and kind in schemas.components:
+            _fill(schemas.resolver, schemas.components[kind].service_schema, service, schemas.refs)
     return out
 
 
@@ -225,26 +246,35 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _fill(resolver: referencing._core.Resolver[Any], schema: Any, instance: Any) -> None:
+_Refs = dict[int, tuple[Any, referencing._core.Resolver[Any], Any]]
+
+
+def _fill(resolver: referencing._core.Resolver[Any], schema: Any, instance: Any,
+          refs: _Refs) -> None:
     if not isinstance(schema, dict):
         return
     if "$ref" in schema:
-        resolved = resolver.lookup(schema["$ref"])
-        _fill(resolved.resolver, resolved.contents, instance)
+        # A lookup costs more than the rest of the walk, and every service repeats the same ones.
+        # The entry holds the schema, so its id cannot be reused by another object meanwhile.
+        hit = refs.get(id(schema))
+        if hit is None:
+            resolved = resolver.lookup(schema["$ref"])
+            hit = refs[id(schema)] = (schema, resolved.resolver, resolved.contents)
+        _fill(hit[1], hit[2], instance, refs)
     if isinstance(instance, dict):
         for key, sub in schema.get("properties", {}).items():
             if key not in instance and isinstance(sub, dict) and "default" in sub:
                 instance[key] = copy.deepcopy(sub["default"])
             if key in instance:
-                _fill(resolver, sub, instance[key])
+                _fill(resolver, sub, instance[key], refs)
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
             for key, value in instance.items():
                 if key not in schema.get("properties", {}):
-                    _fill(resolver, extra, value)
+                    _fill(resolver, extra, value, refs)
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
         for item in instance:
-            _fill(resolver, schema["items"], item)
+            _fill(resolver, schema["items"], item, refs)
 
 
 def dedupe(per_target: dict[str, list[Problem]]) -> list[Problem]:

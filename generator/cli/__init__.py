@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 T = TypeVar("T")
 
+COMPILE_EXTRA = {"jinja2": "jinja2", "ruamel": "ruamel.yaml", "jsonschema": "jsonschema",
+                 "referencing": "referencing", "fastjsonschema": "fastjsonschema",
+                 "kubernetes_validate": "kubernetes-validate"}
+"""Modules of the ``compile`` extra, by the distribution that provides them. A plain
+``pip install gen-gitops`` (the agent's image) has none: the agent, publish and the ferry need
+none of them, and every command imports them only when it compiles."""
+
 EPILOG = (
     "Exit status: 0 success; 1 a user error, a validation problem, or differences (compile --check, diff); "
     "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted.\n\n"
@@ -197,11 +204,24 @@ def run(action: Callable[[], T]) -> T:
         raise typer.Exit(EXIT_USER) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception:  # noqa: BLE001 - the one place bugs are turned into an exit status
+    except Exception as e:  # noqa: BLE001 - the one place bugs are turned into an exit status
+        if isinstance(e, ModuleNotFoundError) and missing_compiler(e):
+            _say_missing_compiler(e)
+            raise typer.Exit(EXIT_USER) from None
         traceback.print_exc(file=sys.stderr)
         typer.echo(f"gen {__version__}: internal error (a bug). Please report it with the command you ran and "
                    "the traceback above.", err=True)
         raise typer.Exit(EXIT_BUG) from None
+
+
+def missing_compiler(error: ModuleNotFoundError) -> str | None:
+    """The distribution of the ``compile`` extra whose absence ``error`` reports, if it is one."""
+    return COMPILE_EXTRA.get((error.name or "").split(".")[0])
+
+
+def _say_missing_compiler(error: ModuleNotFoundError) -> None:
+    typer.echo(f"gen: this command compiles, and the compiler is not installed ({missing_compiler(error)} "
+               "is missing): pip install 'gen-gitops[compile]'", err=True)
 
 
 def _causes(e: BaseException) -> Iterator[BaseException]:
@@ -267,8 +287,27 @@ def progress(label: str, out: Output) -> Iterator[Callable[[int, int], None] | N
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point ``gen``."""
+    _without_compiler_is_one_line(app)
+
+
+def agent_main() -> None:
+    """Console-script entry point ``gen-agent``: only the agent's commands (``gen-agent run`` is
+    ``gen agent run``). Importing it loads no compiler library (jinja2, ruamel, jsonschema)."""
+    from generator.cli import _agent as agent_commands
+
+    _without_compiler_is_one_line(lambda: agent_commands.agent_app(prog_name="gen-agent"))
+
+
+def _without_compiler_is_one_line(start: Callable[[], Any]) -> None:
+    """Run the CLI; a command that compiles without the ``compile`` extra says what to install."""
+    try:
+        start()
+    except ModuleNotFoundError as e:
+        if missing_compiler(e) is None:
+            raise
+        _say_missing_compiler(e)
+        sys.exit(EXIT_USER)
 
 
 from generator.cli import _compile  # noqa: E402,F401  (registers the commands)

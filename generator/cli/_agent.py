@@ -13,14 +13,26 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from generator.cli import TextOrJson, app, run
+from generator.cli import TextOrJson, _version, app, run
 
 if TYPE_CHECKING:
     from generator.run.agent.settings import Settings
 
 agent_app = typer.Typer(help="The in-cluster pull agent: keep a cluster at its site's signed deploy branch.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, pretty_exceptions_enable=False,
+                        context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(agent_app, name="agent")
+
+
+@agent_app.callback()
+def _agent(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """The in-cluster pull agent: keep a cluster at its site's signed deploy branch.
+
+    Also the console script gen-agent, which needs no compiler: pip install gen-gitops.
+    """
 
 
 @agent_app.command("run")

@@ -106,7 +106,7 @@ def validate(
     verbose: VerboseOption = 0,
     color: ColorOption = None,
 ) -> None:
-    """Check every target's merged parameters against schemas/ and print every problem at once.
+    """Check every target against schemas/ and components/*/schema.json; print every problem.
 
     Each problem is printed as `file:line:col  $.json.path  message`, pointing
     at the class or target that set the value; exit status 1 if there is any.

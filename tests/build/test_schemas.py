@@ -40,6 +40,9 @@ BREAKAGES = {
     "probe oneOf": (("services", "gatekeeper", "probes", "readiness"), {"tcp_port": 1, "command": ["x"]}),
     "bool is not integer": (("services", "gatekeeper", "replicas"), True),
     "version as number": (("site", "kubernetes_version"), 1.25),
+    "unknown key of a component": (("services", "gatekeeper", "schedule"), "daily"),
+    "site component parameter": (("site", "external"),
+                                 {"r": {"addresses": ["10.0.0.1"], "ports": [{"port": "x"}]}}),
 }
 
 
