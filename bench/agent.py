@@ -37,11 +37,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from generator.core import objects, yamlio  # noqa: E402
 from generator.run.agent import kube  # noqa: E402
 from generator.run.agent.loop import Agent  # noqa: E402
 from generator.run.agent.metrics import Metrics  # noqa: E402
 from generator.run.agent.settings import GitSource, PruneSettings, Settings  # noqa: E402
-from generator.core import objects, yamlio  # noqa: E402
 from tests.support.agent import Branch, Counting, configmap, deployment, service, site_files  # noqa: E402
 from tests.support.ferry import Keys, make_key, write_allowed_signers  # noqa: E402
 from tests.support.servers.kube import start_control_plane  # noqa: E402
@@ -50,8 +50,9 @@ from tests.support.servers.kube import start_control_plane  # noqa: E402
 def synthetic_site(count: int, prefix: str) -> list[dict[str, Any]]:
     """``count`` objects over four namespaces (the Namespaces themselves included)."""
     namespaces = [f"{prefix}-{i}" for i in range(4)]
-    objs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-                                  for ns in namespaces]
+    objs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in namespaces
+    ]
     i = 0
     while len(objs) < count:
         ns = namespaces[i % 4]
@@ -63,7 +64,13 @@ def synthetic_site(count: int, prefix: str) -> list[dict[str, Any]]:
             svc["spec"]["clusterIP"] = "None"
             objs.append(svc)
         elif kind == 3:
-            objs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": f"sa-{i}", "namespace": ns}})
+            objs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": f"sa-{i}", "namespace": ns},
+                }
+            )
         else:
             objs.append(deployment(f"deploy-{i}", ns))
         i += 1
@@ -72,8 +79,23 @@ def synthetic_site(count: int, prefix: str) -> list[dict[str, Any]]:
 
 def kubectl_apply(kubeconfig: Path, directory: Path) -> float:
     started = time.perf_counter()
-    proc = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "apply", "--server-side", "--field-manager",
-                    "kubectl-bench", "-R", "-f", str(directory)], check=False, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kubeconfig),
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "kubectl-bench",
+            "-R",
+            "-f",
+            str(directory),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"kubectl failed: {proc.stderr[-2000:]}")
     return time.perf_counter() - started
@@ -87,25 +109,44 @@ def write_tree(directory: Path, objs: list[dict[str, Any]]) -> None:
         path.write_text(yamlio.dump(objects.canonical(obj)))
 
 
-def agent_round(admin: kube.Client, base: Path, keys: Keys, count: int, number: int) -> dict[str, Any]:
+def agent_round(
+    admin: kube.Client, base: Path, keys: Keys, count: int, number: int
+) -> dict[str, Any]:
     objs = synthetic_site(count, f"agent-r{number}")
     branch = Branch(base / f"deploy-{number}.git", "bench", keys)
     branch.commit(files=site_files(objs))
-    settings = Settings(site="bench", source=GitSource(str(branch.path)), allowed_signers=keys.allowed_signers,
-                        state_dir=base / f"state-{number}", namespace=f"agent-r{number}-0",
-                        name="gen-agent", interval=300, health_timeout=0.0, prune=PruneSettings(), metrics_port=-1)
+    settings = Settings(
+        site="bench",
+        source=GitSource(str(branch.path)),
+        allowed_signers=keys.allowed_signers,
+        state_dir=base / f"state-{number}",
+        namespace=f"agent-r{number}-0",
+        name="gen-agent",
+        interval=300,
+        health_timeout=0.0,
+        prune=PruneSettings(),
+        metrics_port=-1,
+    )
     out: dict[str, Any] = {}
-    agent = Agent(settings, admin, Metrics(300))  # one agent, as its loop runs: it keeps what it parsed
+    agent = Agent(
+        settings, admin, Metrics(300)
+    )  # one agent, as its loop runs: it keeps what it parsed
     for case, change in (("first apply", False), ("no-op", False), ("one change", True)):
         if change:
-            objs[4] = configmap(objs[4]["metadata"]["name"], objs[4]["metadata"]["namespace"], changed="yes")
+            objs[4] = configmap(
+                objs[4]["metadata"]["name"], objs[4]["metadata"]["namespace"], changed="yes"
+            )
             branch.commit(files=site_files(objs))
         counting = Counting(admin)
         agent.kube = counting
         started = time.perf_counter()
         result = agent.reconcile()
-        out[case] = {"seconds": time.perf_counter() - started, "applied": len(result.applied),
-                     "requests": dict(sorted(counting.calls.items())), "errors": len(result.errors)}
+        out[case] = {
+            "seconds": time.perf_counter() - started,
+            "applied": len(result.applied),
+            "requests": dict(sorted(counting.calls.items())),
+            "errors": len(result.errors),
+        }
     return out
 
 
@@ -113,16 +154,22 @@ def kubectl_round(kubeconfig: Path, base: Path, count: int, number: int) -> dict
     objs = synthetic_site(count, f"kubectl-r{number}")
     directory = base / f"kubectl-{number}"
     write_tree(directory, objs)
-    out = {"first apply": {"seconds": kubectl_apply(kubeconfig, directory)},
-           "no-op": {"seconds": kubectl_apply(kubeconfig, directory)}}
-    objs[4] = configmap(objs[4]["metadata"]["name"], objs[4]["metadata"]["namespace"], changed="yes")
+    out = {
+        "first apply": {"seconds": kubectl_apply(kubeconfig, directory)},
+        "no-op": {"seconds": kubectl_apply(kubeconfig, directory)},
+    }
+    objs[4] = configmap(
+        objs[4]["metadata"]["name"], objs[4]["metadata"]["namespace"], changed="yes"
+    )
     write_tree(directory, objs)
     out["one change"] = {"seconds": kubectl_apply(kubeconfig, directory)}
     return out
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
@@ -140,8 +187,12 @@ def main() -> int:
             admin = kube.connect(cp.kubeconfig)
             rounds = []
             for number in range(args.rounds):
-                rounds.append({"agent": agent_round(admin, base, keys, args.objects, number),
-                               "kubectl": kubectl_round(cp.kubeconfig, base, args.objects, number)})
+                rounds.append(
+                    {
+                        "agent": agent_round(admin, base, keys, args.objects, number),
+                        "kubectl": kubectl_round(cp.kubeconfig, base, args.objects, number),
+                    }
+                )
             report = summarize(rounds, args.objects, cp.version)
     print(json.dumps(report, indent=2) if args.json else table(report))
     return 0
@@ -149,25 +200,44 @@ def main() -> int:
 
 def summarize(rounds: list[dict[str, Any]], count: int, version: str) -> dict[str, Any]:
     cases = ("first apply", "no-op", "one change")
-    median = {tool: {case: statistics.median(r[tool][case]["seconds"] for r in rounds) for case in cases}
-              for tool in ("agent", "kubectl")}
-    return {"objects": count, "rounds": len(rounds), "server": version, "cpus": os.cpu_count(), "median": median,
-            "agent_requests": {case: rounds[-1]["agent"][case]["requests"] for case in cases},
-            "agent_applied": {case: rounds[-1]["agent"][case]["applied"] for case in cases},
-            "targets": {"first apply <= kubectl": median["agent"]["first apply"] <= median["kubectl"]["first apply"],
-                        "no-op < first apply / 10": median["agent"]["no-op"] < median["agent"]["first apply"] / 10},
-            "rounds_raw": rounds}
+    median = {
+        tool: {case: statistics.median(r[tool][case]["seconds"] for r in rounds) for case in cases}
+        for tool in ("agent", "kubectl")
+    }
+    return {
+        "objects": count,
+        "rounds": len(rounds),
+        "server": version,
+        "cpus": os.cpu_count(),
+        "median": median,
+        "agent_requests": {case: rounds[-1]["agent"][case]["requests"] for case in cases},
+        "agent_applied": {case: rounds[-1]["agent"][case]["applied"] for case in cases},
+        "targets": {
+            "first apply <= kubectl": median["agent"]["first apply"]
+            <= median["kubectl"]["first apply"],
+            "no-op < first apply / 10": median["agent"]["no-op"]
+            < median["agent"]["first apply"] / 10,
+        },
+        "rounds_raw": rounds,
+    }
 
 
 def table(report: dict[str, Any]) -> str:
     m = report["median"]
-    lines = [f"{report['objects']} objects, median of {report['rounds']} round(s), kube-apiserver {report['server']}, "
-             f"{report['cpus']} CPUs", "", "| case | gen agent | kubectl apply --server-side | agent requests |",
-             "| --- | ---: | ---: | --- |"]
+    lines = [
+        f"{report['objects']} objects, median of {report['rounds']} round(s), kube-apiserver {report['server']}, "
+        f"{report['cpus']} CPUs",
+        "",
+        "| case | gen agent | kubectl apply --server-side | agent requests |",
+        "| --- | ---: | ---: | --- |",
+    ]
     for case in ("first apply", "no-op", "one change"):
         reqs = ", ".join(f"{k} {v}" for k, v in report["agent_requests"][case].items())
         lines.append(f"| {case} | {m['agent'][case]:.2f} s | {m['kubectl'][case]:.2f} s | {reqs} |")
-    lines += ["", *(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in report["targets"].items())]
+    lines += [
+        "",
+        *(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in report["targets"].items()),
+    ]
     return "\n".join(lines)
 
 

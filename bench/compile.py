@@ -73,9 +73,28 @@ MIB = 1024 * 1024
 TARGETS = {"cold": 8.0, "no-op": 1.0, "one site changed": 1.0}
 RSS_TARGET = 1024 * MIB
 
-SERVICE_NAMES = ("gateway", "auth", "billing", "orders", "inventory", "search", "notify", "report", "audit",
-                 "media", "catalog", "pricing", "ledger", "profile", "session", "scheduler", "metrics",
-                 "export", "importer", "workflow")
+SERVICE_NAMES = (
+    "gateway",
+    "auth",
+    "billing",
+    "orders",
+    "inventory",
+    "search",
+    "notify",
+    "report",
+    "audit",
+    "media",
+    "catalog",
+    "pricing",
+    "ledger",
+    "profile",
+    "session",
+    "scheduler",
+    "metrics",
+    "export",
+    "importer",
+    "workflow",
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,13 +114,22 @@ def _yaml_dump(data: Any, header: str) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     Dumper.add_representer(str, str_repr)
-    text = yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
+    text = yaml.dump(
+        data,
+        Dumper=Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=120,
+        allow_unicode=True,
+    )
     return "".join(f"# {line}\n" for line in header.splitlines()) + text
 
 
 def service_names(count: int) -> list[str]:
     base = len(SERVICE_NAMES)
-    return [SERVICE_NAMES[i % base] + (f"-{i // base + 1}" if i >= base else "") for i in range(count)]
+    return [
+        SERVICE_NAMES[i % base] + (f"-{i // base + 1}" if i >= base else "") for i in range(count)
+    ]
 
 
 def _var(name: str) -> str:
@@ -135,19 +163,33 @@ def service_class(i: int, name: str, names: list[str]) -> dict[str, Any]:
         "requests": {"cpu": f"{100 * (1 + i % 5)}m", "memory": f"{128 * (1 + i % 4)}Mi"},
         "limits": {"cpu": str(1 + i % 3), "memory": f"{1 + i % 4}Gi"},
     }
-    env = {"SERVICE_NAME": name, "NAMESPACE": "${site:namespace}",
-           "REDIS_ADDR": "redis-cluster.${site:namespace}.svc:6379", "LOG_LEVEL": ("info", "debug", "warn")[i % 3]}
+    env = {
+        "SERVICE_NAME": name,
+        "NAMESPACE": "${site:namespace}",
+        "REDIS_ADDR": "redis-cluster.${site:namespace}.svc:6379",
+        "LOG_LEVEL": ("info", "debug", "warn")[i % 3],
+    }
     if i:
-        env["UPSTREAM_URL"] = f"http://{names[i - 1]}." + "${site:namespace}.svc:" + str(8000 + 10 * (i - 1))
+        env["UPSTREAM_URL"] = (
+            f"http://{names[i - 1]}." + "${site:namespace}.svc:" + str(8000 + 10 * (i - 1))
+        )
     svc["env"] = env
     if i % 5 != 4:
-        files = {"app.yaml": f'listen: ":{base_port}"\nredis: redis-cluster:6379\nlog_level: {env["LOG_LEVEL"]}\n'
-                             f"workers: {2 + i % 6}\n"}
+        files = {
+            "app.yaml": f'listen: ":{base_port}"\nredis: redis-cluster:6379\nlog_level: {env["LOG_LEVEL"]}\n'
+            f"workers: {2 + i % 6}\n"
+        }
         if i % 3 == 0:
             files["logging.properties"] = "handlers=console\nlevel=INFO\nformat=json\n"
         svc["config"] = {"mount_path": f"/etc/{name}", "files": files}
-    volumes = [{"name": f"vol-data{v}", "mount_path": f"/var/lib/{name}/data{v}", "size": f"{10 * (1 + (i + v) % 5)}Gi"}
-               for v in range(i % 3)]
+    volumes = [
+        {
+            "name": f"vol-data{v}",
+            "mount_path": f"/var/lib/{name}/data{v}",
+            "size": f"{10 * (1 + (i + v) % 5)}Gi",
+        }
+        for v in range(i % 3)
+    ]
     if volumes:
         svc["volumes"] = volumes
     if i % 4 == 0:
@@ -175,16 +217,50 @@ def service_class(i: int, name: str, names: list[str]) -> dict[str, Any]:
 
 
 SITE_CLASSES = {
-    "common": ("Defaults every site starts from (as inventory/classes/common.yml).", {
-        "parameters": {"site": {"name": "${_reclass_:name:short}", "namespace": "project",
-                                "components": ["namespace", "external"]}, "services": {}}}),
-    "sites/kubekey": ("Clusters installed with KubeKey carry their own Harbor at dockerhub.kubekey.local.", {
-        "parameters": {"site": {"registry": "dockerhub.kubekey.local", "ingress": {"class": "nginx"}}}}),
-    "sites/harbor": ("Sites with a Harbor of their own, named after the site.", {
-        "parameters": {"site": {"registry": "harbor.${site:name}.internal:5000/paas", "storage_class": "local-path",
-                                "ingress": {"class": "nginx"}}}}),
-    "sites/hardened": ("Sites under stricter rules: pull secret, compliance label.", {
-        "parameters": {"site": {"image_pull_secrets": ["registry-cred"], "labels": {"compliance": "mlps-3"}}}}),
+    "common": (
+        "Defaults every site starts from (as inventory/classes/common.yml).",
+        {
+            "parameters": {
+                "site": {
+                    "name": "${_reclass_:name:short}",
+                    "namespace": "project",
+                    "components": ["namespace", "external"],
+                },
+                "services": {},
+            }
+        },
+    ),
+    "sites/kubekey": (
+        "Clusters installed with KubeKey carry their own Harbor at dockerhub.kubekey.local.",
+        {
+            "parameters": {
+                "site": {"registry": "dockerhub.kubekey.local", "ingress": {"class": "nginx"}}
+            }
+        },
+    ),
+    "sites/harbor": (
+        "Sites with a Harbor of their own, named after the site.",
+        {
+            "parameters": {
+                "site": {
+                    "registry": "harbor.${site:name}.internal:5000/paas",
+                    "storage_class": "local-path",
+                    "ingress": {"class": "nginx"},
+                }
+            }
+        },
+    ),
+    "sites/hardened": (
+        "Sites under stricter rules: pull secret, compliance label.",
+        {
+            "parameters": {
+                "site": {
+                    "image_pull_secrets": ["registry-cred"],
+                    "labels": {"compliance": "mlps-3"},
+                }
+            }
+        },
+    ),
 }
 
 
@@ -201,17 +277,27 @@ def target(j: int, names: list[str]) -> dict[str, Any]:
     classes += [f"services.{n}" for n in names]
     a, b = 10 + j // 250, j % 250
     ips = [f"10.{a}.{b}.11", f"10.{a}.{b}.12"]
-    site: dict[str, Any] = {"description": f"Private cloud number {j}",
-                            "kubernetes_version": KUBE_VERSIONS[j % len(KUBE_VERSIONS)]}
+    site: dict[str, Any] = {
+        "description": f"Private cloud number {j}",
+        "kubernetes_version": KUBE_VERSIONS[j % len(KUBE_VERSIONS)],
+    }
     if j % 5 == 1:
         site["registry"] = f"registry.{name}.local:5000/project"
     site["ingress"] = {"ips": ips}
     if j % 6 == 5:
         site["ingress"]["domain"] = f"paas.{name}.example.com"
-    site["nodes"] = [{"name": f"{name}-node-{n}", "address": f"10.{a}.{b}.{100 + n}",
-                      "roles": ["etcd", "control-plane"] if n < 3 else ["worker"]} for n in range(3 + j % 4)]
-    redis: dict[str, Any] = {"addresses": [f"10.{a}.{b}.{200 + n}" for n in range(1 + j % 3)],
-                             "ports": [{"name": "redis", "port": 6379}]}
+    site["nodes"] = [
+        {
+            "name": f"{name}-node-{n}",
+            "address": f"10.{a}.{b}.{100 + n}",
+            "roles": ["etcd", "control-plane"] if n < 3 else ["worker"],
+        }
+        for n in range(3 + j % 4)
+    ]
+    redis: dict[str, Any] = {
+        "addresses": [f"10.{a}.{b}.{200 + n}" for n in range(1 + j % 3)],
+        "ports": [{"name": "redis", "port": 6379}],
+    }
     if j % 4 == 1:
         redis["endpoints_api"] = "both"
     site["external"] = {"redis-cluster": redis}
@@ -221,8 +307,10 @@ def target(j: int, names: list[str]) -> dict[str, Any]:
     params["site"] = site
     services: dict[str, Any] = {names[0]: {"replicas": 1 + j % 3}}  # the value case (3) changes
     if j % 3 == 0:
-        services[names[0]]["~ingress"] = [{"port": 8000, "ip": ips[0]}, {"port": 8000, "ip": ips[1],
-                                                                           "name": f"{names[0]}-second"}]
+        services[names[0]]["~ingress"] = [
+            {"port": 8000, "ip": ips[0]},
+            {"port": 8000, "ip": ips[1], "name": f"{names[0]}-second"},
+        ]
     params["services"] = services
     return {"classes": classes, "parameters": params}
 
@@ -240,12 +328,16 @@ def generate(root: Path, sites: int, services: int) -> None:
     names = service_names(services)
     for i, name in enumerate(names):
         (classes / "services" / f"{name}.yml").write_text(
-            _yaml_dump(service_class(i, name, names), f"Synthetic service {name} (bench/compile.py)."))
+            _yaml_dump(
+                service_class(i, name, names), f"Synthetic service {name} (bench/compile.py)."
+            )
+        )
     targets = root / "inventory" / "targets"
     targets.mkdir()
     for j in range(sites):
         (targets / f"{site_name(j)}.yml").write_text(
-            _yaml_dump(target(j, names), f"Synthetic site {site_name(j)} (bench/compile.py)."))
+            _yaml_dump(target(j, names), f"Synthetic site {site_name(j)} (bench/compile.py).")
+        )
 
 
 def change_one_value(root: Path, site: str) -> str:
@@ -256,7 +348,7 @@ def change_one_value(root: Path, site: str) -> str:
     if not m:
         raise SystemExit(f"bench: no replicas: override in {path}")
     new = int(m[2]) + 1
-    path.write_text(text[:m.start(2)] + str(new) + text[m.end(2):])
+    path.write_text(text[: m.start(2)] + str(new) + text[m.end(2) :])
     return f"inventory/targets/{site}.yml: replicas {m[2]} -> {new}"
 
 
@@ -275,7 +367,7 @@ def _proc_children() -> dict[int, list[int]]:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
     return children
 
@@ -352,7 +444,11 @@ def run_gen(cmd: list[str], env: dict[str, str], sample_ms: float) -> Run:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        sampler = TreeSampler(proc.pid, sample_ms / 1000) if sample_ms > 0 and os.path.isdir("/proc") else None
+        sampler = (
+            TreeSampler(proc.pid, sample_ms / 1000)
+            if sample_ms > 0 and os.path.isdir("/proc")
+            else None
+        )
         if sampler:
             sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -367,8 +463,17 @@ def run_gen(cmd: list[str], env: dict[str, str], sample_ms: float) -> Run:
     if proc.returncode != 0:
         raise SystemExit(f"bench: {' '.join(cmd)} exited {proc.returncode}\n{stdout}{stderr}")
     max_rss = usage.ru_maxrss * 1024  # kB on Linux
-    return Run(wall, usage.ru_utime + usage.ru_stime, load, max_rss, sampler.peak_rss if sampler else 0, sampler.peak_pss if sampler else 0,
-               sampler.max_procs if sampler else 0, stdout, stderr)
+    return Run(
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        load,
+        max_rss,
+        sampler.peak_rss if sampler else 0,
+        sampler.peak_pss if sampler else 0,
+        sampler.max_procs if sampler else 0,
+        stdout,
+        stderr,
+    )
 
 
 def count_files(compiled: Path) -> int:
@@ -438,7 +543,9 @@ class Bench:
         if args.snapshot:
             # gen's code as it was when the bench started: others editing generator/ meanwhile would change
             # the tool fingerprint (invalidating the compile cache) and the code measured from case to case.
-            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(args.snapshot), os.environ.get("PYTHONPATH")]))
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(args.snapshot), os.environ.get("PYTHONPATH")])
+            )
         if not args.keep_env:
             # Python as users run it: bytecode cached (this sandbox sets PYTHONDONTWRITEBYTECODE=1), but in
             # a prefix under the work directory so nothing is written into the repository or the venv.
@@ -454,17 +561,34 @@ class Bench:
         shutil.rmtree(self.gen_cache, ignore_errors=True)
         self.gen_cache.mkdir(parents=True)
 
-    def measure(self, name: str, what: str, extra: list[str], *, before: Any = None, repeat: int = 1,
-                validator_cache: str = "warm", target: float | None = None) -> Case:
+    def measure(
+        self,
+        name: str,
+        what: str,
+        extra: list[str],
+        *,
+        before: Any = None,
+        repeat: int = 1,
+        validator_cache: str = "warm",
+        target: float | None = None,
+    ) -> Case:
         cmd = [self.args.gen, "compile", "--root", str(self.project), *extra]
-        case = Case(name, what, " ".join(["gen", "compile", "--root", "DIR", *extra]), validator_cache, target=target)
+        case = Case(
+            name,
+            what,
+            " ".join(["gen", "compile", "--root", "DIR", *extra]),
+            validator_cache,
+            target=target,
+        )
         runs = []
         for _ in range(repeat):
             if before:
                 before()
             runs.append(run_gen(cmd, self.env, self.args.sample_ms))
-            self.log(f"  {name}: {runs[-1].wall:.2f}s wall, {runs[-1].cpu:.2f}s CPU, load {runs[-1].load:.1f}  "
-                     f"{runs[-1].stdout.strip()}")
+            self.log(
+                f"  {name}: {runs[-1].wall:.2f}s wall, {runs[-1].cpu:.2f}s CPU, load {runs[-1].load:.1f}  "
+                f"{runs[-1].stdout.strip()}"
+            )
         case.walls = [r.wall for r in runs]
         case.wall = statistics.median(case.walls)
         case.cpu = statistics.median(r.cpu for r in runs)
@@ -490,8 +614,10 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for path in (project, gen_cache, workdir / "code", workdir / "pycache"):
         if path.exists():
             if not (workdir / ".gen-bench").exists():
-                raise SystemExit(f"bench: {path} exists and {workdir} was not made by bench/compile.py; "
-                                 "pick an empty --workdir")
+                raise SystemExit(
+                    f"bench: {path} exists and {workdir} was not made by bench/compile.py; "
+                    "pick an empty --workdir"
+                )
             shutil.rmtree(path)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / ".gen-bench").write_text("made by bench/compile.py; safe to delete\n")
@@ -503,8 +629,10 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     generate(project, args.sites, args.services)
     generated = time.perf_counter() - started
     inputs = sum(len(f) for _, _, f in os.walk(project / "inventory"))
-    bench.log(f"generated {args.sites} sites x {args.services} services in {project} ({inputs} inventory files, "
-              f"{generated:.2f}s)")
+    bench.log(
+        f"generated {args.sites} sites x {args.services} services in {project} ({inputs} inventory files, "
+        f"{generated:.2f}s)"
+    )
     repeat = args.repeat
 
     # Warm-up (not reported): fills the bytecode cache and the OS page cache, as on a machine that
@@ -520,39 +648,79 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         bench.reset_validator_cache()
 
     # (1) cold, first run on a machine, then cold with the validator cache warm.
-    bench.measure("cold, empty validator cache", "no compiled/, no .gen-cache/, empty $GEN_CACHE_DIR", [],
-                  before=cold_empty, repeat=repeat, validator_cache="empty")
-    bench.measure("cold", "no compiled/, no .gen-cache/", [], before=bench.reset_output, repeat=repeat,
-                  target=TARGETS["cold"])
+    bench.measure(
+        "cold, empty validator cache",
+        "no compiled/, no .gen-cache/, empty $GEN_CACHE_DIR",
+        [],
+        before=cold_empty,
+        repeat=repeat,
+        validator_cache="empty",
+    )
+    bench.measure(
+        "cold",
+        "no compiled/, no .gen-cache/",
+        [],
+        before=bench.reset_output,
+        repeat=repeat,
+        target=TARGETS["cold"],
+    )
     after_cold = index_hashes(bench.compiled)
 
     # (2) no-op: nothing changed.
     stamps = file_stamps(bench.compiled)
-    noop = bench.measure("no-op", "recompile, nothing changed", [], repeat=repeat, target=TARGETS["no-op"])
+    noop = bench.measure(
+        "no-op", "recompile, nothing changed", [], repeat=repeat, target=TARGETS["no-op"]
+    )
     checks: dict[str, Any] = {}
-    checks["no-op: no site recompiled"] = (noop.sites_compiled == 0 if noop.sites_compiled is not None
-                                          else "unknown: gen's summary line not found")
+    checks["no-op: no site recompiled"] = (
+        noop.sites_compiled == 0
+        if noop.sites_compiled is not None
+        else "unknown: gen's summary line not found"
+    )
     checks["no-op: no file rewritten"] = file_stamps(bench.compiled) == stamps
 
     # (3) one value in one site's target.
     site = site_name(args.sites // 2)
-    before_hashes, before_entries, stamps = index_hashes(bench.compiled), index_entries(bench.compiled, site), \
-        file_stamps(bench.compiled)
+    before_hashes, before_entries, stamps = (
+        index_hashes(bench.compiled),
+        index_entries(bench.compiled, site),
+        file_stamps(bench.compiled),
+    )
     edits: list[str] = []
 
     def edit() -> None:
         edits.append(change_one_value(project, site))
 
-    bench.measure("one site changed", f"recompile after changing one value in {site}'s target", [],
-                  before=edit, repeat=repeat, target=TARGETS["one site changed"])
-    after_hashes, after_entries, after_stamps = index_hashes(bench.compiled), index_entries(bench.compiled, site), \
-        file_stamps(bench.compiled)
-    changed_sites = sorted(s for s in set(before_hashes) | set(after_hashes)
-                           if before_hashes.get(s) != after_hashes.get(s))
-    changed_entries = sorted(p for p in set(before_entries) | set(after_entries)
-                             if before_entries.get(p) != after_entries.get(p))
-    touched = sorted({p.split(os.sep, 1)[0] for p in set(stamps) | set(after_stamps)
-                      if stamps.get(p) != after_stamps.get(p)})
+    bench.measure(
+        "one site changed",
+        f"recompile after changing one value in {site}'s target",
+        [],
+        before=edit,
+        repeat=repeat,
+        target=TARGETS["one site changed"],
+    )
+    after_hashes, after_entries, after_stamps = (
+        index_hashes(bench.compiled),
+        index_entries(bench.compiled, site),
+        file_stamps(bench.compiled),
+    )
+    changed_sites = sorted(
+        s
+        for s in set(before_hashes) | set(after_hashes)
+        if before_hashes.get(s) != after_hashes.get(s)
+    )
+    changed_entries = sorted(
+        p
+        for p in set(before_entries) | set(after_entries)
+        if before_entries.get(p) != after_entries.get(p)
+    )
+    touched = sorted(
+        {
+            p.split(os.sep, 1)[0]
+            for p in set(stamps) | set(after_stamps)
+            if stamps.get(p) != after_stamps.get(p)
+        }
+    )
     checks["one site changed: index.json differs only for that site"] = changed_sites == [site]
     checks["one site changed: only that site's files were touched"] = touched == [site]
     checks["one site changed: files changed in the site's index"] = changed_entries
@@ -560,15 +728,26 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     final_hashes = after_hashes
 
     # (4) baseline: one process, no cache (validator cache warm), from scratch.
-    baseline = bench.measure("baseline", "cold, single process, no compile cache", ["--no-cache", "--jobs", "1"],
-                             before=bench.reset_output, repeat=repeat)
-    checks["baseline output identical to incremental output"] = index_hashes(bench.compiled) == final_hashes
+    baseline = bench.measure(
+        "baseline",
+        "cold, single process, no compile cache",
+        ["--no-cache", "--jobs", "1"],
+        before=bench.reset_output,
+        repeat=repeat,
+    )
+    checks["baseline output identical to incremental output"] = (
+        index_hashes(bench.compiled) == final_hashes
+    )
     checks["cold output has one index.json per site"] = len(after_cold) == args.sites
 
     for case in bench.cases:
         case.vs_baseline = baseline.wall / case.wall if case.wall else None
-    objects = sum(1 for s in final_hashes for f in json.loads((bench.compiled / s / "index.json").read_text())["files"]
-                  if "object" in f)
+    objects = sum(
+        1
+        for s in final_hashes
+        for f in json.loads((bench.compiled / s / "index.json").read_text())["files"]
+        if "object" in f
+    )
 
     profile = None
     if args.profile:
@@ -577,17 +756,28 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "cpu": _cpu_model()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpu": _cpu_model(),
+        },
         "code": code_version(code),
-        "sites": args.sites, "services": args.services, "objects": objects, "inventory_files": inputs,
-        "generate_seconds": round(generated, 3), "workdir": str(workdir),
+        "sites": args.sites,
+        "services": args.services,
+        "objects": objects,
+        "inventory_files": inputs,
+        "generate_seconds": round(generated, 3),
+        "workdir": str(workdir),
         "memory_method": "max_rss: ru_maxrss from os.wait4 (largest single process of the tree); "
-                         f"tree_rss / tree_pss: sum over gen and its descendants, sampled from /proc every "
-                         f"{args.sample_ms:g} ms",
+        f"tree_rss / tree_pss: sum over gen and its descendants, sampled from /proc every "
+        f"{args.sample_ms:g} ms",
         "startup_floor_seconds": round(floor.wall, 3),
-        "python_env": ("as given (--keep-env)" if args.keep_env else
-                       "PYTHONDONTWRITEBYTECODE unset, PYTHONPYCACHEPREFIX=<workdir>/pycache (bytecode cached)"),
+        "python_env": (
+            "as given (--keep-env)"
+            if args.keep_env
+            else "PYTHONDONTWRITEBYTECODE unset, PYTHONPYCACHEPREFIX=<workdir>/pycache (bytecode cached)"
+        ),
         "cases": [{**{k: v for k, v in asdict(c).items()}, "ok": c.ok} for c in bench.cases],
         "rss_target_bytes": RSS_TARGET,
         "rss_ok": all(c.tree_rss <= RSS_TARGET for c in bench.cases),
@@ -598,7 +788,11 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def snapshot(dest: Path) -> Path:
     """Copy the generator package (as it is now) to ``dest/generator``; returns ``dest``."""
-    shutil.copytree(REPO / "generator", dest / "generator", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPO / "generator",
+        dest / "generator",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     return dest
 
 
@@ -609,14 +803,28 @@ def code_version(code: Path | None) -> dict[str, Any]:
     for path in sorted(package.rglob("*.py")):
         h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "generator"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(REPO), "status", "--porcelain", "--", "generator"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", True
-    return {"commit": commit, "generator_dirty": dirty, "generator_sha256": h.hexdigest()[:12],
-            "snapshot": code is not None}
+    return {
+        "commit": commit,
+        "generator_dirty": dirty,
+        "generator_sha256": h.hexdigest()[:12],
+        "snapshot": code is not None,
+    }
 
 
 def _cpu_model() -> str:
@@ -640,8 +848,20 @@ def run_profile(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
 
     out = Path(args.profile).resolve()
     python = Path(args.gen).parent / "python"
-    cmd = [str(python), "-m", "cProfile", "-o", str(out), args.gen, "compile", "--root", str(bench.project),
-           "--no-cache", "--jobs", "1"]
+    cmd = [
+        str(python),
+        "-m",
+        "cProfile",
+        "-o",
+        str(out),
+        args.gen,
+        "compile",
+        "--root",
+        str(bench.project),
+        "--no-cache",
+        "--jobs",
+        "1",
+    ]
     bench.log(f"profiling: {' '.join(cmd)}")
     started = time.perf_counter()
     subprocess.run(cmd, env=bench.env, check=True, stdout=subprocess.DEVNULL)
@@ -649,18 +869,44 @@ def run_profile(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     stats = pstats.Stats(str(out))
     rows = []
     for (file, line, func), (_, calls, own, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append({"function": f"{_short(file)}:{line}({func})", "calls": calls, "tottime": round(own, 3),
-                     "cumtime": round(cum, 3), "ours": _short(file).startswith("generator/")})
+        rows.append(
+            {
+                "function": f"{_short(file)}:{line}({func})",
+                "calls": calls,
+                "tottime": round(own, 3),
+                "cumtime": round(cum, 3),
+                "ours": _short(file).startswith("generator/"),
+            }
+        )
     total = max(r["cumtime"] for r in rows)  # the gen script's <module>: the whole run
     for r in rows:
-        r["cum_pct"], r["own_pct"] = round(100 * r["cumtime"] / total, 1), round(100 * r["tottime"] / total, 1)
-    run = max((r["cumtime"] for r in rows if r["function"].endswith("(run)")
-               and r["function"].startswith("generator/compile.py")), default=total)
-    ours = [r for r in rows if r["ours"] and r["cumtime"] <= run and not r["function"].startswith("generator/cli/")]
+        r["cum_pct"], r["own_pct"] = (
+            round(100 * r["cumtime"] / total, 1),
+            round(100 * r["tottime"] / total, 1),
+        )
+    run = max(
+        (
+            r["cumtime"]
+            for r in rows
+            if r["function"].endswith("(run)") and r["function"].startswith("generator/compile.py")
+        ),
+        default=total,
+    )
+    ours = [
+        r
+        for r in rows
+        if r["ours"] and r["cumtime"] <= run and not r["function"].startswith("generator/cli/")
+    ]
     top = sorted(ours, key=lambda r: -r["cumtime"])[: args.profile_top]
     self_time = sorted(rows, key=lambda r: -r["tottime"])[: args.profile_top]
-    return {"file": str(out), "command": " ".join(cmd), "wall_under_profiler": round(wall, 3),
-            "profiled_seconds": round(total, 3), "top_cumulative": top, "top_self": self_time}
+    return {
+        "file": str(out),
+        "command": " ".join(cmd),
+        "wall_under_profiler": round(wall, 3),
+        "profiled_seconds": round(total, 3),
+        "top_cumulative": top,
+        "top_self": self_time,
+    }
 
 
 def _short(file: str) -> str:
@@ -674,61 +920,134 @@ def _short(file: str) -> str:
 
 def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
-    print(f"gen compile, {result['sites']} sites x {result['services']} services = {result['objects']} objects "
-          f"({result['inventory_files']} inventory files); {m['cpus']} CPUs, Python {m['python']}, {result['date']}")
+    print(
+        f"gen compile, {result['sites']} sites x {result['services']} services = {result['objects']} objects "
+        f"({result['inventory_files']} inventory files); {m['cpus']} CPUs, Python {m['python']}, {result['date']}"
+    )
     print(f"start-up floor (gen --version): {result['startup_floor_seconds']:.2f}s")
-    header = ("case", "wall s", "target", "x base", "CPU s", "load", "max RSS", "tree RSS", "tree PSS", "procs", "files", "sites")
+    header = (
+        "case",
+        "wall s",
+        "target",
+        "x base",
+        "CPU s",
+        "load",
+        "max RSS",
+        "tree RSS",
+        "tree PSS",
+        "procs",
+        "files",
+        "sites",
+    )
     rows = []
     for c in result["cases"]:
-        target = f"<={c['target']:g}s {'ok' if c['ok'] else 'MISS'}" if c["target"] is not None else ""
-        sites = (f"{c['sites_compiled']}+{c['sites_unchanged']}u" if c["sites_compiled"] is not None else "")
-        rows.append((c["name"], f"{c['wall']:.2f}", target,
-                     f"{c['vs_baseline']:.1f}" if c["vs_baseline"] else "", f"{c['cpu']:.2f}",
-                     f"{c['load_before']:.1f}",
-                     f"{c['max_rss'] / MIB:.0f}M", f"{c['tree_rss'] / MIB:.0f}M", f"{c['tree_pss'] / MIB:.0f}M",
-                     str(c["procs"]), str(c["files"]), sites))
+        target = (
+            f"<={c['target']:g}s {'ok' if c['ok'] else 'MISS'}" if c["target"] is not None else ""
+        )
+        sites = (
+            f"{c['sites_compiled']}+{c['sites_unchanged']}u"
+            if c["sites_compiled"] is not None
+            else ""
+        )
+        rows.append(
+            (
+                c["name"],
+                f"{c['wall']:.2f}",
+                target,
+                f"{c['vs_baseline']:.1f}" if c["vs_baseline"] else "",
+                f"{c['cpu']:.2f}",
+                f"{c['load_before']:.1f}",
+                f"{c['max_rss'] / MIB:.0f}M",
+                f"{c['tree_rss'] / MIB:.0f}M",
+                f"{c['tree_pss'] / MIB:.0f}M",
+                str(c["procs"]),
+                str(c["files"]),
+                sites,
+            )
+        )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                for i, (v, w) in enumerate(zip(row, widths))
+            )
+        )
     code = result["code"]
-    print(f"code: commit {code['commit']}{' + uncommitted generator/ changes' if code['generator_dirty'] else ''}, "
-          f"generator/*.py sha256 {code['generator_sha256']}{' (snapshot)' if code['snapshot'] else ''}")
-    print(f"x base: baseline wall / case wall (baseline = cold, --no-cache --jobs 1). CPU s: user+sys of gen and "
-          f"its workers. load: 1-min load average before the run (> {m['cpus']}: the machine was busy, wall "
-          f"times are inflated). sites: compiled+unchanged. "
-          f"Memory: {result['memory_method']}. "
-          f"Peak tree RSS {'<=' if result['rss_ok'] else '>'} 1 GiB in every case.")
+    print(
+        f"code: commit {code['commit']}{' + uncommitted generator/ changes' if code['generator_dirty'] else ''}, "
+        f"generator/*.py sha256 {code['generator_sha256']}{' (snapshot)' if code['snapshot'] else ''}"
+    )
+    print(
+        f"x base: baseline wall / case wall (baseline = cold, --no-cache --jobs 1). CPU s: user+sys of gen and "
+        f"its workers. load: 1-min load average before the run (> {m['cpus']}: the machine was busy, wall "
+        f"times are inflated). sites: compiled+unchanged. "
+        f"Memory: {result['memory_method']}. "
+        f"Peak tree RSS {'<=' if result['rss_ok'] else '>'} 1 GiB in every case."
+    )
     for name, value in result["checks"].items():
         print(f"check: {name}: {value}")
     p = result.get("profile")
     if p:
-        print(f"\nprofile of a cold compile, --no-cache --jobs 1 ({p['file']}; {p['profiled_seconds']:.1f}s "
-              f"profiled, {p['wall_under_profiler']:.1f}s wall under cProfile)")
+        print(
+            f"\nprofile of a cold compile, --no-cache --jobs 1 ({p['file']}; {p['profiled_seconds']:.1f}s "
+            f"profiled, {p['wall_under_profiler']:.1f}s wall under cProfile)"
+        )
         print("gen's functions by cumulative time:   cum%   cum s  own s     calls")
         for r in p["top_cumulative"]:
-            print(f"  {r['cum_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  {r['function']}")
+            print(
+                f"  {r['cum_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  {r['function']}"
+            )
         print("all functions by own time:            own%   cum s  own s     calls")
         for r in p["top_self"]:
-            print(f"  {r['own_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  {r['function']}")
+            print(
+                f"  {r['own_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  {r['function']}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sites", type=int, default=200, help="number of sites (targets); default 200")
-    parser.add_argument("--services", type=int, default=20, help="number of services per site; default 20")
-    parser.add_argument("--workdir", type=Path, help="generate here (kept) instead of a temporary directory")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per case; the median wall time is reported")
-    parser.add_argument("--gen", default=str(REPO / ".venv" / "bin" / "gen"), help="the gen executable")
-    parser.add_argument("--sample-ms", type=float, default=50, help="/proc sampling interval; 0 disables it")
-    parser.add_argument("--no-snapshot", dest="snapshot", action="store_false",
-                        help="run the live generator/ (default: a copy taken at start, so concurrent edits "
-                             "cannot change the code or invalidate the compile cache mid-run)")
-    parser.add_argument("--keep-env", action="store_true",
-                        help="run gen with this environment as is (default: bytecode caching on, in the workdir)")
-    parser.add_argument("--profile", metavar="FILE", help="also cProfile a cold single-process compile into FILE")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sites", type=int, default=200, help="number of sites (targets); default 200"
+    )
+    parser.add_argument(
+        "--services", type=int, default=20, help="number of services per site; default 20"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="generate here (kept) instead of a temporary directory"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory and print its path"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print machine-readable JSON instead of the table"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per case; the median wall time is reported"
+    )
+    parser.add_argument(
+        "--gen", default=str(REPO / ".venv" / "bin" / "gen"), help="the gen executable"
+    )
+    parser.add_argument(
+        "--sample-ms", type=float, default=50, help="/proc sampling interval; 0 disables it"
+    )
+    parser.add_argument(
+        "--no-snapshot",
+        dest="snapshot",
+        action="store_false",
+        help="run the live generator/ (default: a copy taken at start, so concurrent edits "
+        "cannot change the code or invalidate the compile cache mid-run)",
+    )
+    parser.add_argument(
+        "--keep-env",
+        action="store_true",
+        help="run gen with this environment as is (default: bytecode caching on, in the workdir)",
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="also cProfile a cold single-process compile into FILE"
+    )
     parser.add_argument("--profile-top", type=int, default=25, help="rows of the profile summary")
     args = parser.parse_args(argv)
     if args.sites < 1 or args.services < 1 or args.repeat < 1:

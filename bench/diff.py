@@ -83,8 +83,12 @@ class Bench:
         # gen runs a snapshot of generator/ taken now: an edit of the package during the run would
         # change the compile cache's tool fingerprint and turn the incremental cases into full compiles.
         shutil.copytree(REPO / "generator", workdir / "src" / "generator")
-        self.env = {**os.environ, "GEN_CACHE_DIR": str(workdir / "gen-cache"),
-                    "PYTHONPYCACHEPREFIX": str(workdir / "pycache"), "PYTHONPATH": str(workdir / "src")}
+        self.env = {
+            **os.environ,
+            "GEN_CACHE_DIR": str(workdir / "gen-cache"),
+            "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
+            "PYTHONPATH": str(workdir / "src"),
+        }
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env.pop("GEN_DIFF_BASE", None)
         self.cases: list[Case] = []
@@ -93,8 +97,13 @@ class Bench:
         """(wall s, CPU s, ru_maxrss bytes, exit status, stdout) of one gen run; 0 and 1 are both fine."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             started = time.perf_counter()
-            proc = subprocess.Popen([self.args.gen, *args], cwd=cwd or self.project, env=self.env, stdout=out,
-                                    stderr=err)
+            proc = subprocess.Popen(
+                [self.args.gen, *args],
+                cwd=cwd or self.project,
+                env=self.env,
+                stdout=out,
+                stderr=err,
+            )
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - started
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -102,23 +111,48 @@ class Bench:
             err.seek(0)
             stdout, stderr = out.read(), err.read()
         if proc.returncode not in (0, 1):
-            raise SystemExit(f"bench: gen {' '.join(args)} exited {proc.returncode}\n{stderr.decode()}")
-        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, proc.returncode, stdout
+            raise SystemExit(
+                f"bench: gen {' '.join(args)} exited {proc.returncode}\n{stderr.decode()}"
+            )
+        return (
+            wall,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss * 1024,
+            proc.returncode,
+            stdout,
+        )
 
-    def measure(self, name: str, *args: str, cwd: Path | None = None, before: Any = None,
-                target: float | None = None, once: bool = False) -> Case:
+    def measure(
+        self,
+        name: str,
+        *args: str,
+        cwd: Path | None = None,
+        before: Any = None,
+        target: float | None = None,
+        once: bool = False,
+    ) -> Case:
         runs = []
         for _ in range(1 if once else self.args.repeat):
             if before:
                 before()
             runs.append(self.gen(*args, cwd=cwd))
         walls = [r[0] for r in runs]
-        case = Case(name, " ".join(["gen", *args]), statistics.median(walls), walls,
-                    statistics.median(r[1] for r in runs), max(r[2] for r in runs), runs[-1][3], len(runs[-1][4]),
-                    target)
+        case = Case(
+            name,
+            " ".join(["gen", *args]),
+            statistics.median(walls),
+            walls,
+            statistics.median(r[1] for r in runs),
+            max(r[2] for r in runs),
+            runs[-1][3],
+            len(runs[-1][4]),
+            target,
+        )
         self.cases.append(case)
-        self.log(f"  {name}: {case.wall:.2f}s wall, {case.cpu:.2f}s CPU (exit {case.exit_status}, "
-                 f"{case.output_bytes} bytes of output)")
+        self.log(
+            f"  {name}: {case.wall:.2f}s wall, {case.cpu:.2f}s CPU (exit {case.exit_status}, "
+            f"{case.output_bytes} bytes of output)"
+        )
         return case
 
     def log(self, text: str) -> None:
@@ -127,15 +161,32 @@ class Bench:
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com",
-                           "-c", "commit.gpgsign=false", *args], cwd=root, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def change_one_class_line(root: Path) -> str:
     """Raise a service class's CPU request: every site's StatefulSet of that service changes."""
     old = "cpu: 100m"
-    found = [p for p in sorted((root / "inventory" / "classes" / "services").glob("*.yml")) if old in p.read_text()]
+    found = [
+        p
+        for p in sorted((root / "inventory" / "classes" / "services").glob("*.yml"))
+        if old in p.read_text()
+    ]
     if not found:
         raise SystemExit(f"bench: no service class with {old!r}")
     path = found[0]
@@ -151,7 +202,9 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     bc.generate(project, args.sites, args.services)
     (project / ".gitignore").write_text(".gen-cache/\n")
-    bench.log(f"generated {args.sites} sites x {args.services} services in {time.perf_counter() - started:.1f}s")
+    bench.log(
+        f"generated {args.sites} sites x {args.services} services in {time.perf_counter() - started:.1f}s"
+    )
     wall, *_ = bench.gen("compile")
     bench.log(f"  initial compile (not reported): {wall:.1f}s")
     bench.measure("start-up floor", "--version")
@@ -173,8 +226,15 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     git(workdir, "clone", "-q", "--no-local", str(project), str(clone))
     git(clone, "fetch", "-q", "origin", "main:main")
     bench.measure("CI: --worktree", "diff", "--worktree", cwd=clone, target=TARGET_CPU_SECONDS)
-    bench.measure("CI: --worktree, markdown", "diff", "--worktree", "-f", "markdown", cwd=clone,
-                  target=TARGET_CPU_SECONDS)
+    bench.measure(
+        "CI: --worktree, markdown",
+        "diff",
+        "--worktree",
+        "-f",
+        "markdown",
+        cwd=clone,
+        target=TARGET_CPU_SECONDS,
+    )
     bench.measure("CI: compiling, no cache", "diff", "--no-cache", cwd=clone, once=True)
     bench.measure("CI: compile --check", "compile", "--check", "--no-cache", cwd=clone, once=True)
 
@@ -186,34 +246,58 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     case.name += f" ({summary['sites']['changed']} sites, {summary['objects']['changed']} objects)"
 
     return {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sites": args.sites, "services": args.services,
-        "compiled_files": files, "edit": edit, "class_edit": class_edit,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average": [round(x, 1) for x in os.getloadavg()]},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sites": args.sites,
+        "services": args.services,
+        "compiled_files": files,
+        "edit": edit,
+        "class_edit": class_edit,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": [round(x, 1) for x in os.getloadavg()],
+        },
         "cases": [{**c.__dict__, "ok": c.ok} for c in bench.cases],
     }
 
 
 def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
-    print(f"gen diff, {result['sites']} sites x {result['services']} services ({result['compiled_files']} compiled "
-          f"files); {m['cpus']} CPUs, Python {m['python']}, load {m['load_average']}, {result['date']}")
+    print(
+        f"gen diff, {result['sites']} sites x {result['services']} services ({result['compiled_files']} compiled "
+        f"files); {m['cpus']} CPUs, Python {m['python']}, load {m['load_average']}, {result['date']}"
+    )
     print(f"edit: {result['edit']}; class edit: {result['class_edit']}")
     rows = [("case", "wall s", "CPU s", "target (CPU)", "max RSS", "exit", "output")]
     for c in result["cases"]:
         target = f"<={c['target']:g}s {'ok' if c['ok'] else 'MISS'}" if c["target"] else ""
-        rows.append((c["name"], f"{c['wall']:.2f}", f"{c['cpu']:.2f}", target, f"{c['max_rss'] / 2**20:.0f}M",
-                     str(c["exit_status"]), f"{c['output_bytes']}B"))
+        rows.append(
+            (
+                c["name"],
+                f"{c['wall']:.2f}",
+                f"{c['cpu']:.2f}",
+                target,
+                f"{c['max_rss'] / 2**20:.0f}M",
+                str(c["exit_status"]),
+                f"{c['output_bytes']}B",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", type=int, default=200)
     parser.add_argument("--services", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per case; the median is reported"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--gen", default=str(REPO / ".venv" / "bin" / "gen"))

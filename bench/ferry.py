@@ -51,10 +51,13 @@ TARGETS = {"incremental envelope bytes": 10 * 1024, "import incremental s": 2.0}
 def object_yaml(i: int, revision: int) -> str:
     """A ConfigMap-sized object whose data varies with its index (so packs compress realistically)."""
     digest = hashlib.sha256(f"{i}-{revision}".encode()).hexdigest()
-    lines = [f"  key-{k}: \"{digest[k:k + 40]}-{(i * 31 + k) % 997}\"" for k in range(14)]
-    return (f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: object-{i:04d}\n  namespace: bench\n"
-            f"  labels:\n    app.kubernetes.io/managed-by: gen\n    revision: \"{revision}\"\ndata:\n"
-            + "\n".join(lines) + "\n")
+    lines = [f'  key-{k}: "{digest[k : k + 40]}-{(i * 31 + k) % 997}"' for k in range(14)]
+    return (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: object-{i:04d}\n  namespace: bench\n"
+        f'  labels:\n    app.kubernetes.io/managed-by: gen\n    revision: "{revision}"\ndata:\n'
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def write_site(root: Path, objects: int) -> Path:
@@ -72,14 +75,21 @@ def write_index(site: Path) -> None:
     files = []
     for path in sorted(p for p in site.rglob("*") if p.is_file() and p.name != "index.json"):
         data = path.read_bytes()
-        files.append({"path": path.relative_to(site).as_posix(), "sha256": hashlib.sha256(data).hexdigest(),
-                      "size": len(data)})
+        files.append(
+            {
+                "path": path.relative_to(site).as_posix(),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+            }
+        )
     (site / "index.json").write_text(json.dumps({"site": SITE, "files": files}, indent=1) + "\n")
 
 
 def change_one(site: Path, objects: int, revision: int) -> None:
     i = revision % objects
-    (site / "manifests" / "bench" / f"configmap-object-{i:04d}.yaml").write_text(object_yaml(i, revision))
+    (site / "manifests" / "bench" / f"configmap-object-{i:04d}.yaml").write_text(
+        object_yaml(i, revision)
+    )
     write_index(site)
 
 
@@ -92,7 +102,9 @@ def gen(env: dict[str, str], step: str, *args: str) -> float:
     """Run gen as a subprocess; its wall time (its CPU time goes to ``CPU[step]``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "gen"), *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "gen"), *args], env=env, capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU[step] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -119,50 +131,95 @@ def build_history(work: Path, key: Path, objects: int, commits: int) -> tuple[Pa
 
 def run(objects: int, commits: int, work: Path) -> dict[str, Any]:
     key = work / "release"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", PRINCIPAL, "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", PRINCIPAL, "-f", str(key)], check=True
+    )
     allowed = work / "allowed_signers"
-    allowed.write_text(f'{PRINCIPAL} namespaces="git,gen-ferry" {" ".join(key.with_suffix(".pub").read_text().split()[:2])}\n')
+    allowed.write_text(
+        f'{PRINCIPAL} namespaces="git,gen-ferry" {" ".join(key.with_suffix(".pub").read_text().split()[:2])}\n'
+    )
     root, deploy, history_s = build_history(work, key, objects, commits)
-    env = {**os.environ, "GEN_DEPLOY_REPO": str(deploy), "GEN_SIGNING_KEY": str(key),
-           "GEN_FERRY_SENDER": PRINCIPAL, "GEN_ALLOWED_SIGNERS": str(allowed)}
+    env = {
+        **os.environ,
+        "GEN_DEPLOY_REPO": str(deploy),
+        "GEN_SIGNING_KEY": str(key),
+        "GEN_FERRY_SENDER": PRINCIPAL,
+        "GEN_ALLOWED_SIGNERS": str(allowed),
+    }
     out, drop, inside = work / "outbox", work / "gatekeeper", work / "inside.git"
     drop.mkdir()
-    figures: dict[str, Any] = {"objects": objects, "commits": commits, "build history s": round(history_s, 1)}
+    figures: dict[str, Any] = {
+        "objects": objects,
+        "commits": commits,
+        "build history s": round(history_s, 1),
+    }
     figures["pack full s"] = gen(env, "pack full s", "ferry", "pack", "-t", SITE, "--out", str(out))
     full = out / f"{SITE}-000001"
     figures["full envelope bytes"] = envelope_size(full)
     shutil.move(full, drop / full.name)
-    figures["import full s"] = gen(env, "import full s", "ferry", "import", str(drop), "--repo", str(inside), "--site", SITE)
+    figures["import full s"] = gen(
+        env, "import full s", "ferry", "import", str(drop), "--repo", str(inside), "--site", SITE
+    )
     change_one(root / "compiled" / SITE, objects, commits)
-    figures["publish one change s"] = gen(env, "publish one change s", "publish", "--root", str(root), "--allow-dirty",
-                                          "--author", f"Release Bot <{PRINCIPAL}>")
-    figures["pack incremental s"] = gen(env, "pack incremental s", "ferry", "pack", "-t", SITE, "--out", str(out))
+    figures["publish one change s"] = gen(
+        env,
+        "publish one change s",
+        "publish",
+        "--root",
+        str(root),
+        "--allow-dirty",
+        "--author",
+        f"Release Bot <{PRINCIPAL}>",
+    )
+    figures["pack incremental s"] = gen(
+        env, "pack incremental s", "ferry", "pack", "-t", SITE, "--out", str(out)
+    )
     incremental = out / f"{SITE}-000002"
     figures["incremental envelope bytes"] = envelope_size(incremental)
     figures["incremental bundle bytes"] = (incremental / "bundle").stat().st_size
     shutil.move(incremental, drop / incremental.name)
-    figures["import incremental s"] = gen(env, "import incremental s", "ferry", "import", str(drop), "--repo", str(inside), "--site", SITE)
+    figures["import incremental s"] = gen(
+        env,
+        "import incremental s",
+        "ferry",
+        "import",
+        str(drop),
+        "--repo",
+        str(inside),
+        "--site",
+        SITE,
+    )
     figures.update({f"{step.removesuffix(' s')} cpu s": cpu for step, cpu in CPU.items()})
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
 
 
 def report(figures: dict[str, Any]) -> str:
-    lines = [f"ferry benchmark: {figures['objects']} objects, {figures['commits']} commits "
-             f"({platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
-             f"{datetime.date.today()})"]
+    lines = [
+        f"ferry benchmark: {figures['objects']} objects, {figures['commits']} commits "
+        f"({platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+        f"{datetime.date.today()})"
+    ]
     for key, value in figures.items():
         target = TARGETS.get(key)
-        verdict = "" if target is None else f"   target < {target}: {'ok' if value < target else 'MISSED'}"
+        verdict = (
+            ""
+            if target is None
+            else f"   target < {target}: {'ok' if value < target else 'MISSED'}"
+        )
         lines.append(f"  {key:<28} {value:>12}{verdict}")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--commits", type=int, default=500)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory and print its path")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory and print its path"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gen-bench-ferry-"))
     try:

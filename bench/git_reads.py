@@ -78,8 +78,9 @@ def with_gitpython(root: Path, commit: str, prefix: str, count: int) -> dict[str
     repo = _KEPT.setdefault(root, git.Repo(root)) if not prefix else git.Repo(root)
     try:
         top = repo.commit(commit).tree / prefix.rstrip("/") if prefix else repo.commit(commit).tree
-        ids = {item.path[len(prefix):]: item.binsha for item in top.traverse()
-               if item.type == "blob"}
+        ids = {
+            item.path[len(prefix) :]: item.binsha for item in top.traverse() if item.type == "blob"
+        }
         chosen = sorted(ids)[:count]
         return {p: repo.odb.stream(ids[p]).read() for p in chosen}
     finally:
@@ -88,8 +89,9 @@ def with_gitpython(root: Path, commit: str, prefix: str, count: int) -> dict[str
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(root), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _build(root: Path, files: dict[str, int]) -> str:
@@ -101,14 +103,29 @@ def _build(root: Path, files: dict[str, int]) -> str:
         line = f"# {path}\nkind: ConfigMap\n"
         target.write_text((line * (size // len(line) + 1))[:size])
     _git(root, "add", "-A")
-    _git(root, "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "--quiet",
-         "-m", "bench")
+    _git(
+        root,
+        "-c",
+        "user.name=bench",
+        "-c",
+        "user.email=bench@localhost",
+        "commit",
+        "--quiet",
+        "-m",
+        "bench",
+    )
     return _git(root, "rev-parse", "HEAD")
 
 
 def diff_repo(root: Path, sites: int, per_site: int) -> str:
-    return _build(root, {f"compiled/site-{s:03d}/manifests/f{f:03d}.yaml": 900 + 37 * f
-                         for s in range(sites) for f in range(per_site)})
+    return _build(
+        root,
+        {
+            f"compiled/site-{s:03d}/manifests/f{f:03d}.yaml": 900 + 37 * f
+            for s in range(sites)
+            for f in range(per_site)
+        },
+    )
 
 
 def agent_repo(root: Path, objects: int) -> str:
@@ -117,8 +134,14 @@ def agent_repo(root: Path, objects: int) -> str:
     return _build(root, files)
 
 
-def measure(name: str, root: Path, commit: str, prefix: str, count: int, repeat: int,
-            ) -> dict[str, object]:
+def measure(
+    name: str,
+    root: Path,
+    commit: str,
+    prefix: str,
+    count: int,
+    repeat: int,
+) -> dict[str, object]:
     """Both readers, alternating; their medians and gitpython's ratio to the fast path."""
     times: dict[str, list[float]] = {"fast": [], "gitpython": []}
     readers: dict[str, Reader] = {"fast": fast, "gitpython": with_gitpython}
@@ -131,9 +154,13 @@ def measure(name: str, root: Path, commit: str, prefix: str, count: int, repeat:
     if results["fast"] != results["gitpython"]:
         raise SystemExit(f"{name}: the two readers disagree")
     medians = {label: statistics.median(ts) for label, ts in times.items()}
-    return {"case": name, "blobs read": len(results["fast"]), "fast s": round(medians["fast"], 4),
-            "gitpython s": round(medians["gitpython"], 4),
-            "ratio": round(medians["gitpython"] / medians["fast"], 2)}
+    return {
+        "case": name,
+        "blobs read": len(results["fast"]),
+        "fast s": round(medians["fast"], 4),
+        "gitpython s": round(medians["gitpython"], 4),
+        "ratio": round(medians["gitpython"] / medians["fast"], 2),
+    }
 
 
 def main() -> int:
@@ -149,14 +176,38 @@ def main() -> int:
         diff_commit = diff_repo(diff_root, args.sites, args.files)
         agent_commit = agent_repo(agent_root, args.objects)
         rows = [
-            measure("diff: list compiled/, read 2 blobs (one-line edit)", diff_root, diff_commit,
-                    "compiled/", 2, args.repeat),
-            measure(f"diff: list compiled/, read {2 * args.sites} blobs (class edit)", diff_root,
-                    diff_commit, "compiled/", 2 * args.sites, args.repeat),
-            measure("agent: list a commit, read every blob (first reconcile)", agent_root,
-                    agent_commit, "", args.objects + 2, args.repeat),
-            measure("agent: list a commit, read 1 blob (no-op reconcile)", agent_root,
-                    agent_commit, "", 1, args.repeat),
+            measure(
+                "diff: list compiled/, read 2 blobs (one-line edit)",
+                diff_root,
+                diff_commit,
+                "compiled/",
+                2,
+                args.repeat,
+            ),
+            measure(
+                f"diff: list compiled/, read {2 * args.sites} blobs (class edit)",
+                diff_root,
+                diff_commit,
+                "compiled/",
+                2 * args.sites,
+                args.repeat,
+            ),
+            measure(
+                "agent: list a commit, read every blob (first reconcile)",
+                agent_root,
+                agent_commit,
+                "",
+                args.objects + 2,
+                args.repeat,
+            ),
+            measure(
+                "agent: list a commit, read 1 blob (no-op reconcile)",
+                agent_root,
+                agent_commit,
+                "",
+                1,
+                args.repeat,
+            ),
         ]
     for kept in _KEPT.values():
         kept.close()
@@ -167,8 +218,10 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.1f}; gitpython {git.__version__}")
     for row in rows:
         verdict = "over 10%: keep the fast path" if float(str(row["ratio"])) > THRESHOLD else "ok"
-        print(f"{row['case']:<58} {row['blobs read']:>5} blobs  fast {row['fast s']:.4f} s  "
-              f"gitpython {row['gitpython s']:.4f} s  x{row['ratio']}  {verdict}")
+        print(
+            f"{row['case']:<58} {row['blobs read']:>5} blobs  fast {row['fast s']:.4f} s  "
+            f"gitpython {row['gitpython s']:.4f} s  x{row['ratio']}  {verdict}"
+        )
     return 0
 
 

@@ -16,7 +16,9 @@ from generator.build import kube_schema
 from generator.build.kube_schema import Validator
 
 CONTAINER = {
-    "name": "web", "image": "nginx:1.25", "ports": [{"containerPort": 8080, "name": "http"}],
+    "name": "web",
+    "image": "nginx:1.25",
+    "ports": [{"containerPort": 8080, "name": "http"}],
     "env": [{"name": "MODE", "value": "prod"}],
     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
     "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}},
@@ -24,27 +26,72 @@ CONTAINER = {
 }
 OBJECTS: dict[str, dict[str, Any]] = {
     "StatefulSet": {
-        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web", "labels": {"app": "web"}},
-        "spec": {"serviceName": "web", "replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [CONTAINER]}},
-                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                     "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]},
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "serviceName": "web",
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [CONTAINER]},
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
+        },
     },
     "Service": {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        },
     },
     "Ingress": {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
-        "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["a.example.org"], "secretName": "tls"}],
-                 "rules": [{"host": "a.example.org", "http": {"paths": [{
-                     "path": "/", "pathType": "Prefix",
-                     "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]},
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": ["a.example.org"], "secretName": "tls"}],
+            "rules": [
+                {
+                    "host": "a.example.org",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "web", "port": {"name": "http"}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
     },
-    "ConfigMap": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "b"}},
+    "ConfigMap": {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg"},
+        "data": {"a": "b"},
+    },
     "EndpointSlice": {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "db-1"},
-        "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "db-1"},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
         "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
     },
 }
@@ -64,8 +111,10 @@ def main(version: str) -> None:
     picked, warning = kube_schema.schema_version_for(version)
     bundle = kube_schema._bundle()
     schema_dir = bundle.root / bundle.dirs[kube_schema._parse_version(picked)]
-    print(f"Kubernetes {version} -> schemas {picked} (kubernetes-validate {bundle.version})"
-          + (f"\n  warning: {warning}" if warning else ""))
+    print(
+        f"Kubernetes {version} -> schemas {picked} (kubernetes-validate {bundle.version})"
+        + (f"\n  warning: {warning}" if warning else "")
+    )
     start = time.perf_counter()
     kube_schema._fast_definitions(schema_dir)
     kube_schema._definitions_resource(schema_dir)
@@ -87,9 +136,13 @@ def cold(version: str, cache: Path) -> None:
 
 
 def warm(version: str, cache: Path, schema_dir: Path) -> None:
-    print("\nwarm: load from the disk cache, per kind   (.pyc + exec  |  compile(.py) + exec instead)")
+    print(
+        "\nwarm: load from the disk cache, per kind   (.pyc + exec  |  compile(.py) + exec instead)"
+    )
     for kind, obj in OBJECTS.items():
-        load = per_call(lambda: Validator(cache_dir=cache).prepare(version, obj["apiVersion"], kind), 0.2)
+        load = per_call(
+            lambda: Validator(cache_dir=cache).prepare(version, obj["apiVersion"], kind), 0.2
+        )
         stem = kube_schema.schema_file_name(obj["apiVersion"], kind).removesuffix(".json")
         py = next(cache.rglob(f"{schema_dir.name}/{stem}.py"))
         source = py.read_bytes()
@@ -98,7 +151,9 @@ def warm(version: str, cache: Path, schema_dir: Path) -> None:
 
 
 def per_object(version: str, cache: Path, schema_dir: Path) -> None:
-    print("\nper object, valid objects: Validator.validate (fast path)  vs  jsonschema Draft202012Validator")
+    print(
+        "\nper object, valid objects: Validator.validate (fast path)  vs  jsonschema Draft202012Validator"
+    )
     validator = Validator(cache_dir=cache)
     for kind, obj in OBJECTS.items():
         file = kube_schema.schema_file_name(obj["apiVersion"], kind)

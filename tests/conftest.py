@@ -24,7 +24,9 @@ SERVER_MARKERS = {"kube": "control_plane", "n9e": "real_n9e"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "kube: needs a real etcd + kube-apiserver (tools/build-envtest.sh)")
+    config.addinivalue_line(
+        "markers", "kube: needs a real etcd + kube-apiserver (tools/build-envtest.sh)"
+    )
     config.addinivalue_line("markers", "n9e: needs a real Nightingale server (tools/build-n9e.sh)")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.servers import ServerStartError, listening_addresses  # noqa: E402
+from tests.support.servers import ServerStartError, listening_addresses
 
 CONFIGMAP = """\
 apiVersion: v1
@@ -34,8 +34,9 @@ data:
 """
 
 
-def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
+def _kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     cmd = ["kubectl", "--kubeconfig", str(kubeconfig), *args]
     proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
     print(f"$ {' '.join(cmd[3:])}\n{proc.stdout}{proc.stderr}", end="")
@@ -56,10 +57,23 @@ def smoke_kube(base: Path) -> float:
         print(f"control plane {cp.version} at {cp.url} ready in {startup:.1f}s")
         print("listeners:", {n: listening_addresses(p) for n, p in cp.pids.items()})
         _kubectl(cp.kubeconfig, "get", "ns")
-        _kubectl(cp.kubeconfig, "apply", "--server-side", "--field-manager=smoke", "-f", "-",
-                 stdin=CONFIGMAP)
-        out = _kubectl(cp.kubeconfig, "get", "configmap", "smoke", "-o",
-                       "jsonpath={.metadata.managedFields[0].manager}/{.data.hello}").stdout
+        _kubectl(
+            cp.kubeconfig,
+            "apply",
+            "--server-side",
+            "--field-manager=smoke",
+            "-f",
+            "-",
+            stdin=CONFIGMAP,
+        )
+        out = _kubectl(
+            cp.kubeconfig,
+            "get",
+            "configmap",
+            "smoke",
+            "-o",
+            "jsonpath={.metadata.managedFields[0].manager}/{.data.hello}",
+        ).stdout
         assert out == "smoke/world", out
         limited = cp.kubeconfig_for("smoke-agent", ["smoke:agents"])
         denied = _kubectl(limited, "get", "configmaps", "-n", "default", check=False)
@@ -67,15 +81,32 @@ def smoke_kube(base: Path) -> float:
         # Not the aggregated ClusterRole "view": without kube-controller-manager its rules stay
         # empty. A plain Role works.
         _kubectl(cp.kubeconfig, "get", "clusterrole", "view", "-o", "jsonpath={.rules}")
-        _kubectl(cp.kubeconfig, "create", "role", "cm-reader", "--verb=get,list",
-                 "--resource=configmaps", "-n", "default")
-        _kubectl(cp.kubeconfig, "create", "rolebinding", "smoke-read", "--role=cm-reader",
-                 "--group=smoke:agents", "-n", "default")
+        _kubectl(
+            cp.kubeconfig,
+            "create",
+            "role",
+            "cm-reader",
+            "--verb=get,list",
+            "--resource=configmaps",
+            "-n",
+            "default",
+        )
+        _kubectl(
+            cp.kubeconfig,
+            "create",
+            "rolebinding",
+            "smoke-read",
+            "--role=cm-reader",
+            "--group=smoke:agents",
+            "-n",
+            "default",
+        )
         # The RBAC authorizer reads bindings through an informer: grants apply after a moment.
         deadline = time.monotonic() + 15
         while True:
-            allowed = _kubectl(limited, "get", "configmap", "smoke", "-n", "default", "-o", "name",
-                               check=False)
+            allowed = _kubectl(
+                limited, "get", "configmap", "smoke", "-n", "default", "-o", "name", check=False
+            )
             if allowed.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

@@ -79,11 +79,20 @@ def tool_fingerprint() -> str:
     package = Path(generator.__file__).parent
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package).as_posix()
-        if rel.startswith(_NOT_COMPILE_INPUTS) or (rel.startswith("agent/") and rel not in _AGENT_COMPILE_INPUTS):
+        if rel.startswith(_NOT_COMPILE_INPUTS) or (
+            rel.startswith("agent/") and rel not in _AGENT_COMPILE_INPUTS
+        ):
             continue
         h.update(rel.encode())
         h.update(path.read_bytes())
-    for dist in ("jinja2", "PyYAML", "ruamel.yaml", "jsonschema", "kubernetes-validate", "fastjsonschema"):
+    for dist in (
+        "jinja2",
+        "PyYAML",
+        "ruamel.yaml",
+        "jsonschema",
+        "kubernetes-validate",
+        "fastjsonschema",
+    ):
         try:
             h.update(f"{dist}={metadata.version(dist)}".encode())
         except metadata.PackageNotFoundError:
@@ -97,7 +106,10 @@ def load(root: Path, tool: str) -> State:
         raw = json.loads((root / STATE_FILE).read_text())
         if raw.get("tool") != tool:
             return State(tool)
-        sites = {name: SiteState(s["inputs"], s["probes"], s["files"]) for name, s in raw["sites"].items()}
+        sites = {
+            name: SiteState(s["inputs"], s["probes"], s["files"])
+            for name, s in raw["sites"].items()
+        }
         return State(tool, sites)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return State(tool)
@@ -106,8 +118,13 @@ def load(root: Path, tool: str) -> State:
 def save(root: Path, state: State) -> None:
     """Write the state atomically; failure to write it is not an error (it is only a cache)."""
     path = root / STATE_FILE
-    data: dict[str, Any] = {"tool": state.tool, "sites": {
-        name: {"inputs": s.inputs, "probes": s.probes, "files": s.files} for name, s in sorted(state.sites.items())}}
+    data: dict[str, Any] = {
+        "tool": state.tool,
+        "sites": {
+            name: {"inputs": s.inputs, "probes": s.probes, "files": s.files}
+            for name, s in sorted(state.sites.items())
+        },
+    }
     with contextlib.suppress(OSError):
         write_atomic(path, json.dumps(data, separators=(",", ":")).encode())
 

@@ -35,8 +35,11 @@ def unique_ports(svc: Service) -> Iterator[Problem]:
     """Port numbers, and the port names that are set, are unique within the service."""
     ports = svc.params.get("ports", [])
     yield from _unique([p["port"] for p in ports], lambda i: svc.at("ports", i, "port"), "port")
-    yield from _unique([p.get("name") for p in ports if p.get("name")],
-                       lambda i: svc.at("ports", i, "name"), "port name")
+    yield from _unique(
+        [p.get("name") for p in ports if p.get("name")],
+        lambda i: svc.at("ports", i, "name"),
+        "port name",
+    )
 
 
 def unique_mounts(svc: Service) -> Iterator[Problem]:
@@ -46,8 +49,9 @@ def unique_mounts(svc: Service) -> Iterator[Problem]:
     mounts += [h["name"] for h in params.get("host_paths", [])]
     if "config" in params:
         mounts.append("config")
-    yield from _unique(mounts, lambda i: svc.at(),
-                       "volume name (volumes, host_paths and config share one list)")
+    yield from _unique(
+        mounts, lambda i: svc.at(), "volume name (volumes, host_paths and config share one list)"
+    )
 
 
 def ingress(svc: Service) -> Iterator[Problem]:
@@ -59,13 +63,16 @@ def ingress(svc: Service) -> Iterator[Problem]:
     for i, entry in enumerate(entries):
         if entry["port"] not in port_numbers:
             yield svc.at("ingress", i, "port")(
-                f"port {entry['port']} is not one of the service's ports {port_numbers}")
+                f"port {entry['port']} is not one of the service's ports {port_numbers}"
+            )
         if "ip" in entry and entry["ip"] not in ips:
             yield svc.at("ingress", i, "ip")(
-                f"{entry['ip']} is not one of the site's ingress ips {ips}")
+                f"{entry['ip']} is not one of the site's ingress ips {ips}"
+            )
     names = [e.get("name") or f"{svc.name}-{e['port']}" for e in entries]
-    yield from _unique(names, lambda i: svc.at("ingress", i),
-                       "ingress name (set name: on one of them)")
+    yield from _unique(
+        names, lambda i: svc.at("ingress", i), "ingress name (set name: on one of them)"
+    )
 
 
 CHECKS: dict[str, Check] = {
@@ -76,8 +83,9 @@ CHECKS: dict[str, Check] = {
 """Every check a component schema may name, by the name it uses."""
 
 
-def _unique(values: list[Any], where: Callable[[int], Callable[[str], Problem]],
-            what: str) -> Iterator[Problem]:
+def _unique(
+    values: list[Any], where: Callable[[int], Callable[[str], Problem]], what: str
+) -> Iterator[Problem]:
     seen: set[Any] = set()
     for i, value in enumerate(values):
         if value in seen:

@@ -78,31 +78,42 @@ def _load_one(path: Path, display: str, common: set[str]) -> Component:
 
 def _check_checks(display: str, checks: Any) -> None:
     if not isinstance(checks, list):
-        raise errors.located(Location(display), "a list of check names expected",
-                             format_path((CHECKS_KEY,)))
+        raise errors.located(
+            Location(display), "a list of check names expected", format_path((CHECKS_KEY,))
+        )
     for i, check in enumerate(checks):
         if check not in component_checks.CHECKS:
-            raise errors.located(Location(display), f"unknown check {check!r}; expected one of: "
-                                 f"{', '.join(sorted(component_checks.CHECKS))}",
-                                 format_path((CHECKS_KEY, i)))
+            raise errors.located(
+                Location(display),
+                f"unknown check {check!r}; expected one of: "
+                f"{', '.join(sorted(component_checks.CHECKS))}",
+                format_path((CHECKS_KEY, i)),
+            )
 
 
 def _check_shape(display: str, contents: dict[str, Any], common: set[str]) -> None:
     try:
         jsonschema.Draft202012Validator.check_schema(contents)
     except jsonschema.SchemaError as e:
-        raise errors.located(Location(display), f"invalid schema: {e.message}",
-                             format_path(e.absolute_path)) from e
+        raise errors.located(
+            Location(display), f"invalid schema: {e.message}", format_path(e.absolute_path)
+        ) from e
     if "additionalProperties" in contents:
         # gen closes the list itself: the common parameters plus the component's, no others.
-        raise errors.located(Location(display), "leave additionalProperties out: a service takes "
-                             "the common parameters and the component's, and no others",
-                             format_path(("additionalProperties",)))
+        raise errors.located(
+            Location(display),
+            "leave additionalProperties out: a service takes "
+            "the common parameters and the component's, and no others",
+            format_path(("additionalProperties",)),
+        )
     for key in contents.get("properties", {}):
         if key in common:
-            raise errors.located(Location(display), f"{key!r} is a parameter every service has "
-                                 "(schemas/service.schema.json); a component may not redefine it",
-                                 format_path(("properties", key)))
+            raise errors.located(
+                Location(display),
+                f"{key!r} is a parameter every service has "
+                "(schemas/service.schema.json); a component may not redefine it",
+                format_path(("properties", key)),
+            )
 
 
 def root(target_uri: str, common: Iterable[str], components: list[Component]) -> dict[str, Any]:
@@ -116,15 +127,27 @@ def root(target_uri: str, common: Iterable[str], components: list[Component]) ->
         properties["site"] = {"properties": sites}
     if dispatch:
         properties["services"] = {"additionalProperties": {"allOf": dispatch}}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": ROOT_ID,
-            "allOf": [{"$ref": target_uri}], "properties": properties}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": ROOT_ID,
+        "allOf": [{"$ref": target_uri}],
+        "properties": properties,
+    }
 
 
 def _service_schema(component: Component, common: list[str]) -> dict[str, Any]:
     known = [*common, *component.document.get("properties", {})]
     # A service that is no object, or names no component, fails the common schema already.
-    chosen = {"type": "object", "required": ["component"],
-              "properties": {"component": {"enum": [component.name]}}}
-    return {"if": chosen, "then": {"allOf": [component.service_schema],
-                                   "properties": {k: True for k in known},
-                                   "additionalProperties": False}}
+    chosen = {
+        "type": "object",
+        "required": ["component"],
+        "properties": {"component": {"enum": [component.name]}},
+    }
+    return {
+        "if": chosen,
+        "then": {
+            "allOf": [component.service_schema],
+            "properties": {k: True for k in known},
+            "additionalProperties": False,
+        },
+    }

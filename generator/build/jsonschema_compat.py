@@ -25,11 +25,39 @@ from typing import Any
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 
-_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default",
-                          "examples", "deprecated", "readOnly", "writeOnly"})
-_KEPT = frozenset({"type", "required", "pattern", "minimum", "maximum", "exclusiveMinimum",
-                   "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems",
-                   "maxItems", "uniqueItems", "minProperties", "maxProperties"})
+_ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
+)
+_KEPT = frozenset(
+    {
+        "type",
+        "required",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
+    }
+)
 _SUBSCHEMA = frozenset({"additionalProperties", "propertyNames", "not", "if", "then", "else"})
 _SUBSCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf"})
 _SUBSCHEMA_MAP = frozenset({"properties", "patternProperties", "$defs"})

@@ -22,7 +22,8 @@ from generator.core.errors import Problem
 from generator.core.location import Location
 
 if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jinja2 or jsonschema
-    from generator.build import kube_schema, render, schemas as validate
+    from generator.build import kube_schema, render
+    from generator.build import schemas as validate
     from generator.build.stages import Stage, manifests
 
 FAST_PATH_THRESHOLD = 4
@@ -91,15 +92,22 @@ class Context:
     @classmethod
     def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
         """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay off."""
-        from generator.build import kube_schema, render, schemas as validate
+        from generator.build import kube_schema, render
+        from generator.build import schemas as validate
         from generator.build.stages import agent_rbac
         from generator.formats import encrypted_secret as encrypted
 
         renderer = render.Renderer(root, late=frozenset({agent_rbac.VARIABLE}))
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
-        return cls(root, inv, validate.load(root, fast=sites >= FAST_PATH_THRESHOLD), renderer,
-                   kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]),
-                   renderer.components(), stages())
+        return cls(
+            root,
+            inv,
+            validate.load(root, fast=sites >= FAST_PATH_THRESHOLD),
+            renderer,
+            kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]),
+            renderer.components(),
+            stages(),
+        )
 
 
 def run(options: Options) -> Result:
@@ -111,10 +119,18 @@ def run(options: Options) -> Result:
     state = cache.load(options.root, tool) if options.use_cache else cache.State("")
     hasher = cache.Hasher(options.root)
     compiled_dir = options.root / "compiled"
-    skipped = [n for n in names if options.use_cache and cache.fresh(state, n, hasher, compiled_dir)]
+    skipped = [
+        n for n in names if options.use_cache and cache.fresh(state, n, hasher, compiled_dir)
+    ]
     dirty = [n for n in names if n not in skipped]
     # Schemas, templates and validators are loaded only when some site needs compiling.
-    outputs = compile_sites(Context.create(options.root, inv, len(dirty)), dirty, options.jobs, options.progress) if dirty else []
+    outputs = (
+        compile_sites(
+            Context.create(options.root, inv, len(dirty)), dirty, options.jobs, options.progress
+        )
+        if dirty
+        else []
+    )
     keep = None if options.targets else names
     plan = write.plan(compiled_dir, {o.name: o.files for o in outputs}, keep)
     if not options.check:
@@ -130,17 +146,27 @@ def select(inv: inventory.Inventory, wanted: Iterable[str]) -> list[str]:
     wanted = list(wanted)
     unknown = [w for w in wanted if w not in known]
     if unknown:
-        raise errors.GenError(f"unknown target{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                              f"targets: {', '.join(known) or 'none'}")
+        raise errors.GenError(
+            f"unknown target{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"targets: {', '.join(known) or 'none'}"
+        )
     return sorted(set(wanted)) if wanted else known
 
 
-def compile_sites(ctx: Context, names: list[str], jobs: int = 0,
-                  progress: Callable[[int, int], None] | None = None) -> list[SiteOutput]:
+def compile_sites(
+    ctx: Context,
+    names: list[str],
+    jobs: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SiteOutput]:
     """Compile sites in memory; raise one report with every problem of every site."""
     workers = min(jobs or os.cpu_count() or 1, len(names) // 4 or 1)
     done: Iterable[SiteOutput | list[Problem]]
-    if len(names) >= PARALLEL_THRESHOLD and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    if (
+        len(names) >= PARALLEL_THRESHOLD
+        and workers > 1
+        and "fork" in multiprocessing.get_all_start_methods()
+    ):
         done = _parallel(ctx, names, workers)
     else:
         done = (compile_site(ctx, name) for name in names)
@@ -155,8 +181,11 @@ def compile_sites(ctx: Context, names: list[str], jobs: int = 0,
 
         found = validate.dedupe(problems)
         sites = len(problems)
-        raise errors.ProblemReport(found, f"{len(found)} problem{'s' if len(found) != 1 else ''} in {sites} "
-                                          f"target{'s' if sites != 1 else ''}; nothing was written")
+        raise errors.ProblemReport(
+            found,
+            f"{len(found)} problem{'s' if len(found) != 1 else ''} in {sites} "
+            f"target{'s' if sites != 1 else ''}; nothing was written",
+        )
     return [r for r in results if isinstance(r, SiteOutput)]
 
 
@@ -170,7 +199,9 @@ def _parallel(ctx: Context, names: list[str], workers: int) -> Iterator[SiteOutp
     _WORKER_CONTEXT = ctx
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_compile_in_worker, names, chunksize=max(1, len(names) // (workers * 4)))
+            yield from pool.imap(
+                _compile_in_worker, names, chunksize=max(1, len(names) // (workers * 4))
+            )
     finally:
         _WORKER_CONTEXT = None
 
@@ -182,18 +213,25 @@ def _compile_in_worker(name: str) -> SiteOutput | list[Problem]:
 
 def stages() -> tuple[Stage, ...]:
     """How a site compiles, in order (``generator.build.stages``); a new feature adds a stage."""
-    from generator.build.stages import (agent_rbac, manifests, monitoring, parameters, rendering,
-                                        secrets, site_files)
+    from generator.build.stages import (
+        agent_rbac,
+        manifests,
+        monitoring,
+        parameters,
+        rendering,
+        secrets,
+        site_files,
+    )
 
     return (
-        parameters.check,   # schema check, defaults, the files the site reads
-        secrets.sealing,    # ?{age:...} -> ciphertext, before any template sees the parameters
-        rendering.render,   # the components' templates, except those reading late variables
-        secrets.placing,    # the EncryptedSecrets the pods use
+        parameters.check,  # schema check, defaults, the files the site reads
+        secrets.sealing,  # ?{age:...} -> ciphertext, before any template sees the parameters
+        rendering.render,  # the components' templates, except those reading late variables
+        secrets.placing,  # the EncryptedSecrets the pods use
         agent_rbac.render,  # the agent's RBAC from the objects so far; the templates reading it
-        monitoring.n9e,     # n9e/ files from the parameters and workloads
-        manifests.check,    # every object checked and laid out under manifests/
-        site_files.add,     # images.txt, kubekey-manifest.yaml, index.json
+        monitoring.n9e,  # n9e/ files from the parameters and workloads
+        manifests.check,  # every object checked and laid out under manifests/
+        site_files.add,  # images.txt, kubekey-manifest.yaml, index.json
     )
 
 
@@ -216,14 +254,21 @@ def compile_site(ctx: Context, name: str) -> SiteOutput | list[Problem]:
     return SiteOutput(name, dict(build.files), build.inputs, target.probes, build.warnings)
 
 
-def _remember(state: cache.State, outputs: list[SiteOutput], hasher: cache.Hasher, compiled: Path,
-              options: Options, names: list[str]) -> None:
+def _remember(
+    state: cache.State,
+    outputs: list[SiteOutput],
+    hasher: cache.Hasher,
+    compiled: Path,
+    options: Options,
+    names: list[str],
+) -> None:
     if not options.use_cache:
         return
     for out in outputs:
         inputs = {rel: hasher.digest(rel) or "" for rel in out.inputs}
-        state.sites[out.name] = cache.SiteState(inputs, list(out.probes), cache.stat_files(compiled / out.name))
+        state.sites[out.name] = cache.SiteState(
+            inputs, list(out.probes), cache.stat_files(compiled / out.name)
+        )
     if not options.targets:
         state.sites = {k: v for k, v in state.sites.items() if k in names}
     cache.save(options.root, state)
-

@@ -71,20 +71,28 @@ class Renderer:
         """Names of the components that exist (directories under components/)."""
         if not self.components_dir.is_dir():
             return []
-        return sorted(p.name for p in self.components_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p.name
+            for p in self.components_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".")
+        )
 
     def templates(self, component: str) -> list[str]:
         """Template names of a component, relative to components/, in file-name order."""
         directory = self.components_dir / component
-        return sorted(f"{component}/{p.name}" for p in directory.iterdir()
-                      if p.is_file() and p.name.endswith(TEMPLATE_SUFFIXES))
+        return sorted(
+            f"{component}/{p.name}"
+            for p in directory.iterdir()
+            if p.is_file() and p.name.endswith(TEMPLATE_SUFFIXES)
+        )
 
     def component_files(self, component: str) -> list[Path]:
         """Every file of a component (templates and anything they include), for change detection."""
         return sorted(p for p in (self.components_dir / component).rglob("*") if p.is_file())
 
-    def site(self, target: str, params: dict[str, Any],
-             late: Mapping[str, Any] | None = None) -> list[Rendered]:
+    def site(
+        self, target: str, params: dict[str, Any], late: Mapping[str, Any] | None = None
+    ) -> list[Rendered]:
         """Render the site's components, then each enabled service's component.
 
         Without ``late``, templates reading a late variable are left out; with it, only those are
@@ -107,15 +115,26 @@ class Renderer:
         for component in site.get("components", []):
             out += self._component(component, base, "site", late is not None)
         for name, service in services.items():
-            labels = {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gen",
-                      **service.get("labels", {})}
-            context = {**base, "name": name, "service": service, "labels": labels, "selector": {"app": name}}
+            labels = {
+                "app": name,
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/managed-by": "gen",
+                **service.get("labels", {}),
+            }
+            context = {
+                **base,
+                "name": name,
+                "service": service,
+                "labels": labels,
+                "selector": {"app": name},
+            }
             unit = f"service {name}"
             out += self._component(service["component"], context, unit, late is not None)
         return out
 
-    def _component(self, component: str, context: dict[str, Any], unit: str,
-                   late: bool) -> list[Rendered]:
+    def _component(
+        self, component: str, context: dict[str, Any], unit: str, late: bool
+    ) -> list[Rendered]:
         out: list[Rendered] = []
         for name in self.templates(component):
             if self._reads_late_variable(name) != late:
@@ -148,15 +167,29 @@ class Renderer:
         try:
             return self.env.get_template(name).render(context)
         except jinja2.TemplateSyntaxError as e:
-            raise errors.located(Location(source, e.lineno or 0), f"template syntax error: {e.message}") from e
+            raise errors.located(
+                Location(source, e.lineno or 0), f"template syntax error: {e.message}"
+            ) from e
         except TemplateFailure as e:
             raise errors.located(Location(source, _template_line(e, source)), f"{unit}: {e}") from e
         except jinja2.UndefinedError as e:
-            raise errors.located(Location(source, _template_line(e, source)), f"{unit}: undefined value: {e.message}; "
-                                 "set it in the inventory or guard it with {% if %} / | default") from e
-        except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError, jinja2.TemplateError) as e:
-            raise errors.located(Location(source, _template_line(e, source)),
-                                 f"{unit}: template failed: {type(e).__name__}: {e}") from e
+            raise errors.located(
+                Location(source, _template_line(e, source)),
+                f"{unit}: undefined value: {e.message}; "
+                "set it in the inventory or guard it with {% if %} / | default",
+            ) from e
+        except (
+            TypeError,
+            ValueError,
+            KeyError,
+            AttributeError,
+            ZeroDivisionError,
+            jinja2.TemplateError,
+        ) as e:
+            raise errors.located(
+                Location(source, _template_line(e, source)),
+                f"{unit}: template failed: {type(e).__name__}: {e}",
+            ) from e
 
 
 def _template_line(error: BaseException, source: str) -> int:
@@ -178,8 +211,11 @@ def _fail(message: str) -> None:
 def _check_shape(obj: Any, source: str, unit: str) -> dict[str, Any]:
     where = Location(source)
     if not isinstance(obj, dict):
-        raise errors.located(where, f"{unit}: a template document must be a mapping (a Kubernetes object), "
-                             f"got {type(obj).__name__}")
+        raise errors.located(
+            where,
+            f"{unit}: a template document must be a mapping (a Kubernetes object), "
+            f"got {type(obj).__name__}",
+        )
     for key in ("apiVersion", "kind"):
         if not isinstance(obj.get(key), str) or not obj[key]:
             raise errors.located(where, f"{unit}: object without {key}")
@@ -223,8 +259,12 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
         out["httpGet"] = {"path": spec["http_path"], "port": spec["http_port"]}
     else:
         out["exec"] = {"command": list(spec["command"])}
-    names: dict[str, str] = {"initial_delay_seconds": "initialDelaySeconds", "period_seconds": "periodSeconds",
-                             "timeout_seconds": "timeoutSeconds", "failure_threshold": "failureThreshold"}
+    names: dict[str, str] = {
+        "initial_delay_seconds": "initialDelaySeconds",
+        "period_seconds": "periodSeconds",
+        "timeout_seconds": "timeoutSeconds",
+        "failure_threshold": "failureThreshold",
+    }
     for key, k8s_key in names.items():
         if key in spec:
             out[k8s_key] = spec[key]
@@ -238,7 +278,7 @@ def _kube_at_least(cluster: str, version: str) -> bool:
     """
     try:
         return kube_version(cluster, "site.kubernetes_version") >= kube_version(
-            version, "kube_at_least()")
+            version, "kube_at_least()"
+        )
     except errors.GenError as e:
         raise TemplateFailure(str(e)) from e
-

@@ -24,13 +24,13 @@ import referencing
 from jsonschema.exceptions import ValidationError, best_match
 from referencing.jsonschema import DRAFT202012
 
+from generator.build import component_checks, jsonschema_compat
+from generator.build import components as component_types
+from generator.build.inventory import Target
 from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
-from generator.build import component_checks, jsonschema_compat
-from generator.build import components as component_types
-from generator.build.inventory import Target
 
 ROOT_SCHEMA = "target.schema.json"
 SERVICE_SCHEMA = "service.schema.json"
@@ -50,7 +50,8 @@ class Schemas:
     components: dict[str, component_types.Component] = field(default_factory=dict)
     """Components that ship a schema.json, by name."""
     refs: dict[int, tuple[Any, referencing._core.Resolver[Any], Any]] = field(
-        default_factory=dict, compare=False, repr=False)
+        default_factory=dict, compare=False, repr=False
+    )
     """Where each ``$ref`` leads, for ``with_defaults``, by id of the schema holding it."""
 
 
@@ -69,19 +70,25 @@ def load(root: Path, fast: bool = True) -> Schemas:
         try:
             contents = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise errors.located(Location(display, e.lineno, e.colno), f"invalid JSON: {e.msg}") from e
+            raise errors.located(
+                Location(display, e.lineno, e.colno), f"invalid JSON: {e.msg}"
+            ) from e
         uri = contents.get("$id") or path.resolve().as_uri()
         resources.append((uri, DRAFT202012.create_resource(contents)))
         if path.name == ROOT_SCHEMA:
             root_id = uri
     if root_id is None:
-        raise errors.located(Location(f"schemas/{ROOT_SCHEMA}"), "missing: the root schema of target parameters")
+        raise errors.located(
+            Location(f"schemas/{ROOT_SCHEMA}"), "missing: the root schema of target parameters"
+        )
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
     target_schema = registry[root_id].contents
     try:
         jsonschema.Draft202012Validator.check_schema(target_schema)
     except jsonschema.SchemaError as e:
-        raise errors.located(Location(f"schemas/{ROOT_SCHEMA}"), f"invalid schema: {e.message}") from e
+        raise errors.located(
+            Location(f"schemas/{ROOT_SCHEMA}"), f"invalid schema: {e.message}"
+        ) from e
     common = _common_parameters(registry, root_id)
     found = component_types.load(root, common)
     composed = component_types.root(root_id, common, found)
@@ -92,8 +99,14 @@ def load(root: Path, fast: bool = True) -> Schemas:
     validator = jsonschema.Draft202012Validator(composed, registry=registry, format_checker=checker)
     documents = {uri: resource.contents for uri, resource in resources}
     fast_path = _fast_validator(documents, component_types.ROOT_ID) if fast else None
-    return Schemas(validator, registry.resolver(root_id), tuple(files), fast_path, target_schema,
-                   {c.name: c for c in found})
+    return Schemas(
+        validator,
+        registry.resolver(root_id),
+        tuple(files),
+        fast_path,
+        target_schema,
+        {c.name: c for c in found},
+    )
 
 
 def _common_parameters(registry: referencing.Registry[Any], root_id: str) -> list[str]:
@@ -101,8 +114,9 @@ def _common_parameters(registry: referencing.Registry[Any], root_id: str) -> lis
     try:
         common = registry.resolver(root_id).lookup(SERVICE_SCHEMA).contents
     except referencing.exceptions.Unresolvable as e:
-        raise errors.located(Location(f"schemas/{SERVICE_SCHEMA}"),
-                             "missing: the schema of what every service has") from e
+        raise errors.located(
+            Location(f"schemas/{SERVICE_SCHEMA}"), "missing: the schema of what every service has"
+        ) from e
     return list(common.get("properties", {}))
 
 
@@ -116,10 +130,13 @@ _FORMATS = frozenset({"ipv4"})
 def _fast_validator(documents: dict[str, Any], root_id: str) -> Callable[[Any], Any] | None:
     names = {uri: f"d{i}" for i, uri in enumerate(sorted(documents))}
     try:
-        bundle = {"$schema": jsonschema_compat.DRAFT7, "$ref": f"#/$defs/{names[root_id]}",
-                  "$defs": {names[uri]: _fast_schema(doc, uri, names) for uri, doc in documents.items()}}
+        bundle = {
+            "$schema": jsonschema_compat.DRAFT7,
+            "$ref": f"#/$defs/{names[root_id]}",
+            "$defs": {names[uri]: _fast_schema(doc, uri, names) for uri, doc in documents.items()},
+        }
         return fastjsonschema.compile(bundle, formats={"ipv4": _is_ipv4}, use_default=False)
-    except Exception:  # noqa: BLE001 - no fast path is never fatal: jsonschema alone decides
+    except Exception:
         return None
 
 
@@ -155,15 +172,21 @@ def _valid(schemas: Schemas, instance: Any) -> bool:
 
 def check(schemas: Schemas, target: Target, components: Iterable[str]) -> list[Problem]:
     """Every problem of one target: schema violations first, then cross-checks if the shape is right."""
-    problems = [] if _valid(schemas, target.parameters) else \
-        [p for e in _errors(schemas, target.parameters) for p in _problem(target, e)]
+    problems = (
+        []
+        if _valid(schemas, target.parameters)
+        else [p for e in _errors(schemas, target.parameters) for p in _problem(target, e)]
+    )
     if not problems:
         problems = list(_cross_checks(target, set(components), schemas.components))
     return problems
 
 
 def _errors(schemas: Schemas, instance: Any) -> Iterator[ValidationError]:
-    yield from sorted(schemas.validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    yield from sorted(
+        schemas.validator.iter_errors(instance),
+        key=lambda e: (list(map(str, e.absolute_path)), e.message),
+    )
 
 
 def _problem(target: Target, error: ValidationError) -> list[Problem]:
@@ -171,16 +194,23 @@ def _problem(target: Target, error: ValidationError) -> list[Problem]:
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = set((error.schema or {}).get("properties", {}))  # type: ignore[union-attr]
         extras = [k for k in error.instance if k not in known]
-        return [Problem(target.location((*path, k)), format_path((*path, k)),
-                        f"unknown key {k!r}; expected one of: {', '.join(sorted(known))}") for k in extras]
+        return [
+            Problem(
+                target.location((*path, k)),
+                format_path((*path, k)),
+                f"unknown key {k!r}; expected one of: {', '.join(sorted(known))}",
+            )
+            for k in extras
+        ]
     message = error.message
     if error.context:
         message += f" ({best_match(error.context).message})"
     return [Problem(target.location(path), format_path(path), message)]
 
 
-def _cross_checks(target: Target, components: set[str],
-                  types: dict[str, component_types.Component]) -> Iterator[Problem]:
+def _cross_checks(
+    target: Target, components: set[str], types: dict[str, component_types.Component]
+) -> Iterator[Problem]:
     params = target.parameters
     site = params["site"]
     services = params["services"]
@@ -190,23 +220,33 @@ def _cross_checks(target: Target, components: set[str],
         return lambda message: Problem(target.location(path), format_path(path), message)
 
     if site["name"] != target.name:
-        yield at("site", "name")(f"site name {site['name']!r} differs from the target name {target.name!r}; "
-                                 "compiled/<site>/ must be unambiguous (use ${_reclass_:name:short})")
+        yield at("site", "name")(
+            f"site name {site['name']!r} differs from the target name {target.name!r}; "
+            "compiled/<site>/ must be unambiguous (use ${_reclass_:name:short})"
+        )
     for i, name in enumerate(site.get("components", [])):
         if name not in components:
             yield at("site", "components", i)(f"component {name!r} not found in components/")
     for name in external:
         if name in services:
-            yield at("site", "external", name)(f"external resource {name!r} has the name of a service; "
-                                                          "both would compile to a Service of that name")
+            yield at("site", "external", name)(
+                f"external resource {name!r} has the name of a service; "
+                "both would compile to a Service of that name"
+            )
     for name, svc in services.items():
         kind = types.get(svc["component"])
         yield from _service_checks(name, svc, services, site, components, kind, at)
 
 
-def _service_checks(name: str, svc: dict[str, Any], services: dict[str, Any], site: dict[str, Any],
-                    components: set[str], component: component_types.Component | None,
-                    at: Any) -> Iterator[Problem]:
+def _service_checks(
+    name: str,
+    svc: dict[str, Any],
+    services: dict[str, Any],
+    site: dict[str, Any],
+    components: set[str],
+    component: component_types.Component | None,
+    at: Any,
+) -> Iterator[Problem]:
     """What every service must satisfy, then the checks its component type names."""
     base = ("services", name)
     if svc["component"] not in components:
@@ -217,7 +257,9 @@ def _service_checks(name: str, svc: dict[str, Any], services: dict[str, Any], si
     known = set(services) | set(site.get("external", {}))
     for i, dep in enumerate(svc.get("depends_on", [])):
         if dep not in known:
-            yield at(*base, "depends_on", i)(f"{dep!r} is neither a service nor an external resource")
+            yield at(*base, "depends_on", i)(
+                f"{dep!r} is neither a service nor an external resource"
+            )
 
 
 def with_defaults(schemas: Schemas, params: dict[str, Any]) -> dict[str, Any]:
@@ -249,8 +291,9 @@ def _copy(value: Any) -> Any:
 _Refs = dict[int, tuple[Any, referencing._core.Resolver[Any], Any]]
 
 
-def _fill(resolver: referencing._core.Resolver[Any], schema: Any, instance: Any,
-          refs: _Refs) -> None:
+def _fill(
+    resolver: referencing._core.Resolver[Any], schema: Any, instance: Any, refs: _Refs
+) -> None:
     if not isinstance(schema, dict):
         return
     if "$ref" in schema:
@@ -289,7 +332,12 @@ def dedupe(per_target: dict[str, list[Problem]]) -> list[Problem]:
         if loc_file.startswith("inventory/targets/") and len(names) == 1:
             out.append(problem)
         else:
-            out.append(Problem(problem.location, problem.path, f"{problem.message} (target{'s' if len(names) > 1 else ''}: "
-                                                               f"{', '.join(sorted(names))})"))
+            out.append(
+                Problem(
+                    problem.location,
+                    problem.path,
+                    f"{problem.message} (target{'s' if len(names) > 1 else ''}: "
+                    f"{', '.join(sorted(names))})",
+                )
+            )
     return out
-

@@ -22,7 +22,9 @@ from generator.core import errors, layout, yamlio
 from generator.core.errors import GenError
 from generator.core.fsutil import write_atomic
 from generator.core.location import Location
-from generator.formats import age as crypto, encrypted_secret as encrypted, secret_refs as refs
+from generator.formats import age as crypto
+from generator.formats import encrypted_secret as encrypted
+from generator.formats import secret_refs as refs
 
 
 @dataclass(frozen=True)
@@ -59,16 +61,23 @@ def recipients(root: Path, target: str) -> Recipients:
     tgt = _target(root, target)
     config = (tgt.parameters.get("site") or {}).get("secrets")
     if not isinstance(config, dict) or not config.get("recipients"):
-        raise errors.located(tgt.location(("site",)), f"target {target} has no site.secrets.recipients: add the "
-                             "site's age public key (gen secrets keygen makes a key pair)", "$.site.secrets")
+        raise errors.located(
+            tgt.location(("site",)),
+            f"target {target} has no site.secrets.recipients: add the "
+            "site's age public key (gen secrets keygen makes a key pair)",
+            "$.site.secrets",
+        )
     found: dict[str, list[str]] = {}
     for group in ("recipients", "team_recipients"):
         for i, text in enumerate(config.get(group) or []):
             try:
                 crypto.recipient(str(text))
             except crypto.CryptoError as e:
-                raise errors.located(tgt.location(("site", "secrets", group, i)), str(e),
-                                     f"$.site.secrets.{group}[{i}]") from e
+                raise errors.located(
+                    tgt.location(("site", "secrets", group, i)),
+                    str(e),
+                    f"$.site.secrets.{group}[{i}]",
+                ) from e
             found.setdefault(group, []).append(str(text).strip())
     return Recipients(tuple(found.get("recipients", ())), tuple(found.get("team_recipients", ())))
 
@@ -82,11 +91,17 @@ def set_value(root: Path, target: str, path: str, value: bytes, replace: bool = 
     file = _file(target, path)
     exists = (root / file).is_file()
     if exists and not replace:
-        raise errors.located(Location(file), f"the secret {path} of {target} exists; change it with "
-                             f"`gen secrets rotate -t {target} {path}`")
+        raise errors.located(
+            Location(file),
+            f"the secret {path} of {target} exists; change it with "
+            f"`gen secrets rotate -t {target} {path}`",
+        )
     if replace and not exists:
-        raise errors.located(Location(file), f"no secret {path} for {target} to rotate; create it with "
-                             f"`gen secrets set -t {target} {path}`{_known(root, target)}")
+        raise errors.located(
+            Location(file),
+            f"no secret {path} for {target} to rotate; create it with "
+            f"`gen secrets set -t {target} {path}`{_known(root, target)}",
+        )
     if not value:
         raise GenError("refusing to store an empty value")
     _write(root / file, crypto.encrypt(value, recipients(root, target).all))
@@ -114,7 +129,9 @@ def show(root: Path, target: str, path: str, keys: crypto.Identities) -> bytes:
     try:
         data = (root / file).read_bytes()
     except FileNotFoundError:
-        raise errors.located(Location(file), f"no secret {path} for target {target}{_known(root, target)}") from None
+        raise errors.located(
+            Location(file), f"no secret {path} for target {target}{_known(root, target)}"
+        ) from None
     try:
         return crypto.decrypt(data, keys, f"the secret {path} of {target}")
     except crypto.CryptoError as e:
@@ -134,7 +151,10 @@ def listing(root: Path, target: str) -> list[Entry]:
         referenced.setdefault(ref.path, []).append(str(where) if where else tgt.file)
     expected = _expected(root, target)
     paths = sorted(set(referenced) | set(_stored(root, target)))
-    return [_entry(root, target, p, tuple(dict.fromkeys(referenced.get(p, []))), expected) for p in paths]
+    return [
+        _entry(root, target, p, tuple(dict.fromkeys(referenced.get(p, []))), expected)
+        for p in paths
+    ]
 
 
 def keygen(out: Path, comment: str = "") -> str:
@@ -175,13 +195,20 @@ def _stored(root: Path, target: str) -> list[str]:
     directory = root / refs.SECRETS_DIR / target
     if not directory.is_dir():
         return []
-    found = (refs.path_of(target, p.relative_to(root).as_posix()) for p in directory.rglob(f"*{refs.SUFFIX}"))
+    found = (
+        refs.path_of(target, p.relative_to(root).as_posix())
+        for p in directory.rglob(f"*{refs.SUFFIX}")
+    )
     return sorted(p for p in found if p)
 
 
 def _known(root: Path, target: str) -> str:
     stored = _stored(root, target)
-    return f" (its secrets: {', '.join(stored)})" if stored else f" (it has none under secrets/{target}/)"
+    return (
+        f" (its secrets: {', '.join(stored)})"
+        if stored
+        else f" (it has none under secrets/{target}/)"
+    )
 
 
 def _expected(root: Path, target: str) -> int | None:
@@ -191,7 +218,9 @@ def _expected(root: Path, target: str) -> int | None:
         return None
 
 
-def _entry(root: Path, target: str, path: str, references: tuple[str, ...], expected: int | None) -> Entry:
+def _entry(
+    root: Path, target: str, path: str, references: tuple[str, ...], expected: int | None
+) -> Entry:
     file = refs.file_for(target, path)
     try:
         header = crypto.inspect((root / file).read_bytes())
@@ -212,8 +241,13 @@ def _write(path: Path, data: bytes) -> None:
 
 def as_dict(entry: Entry) -> dict[str, Any]:
     """An entry as JSON-ready data (``gen secrets list -f json``)."""
-    return {"path": entry.path, "file": entry.file, "state": entry.state, "recipients": entry.recipients,
-            "references": list(entry.references)}
+    return {
+        "path": entry.path,
+        "file": entry.file,
+        "state": entry.state,
+        "recipients": entry.recipients,
+        "references": list(entry.references),
+    }
 
 
 def materialized(root: Path, target: str, keys: crypto.Identities) -> list[dict[str, Any]]:
@@ -223,8 +257,9 @@ def materialized(root: Path, target: str, keys: crypto.Identities) -> list[dict[
     """
     directory = root / "compiled" / target / layout.MANIFESTS
     if not directory.is_dir():
-        raise GenError(f"no compiled/{target}/{layout.MANIFESTS}: "
-                       f"run `gen compile -t {target}` first")
+        raise GenError(
+            f"no compiled/{target}/{layout.MANIFESTS}: run `gen compile -t {target}` first"
+        )
     out, problems = [], []
     for path in sorted(directory.rglob("*.yaml")):
         rel = path.relative_to(root).as_posix()
@@ -236,5 +271,7 @@ def materialized(root: Path, target: str, keys: crypto.Identities) -> list[dict[
             except encrypted.SecretError as e:
                 problems.append(errors.Problem(Location(rel), "", str(e)))
     if problems:
-        raise errors.ProblemReport(problems, f"{len(problems)} secret(s) of {target} cannot be decrypted")
+        raise errors.ProblemReport(
+            problems, f"{len(problems)} secret(s) of {target} cannot be decrypted"
+        )
     return out

@@ -54,7 +54,9 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not (self.removed_sites or self.removed_other or any(not c.empty for c in self.changes))
+        return not (
+            self.removed_sites or self.removed_other or any(not c.empty for c in self.changes)
+        )
 
     def paths(self) -> list[str]:
         """Every path under compiled/ that would change, as ``+ path``, ``~ path``, ``- path``."""
@@ -74,7 +76,9 @@ def plan(compiled: Path, sites: dict[str, dict[str, bytes]], keep: Iterable[str]
     ``keep`` is the set of site names that stay (all targets); entries of compiled/ outside it are
     removed. ``None`` means a partial compile (``--target``): nothing else is removed.
     """
-    changes = tuple(_site_change(compiled / site, site, files) for site, files in sorted(sites.items()))
+    changes = tuple(
+        _site_change(compiled / site, site, files) for site, files in sorted(sites.items())
+    )
     removed_sites: list[str] = []
     removed_other: list[str] = []
     if keep is not None and compiled.is_dir():
@@ -128,8 +132,10 @@ def apply(p: Plan) -> None:
         for name in p.removed_other:
             (p.compiled / name).unlink(missing_ok=True)
     except OSError as e:
-        raise errors.GenError(f"cannot write {e.filename or p.compiled}: {e.strerror}; "
-                              "compiled/ keeps each site either whole-old or whole-new") from e
+        raise errors.GenError(
+            f"cannot write {e.filename or p.compiled}: {e.strerror}; "
+            "compiled/ keeps each site either whole-old or whole-new"
+        ) from e
 
 
 def clean_leftovers(compiled: Path) -> None:

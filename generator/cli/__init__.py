@@ -33,9 +33,14 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 T = TypeVar("T")
 
-COMPILE_EXTRA = {"jinja2": "jinja2", "ruamel": "ruamel.yaml", "jsonschema": "jsonschema",
-                 "referencing": "referencing", "fastjsonschema": "fastjsonschema",
-                 "kubernetes_validate": "kubernetes-validate"}
+COMPILE_EXTRA = {
+    "jinja2": "jinja2",
+    "ruamel": "ruamel.yaml",
+    "jsonschema": "jsonschema",
+    "referencing": "referencing",
+    "fastjsonschema": "fastjsonschema",
+    "kubernetes_validate": "kubernetes-validate",
+}
 """Modules of the ``compile`` extra, by the distribution that provides them. A plain
 ``pip install gen-gitops`` (the agent's image) has none: the agent, publish and the ferry need
 none of them, and every command imports them only when it compiles."""
@@ -70,13 +75,30 @@ def complete_targets(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 RootOption = Annotated[
-    Path, typer.Option("--root", "-C", help="Project root (holding inventory/, components/, schemas/, compiled/).",
-                       file_okay=False, resolve_path=True)]
-TargetOption = Annotated[list[str] | None, typer.Option(
-    "--target", "-t", help="Only this target (repeatable).", autocompletion=complete_targets)]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems (and what was asked for).")]
-VerboseOption = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Say more; repeat for more.",
-                                             show_default=False)]
+    Path,
+    typer.Option(
+        "--root",
+        "-C",
+        help="Project root (holding inventory/, components/, schemas/, compiled/).",
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+TargetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target", "-t", help="Only this target (repeatable).", autocompletion=complete_targets
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only problems (and what was asked for).")
+]
+VerboseOption = Annotated[
+    int,
+    typer.Option(
+        "--verbose", "-v", count=True, help="Say more; repeat for more.", show_default=False
+    ),
+]
 
 
 class Color(str, Enum):
@@ -85,8 +107,14 @@ class Color(str, Enum):
     never = "never"
 
 
-ColorOption = Annotated[Color | None, typer.Option(
-    "--color", help="Colour: auto (a terminal without NO_COLOR), always or never.", show_default=False)]
+ColorOption = Annotated[
+    Color | None,
+    typer.Option(
+        "--color",
+        help="Colour: auto (a terminal without NO_COLOR), always or never.",
+        show_default=False,
+    ),
+]
 
 
 class TextOrJson(str, Enum):
@@ -94,12 +122,20 @@ class TextOrJson(str, Enum):
     json = "json"
 
 
-FormatOption = Annotated[TextOrJson, typer.Option("--format", "-f", help="text for people, json for scripts.")]
+FormatOption = Annotated[
+    TextOrJson, typer.Option("--format", "-f", help="text for people, json for scripts.")
+]
 
 _STYLES: dict[str, dict[str, Any]] = {
-    "added": {"fg": "green"}, "removed": {"fg": "red"}, "changed": {"fg": "yellow"},
-    "site": {"bold": True}, "file": {"fg": "cyan"}, "dim": {"dim": True},
-    "error": {"fg": "red", "bold": True}, "warning": {"fg": "yellow"}, "ok": {"fg": "green"},
+    "added": {"fg": "green"},
+    "removed": {"fg": "red"},
+    "changed": {"fg": "yellow"},
+    "site": {"bold": True},
+    "file": {"fg": "cyan"},
+    "dim": {"dim": True},
+    "error": {"fg": "red", "bold": True},
+    "warning": {"fg": "yellow"},
+    "ok": {"fg": "green"},
 }
 
 
@@ -124,8 +160,11 @@ class Output:
         if self.color is not Color.auto:
             return self.color is Color.always
         stream = sys.stderr if err else sys.stdout
-        return (not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-                and bool(getattr(stream, "isatty", lambda: False)()))
+        return (
+            not os.environ.get("NO_COLOR")
+            and os.environ.get("TERM") != "dumb"
+            and bool(getattr(stream, "isatty", lambda: False)())
+        )
 
     def paint(self, err: bool = False) -> Callable[[str, str], str]:
         """``paint(text, role)``: styled text if colour is on for that stream, else the text as is."""
@@ -172,8 +211,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     ctx: typer.Context,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = 0,
     color: ColorOption = None,
@@ -204,13 +247,16 @@ def run(action: Callable[[], T]) -> T:
         raise typer.Exit(EXIT_USER) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as e:  # noqa: BLE001 - the one place bugs are turned into an exit status
+    except Exception as e:
         if isinstance(e, ModuleNotFoundError) and missing_compiler(e):
             _say_missing_compiler(e)
             raise typer.Exit(EXIT_USER) from None
         traceback.print_exc(file=sys.stderr)
-        typer.echo(f"gen {__version__}: internal error (a bug). Please report it with the command you ran and "
-                   "the traceback above.", err=True)
+        typer.echo(
+            f"gen {__version__}: internal error (a bug). Please report it with the command you ran and "
+            "the traceback above.",
+            err=True,
+        )
         raise typer.Exit(EXIT_BUG) from None
 
 
@@ -220,8 +266,11 @@ def missing_compiler(error: ModuleNotFoundError) -> str | None:
 
 
 def _say_missing_compiler(error: ModuleNotFoundError) -> None:
-    typer.echo(f"gen: this command compiles, and the compiler is not installed ({missing_compiler(error)} "
-               "is missing): pip install 'gen-gitops[compile]'", err=True)
+    typer.echo(
+        f"gen: this command compiles, and the compiler is not installed ({missing_compiler(error)} "
+        "is missing): pip install 'gen-gitops[compile]'",
+        err=True,
+    )
 
 
 def _causes(e: BaseException) -> Iterator[BaseException]:
@@ -247,18 +296,33 @@ def run_json(action: Callable[[], T], as_json: bool) -> T:
 
     result = run(attempt)
     if isinstance(result, errors.GenError):
-        report = result if isinstance(result, errors.ProblemReport) else errors.ProblemReport([], str(result))
-        print_json({"ok": False, "summary": report.summary, "problems": problems_json(report.problems)})
+        report = (
+            result
+            if isinstance(result, errors.ProblemReport)
+            else errors.ProblemReport([], str(result))
+        )
+        print_json(
+            {"ok": False, "summary": report.summary, "problems": problems_json(report.problems)}
+        )
         raise typer.Exit(EXIT_USER)
     return result
 
 
 def problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
     """Problems as objects: file, line, column (0 when unknown), path, message; in file order."""
-    out = [{"file": p.location.file if p.location else None, "line": p.location.line if p.location else 0,
-            "column": p.location.column if p.location else 0, "path": p.path or None, "message": p.message}
-           for p in problems]
-    return sorted(out, key=lambda d: (d["file"] or "", d["line"], d["column"], d["path"] or "", d["message"]))
+    out = [
+        {
+            "file": p.location.file if p.location else None,
+            "line": p.location.line if p.location else 0,
+            "column": p.location.column if p.location else 0,
+            "path": p.path or None,
+            "message": p.message,
+        }
+        for p in problems
+    ]
+    return sorted(
+        out, key=lambda d: (d["file"] or "", d["line"], d["column"], d["path"] or "", d["message"])
+    )
 
 
 def print_json(data: Any) -> None:
@@ -276,8 +340,14 @@ def progress(label: str, out: Output) -> Iterator[Callable[[int, int], None] | N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True, no_color=not out.colored(err=True))
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=None)
 
         def tick(done: int, total: int) -> None:
@@ -310,9 +380,11 @@ def _without_compiler_is_one_line(start: Callable[[], Any]) -> None:
         sys.exit(EXIT_USER)
 
 
-from generator.cli import _compile  # noqa: E402,F401  (registers the commands)
-from generator.cli import _ferry  # noqa: E402,F401
-from generator.cli import _review  # noqa: E402,F401
-from generator.cli import _n9e  # noqa: E402,F401
-from generator.cli import _agent  # noqa: E402,F401
-from generator.cli import _secrets  # noqa: E402,F401
+from generator.cli import (
+    _agent,  # noqa: F401
+    _compile,  # noqa: F401  (registers the commands)
+    _ferry,  # noqa: F401
+    _n9e,  # noqa: F401
+    _review,  # noqa: F401
+    _secrets,  # noqa: F401
+)

@@ -10,8 +10,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from generator.cli import (ColorOption, FormatOption, Output, QuietOption, RootOption, TargetOption, TextOrJson,
-                           VerboseOption, app, complete_targets, output, print_json, progress, run, run_json)
+from generator.cli import (
+    ColorOption,
+    FormatOption,
+    Output,
+    QuietOption,
+    RootOption,
+    TargetOption,
+    TextOrJson,
+    VerboseOption,
+    app,
+    complete_targets,
+    output,
+    print_json,
+    progress,
+    run,
+    run_json,
+)
 
 if TYPE_CHECKING:
     from generator.build import pipeline
@@ -27,10 +42,15 @@ class Format(str, Enum):
 def compile_(
     root: RootOption = Path("."),
     target: TargetOption = None,
-    check: Annotated[bool, typer.Option(
-        "--check", help="Write nothing; exit 1 listing the files that differ.")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")] = 0,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompile every site even if unchanged.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 listing the files that differ.")
+    ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
+    ] = 0,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Recompile every site even if unchanged.")
+    ] = False,
     fmt: FormatOption = TextOrJson.text,
     quiet: QuietOption = False,
     verbose: VerboseOption = 0,
@@ -85,16 +105,27 @@ def _report_compile(result: pipeline.Result, out: Output, seconds: float) -> Non
         for line in result.plan.paths():
             out.echo(f"  {line}", role=_ROLES[line[0]])
     if not out.quiet:
-        out.echo(f"compiled {len(result.compiled)} site(s), {len(result.skipped)} unchanged, "
-                 f"{len(result.plan.paths())} file(s) changed in {seconds:.2f}s")
+        out.echo(
+            f"compiled {len(result.compiled)} site(s), {len(result.skipped)} unchanged, "
+            f"{len(result.plan.paths())} file(s) changed in {seconds:.2f}s"
+        )
 
 
 def _compile_json(result: pipeline.Result, check: bool, seconds: float) -> dict[str, Any]:
-    changes = [{"op": {"+": "added", "-": "removed", "~": "changed"}[line[0]], "path": line[2:]}
-               for line in result.plan.paths()]
-    return {"ok": not check or result.up_to_date, "check": check, "up_to_date": result.up_to_date,
-            "compiled": list(result.compiled), "unchanged": list(result.skipped), "changes": changes,
-            "warnings": list(result.warnings), "seconds": round(seconds, 3)}
+    changes = [
+        {"op": {"+": "added", "-": "removed", "~": "changed"}[line[0]], "path": line[2:]}
+        for line in result.plan.paths()
+    ]
+    return {
+        "ok": not check or result.up_to_date,
+        "check": check,
+        "up_to_date": result.up_to_date,
+        "compiled": list(result.compiled),
+        "unchanged": list(result.skipped),
+        "changes": changes,
+        "warnings": list(result.warnings),
+        "seconds": round(seconds, 3),
+    }
 
 
 @app.command()
@@ -130,7 +161,14 @@ def validate(
 
     names = run_json(check, fmt is TextOrJson.json)
     if fmt is TextOrJson.json:
-        print_json({"ok": True, "summary": f"{len(names)} target(s) valid", "problems": [], "targets": names})
+        print_json(
+            {
+                "ok": True,
+                "summary": f"{len(names)} target(s) valid",
+                "problems": [],
+                "targets": names,
+            }
+        )
         return
     if out.verbose:
         for name in names:
@@ -139,7 +177,9 @@ def validate(
         out.echo(f"{len(names)} target(s) valid", role="ok")
 
 
-def _problems_per_target(root: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, list[Problem]]]:
+def _problems_per_target(
+    root: Path, wanted: tuple[str, ...]
+) -> tuple[list[str], dict[str, list[Problem]]]:
     """Every target's name, and the problems of each invalid one."""
     from generator.build import pipeline
     from generator.build import schemas as validation
@@ -160,8 +200,12 @@ def _problems_per_target(root: Path, wanted: tuple[str, ...]) -> tuple[list[str]
 
 @app.command()
 def inventory(
-    target: Annotated[str, typer.Option("--target", "-t", help="The target to print.",
-                                        autocompletion=complete_targets)],
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target", "-t", help="The target to print.", autocompletion=complete_targets
+        ),
+    ],
     root: RootOption = Path("."),
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.yaml,
 ) -> None:
@@ -195,7 +239,12 @@ def targets(root: RootOption = Path("."), fmt: FormatOption = TextOrJson.text) -
 
     found = run(lambda: inv.Inventory(root).target_files())
     if fmt is TextOrJson.json:
-        print_json([{"name": name, "file": path.relative_to(root).as_posix()} for name, path in found.items()])
+        print_json(
+            [
+                {"name": name, "file": path.relative_to(root).as_posix()}
+                for name, path in found.items()
+            ]
+        )
         return
     for name in found:
         typer.echo(name)

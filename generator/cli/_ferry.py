@@ -14,18 +14,38 @@ import typer
 
 from generator.cli import RootOption, TargetOption, app, run
 
-ferry_app = typer.Typer(help="Carry deploy branches through the one-way gatekeeper as signed envelopes.",
-                        no_args_is_help=True)
+ferry_app = typer.Typer(
+    help="Carry deploy branches through the one-way gatekeeper as signed envelopes.",
+    no_args_is_help=True,
+)
 app.add_typer(ferry_app, name="ferry")
 
-DeployRepoOption = Annotated[Path, typer.Option(
-    "--deploy-repo", envvar="GEN_DEPLOY_REPO", help="Deploy repository holding deploy/<site> branches "
-    "(a local path; publish creates it bare if missing).")]
-SigningKeyOption = Annotated[Path, typer.Option(
-    "--signing-key", envvar="GEN_SIGNING_KEY", help="SSH private key that signs (or its .pub if the key is in "
-    "ssh-agent). Keep it outside every repository.")]
-AllowedSignersOption = Annotated[Path, typer.Option(
-    "--allowed-signers", envvar="GEN_ALLOWED_SIGNERS", help="OpenSSH allowed_signers file of trusted keys.")]
+DeployRepoOption = Annotated[
+    Path,
+    typer.Option(
+        "--deploy-repo",
+        envvar="GEN_DEPLOY_REPO",
+        help="Deploy repository holding deploy/<site> branches "
+        "(a local path; publish creates it bare if missing).",
+    ),
+]
+SigningKeyOption = Annotated[
+    Path,
+    typer.Option(
+        "--signing-key",
+        envvar="GEN_SIGNING_KEY",
+        help="SSH private key that signs (or its .pub if the key is in "
+        "ssh-agent). Keep it outside every repository.",
+    ),
+]
+AllowedSignersOption = Annotated[
+    Path,
+    typer.Option(
+        "--allowed-signers",
+        envvar="GEN_ALLOWED_SIGNERS",
+        help="OpenSSH allowed_signers file of trusted keys.",
+    ),
+]
 
 
 @app.command()
@@ -34,10 +54,20 @@ def publish(
     signing_key: SigningKeyOption,
     root: RootOption = Path("."),
     target: TargetOption = None,
-    author: Annotated[str | None, typer.Option(
-        "--author", envvar="GEN_PUBLISH_AUTHOR", help="'Name <email>' of deploy commits (default: git's user).")] = None,
-    allow_dirty: Annotated[bool, typer.Option(
-        "--allow-dirty", help="Publish even if compiled/<site> has uncommitted changes.")] = False,
+    author: Annotated[
+        str | None,
+        typer.Option(
+            "--author",
+            envvar="GEN_PUBLISH_AUTHOR",
+            help="'Name <email>' of deploy commits (default: git's user).",
+        ),
+    ] = None,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty", help="Publish even if compiled/<site> has uncommitted changes."
+        ),
+    ] = False,
 ) -> None:
     """Commit each site's compiled/<site>/ to its signed deploy branch (deploy/<site>).
 
@@ -52,8 +82,10 @@ def publish(
     settings = pub.Settings(deploy_repo, signing_key, identity, allow_dirty)
     for result in run(lambda: pub.publish(root, tuple(target or ()), settings)):
         if result.changed:
-            typer.echo(f"{result.site}: committed {result.commit[:12]} on {result.branch} "
-                       f"({len(result.changes)} file(s) changed)")
+            typer.echo(
+                f"{result.site}: committed {result.commit[:12]} on {result.branch} "
+                f"({len(result.changes)} file(s) changed)"
+            )
         else:
             typer.echo(f"{result.site}: unchanged ({result.commit[:12]})")
 
@@ -61,29 +93,58 @@ def publish(
 @ferry_app.command("pack")
 def pack(
     target: Annotated[list[str], typer.Option("--target", "-t", help="Site to pack (repeatable).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write envelopes into.", file_okay=False)],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Directory to write envelopes into.", file_okay=False),
+    ],
     deploy_repo: DeployRepoOption,
     signing_key: SigningKeyOption,
-    full: Annotated[bool, typer.Option("--full", help="Bundle the whole branch, not just what is new.")] = False,
-    since: Annotated[int | None, typer.Option(
-        "--since", min=1, help="Build on the tip of this sent sequence (what the inside says it has).")] = None,
-    sequence: Annotated[int | None, typer.Option(
-        "--sequence", min=1, help="Use this sequence number (above every one sent): after losing the ledger, "
-        "one above what the inside's `gen ferry status` shows.")] = None,
-    sender: Annotated[str | None, typer.Option(
-        "--sender", envvar="GEN_FERRY_SENDER", help="Principal of the signing key in the receiver's allowed "
-        "signers (default: git's user.email).")] = None,
-    expires_in: Annotated[str, typer.Option(
-        "--expires-in", envvar="GEN_FERRY_EXPIRES_IN", help="Refuse import after this long: 30d, 12h, 2w.")] = "30d",
+    full: Annotated[
+        bool, typer.Option("--full", help="Bundle the whole branch, not just what is new.")
+    ] = False,
+    since: Annotated[
+        int | None,
+        typer.Option(
+            "--since",
+            min=1,
+            help="Build on the tip of this sent sequence (what the inside says it has).",
+        ),
+    ] = None,
+    sequence: Annotated[
+        int | None,
+        typer.Option(
+            "--sequence",
+            min=1,
+            help="Use this sequence number (above every one sent): after losing the ledger, "
+            "one above what the inside's `gen ferry status` shows.",
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--sender",
+            envvar="GEN_FERRY_SENDER",
+            help="Principal of the signing key in the receiver's allowed "
+            "signers (default: git's user.email).",
+        ),
+    ] = None,
+    expires_in: Annotated[
+        str,
+        typer.Option(
+            "--expires-in",
+            envvar="GEN_FERRY_EXPIRES_IN",
+            help="Refuse import after this long: 30d, 12h, 2w.",
+        ),
+    ] = "30d",
 ) -> None:
     """Write the next signed envelope of each site into OUT and record it as sent.
 
-      gen ferry pack -t cn-east-1 --out /mnt/gatekeeper/outbox
-      gen ferry pack -t cn-east-1 --out DIR --full      # when the inside lost track
+    gen ferry pack -t cn-east-1 --out /mnt/gatekeeper/outbox
+    gen ferry pack -t cn-east-1 --out DIR --full      # when the inside lost track
     """
-    from generator.formats import envelope
     from generator.deliver.ferry import pack as packer
     from generator.deliver.ferry.transport import DropDir
+    from generator.formats import envelope
 
     settings = packer.Settings(deploy_repo, signing_key, sender, run(lambda: _expiry(expires_in)))
     out.mkdir(parents=True, exist_ok=True)
@@ -96,19 +157,36 @@ def pack(
             continue
         m = packed.manifest
         kind = "full" if m.full else f"since sequence {m.basis_sequence}"
-        typer.echo(f"{site}: wrote {packed.path} (sequence {m.sequence}, {kind}, tip {m.tip[:12]}, "
-                   f"{packed.size} bytes, expires {envelope.format_time(m.expires)})")
+        typer.echo(
+            f"{site}: wrote {packed.path} (sequence {m.sequence}, {kind}, tip {m.tip[:12]}, "
+            f"{packed.size} bytes, expires {envelope.format_time(m.expires)})"
+        )
 
 
 @ferry_app.command("import")
 def import_(
-    drop: Annotated[Path, typer.Argument(metavar="DIR", help="Directory the gatekeeper delivers envelopes into.",
-                                              file_okay=False)],
-    repo: Annotated[Path, typer.Option(
-        "--repo", envvar="GEN_FERRY_REPO", help="Inside repository to update (created bare if missing).")],
+    drop: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR", help="Directory the gatekeeper delivers envelopes into.", file_okay=False
+        ),
+    ],
+    repo: Annotated[
+        Path,
+        typer.Option(
+            "--repo",
+            envvar="GEN_FERRY_REPO",
+            help="Inside repository to update (created bare if missing).",
+        ),
+    ],
     allowed_signers: AllowedSignersOption,
-    site: Annotated[list[str] | None, typer.Option(
-        "--site", help="Site this repository takes (repeatable; default: its git config ferry.site).")] = None,
+    site: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--site",
+            help="Site this repository takes (repeatable; default: its git config ferry.site).",
+        ),
+    ] = None,
 ) -> None:
     """Verify and import every envelope in DIR, oldest sequence first.
 
@@ -124,8 +202,10 @@ def import_(
         typer.echo(f"repaired {line}")
     for o in report.outcomes:
         moved = f" [moved to {o.moved_to}]" if o.status is receive.Status.REJECTED else ""
-        typer.echo(f"{o.status.value:<16} {o.name}: {o.message}{moved}",
-                   err=o.status in (receive.Status.REJECTED, receive.Status.WAITING))
+        typer.echo(
+            f"{o.status.value:<16} {o.name}: {o.message}{moved}",
+            err=o.status in (receive.Status.REJECTED, receive.Status.WAITING),
+        )
     if not report.outcomes:
         typer.echo(f"no envelopes in {drop}")
     if not report.ok:
@@ -134,19 +214,27 @@ def import_(
 
 @ferry_app.command("status")
 def status(
-    repo: Annotated[Path, typer.Option(
-        "--repo", envvar="GEN_FERRY_REPO", help="Inside repository (or the deploy repository, for what was sent).")],
+    repo: Annotated[
+        Path,
+        typer.Option(
+            "--repo",
+            envvar="GEN_FERRY_REPO",
+            help="Inside repository (or the deploy repository, for what was sent).",
+        ),
+    ],
 ) -> None:
     """Show, per site, the last imported (or sent) sequence, its tip commit and when."""
-    from generator.formats import envelope
     from generator.deliver.ferry import status as ferry_status
+    from generator.formats import envelope
 
     rows = run(lambda: ferry_status.status(repo))
     if not rows:
         typer.echo(f"{repo}: nothing imported or sent yet")
     for r in rows:
-        typer.echo(f"{r.site:<20} {r.side:<8} sequence {r.sequence:<6} tip {r.tip[:12]}  "
-                   f"{envelope.format_time(r.time)}  {'full' if r.full else 'incremental'}  branch {r.branch}")
+        typer.echo(
+            f"{r.site:<20} {r.side:<8} sequence {r.sequence:<6} tip {r.tip[:12]}  "
+            f"{envelope.format_time(r.time)}  {'full' if r.full else 'incremental'}  branch {r.branch}"
+        )
 
 
 def _expiry(text: str) -> timedelta:

@@ -14,8 +14,11 @@ from generator.cli import RootOption, app, run
 if TYPE_CHECKING:
     from generator.run.n9e.reconcile import Result
 
-n9e_app = typer.Typer(name="n9e", help="Nightingale (n9e): apply a site's compiled alert rules and notifications.",
-                      no_args_is_help=True)
+n9e_app = typer.Typer(
+    name="n9e",
+    help="Nightingale (n9e): apply a site's compiled alert rules and notifications.",
+    no_args_is_help=True,
+)
 app.add_typer(n9e_app)
 
 
@@ -26,22 +29,53 @@ class OutputFormat(str, Enum):
 
 @n9e_app.command("apply")
 def apply(
-    target: Annotated[str, typer.Option("--target", "-t", help="The site whose compiled/<site>/n9e/ to apply.")],
-    url: Annotated[str, typer.Option("--url", envvar="GEN_N9E_URL", help="Base URL of the site's n9e, "
-                                     "e.g. http://10.86.3.30:17000.")],
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="The site whose compiled/<site>/n9e/ to apply.")
+    ],
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            envvar="GEN_N9E_URL",
+            help="Base URL of the site's n9e, e.g. http://10.86.3.30:17000.",
+        ),
+    ],
     root: RootOption = Path("."),
-    user: Annotated[str, typer.Option("--user", envvar="GEN_N9E_USER", help="n9e user to log in as.")] = "",
-    password: Annotated[str, typer.Option("--password", envvar="GEN_N9E_PASSWORD", show_default=False,
-                                          help="Its password (better: the environment variable).")] = "",
-    token: Annotated[str, typer.Option("--token", envvar="GEN_N9E_TOKEN", show_default=False,
-                                       help="An access token instead of user and password.")] = "",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Change nothing; print what would change.")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.text,
+    user: Annotated[
+        str, typer.Option("--user", envvar="GEN_N9E_USER", help="n9e user to log in as.")
+    ] = "",
+    password: Annotated[
+        str,
+        typer.Option(
+            "--password",
+            envvar="GEN_N9E_PASSWORD",
+            show_default=False,
+            help="Its password (better: the environment variable).",
+        ),
+    ] = "",
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="GEN_N9E_TOKEN",
+            show_default=False,
+            help="An access token instead of user and password.",
+        ),
+    ] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; print what would change.")
+    ] = False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.text,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per request.")] = 15.0,
-    allow_missing_datasource: Annotated[bool, typer.Option(
-        "--allow-missing-datasource",
-        help="Apply rules whose datasource matches none on the server (they never evaluate).",
-    )] = False,
+    allow_missing_datasource: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-datasource",
+            help="Apply rules whose datasource matches none on the server (they never evaluate).",
+        ),
+    ] = False,
 ) -> None:
     """Make the site's n9e hold exactly the compiled rules, channels, templates and notify rules.
 
@@ -57,10 +91,13 @@ def apply(
 
     def push() -> reconcile.Result:
         intent = reconcile.load(root / "compiled" / target)
-        api = client.Client(client.Settings(url, timeout), client.Credentials(user, password, token))
+        api = client.Client(
+            client.Settings(url, timeout), client.Credentials(user, password, token)
+        )
         api.login()
-        return reconcile.run(api, intent, dry_run=dry_run,
-                             allow_missing_datasource=allow_missing_datasource)
+        return reconcile.run(
+            api, intent, dry_run=dry_run, allow_missing_datasource=allow_missing_datasource
+        )
 
     result = run(push)
     if fmt is OutputFormat.json:
@@ -78,8 +115,13 @@ def _print_text(target: str, url: str, result: Result) -> None:
         typer.echo(f"warning: {warning}", err=True)
     for rejection in result.rejections:
         typer.echo(f"rejected: {rejection}", err=True)
-    counts = {verb: sum(1 for a in result.actions if a.verb == verb) for verb in ("create", "update", "delete")}
-    summary = ", ".join(f"{n} to {verb}" if result.dry_run else f"{n} {verb}d" for verb, n in counts.items())
+    counts = {
+        verb: sum(1 for a in result.actions if a.verb == verb)
+        for verb in ("create", "update", "delete")
+    }
+    summary = ", ".join(
+        f"{n} to {verb}" if result.dry_run else f"{n} {verb}d" for verb, n in counts.items()
+    )
     if not result.changed:
         typer.echo(f"n9e at {url} already holds {target}'s monitoring; nothing to do")
     else:

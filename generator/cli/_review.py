@@ -9,8 +9,18 @@ from typing import Annotated
 
 import typer
 
-from generator.cli import (ColorOption, QuietOption, RootOption, TargetOption, VerboseOption, app, output, print_json,
-                           progress, run_json)
+from generator.cli import (
+    ColorOption,
+    QuietOption,
+    RootOption,
+    TargetOption,
+    VerboseOption,
+    app,
+    output,
+    print_json,
+    progress,
+    run_json,
+)
 
 
 class DiffFormat(str, Enum):
@@ -28,20 +38,46 @@ def _complete_refs(ctx: typer.Context, incomplete: str) -> list[str]:
 @app.command("diff")
 def diff_(
     root: RootOption = Path("."),
-    base: Annotated[str | None, typer.Option(
-        "--base", "-b", envvar="GEN_DIFF_BASE", autocompletion=_complete_refs,
-        help="Commit to compare with (default: the merge base of HEAD with main, origin/main, master or "
-             "origin/master, else HEAD).",
-        show_default=False)] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            "-b",
+            envvar="GEN_DIFF_BASE",
+            autocompletion=_complete_refs,
+            help="Commit to compare with (default: the merge base of HEAD with main, origin/main, master or "
+            "origin/master, else HEAD).",
+            show_default=False,
+        ),
+    ] = None,
     target: TargetOption = None,
-    fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="text for people, markdown for a merge-request "
-                                                                   "comment, json for scripts.")] = DiffFormat.text,
-    worktree: Annotated[bool, typer.Option(
-        "--worktree", help="Take compiled/ as it is on disk instead of compiling the inventory (fast; for CI "
-                           "after `gen compile --check` passed).")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")] = 0,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Compile every site, even those the compile cache "
-                                                              "knows are up to date in compiled/.")] = False,
+    fmt: Annotated[
+        DiffFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text for people, markdown for a merge-request comment, json for scripts.",
+        ),
+    ] = DiffFormat.text,
+    worktree: Annotated[
+        bool,
+        typer.Option(
+            "--worktree",
+            help="Take compiled/ as it is on disk instead of compiling the inventory (fast; for CI "
+            "after `gen compile --check` passed).",
+        ),
+    ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
+    ] = 0,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Compile every site, even those the compile cache "
+            "knows are up to date in compiled/.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = 0,
     color: ColorOption = None,
@@ -77,6 +113,10 @@ def diff_(
         else:
             out.echo(report.text(result, verbose=out.verbose, paint=out.paint()), nl=False)
     if out.verbose:
-        out.echo(f"{result.compiled} site(s) compiled, {result.reused} read from compiled/ "
-                 f"in {time.perf_counter() - started:.2f}s", err=True, role="dim")
+        out.echo(
+            f"{result.compiled} site(s) compiled, {result.reused} read from compiled/ "
+            f"in {time.perf_counter() - started:.2f}s",
+            err=True,
+            role="dim",
+        )
     raise typer.Exit(1 if result.diff.differs else 0)

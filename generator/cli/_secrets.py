@@ -13,31 +13,73 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from generator.cli import (FormatOption, RootOption, TextOrJson, app, complete_targets, output, print_json, run)
+from generator.cli import (
+    FormatOption,
+    RootOption,
+    TextOrJson,
+    app,
+    complete_targets,
+    output,
+    print_json,
+    run,
+)
 
 if TYPE_CHECKING:
     from generator.formats import age as crypto
 
-secrets_app = typer.Typer(name="secrets", no_args_is_help=True,
-                          help="Secrets encrypted with age to each site's key: the inventory holds ?{age:<path>} "
-                               "references, secrets/<site>/<path>.age the ciphertext (docs/secrets.md).")
+secrets_app = typer.Typer(
+    name="secrets",
+    no_args_is_help=True,
+    help="Secrets encrypted with age to each site's key: the inventory holds ?{age:<path>} "
+    "references, secrets/<site>/<path>.age the ciphertext (docs/secrets.md).",
+)
 app.add_typer(secrets_app)
 
-SiteOption = Annotated[str, typer.Option("--target", "-t", help="The site whose secret it is.",
-                                         autocompletion=complete_targets)]
-PathArgument = Annotated[str, typer.Argument(help="Secret path, as in ?{age:<path>}, e.g. redis/password.")]
-IdentityOption = Annotated[list[Path] | None, typer.Option(
-    "--identity", "-i", envvar="GEN_AGE_IDENTITY", exists=True, dir_okay=False,
-    help="age identity file (or unencrypted OpenSSH private key) that can decrypt; repeatable.")]
-GenerateOption = Annotated[int, typer.Option(
-    "--generate", min=0, help="Store a random value of this many letters and digits instead of reading one.")]
-KeepNewlineOption = Annotated[bool, typer.Option(
-    "--keep-newline", help="Keep a trailing newline of the value read from stdin (dropped by default).")]
+SiteOption = Annotated[
+    str,
+    typer.Option(
+        "--target", "-t", help="The site whose secret it is.", autocompletion=complete_targets
+    ),
+]
+PathArgument = Annotated[
+    str, typer.Argument(help="Secret path, as in ?{age:<path>}, e.g. redis/password.")
+]
+IdentityOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--identity",
+        "-i",
+        envvar="GEN_AGE_IDENTITY",
+        exists=True,
+        dir_okay=False,
+        help="age identity file (or unencrypted OpenSSH private key) that can decrypt; repeatable.",
+    ),
+]
+GenerateOption = Annotated[
+    int,
+    typer.Option(
+        "--generate",
+        min=0,
+        help="Store a random value of this many letters and digits instead of reading one.",
+    ),
+]
+KeepNewlineOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep-newline",
+        help="Keep a trailing newline of the value read from stdin (dropped by default).",
+    ),
+]
 
 
 @secrets_app.command("set")
-def set_(target: SiteOption, path: PathArgument, root: RootOption = Path("."), generate: GenerateOption = 0,
-         keep_newline: KeepNewlineOption = False) -> None:
+def set_(
+    target: SiteOption,
+    path: PathArgument,
+    root: RootOption = Path("."),
+    generate: GenerateOption = 0,
+    keep_newline: KeepNewlineOption = False,
+) -> None:
     """Store a new secret, encrypted to the site's recipients (and team recipients).
 
     The value comes from stdin (a hidden prompt on a terminal); it is never an argument. Examples:
@@ -54,17 +96,29 @@ def set_(target: SiteOption, path: PathArgument, root: RootOption = Path("."), g
 
 
 @secrets_app.command("rotate")
-def rotate(target: SiteOption, path: Annotated[str | None, typer.Argument(
-               help="Secret path; with --reencrypt and no path, every secret of the site.")] = None,
-           root: RootOption = Path("."), generate: GenerateOption = 0, keep_newline: KeepNewlineOption = False,
-           reencrypt: Annotated[bool, typer.Option(
-               "--reencrypt", help="Keep the value; encrypt it again to the recipients the inventory lists now "
-                                   "(after adding or removing a key). Needs --identity.")] = False,
-           identity: IdentityOption = None) -> None:
+def rotate(
+    target: SiteOption,
+    path: Annotated[
+        str | None,
+        typer.Argument(help="Secret path; with --reencrypt and no path, every secret of the site."),
+    ] = None,
+    root: RootOption = Path("."),
+    generate: GenerateOption = 0,
+    keep_newline: KeepNewlineOption = False,
+    reencrypt: Annotated[
+        bool,
+        typer.Option(
+            "--reencrypt",
+            help="Keep the value; encrypt it again to the recipients the inventory lists now "
+            "(after adding or removing a key). Needs --identity.",
+        ),
+    ] = False,
+    identity: IdentityOption = None,
+) -> None:
     """Change a secret's value (or, with --reencrypt, its recipients); compile to carry the new ciphertext.
 
-      printf %s "$NEW" | gen secrets rotate -t cn-east-1 redis/password
-      gen secrets rotate -t cn-east-1 --reencrypt -i ~/.config/gen/me.key
+    printf %s "$NEW" | gen secrets rotate -t cn-east-1 redis/password
+    gen secrets rotate -t cn-east-1 --reencrypt -i ~/.config/gen/me.key
     """
     from generator.build import secret_store as store
 
@@ -76,18 +130,26 @@ def rotate(target: SiteOption, path: Annotated[str | None, typer.Argument(
             out.echo(f"re-encrypted {file}")
         return
     if path is None:
-        raise typer.BadParameter("name the secret to rotate (or use --reencrypt)", param_hint="PATH")
+        raise typer.BadParameter(
+            "name the secret to rotate (or use --reencrypt)", param_hint="PATH"
+        )
     value = run(lambda: store.generate(generate)) if generate else _read_value(path, keep_newline)
     file = run(lambda: store.set_value(root, target, path, value, replace=True))
-    out.echo(f"rotated {file}; run gen compile (gen diff shows the secret as changed, never its value)")
+    out.echo(
+        f"rotated {file}; run gen compile (gen diff shows the secret as changed, never its value)"
+    )
 
 
 @secrets_app.command("show")
-def show(target: SiteOption, path: PathArgument, identity: IdentityOption = None,
-         root: RootOption = Path(".")) -> None:
+def show(
+    target: SiteOption,
+    path: PathArgument,
+    identity: IdentityOption = None,
+    root: RootOption = Path("."),
+) -> None:
     """Print a secret's value (decrypted with your identity) on stdout, as stored.
 
-      gen secrets show -t cn-east-1 redis/password -i ~/.config/gen/me.key
+    gen secrets show -t cn-east-1 redis/password -i ~/.config/gen/me.key
     """
     from generator.build import secret_store as store
 
@@ -98,7 +160,9 @@ def show(target: SiteOption, path: PathArgument, identity: IdentityOption = None
 
 
 @secrets_app.command("list")
-def list_(target: SiteOption, root: RootOption = Path("."), fmt: FormatOption = TextOrJson.text) -> None:
+def list_(
+    target: SiteOption, root: RootOption = Path("."), fmt: FormatOption = TextOrJson.text
+) -> None:
     """List a site's secrets: referenced and stored, and each file's state (no key needed).
 
     States: ok; missing (referenced, no file); unused (file, no reference); damaged; stale (encrypted
@@ -114,15 +178,26 @@ def list_(target: SiteOption, root: RootOption = Path("."), fmt: FormatOption = 
         for e in entries:
             role = "ok" if e.state == "ok" else "warning"
             where = ", ".join(e.references) or "-"
-            out.echo(f"{e.path}  {out.paint()(e.state, role)}  {e.file}  recipients: {e.recipients}  used at: {where}")
+            out.echo(
+                f"{e.path}  {out.paint()(e.state, role)}  {e.file}  recipients: {e.recipients}  used at: {where}"
+            )
     if any(e.state != "ok" for e in entries):
         raise typer.Exit(1)
 
 
 @secrets_app.command("keygen")
-def keygen(out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="Identity file to create "
-                                             "(mode 0600; never overwritten).")],
-           comment: Annotated[str, typer.Option("--comment", help="A comment line in the file.")] = "") -> None:
+def keygen(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            dir_okay=False,
+            help="Identity file to create (mode 0600; never overwritten).",
+        ),
+    ],
+    comment: Annotated[str, typer.Option("--comment", help="A comment line in the file.")] = "",
+) -> None:
     """Make an age key pair: the private identity goes to --out, the public recipient to stdout.
 
     For a site: run it at installation, create the agent's key Secret from the file (docs/secrets.md),
@@ -134,15 +209,17 @@ def keygen(out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help
 
 
 @secrets_app.command("materialize")
-def materialize(target: SiteOption, identity: IdentityOption = None, root: RootOption = Path(".")) -> None:
+def materialize(
+    target: SiteOption, identity: IdentityOption = None, root: RootOption = Path(".")
+) -> None:
     """Print the site's Secrets, decrypted from compiled/<site>/, as YAML (plain text: pipe it on).
 
     What the agent does at apply time, for a cluster without it:
 
       gen secrets materialize -t cn-east-1 -i site.key | kubectl apply --server-side -f -
     """
-    from generator.core import yamlio
     from generator.build import secret_store as store
+    from generator.core import yamlio
 
     keys = _identities(identity)
     secrets = run(lambda: store.materialized(root, target, keys))
@@ -153,10 +230,15 @@ def _identities(paths: list[Path] | None) -> crypto.Identities:
     from generator.formats import age as crypto
 
     if not paths:
-        raise typer.BadParameter("needs a private key: --identity FILE or GEN_AGE_IDENTITY", param_hint="--identity")
+        raise typer.BadParameter(
+            "needs a private key: --identity FILE or GEN_AGE_IDENTITY", param_hint="--identity"
+        )
     loaded = run(lambda: [crypto.load_identities(p) for p in paths])
-    return crypto.Identities(tuple(k for i in loaded for k in i.keys), ", ".join(i.source for i in loaded),
-                             tuple(k for i in loaded for k in i.public))
+    return crypto.Identities(
+        tuple(k for i in loaded for k in i.keys),
+        ", ".join(i.source for i in loaded),
+        tuple(k for i in loaded for k in i.public),
+    )
 
 
 def _read_value(path: str, keep_newline: bool) -> bytes:
@@ -169,5 +251,11 @@ def _read_value(path: str, keep_newline: bool) -> bytes:
         return first.encode()
     value = sys.stdin.buffer.read()
     if not keep_newline:
-        value = value[:-2] if value.endswith(b"\r\n") else value[:-1] if value.endswith(b"\n") else value
+        value = (
+            value[:-2]
+            if value.endswith(b"\r\n")
+            else value[:-1]
+            if value.endswith(b"\n")
+            else value
+        )
     return value

@@ -55,7 +55,13 @@ class ProblemReport(GenError):
 
 def _problem_key(p: Problem) -> tuple[str, int, int, str, str]:
     loc = p.location
-    return (loc.file if loc else "", loc.line if loc else 0, loc.column if loc else 0, p.path, p.message)
+    return (
+        loc.file if loc else "",
+        loc.line if loc else 0,
+        loc.column if loc else 0,
+        p.path,
+        p.message,
+    )
 
 
 def located(location: Location | None, message: str, path: str = "") -> ProblemReport:

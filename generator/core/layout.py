@@ -41,8 +41,14 @@ N9E_NOTIFY_RULES = f"{N9E}/notify-rules.json"
 N9E_PROMETHEUS_RULES = f"{N9E}/prometheus-rules.yaml"
 N9E_SITE = f"{N9E}/site.json"
 """The site's business group, team and name, for ``gen n9e apply``."""
-N9E_FILES = (N9E_ALERT_RULES, N9E_CHANNELS, N9E_TEMPLATES, N9E_NOTIFY_RULES, N9E_PROMETHEUS_RULES,
-             N9E_SITE)
+N9E_FILES = (
+    N9E_ALERT_RULES,
+    N9E_CHANNELS,
+    N9E_TEMPLATES,
+    N9E_NOTIFY_RULES,
+    N9E_PROMETHEUS_RULES,
+    N9E_SITE,
+)
 
 DERIVED = frozenset({INDEX, KUBEKEY_MANIFEST})
 """Files computed from the others: a review lists them as changed but does not detail them."""
@@ -101,15 +107,23 @@ class Index:
     files: tuple[Entry, ...]
 
     @classmethod
-    def build(cls, site: str, kubernetes_version: str, files: Mapping[str, bytes],
-              origins: Mapping[str, Origin]) -> Index:
+    def build(
+        cls,
+        site: str,
+        kubernetes_version: str,
+        files: Mapping[str, bytes],
+        origins: Mapping[str, Origin],
+    ) -> Index:
         """The index of ``files`` (which must not include the index itself)."""
         entries = []
         for rel, content in sorted(files.items()):
             origin = origins.get(rel)
             digest = hashlib.sha256(content).hexdigest()
-            entries.append(Entry(rel, digest, len(content), origin.object, origin.source) if origin
-                           else Entry(rel, digest, len(content)))
+            entries.append(
+                Entry(rel, digest, len(content), origin.object, origin.source)
+                if origin
+                else Entry(rel, digest, len(content))
+            )
         return cls(site, kubernetes_version, tuple(entries))
 
     def dumps(self) -> bytes:
@@ -148,8 +162,10 @@ def parse(data: bytes, where: str) -> Index:
     seen: set[str] = set()
     for entry in entries:
         if entry.path in seen or entry.path == INDEX:
-            raise _error(where, f"{entry.path} is listed twice" if entry.path in seen
-                         else f"{INDEX} lists itself")
+            raise _error(
+                where,
+                f"{entry.path} is listed twice" if entry.path in seen else f"{INDEX} lists itself",
+            )
         seen.add(entry.path)
     return Index(raw["site"], raw["kubernetes_version"], entries)
 
@@ -165,8 +181,9 @@ def _entry(raw: Any, at: str, where: str) -> Entry:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise _error(where, f"{at}.size must be a non-negative integer")
     obj, source = raw.get("object"), raw.get("source")
-    if obj is not None and not (isinstance(obj, dict)
-                                and all(isinstance(obj.get(k), str) for k in _OBJECT_KEYS)):
+    if obj is not None and not (
+        isinstance(obj, dict) and all(isinstance(obj.get(k), str) for k in _OBJECT_KEYS)
+    ):
         raise _error(where, f"{at}.object must hold the strings {', '.join(_OBJECT_KEYS)}")
     if source is not None and not isinstance(source, str):
         raise _error(where, f"{at}.source must be a string")
@@ -187,7 +204,9 @@ def mismatches(index: Index, digests: Mapping[str, str], prefix: str = "") -> li
     """
     listed = {p: d for p, d in index.digests().items() if p.startswith(prefix)}
     present = {p: d for p, d in digests.items() if p.startswith(prefix) and p != INDEX}
-    out = [f"{p} is not listed in {INDEX}" if p in present
-           else f"{p} is listed in {INDEX} but missing" for p in sorted(set(listed) ^ set(present))]
+    out = [
+        f"{p} is not listed in {INDEX}" if p in present else f"{p} is listed in {INDEX} but missing"
+        for p in sorted(set(listed) ^ set(present))
+    ]
     changed = sorted(p for p in set(listed) & set(present) if listed[p] != present[p])
     return out + [f"{p} does not match its sha256 in {INDEX}" for p in changed]

@@ -69,15 +69,18 @@ def _parse(text: object, field: str, what: str) -> timedelta:
         raise GenError(_not_a(text, field, what))
     raw = text.strip()
     if _BARE.fullmatch(raw):
-        raise GenError(f"{field}: {text!r} is not a {what}: a unit is required, "
-                       f"e.g. {raw}s, {raw}m, {raw}h or {raw}d")
+        raise GenError(
+            f"{field}: {text!r} is not a {what}: a unit is required, "
+            f"e.g. {raw}s, {raw}m, {raw}h or {raw}d"
+        )
     if not _COMPOUND.fullmatch(raw):
         raise GenError(_not_a(text, field, what))
     parts = _PART.findall(raw)
     ranks = [list(_UNIT_SECONDS).index(unit) for _, unit in parts]
     if ranks != sorted(set(ranks)):
-        raise GenError(f"{field}: {text!r} is not a {what}: list each unit once, largest first "
-                       "(1h30m)")
+        raise GenError(
+            f"{field}: {text!r} is not a {what}: list each unit once, largest first (1h30m)"
+        )
     return timedelta(seconds=sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts))
 
 
@@ -106,7 +109,8 @@ def kube_version(text: str, field: str = "kubernetes_version") -> KubeVersion:
     """``1.30``, ``v1.30.2``, ``1.28.3-eks-1`` as a version; GenError naming ``field`` otherwise."""
     match = _KUBE_VERSION.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise GenError(f"{field}: unsupported Kubernetes version {text!r}: "
-                       "expected e.g. 1.30 or v1.30.2")
+        raise GenError(
+            f"{field}: unsupported Kubernetes version {text!r}: expected e.g. 1.30 or v1.30.2"
+        )
     major, minor, patch = match.groups()
     return KubeVersion(int(major), int(minor), int(patch or 0))

@@ -54,7 +54,15 @@ _PLAIN = re.compile(
     re.VERBOSE,
 )
 _QUOTE_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]')
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\b": "\\b",
+    "\f": "\\f",
+}
 # A literal block cannot hold non-printables, line breaks other than \n, trailing whitespace
 # (editors strip it) or tabs in indentation.
 _NOT_LITERAL = re.compile(
@@ -250,7 +258,9 @@ def _literal(s: str, indent: int) -> str:
         body = s
     hint = "2" if s[0] in " \n" else ""
     pad = " " * (indent + 2)
-    return f"|{hint}{chomp}\n" + "\n".join(pad + line if line else line for line in body.split("\n"))
+    return f"|{hint}{chomp}\n" + "\n".join(
+        pad + line if line else line for line in body.split("\n")
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -359,7 +369,9 @@ def _load(loader_class: Callable[[str], Any], text: str, source: str) -> list[di
     except yaml.YAMLError as e:
         raise _yaml_error(e, text, source, loader_class is not _PyLoader) from e
     except UnicodeEncodeError as e:  # libyaml takes UTF-8, which cannot hold a lone surrogate
-        err = yaml.reader.ReaderError(source, e.start, ord(text[e.start]), "utf-8", "lone surrogate")
+        err = yaml.reader.ReaderError(
+            source, e.start, ord(text[e.start]), "utf-8", "lone surrogate"
+        )
         raise _yaml_error(err, text, source, byte_offsets=False) from e
     finally:
         if loader is not None:
@@ -371,7 +383,9 @@ def _location(source: str, mark: yaml.Mark | None) -> Location:
     return Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
 
 
-def _yaml_error(e: yaml.YAMLError, text: str, source: str, byte_offsets: bool) -> errors.ProblemReport:
+def _yaml_error(
+    e: yaml.YAMLError, text: str, source: str, byte_offsets: bool
+) -> errors.ProblemReport:
     """A located report for a PyYAML error, quoting the offending line."""
     if isinstance(e, yaml.MarkedYAMLError):
         mark = e.problem_mark or e.context_mark

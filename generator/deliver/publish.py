@@ -82,7 +82,9 @@ def publish(root: Path, sites: Sequence[str], settings: Settings) -> list[Publis
     names = select(compiled, sites)
     source = read_source(root, names)
     if not settings.signing_key.is_file():
-        raise GenError(f"signing key {settings.signing_key} does not exist (--signing-key / GEN_SIGNING_KEY)")
+        raise GenError(
+            f"signing key {settings.signing_key} does not exist (--signing-key / GEN_SIGNING_KEY)"
+        )
     for name in names:
         _check_publishable(compiled / name, name, source, settings)
     repo = open_repo(settings.deploy_repo, create=True)
@@ -93,10 +95,14 @@ def select(compiled: Path, wanted: Sequence[str]) -> list[str]:
     """The compiled sites to publish, in name order; an unknown one is an error naming those there are."""
     if not compiled.is_dir():
         raise GenError(f"{compiled}: no compiled tree; run `gen compile` first")
-    present = sorted(p.name for p in compiled.iterdir() if p.is_dir() and not p.name.startswith("."))
+    present = sorted(
+        p.name for p in compiled.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     missing = sorted(set(wanted) - set(present))
     if missing:
-        raise GenError(f"{compiled}: no compiled site {', '.join(missing)}; sites: {', '.join(present) or 'none'}")
+        raise GenError(
+            f"{compiled}: no compiled site {', '.join(missing)}; sites: {', '.join(present) or 'none'}"
+        )
     return sorted(set(wanted)) if wanted else present
 
 
@@ -117,8 +123,10 @@ def _differs(root: Path, path: str) -> bool:
 def _check_publishable(directory: Path, site: str, source: Source, settings: Settings) -> None:
     if site in source.dirty and not settings.allow_dirty:
         where = "is not in a git repository" if source.commit is None else "has uncommitted changes"
-        raise GenError(f"compiled/{site} {where}: the deploy commit names its source commit, so commit "
-                       "compiled/ first (or pass --allow-dirty to publish anyway, noted in the message)")
+        raise GenError(
+            f"compiled/{site} {where}: the deploy commit names its source commit, so commit "
+            "compiled/ first (or pass --allow-dirty to publish anyway, noted in the message)"
+        )
     check_index(directory, site)
 
 
@@ -127,18 +135,22 @@ def check_index(directory: Path, site: str) -> None:
     try:
         index = layout.parse((directory / layout.INDEX).read_bytes(), f"compiled/{site}")
     except OSError as e:
-        raise GenError(f"compiled/{site}/{layout.INDEX}: unreadable ({e}); "
-                       "run `gen compile`") from e
+        raise GenError(
+            f"compiled/{site}/{layout.INDEX}: unreadable ({e}); run `gen compile`"
+        ) from e
     except layout.LayoutError as e:
         raise GenError(f"{e}; run `gen compile`") from e
-    digests = {rel: hashlib.sha256((directory / rel).read_bytes()).hexdigest()
-               for rel in _files(directory)}
+    digests = {
+        rel: hashlib.sha256((directory / rel).read_bytes()).hexdigest() for rel in _files(directory)
+    }
     problems = layout.mismatches(index, digests)
     if problems:
         raise GenError(f"compiled/{site}/{problems[0]} (edited by hand?); run `gen compile`")
 
 
-def publish_site(repo: Repo, directory: Path, site: str, source: Source, settings: Settings) -> Published:
+def publish_site(
+    repo: Repo, directory: Path, site: str, source: Source, settings: Settings
+) -> Published:
     """Commit one site's directory to its branch if its content differs from the branch's tip."""
     ref = branch(site)
     parent = repo.resolve(ref)
@@ -150,8 +162,9 @@ def publish_site(repo: Repo, directory: Path, site: str, source: Source, setting
         return Published(site, ref, parent)
     tree = plumbing.write_tree(repo, blobs)
     message = _message(site, source, changes, site in source.dirty)
-    commit = plumbing.commit_tree(repo, tree, [parent] if parent else [], message, settings.identity,
-                                  settings.signing_key)
+    commit = plumbing.commit_tree(
+        repo, tree, [parent] if parent else [], message, settings.identity, settings.signing_key
+    )
     repo.update_refs([RefUpdate(ref, commit, parent or ZERO)])
     return Published(site, ref, commit, tuple(changes))
 
@@ -187,5 +200,7 @@ def _message(site: str, source: Source, changes: list[str], dirty: bool) -> str:
     lines = [f"deploy {site}: {count} from {origin}", "", *changes, ""]
     lines.append(f"Source-Commit: {source.commit or 'none'}")
     if dirty:
-        lines.append("Source-Dirty: yes (compiled/ differed from the source commit; published with --allow-dirty)")
+        lines.append(
+            "Source-Dirty: yes (compiled/ differed from the source commit; published with --allow-dirty)"
+        )
     return "\n".join(lines) + "\n"

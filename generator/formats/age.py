@@ -91,14 +91,18 @@ def recipient(text: str) -> Any:
             return ssh.Recipient.from_str(text)
     except pyrage.RecipientError as e:
         raise CryptoError(f"invalid recipient {_short(text)}: {e}") from e
-    raise CryptoError(f"invalid recipient {_short(text)}: expected an age public key (age1...) or an SSH public key "
-                      "(ssh-ed25519 ... or ssh-rsa ...)")
+    raise CryptoError(
+        f"invalid recipient {_short(text)}: expected an age public key (age1...) or an SSH public key "
+        "(ssh-ed25519 ... or ssh-rsa ...)"
+    )
 
 
 def encrypt(plaintext: bytes, recipients: Sequence[str]) -> bytes:
     """ASCII-armored age ciphertext of ``plaintext`` for every recipient (randomized: never the same twice)."""
     if not recipients:
-        raise CryptoError("no recipients to encrypt to: set site.secrets.recipients in the inventory")
+        raise CryptoError(
+            "no recipients to encrypt to: set site.secrets.recipients in the inventory"
+        )
     parsed = [recipient(r) for r in recipients]
     try:
         out: bytes = pyrage.encrypt(plaintext, parsed, armored=True)
@@ -123,8 +127,11 @@ def inspect(armored: bytes) -> Header:
     header, found, _ = binary.partition(b"\n---")
     if not found:
         raise CryptoError("corrupted: the age header has no MAC line")
-    stanzas = tuple(line[3:].split(b" ", 1)[0].decode("ascii", "replace")
-                    for line in header.split(b"\n") if line.startswith(b"-> "))
+    stanzas = tuple(
+        line[3:].split(b" ", 1)[0].decode("ascii", "replace")
+        for line in header.split(b"\n")
+        if line.startswith(b"-> ")
+    )
     if not stanzas:
         raise CryptoError("corrupted: the age header names no recipient")
     return Header(stanzas)
@@ -140,7 +147,9 @@ def identities(data: bytes, source: str) -> Identities:
         if not line or line.startswith("#"):
             continue
         if not line.startswith(_IDENTITY_PREFIX):
-            raise CryptoError(f"{source}:{number}: not an age identity (expected {_IDENTITY_PREFIX}...)")
+            raise CryptoError(
+                f"{source}:{number}: not an age identity (expected {_IDENTITY_PREFIX}...)"
+            )
         try:
             key = x25519.Identity.from_str(line)
         except pyrage.IdentityError as e:
@@ -148,7 +157,9 @@ def identities(data: bytes, source: str) -> Identities:
         keys.append(key)
         public.append(str(key.to_public()))
     if not keys:
-        raise CryptoError(f"{source}: no identity in it (make one with: gen secrets keygen --out FILE)")
+        raise CryptoError(
+            f"{source}: no identity in it (make one with: gen secrets keygen --out FILE)"
+        )
     return Identities(tuple(keys), source, tuple(public))
 
 
@@ -169,15 +180,21 @@ def decrypt(armored: bytes, keys: Identities, what: str) -> bytes:
     try:
         inspect(armored)
     except CryptoError as e:
-        raise CryptoError(f"{what} is damaged ({e}); restore it from git or set it again (gen secrets rotate)") from e
+        raise CryptoError(
+            f"{what} is damaged ({e}); restore it from git or set it again (gen secrets rotate)"
+        ) from e
     try:
         out: bytes = pyrage.decrypt(armored, list(keys.keys))
     except pyrage.DecryptError as e:
         if "no matching keys" in str(e).lower():
-            raise NotForThisKey(f"{what} is not encrypted to {keys.describe()}: it was encrypted for another site "
-                                "or another key; in the repository, re-encrypt it to this site's recipients "
-                                "(gen secrets rotate --reencrypt) and compile") from e
-        raise CryptoError(f"{what} is damaged ({e}); restore it from git or set it again (gen secrets rotate)") from e
+            raise NotForThisKey(
+                f"{what} is not encrypted to {keys.describe()}: it was encrypted for another site "
+                "or another key; in the repository, re-encrypt it to this site's recipients "
+                "(gen secrets rotate --reencrypt) and compile"
+            ) from e
+        raise CryptoError(
+            f"{what} is damaged ({e}); restore it from git or set it again (gen secrets rotate)"
+        ) from e
     return out
 
 
@@ -185,7 +202,11 @@ def _ssh_identity(data: bytes, source: str) -> Any:
     try:
         return ssh.Identity.from_buffer(data)
     except pyrage.IdentityError as e:
-        hint = " (a passphrase-protected key: decrypt a copy, or use an age identity)" if "decrypt" in str(e) else ""
+        hint = (
+            " (a passphrase-protected key: decrypt a copy, or use an age identity)"
+            if "decrypt" in str(e)
+            else ""
+        )
         raise CryptoError(f"{source}: unusable SSH private key: {e}{hint}") from e
 
 

@@ -41,8 +41,10 @@ DIGEST_ANNOTATION = f"{GROUP}/encrypted-sha256"
 """On the materialized Secret: sha256 of the EncryptedSecret's spec (which revision is applied)."""
 DOCKER_CONFIG_KEY = ".dockerconfigjson"
 DOCKER_CONFIG_TYPE = "kubernetes.io/dockerconfigjson"
-NO_IDENTITY = ("no age identity is configured (mount the site's key from the gen-agent-age Secret and set "
-               "GEN_AGENT_AGE_IDENTITY; docs/secrets.md)")
+NO_IDENTITY = (
+    "no age identity is configured (mount the site's key from the gen-agent-age Secret and set "
+    "GEN_AGENT_AGE_IDENTITY; docs/secrets.md)"
+)
 
 Obj = dict[str, Any]
 
@@ -62,17 +64,26 @@ def secret_identity(obj: Mapping[str, Any]) -> ObjectId:
     return ObjectId("", "Secret", meta.get("namespace", "") or "", meta["name"])
 
 
-def build(name: str, namespace: str, labels: Mapping[str, str], secret_type: str,
-          encrypted_data: Mapping[str, str], docker_config: Mapping[str, str] | None = None) -> Obj:
+def build(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    secret_type: str,
+    encrypted_data: Mapping[str, str],
+    docker_config: Mapping[str, str] | None = None,
+) -> Obj:
     """An EncryptedSecret; ciphertexts are armored age text, keys in sorted order."""
     spec: dict[str, Any] = {"type": secret_type}
     if encrypted_data:
         spec["encryptedData"] = dict(sorted(encrypted_data.items()))
     if docker_config:
         spec["dockerConfig"] = dict(docker_config)
-    return {"apiVersion": API_VERSION, "kind": KIND,
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(sorted(labels.items()))},
-            "spec": spec}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(sorted(labels.items()))},
+        "spec": spec,
+    }
 
 
 def site_identities(path: Path | None) -> crypto.Identities:
@@ -99,7 +110,10 @@ def materialize(obj: Obj, keys: crypto.Identities | None) -> Obj:
     if keys is None or not keys.keys:
         reason = keys.problem if keys is not None and keys.problem else NO_IDENTITY
         raise SecretError(f"{what}: cannot decrypt it: {reason}")
-    data = {key: _b64(_open(value, keys, f"{what} key {key}")) for key, value in _encrypted_data(spec, what)}
+    data = {
+        key: _b64(_open(value, keys, f"{what} key {key}"))
+        for key, value in _encrypted_data(spec, what)
+    }
     if spec.get("dockerConfig") is not None:
         data[DOCKER_CONFIG_KEY] = _b64(_docker_config(spec["dockerConfig"], keys, what))
     if spec.get("type") == DOCKER_CONFIG_TYPE:
@@ -107,7 +121,9 @@ def materialize(obj: Obj, keys: crypto.Identities | None) -> Obj:
     return _secret(obj, spec, dict(sorted(data.items())))
 
 
-def materialize_all(objects: Iterable[Obj], keys: crypto.Identities | None) -> tuple[list[Obj], dict[ObjectId, str]]:
+def materialize_all(
+    objects: Iterable[Obj], keys: crypto.Identities | None
+) -> tuple[list[Obj], dict[ObjectId, str]]:
     """Every EncryptedSecret replaced by its Secret; the rest unchanged, in the same order.
 
     Returns (objects, errors): an EncryptedSecret that cannot be opened is left out of the objects
@@ -146,7 +162,9 @@ def _encrypted_data(spec: Mapping[str, Any], what: str) -> list[tuple[str, str]]
     if not isinstance(data, dict):
         raise SecretError(f"{what}: spec.encryptedData must be a mapping of key to ciphertext")
     if not data and spec.get("dockerConfig") is None:
-        raise SecretError(f"{what}: nothing to decrypt (no spec.encryptedData, no spec.dockerConfig)")
+        raise SecretError(
+            f"{what}: nothing to decrypt (no spec.encryptedData, no spec.dockerConfig)"
+        )
     return sorted(data.items())
 
 
@@ -161,14 +179,20 @@ def _open(armored: Any, keys: crypto.Identities, what: str) -> bytes:
 
 def _docker_config(config: Any, keys: crypto.Identities, what: str) -> bytes:
     """A ``.dockerconfigjson`` for one registry, built from its server, username and encrypted password."""
-    if not isinstance(config, dict) or not all(isinstance(config.get(k), str) and config.get(k)
-                                               for k in ("server", "username", "encryptedPassword")):
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(k), str) and config.get(k)
+        for k in ("server", "username", "encryptedPassword")
+    ):
         raise SecretError(f"{what}: spec.dockerConfig needs server, username and encryptedPassword")
     username = config["username"]
-    password = _open(config["encryptedPassword"], keys, f"{what} dockerConfig password").decode("utf-8", "replace")
+    password = _open(config["encryptedPassword"], keys, f"{what} dockerConfig password").decode(
+        "utf-8", "replace"
+    )
     auth = base64.b64encode(f"{username}:{password}".encode()).decode()
     entry = {"username": username, "password": password, "auth": auth}
-    return json.dumps({"auths": {config["server"]: entry}}, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(
+        {"auths": {config["server"]: entry}}, sort_keys=True, separators=(",", ":")
+    ).encode()
 
 
 def _check_docker_config(data: str | None, what: str) -> None:
@@ -180,8 +204,10 @@ def _check_docker_config(data: str | None, what: str) -> None:
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("auths"), dict):
-        raise SecretError(f"{what} key {DOCKER_CONFIG_KEY}: the decrypted value is not a docker config "
-                          "(JSON with \"auths\"); set it again with gen secrets rotate")
+        raise SecretError(
+            f"{what} key {DOCKER_CONFIG_KEY}: the decrypted value is not a docker config "
+            '(JSON with "auths"); set it again with gen secrets rotate'
+        )
 
 
 def _secret(obj: Obj, spec: Mapping[str, Any], data: dict[str, str]) -> Obj:
@@ -191,9 +217,17 @@ def _secret(obj: Obj, spec: Mapping[str, Any], data: dict[str, str]) -> Obj:
         out_meta["namespace"] = meta["namespace"]
     if meta.get("labels"):
         out_meta["labels"] = dict(meta["labels"])
-    out_meta["annotations"] = {**(meta.get("annotations") or {}), DIGEST_ANNOTATION: spec_digest(obj)}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": out_meta,
-            "type": spec.get("type") or "Opaque", "data": data}
+    out_meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        DIGEST_ANNOTATION: spec_digest(obj),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": out_meta,
+        "type": spec.get("type") or "Opaque",
+        "data": data,
+    }
 
 
 def _b64(value: bytes) -> str:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,18 @@ _SITE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,62}$")
 _OID = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_KEYS = {"format", "site", "sequence", "tip", "basis", "basis_sequence", "created", "expires", "sender", "files"}
+_KEYS = {
+    "format",
+    "site",
+    "sequence",
+    "tip",
+    "basis",
+    "basis_sequence",
+    "created",
+    "expires",
+    "sender",
+    "files",
+}
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -84,10 +95,18 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """The canonical bytes: what is signed, and the only form ``parse`` accepts."""
-        body = {"format": FORMAT, "site": self.site, "sequence": self.sequence, "tip": self.tip,
-                "basis": self.basis, "basis_sequence": self.basis_sequence,
-                "created": _time(self.created), "expires": _time(self.expires), "sender": self.sender,
-                "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files]}
+        body = {
+            "format": FORMAT,
+            "site": self.site,
+            "sequence": self.sequence,
+            "tip": self.tip,
+            "basis": self.basis,
+            "basis_sequence": self.basis_sequence,
+            "created": _time(self.created),
+            "expires": _time(self.expires),
+            "sender": self.sender,
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
         return (json.dumps(body, sort_keys=True, indent=1, ensure_ascii=True) + "\n").encode()
 
 
@@ -125,7 +144,9 @@ def parse(raw: bytes) -> Manifest:
         keys = sorted(body) if isinstance(body, dict) else type(body).__name__
         raise EnvelopeError(f"{MANIFEST} has keys {keys}; expected {sorted(_KEYS)}")
     if body["format"] != FORMAT:
-        raise EnvelopeError(f"{MANIFEST} format {body['format']!r} is not {FORMAT!r} (a newer gen?)")
+        raise EnvelopeError(
+            f"{MANIFEST} format {body['format']!r} is not {FORMAT!r} (a newer gen?)"
+        )
     manifest = _manifest(body)
     _check_consistent(manifest)
     if manifest.to_json() != raw:
@@ -150,21 +171,31 @@ def _manifest(body: dict[str, Any]) -> Manifest:
 
 def _check_consistent(m: Manifest) -> None:
     if (m.basis is None) != (m.basis_sequence is None):
-        raise EnvelopeError(f"{MANIFEST}: basis and basis_sequence must both be set or both be null")
+        raise EnvelopeError(
+            f"{MANIFEST}: basis and basis_sequence must both be set or both be null"
+        )
     if m.basis_sequence is not None and m.basis_sequence >= m.sequence:
-        raise EnvelopeError(f"{MANIFEST}: basis_sequence {m.basis_sequence} is not before sequence {m.sequence}")
+        raise EnvelopeError(
+            f"{MANIFEST}: basis_sequence {m.basis_sequence} is not before sequence {m.sequence}"
+        )
     if m.expires <= m.created:
-        raise EnvelopeError(f"{MANIFEST}: expires ({_time(m.expires)}) is not after created ({_time(m.created)})")
+        raise EnvelopeError(
+            f"{MANIFEST}: expires ({_time(m.expires)}) is not after created ({_time(m.created)})"
+        )
     names = [f.name for f in m.files]
     if len(set(names)) != len(names) or BUNDLE not in names:
-        raise EnvelopeError(f"{MANIFEST}: files must name {BUNDLE!r} once and no file twice; got {names}")
+        raise EnvelopeError(
+            f"{MANIFEST}: files must name {BUNDLE!r} once and no file twice; got {names}"
+        )
     if not m.sender:
         raise EnvelopeError(f"{MANIFEST}: sender is empty")
 
 
 def _file(item: Any) -> FileEntry:
     if not isinstance(item, dict) or set(item) != {"name", "size", "sha256"}:
-        raise EnvelopeError(f"{MANIFEST}: a files entry must have exactly name, size and sha256: {item!r}")
+        raise EnvelopeError(
+            f"{MANIFEST}: a files entry must have exactly name, size and sha256: {item!r}"
+        )
     name = _matching(item, "name", _FILE)
     size = item["size"]
     if type(size) is not int or size < 0:
@@ -196,13 +227,15 @@ def _matching(body: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str:
 def _parse_time(body: dict[str, Any], key: str) -> datetime:
     value = _typed(body, key, str)
     try:
-        return datetime.strptime(value, _TIME).replace(tzinfo=timezone.utc)
+        return datetime.strptime(value, _TIME).replace(tzinfo=UTC)
     except ValueError as e:
-        raise EnvelopeError(f"{MANIFEST}: {key} {value!r} is not a UTC time like 2030-01-31T23:59:00Z") from e
+        raise EnvelopeError(
+            f"{MANIFEST}: {key} {value!r} is not a UTC time like 2030-01-31T23:59:00Z"
+        ) from e
 
 
 def _time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(_TIME)
+    return moment.astimezone(UTC).strftime(_TIME)
 
 
 def format_time(moment: datetime) -> str:
@@ -212,4 +245,4 @@ def format_time(moment: datetime) -> str:
 
 def now() -> datetime:
     """The current UTC time at manifest precision (whole seconds)."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)

@@ -22,7 +22,9 @@ MANAGED_TAG = "managed-by=gen"
 """append_tags mark of every alert rule gen owns; rules without it are never touched."""
 IDENTITY_ANNOTATION = "gen_rule"
 """Annotation holding a rule's identity (``level/subject/id``): matches a rule across renames."""
-MANAGED_NOTE = "Managed by gen (monitoring as code) for site {site}: edit the inventory, not the UI."
+MANAGED_NOTE = (
+    "Managed by gen (monitoring as code) for site {site}: edit the inventory, not the UI."
+)
 """Description of the notification objects gen owns (channels, templates, notify rules)."""
 
 

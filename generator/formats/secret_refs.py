@@ -54,10 +54,14 @@ def parse(text: str) -> Ref:
     """The reference a whole string value makes; RefError saying what is wrong otherwise."""
     match = _WHOLE.match(text)
     if match is None:
-        raise RefError("a secret reference must be the whole value, exactly ?{age:<path>} (it cannot be "
-                       "part of a longer string)")
+        raise RefError(
+            "a secret reference must be the whole value, exactly ?{age:<path>} (it cannot be "
+            "part of a longer string)"
+        )
     if match["backend"] != BACKEND:
-        raise RefError(f"unknown secret backend {match['backend']!r}: only ?{{age:<path>}} is supported")
+        raise RefError(
+            f"unknown secret backend {match['backend']!r}: only ?{{age:<path>}} is supported"
+        )
     check_path(match["path"])
     return Ref(match["path"])
 
@@ -69,13 +73,17 @@ def check_path(path: str) -> None:
     if path.startswith("/"):
         raise RefError(f"secret path {path!r} must be relative (to secrets/<site>/)")
     if path.endswith(SUFFIX):
-        raise RefError(f"secret path {path!r}: leave out the {SUFFIX} suffix (it is added to find the file)")
+        raise RefError(
+            f"secret path {path!r}: leave out the {SUFFIX} suffix (it is added to find the file)"
+        )
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise RefError(f"secret path {path!r} may not contain empty, '.' or '..' parts")
         if not _SEGMENT.match(part):
-            raise RefError(f"secret path {path!r}: each part must be letters, digits, '_', '-' or '.' "
-                           "(not starting with '.' or '-')")
+            raise RefError(
+                f"secret path {path!r}: each part must be letters, digits, '_', '-' or '.' "
+                "(not starting with '.' or '-')"
+            )
 
 
 def file_for(site: str, path: str) -> str:
@@ -88,7 +96,7 @@ def path_of(site: str, file: str) -> str | None:
     prefix = f"{SECRETS_DIR}/{site}/"
     if not file.startswith(prefix) or not file.endswith(SUFFIX):
         return None
-    return file[len(prefix):-len(SUFFIX)]
+    return file[len(prefix) : -len(SUFFIX)]
 
 
 def find(params: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:

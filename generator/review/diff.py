@@ -37,8 +37,15 @@ DERIVED = layout.DERIVED
 LIST_KEYS = ("name", "alert", "record", "mountPath", "containerPort", "port", "ip", "host", "key")
 """Fields that name the items of a list, tried in order: the first one every item has, uniquely, wins."""
 
-_VISIBLE_SECRET_FIELDS = (("apiVersion",), ("kind",), ("type",), ("spec", "type"), ("metadata", "name"),
-                          ("metadata", "namespace"), ("metadata", "labels"))
+_VISIBLE_SECRET_FIELDS = (
+    ("apiVersion",),
+    ("kind",),
+    ("type",),
+    ("spec", "type"),
+    ("metadata", "name"),
+    ("metadata", "namespace"),
+    ("metadata", "labels"),
+)
 """What a reviewer may see of a Secret-like object; every other value is hidden."""
 
 
@@ -92,8 +99,12 @@ def run(options: Options) -> Result:
         committed = {p: oid for p, oid in committed.items() if _split(p)[0] in current.sites}
     old, new = _differing(root, committed, current)
     sites = set(current.sites) | {_split(p)[0] for p in committed}
-    source = "compiled/ in the working tree" if options.worktree else "the inventory in the working tree"
-    return Result(base, compare(old, new, sites), source, current.compiled, current.reused, current.warnings)
+    source = (
+        "compiled/ in the working tree" if options.worktree else "the inventory in the working tree"
+    )
+    return Result(
+        base, compare(old, new, sites), source, current.compiled, current.reused, current.warnings
+    )
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,9 @@ class _Current:
     warnings: tuple[str, ...] = ()
 
 
-def _differing(root: Path, committed: dict[str, str], current: _Current) -> tuple[dict[str, bytes], dict[str, bytes]]:
+def _differing(
+    root: Path, committed: dict[str, str], current: _Current
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Only the files whose blob ids differ, with their content on each side (one ``cat-file`` for
     the old side; the new side is in memory or, for the few files on disk that differ, read)."""
     fmt = tree.object_format(root)
@@ -116,8 +129,11 @@ def _differing(root: Path, committed: dict[str, str], current: _Current) -> tupl
     differing = {p for p in committed.keys() | now.keys() if committed.get(p) != now.get(p)}
     blobs = tree.read_blobs(root, [committed[p] for p in differing if p in committed])
     old = {p: blobs[committed[p]] for p in differing if p in committed}
-    new = {p: current.files[p] if p in current.files else (root / "compiled" / p).read_bytes()
-           for p in differing if p in now}
+    new = {
+        p: current.files[p] if p in current.files else (root / "compiled" / p).read_bytes()
+        for p in differing
+        if p in now
+    }
     return old, new
 
 
@@ -129,7 +145,10 @@ def _compiled(options: Options) -> _Current:
     if options.use_cache:
         from generator.build import cache
 
-        state, hasher = cache.load(options.root, cache.tool_fingerprint()), cache.Hasher(options.root)
+        state, hasher = (
+            cache.load(options.root, cache.tool_fingerprint()),
+            cache.Hasher(options.root),
+        )
         fresh = [n for n in names if cache.fresh(state, n, hasher, options.root / "compiled")]
     dirty = [n for n in names if n not in fresh]
     outputs = _compile(options, dirty) if dirty else []
@@ -159,21 +178,33 @@ def _compile(options: Options, names: list[str]) -> list[SiteOutput]:
 def _worktree(root: Path, targets: tuple[str, ...]) -> _Current:
     """compiled/ as it is on disk (all sites, or the named ones)."""
     compiled_dir = root / "compiled"
-    present = sorted(e.name for e in os.scandir(compiled_dir) if e.is_dir() and not e.name.startswith(".")) \
-        if compiled_dir.is_dir() else []
+    present = (
+        sorted(
+            e.name for e in os.scandir(compiled_dir) if e.is_dir() and not e.name.startswith(".")
+        )
+        if compiled_dir.is_dir()
+        else []
+    )
     unknown = [t for t in targets if t not in present]
     if unknown:
-        raise errors.GenError(f"no compiled/{unknown[0]}/ in {root}; sites: {', '.join(present) or 'none'}")
+        raise errors.GenError(
+            f"no compiled/{unknown[0]}/ in {root}; sites: {', '.join(present) or 'none'}"
+        )
     names = sorted(set(targets)) if targets else present
-    return _Current({}, _on_disk(root, set(names), top_level=not targets), tuple(names), 0, len(names))
+    return _Current(
+        {}, _on_disk(root, set(names), top_level=not targets), tuple(names), 0, len(names)
+    )
 
 
 def _on_disk(root: Path, sites: set[str], top_level: bool = False) -> dict[str, str]:
     """Blob ids of the sites' files under compiled/ (and of files directly in it, with ``top_level``)."""
     if not sites and not top_level:
         return {}
-    return {path: oid for path, oid in tree.worktree(root).items()
-            if _split(path)[0] in sites or (top_level and not _split(path)[0])}
+    return {
+        path: oid
+        for path, oid in tree.worktree(root).items()
+        if _split(path)[0] in sites or (top_level and not _split(path)[0])
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -268,7 +299,9 @@ class Diff:
 
 def compare(old: Mapping[str, bytes], new: Mapping[str, bytes], sites: Iterable[str] = ()) -> Diff:
     """The diff of two trees keyed ``site/relative/path``; ``sites`` also names sites that may be equal."""
-    by_site: dict[str, tuple[dict[str, bytes], dict[str, bytes]]] = {name: ({}, {}) for name in sites}
+    by_site: dict[str, tuple[dict[str, bytes], dict[str, bytes]]] = {
+        name: ({}, {}) for name in sites
+    }
     for side, files in enumerate((old, new)):
         for path, data in files.items():
             site, rel = _split(path)
@@ -370,8 +403,12 @@ def _items(unit: _Unit | None, key: str | None) -> list[_Unit]:
 
 def _is_object(data: Any) -> bool:
     meta = data.get("metadata") if isinstance(data, dict) else None
-    return (isinstance(meta, dict) and isinstance(meta.get("name"), str)
-            and isinstance(data.get("apiVersion"), str) and isinstance(data.get("kind"), str))
+    return (
+        isinstance(meta, dict)
+        and isinstance(meta.get("name"), str)
+        and isinstance(data.get("apiVersion"), str)
+        and isinstance(data.get("kind"), str)
+    )
 
 
 def _entries(before: list[_Unit], after: list[_Unit]) -> list[Entry]:
@@ -427,7 +464,7 @@ def _is_secret(unit: _Unit) -> bool:
 
 def _mask(change: FieldChange) -> FieldChange:
     """A secret's field: its path stays (key names are not secret), its values go."""
-    if any(change.path[:len(visible)] == visible for visible in _VISIBLE_SECRET_FIELDS):
+    if any(change.path[: len(visible)] == visible for visible in _VISIBLE_SECRET_FIELDS):
         return change
     return FieldChange(change.path, change.op, hidden=True)
 
@@ -461,13 +498,19 @@ def _walk(old: Any, new: Any, path: tuple[Segment, ...], out: list[FieldChange])
         out.append(FieldChange(path, Op.CHANGED, old, new))
 
 
-def _walk_dict(old: dict[str, Any], new: dict[str, Any], path: tuple[Segment, ...], out: list[FieldChange]) -> None:
+def _walk_dict(
+    old: dict[str, Any], new: dict[str, Any], path: tuple[Segment, ...], out: list[FieldChange]
+) -> None:
     for key, value in old.items():
         if key in new:
             _walk(value, new[key], (*path, key), out)
         else:
             out.append(FieldChange((*path, key), Op.REMOVED, old=value))
-    out += [FieldChange((*path, key), Op.ADDED, new=value) for key, value in new.items() if key not in old]
+    out += [
+        FieldChange((*path, key), Op.ADDED, new=value)
+        for key, value in new.items()
+        if key not in old
+    ]
 
 
 def _list_key(old: list[Any], new: list[Any]) -> str | None:
@@ -476,8 +519,9 @@ def _list_key(old: list[Any], new: list[Any]) -> str | None:
     if not items or not all(isinstance(v, dict) for v in items):
         return None
     for key in LIST_KEYS:
-        if all(_is_name(v.get(key)) for v in items) and all(len({v[key] for v in side}) == len(side)
-                                                            for side in (old, new)):
+        if all(_is_name(v.get(key)) for v in items) and all(
+            len({v[key] for v in side}) == len(side) for side in (old, new)
+        ):
             return key
     return None
 
@@ -486,8 +530,9 @@ def _is_name(value: Any) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
-def _walk_keyed(old: list[Any], new: list[Any], key: str, path: tuple[Segment, ...],
-                out: list[FieldChange]) -> None:
+def _walk_keyed(
+    old: list[Any], new: list[Any], key: str, path: tuple[Segment, ...], out: list[FieldChange]
+) -> None:
     old_by = {v[key]: v for v in old}
     new_by = {v[key]: v for v in new}
     for name, value in old_by.items():
@@ -495,22 +540,32 @@ def _walk_keyed(old: list[Any], new: list[Any], key: str, path: tuple[Segment, .
             _walk(value, new_by[name], (*path, Item(key, name)), out)
         else:
             out.append(FieldChange((*path, Item(key, name)), Op.REMOVED, old=value))
-    out += [FieldChange((*path, Item(key, name)), Op.ADDED, new=value)
-            for name, value in new_by.items() if name not in old_by]
+    out += [
+        FieldChange((*path, Item(key, name)), Op.ADDED, new=value)
+        for name, value in new_by.items()
+        if name not in old_by
+    ]
     kept_old = [n for n in old_by if n in new_by]
     kept_new = [n for n in new_by if n in old_by]
     if kept_old != kept_new:
         out.append(FieldChange(path, Op.REORDERED, kept_old, kept_new))
 
 
-def _walk_scalars(old: list[Any], new: list[Any], path: tuple[Segment, ...], out: list[FieldChange]) -> None:
+def _walk_scalars(
+    old: list[Any], new: list[Any], path: tuple[Segment, ...], out: list[FieldChange]
+) -> None:
     """Scalar lists (args, images, addresses) aligned like lines, so one insertion is one change."""
-    matcher = difflib.SequenceMatcher(a=[_hashable(v) for v in old], b=[_hashable(v) for v in new], autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        a=[_hashable(v) for v in old], b=[_hashable(v) for v in new], autojunk=False
+    )
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
         if tag == "replace" and i2 - i1 == j2 - j1:
-            out += [FieldChange((*path, j1 + k), Op.CHANGED, old[i1 + k], new[j1 + k]) for k in range(i2 - i1)]
+            out += [
+                FieldChange((*path, j1 + k), Op.CHANGED, old[i1 + k], new[j1 + k])
+                for k in range(i2 - i1)
+            ]
             continue
         out += [FieldChange((*path, i), Op.REMOVED, old=old[i]) for i in range(i1, i2)]
         out += [FieldChange((*path, j), Op.ADDED, new=new[j]) for j in range(j1, j2)]
@@ -520,7 +575,9 @@ def _hashable(value: Any) -> tuple[str, Any]:
     return (type(value).__name__, value)
 
 
-def _walk_indexed(old: list[Any], new: list[Any], path: tuple[Segment, ...], out: list[FieldChange]) -> None:
+def _walk_indexed(
+    old: list[Any], new: list[Any], path: tuple[Segment, ...], out: list[FieldChange]
+) -> None:
     for i in range(min(len(old), len(new))):
         _walk(old[i], new[i], (*path, i), out)
     out += [FieldChange((*path, i), Op.REMOVED, old=old[i]) for i in range(len(new), len(old))]

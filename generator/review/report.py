@@ -45,7 +45,10 @@ def text(result: Result, *, verbose: bool = False, paint: Paint = plain) -> str:
         lines += ["", paint(_site_title(site), "site")]
         lines += [f"  {line}" for line in _site_text(site, paint)]
     if verbose and diff.unchanged:
-        lines += ["", paint("unchanged: " + ", ".join(_site_name(s) for s in diff.unchanged), "dim")]
+        lines += [
+            "",
+            paint("unchanged: " + ", ".join(_site_name(s) for s in diff.unchanged), "dim"),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -54,8 +57,11 @@ def headline(diff: Diff) -> str:
     total = len(diff.sites) + len(diff.unchanged)
     if not diff.sites:
         return f"no difference in {_plural(total, 'site')}"
-    kinds = [f"{n} {op.value}" for op in (Op.CHANGED, Op.ADDED, Op.REMOVED)
-             if (n := sum(1 for s in diff.sites if s.op is op))]
+    kinds = [
+        f"{n} {op.value}"
+        for op in (Op.CHANGED, Op.ADDED, Op.REMOVED)
+        if (n := sum(1 for s in diff.sites if s.op is op))
+    ]
     verb = "differs" if len(diff.sites) == 1 else "differ"
     return f"{len(diff.sites)} of {_plural(total, 'site')} {verb} ({', '.join(kinds)})"
 
@@ -69,7 +75,9 @@ def _table_text(sites: Iterable[SiteDiff]) -> list[str]:
 def _site_text(site: SiteDiff, paint: Paint) -> list[str]:
     lines = []
     for entry in site.entries:
-        lines.append(paint(f"{_SIGN[entry.op]} {entry.name}", entry.op.value) + _where(entry, paint))
+        lines.append(
+            paint(f"{_SIGN[entry.op]} {entry.name}", entry.op.value) + _where(entry, paint)
+        )
         if entry.op is Op.CHANGED:
             lines += [f"    {line}" for line in _entry_detail_text(entry, paint)]
     if site.derived and not site.entries:
@@ -91,7 +99,9 @@ def _entry_detail_text(entry: Entry, paint: Paint) -> list[str]:
     for change in entry.fields:
         if _multiline(change):
             lines.append(paint(f"~ {change.where}:", "changed"))
-            lines += [f"    {paint(line, _LINE_ROLE.get(line[:1], 'dim'))}" for line in _text_diff(change)]
+            lines += [
+                f"    {paint(line, _LINE_ROLE.get(line[:1], 'dim'))}" for line in _text_diff(change)
+            ]
         else:
             lines.append(paint(f"{_SIGN[change.op]} {_field_text(change)}", change.op.value))
     return lines
@@ -121,19 +131,26 @@ def _field_text(change: FieldChange) -> str:
 
 
 def _hidden(op: Op) -> str:
-    return {Op.ADDED: "added (secret value not shown)", Op.REMOVED: "removed (secret value not shown)"}.get(
-        op, "value changed (secret value not shown)")
+    return {
+        Op.ADDED: "added (secret value not shown)",
+        Op.REMOVED: "removed (secret value not shown)",
+    }.get(op, "value changed (secret value not shown)")
 
 
 def value_text(value: Any, limit: int = MAX_VALUE) -> str:
     """A value as compact JSON (so ``"1"`` and ``1`` differ), cut at ``limit`` characters."""
     out = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    return out if len(out) <= limit else out[:limit - 1] + "…"
+    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 def _multiline(change: FieldChange) -> bool:
-    return (not change.hidden and change.op is Op.CHANGED and isinstance(change.old, str)
-            and isinstance(change.new, str) and ("\n" in change.old or "\n" in change.new))
+    return (
+        not change.hidden
+        and change.op is Op.CHANGED
+        and isinstance(change.old, str)
+        and isinstance(change.new, str)
+        and ("\n" in change.old or "\n" in change.new)
+    )
 
 
 def _text_diff(change: FieldChange) -> list[str]:
@@ -150,13 +167,19 @@ def _text_diff(change: FieldChange) -> list[str]:
 def markdown(result: Result, *, limit: int = MARKDOWN_LIMIT) -> str:
     """A merge-request comment: headline, per-site summary table, a collapsible section per site."""
     diff = result.diff
-    head = [MARKER, f"### gen diff: {headline(diff)}", "",
-            f"Compiled output of {result.source} compared with `{result.base}`."]
+    head = [
+        MARKER,
+        f"### gen diff: {headline(diff)}",
+        "",
+        f"Compiled output of {result.source} compared with `{result.base}`.",
+    ]
     if not diff.sites:
         return "\n".join(head) + "\n"
     head += ["", "| site | added | removed | changed |", "| :--- | ---: | ---: | ---: |"]
-    head += [f"| {_code(_site_name(s.site))}{_site_note(s)} | {' | '.join(map(str, _counts(s)))} |"
-             for s in diff.sites]
+    head += [
+        f"| {_code(_site_name(s.site))}{_site_note(s)} | {' | '.join(map(str, _counts(s)))} |"
+        for s in diff.sites
+    ]
     if diff.unchanged:
         head += ["", f"{_plural(len(diff.unchanged), 'site')} unchanged."]
     out = "\n".join(head) + "\n"
@@ -165,8 +188,10 @@ def markdown(result: Result, *, limit: int = MARKDOWN_LIMIT) -> str:
         section = _site_markdown(site, open_all)
         if len(out) + len(section) > limit:
             left = len(diff.sites) - i
-            out += (f"\n_{_plural(left, 'more site')} not shown (the comment would be too long): "
-                    "run `gen diff` locally or see the job's artifact._\n")
+            out += (
+                f"\n_{_plural(left, 'more site')} not shown (the comment would be too long): "
+                "run `gen diff` locally or see the job's artifact._\n"
+            )
             break
         out += section
     return out
@@ -178,7 +203,9 @@ def _site_note(site: SiteDiff) -> str:
 
 def _site_markdown(site: SiteDiff, open_: bool) -> str:
     plus, minus, tilde = _counts(site)
-    summary = f"<b>{_html(_site_name(site.site))}</b>{_html(_site_note(site))}: +{plus} -{minus} ~{tilde}"
+    summary = (
+        f"<b>{_html(_site_name(site.site))}</b>{_html(_site_note(site))}: +{plus} -{minus} ~{tilde}"
+    )
     lines = ["", f"<details{' open' if open_ else ''}><summary>{summary}</summary>", ""]
     for entry in site.entries:
         if entry.op is Op.CHANGED:
@@ -251,9 +278,15 @@ def as_json(result: Result) -> dict[str, Any]:
         "base": {"ref": result.base.name, "commit": result.base.commit},
         "differs": diff.differs,
         "summary": {
-            "sites": {op.value: sum(1 for s in diff.sites if s.op is op) for op in (Op.ADDED, Op.REMOVED, Op.CHANGED)}
+            "sites": {
+                op.value: sum(1 for s in diff.sites if s.op is op)
+                for op in (Op.ADDED, Op.REMOVED, Op.CHANGED)
+            }
             | {"unchanged": len(diff.unchanged)},
-            "objects": {op.value: sum(1 for e in entries if e.op is op) for op in (Op.ADDED, Op.REMOVED, Op.CHANGED)},
+            "objects": {
+                op.value: sum(1 for e in entries if e.op is op)
+                for op in (Op.ADDED, Op.REMOVED, Op.CHANGED)
+            },
         },
         "sites": [_site_json(s) for s in diff.sites],
         "unchanged": list(diff.unchanged),
@@ -262,15 +295,31 @@ def as_json(result: Result) -> dict[str, Any]:
 
 def _site_json(site: SiteDiff) -> dict[str, Any]:
     plus, minus, tilde = _counts(site)
-    return {"site": site.site, "op": site.op.value, "added": plus, "removed": minus, "changed": tilde,
-            "derived": list(site.derived), "entries": [_entry_json(e) for e in site.entries]}
+    return {
+        "site": site.site,
+        "op": site.op.value,
+        "added": plus,
+        "removed": minus,
+        "changed": tilde,
+        "derived": list(site.derived),
+        "entries": [_entry_json(e) for e in site.entries],
+    }
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:
     oid = entry.object
     out: dict[str, Any] = {
-        "op": entry.op.value, "name": entry.name, "path": entry.path,
-        "object": {"group": oid.group, "kind": oid.kind, "namespace": oid.namespace, "name": oid.name} if oid else None,
+        "op": entry.op.value,
+        "name": entry.name,
+        "path": entry.path,
+        "object": {
+            "group": oid.group,
+            "kind": oid.kind,
+            "namespace": oid.namespace,
+            "name": oid.name,
+        }
+        if oid
+        else None,
         "secret": entry.secret,
     }
     if entry.old_path:
@@ -283,8 +332,11 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 
 def _field_json(change: FieldChange) -> dict[str, Any]:
-    out: dict[str, Any] = {"path": change.where, "segments": [_segment_json(s) for s in change.path],
-                           "op": change.op.value}
+    out: dict[str, Any] = {
+        "path": change.where,
+        "segments": [_segment_json(s) for s in change.path],
+        "op": change.op.value,
+    }
     if change.hidden:
         out["hidden"] = True
         return out

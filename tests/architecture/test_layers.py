@@ -20,15 +20,23 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 LAYERS = "layers: core < formats < build | deliver < review | run < cli"
-RUN_NEVER_COMPILES = "the in-cluster code (run) never reaches the compiler (build), not even indirectly"
+RUN_NEVER_COMPILES = (
+    "the in-cluster code (run) never reaches the compiler (build), not even indirectly"
+)
 JINJA2 = "jinja2 only in build.render"
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """Run lint-imports on the package under ``root`` (its .importlinter, its generator/)."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def flat(text: str) -> str:
@@ -39,8 +47,9 @@ def flat(text: str) -> str:
 @pytest.fixture(scope="module")
 def package_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("layers")
-    shutil.copytree(REPO / "generator", root / "generator",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "generator", root / "generator", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(REPO / ".importlinter", root / ".importlinter")
     return root
 
@@ -60,9 +69,15 @@ def test_the_contracts_hold_for_the_package_as_it_is(package_copy: Path) -> None
     assert "0 broken" in done.stdout
 
 
-def test_the_compile_path_importing_the_agent_breaks_the_layers(package_copy: Path, tmp_path: Path) -> None:
-    root = with_import(package_copy, tmp_path, "generator/build/render.py",
-                       "from generator.run.agent import plan  # noqa")
+def test_the_compile_path_importing_the_agent_breaks_the_layers(
+    package_copy: Path, tmp_path: Path
+) -> None:
+    root = with_import(
+        package_copy,
+        tmp_path,
+        "generator/build/render.py",
+        "from generator.run.agent import plan  # noqa",
+    )
     done = lint_imports(root)
     assert done.returncode != 0
     assert f"{LAYERS} BROKEN" in flat(done.stdout)
@@ -70,12 +85,17 @@ def test_the_compile_path_importing_the_agent_breaks_the_layers(package_copy: Pa
     assert "generator.build.render -> generator.run.agent.plan" in done.stdout
 
 
-def test_the_agent_reaching_the_compiler_indirectly_breaks_a_contract(package_copy: Path,
-                                                                    tmp_path: Path) -> None:
+def test_the_agent_reaching_the_compiler_indirectly_breaks_a_contract(
+    package_copy: Path, tmp_path: Path
+) -> None:
     # The agent imports the ferry; deliver may not import build (independent layers), and the agent's
     # path through the ferry to the compiler is caught by the run-never-compiles contract as well.
-    root = with_import(package_copy, tmp_path, "generator/deliver/ferry/receive.py",
-                       "from generator.build import render  # noqa")
+    root = with_import(
+        package_copy,
+        tmp_path,
+        "generator/deliver/ferry/receive.py",
+        "from generator.build import render  # noqa",
+    )
     done = lint_imports(root)
     assert done.returncode != 0
     assert f"{RUN_NEVER_COMPILES} BROKEN" in flat(done.stdout)
@@ -83,7 +103,9 @@ def test_the_agent_reaching_the_compiler_indirectly_breaks_a_contract(package_co
 
 
 def test_jinja2_outside_the_renderer_breaks_a_contract(package_copy: Path, tmp_path: Path) -> None:
-    root = with_import(package_copy, tmp_path, "generator/build/pipeline.py", "import jinja2  # noqa")
+    root = with_import(
+        package_copy, tmp_path, "generator/build/pipeline.py", "import jinja2  # noqa"
+    )
     done = lint_imports(root)
     assert done.returncode != 0
     assert f"{JINJA2} BROKEN" in flat(done.stdout)

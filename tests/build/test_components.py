@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.build import inventory, pipeline, schemas as validate
+from generator.build import inventory, pipeline
+from generator.build import schemas as validate
 from generator.core import errors
 from tests.support.project import REPO
 from tests.support.tree import write_tree
@@ -76,11 +77,14 @@ def problems(root: Path) -> list[str]:
 
 
 def test_a_component_schema_validates_its_services_and_fills_its_defaults(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     nightly:
       component: backup-job
       schedule: "0 3 * * *"
-""")
+""",
+    )
     assert problems(root) == []
     pipeline.run(pipeline.Options(root, use_cache=False))
     text = (root / "compiled/x/manifests/apps/configmap-nightly.yaml").read_text()
@@ -88,26 +92,33 @@ def test_a_component_schema_validates_its_services_and_fills_its_defaults(tmp_pa
 
 
 def test_parameters_of_another_component_are_unknown_keys(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     nightly:
       component: backup-job
       schedule: "0 3 * * *"
       replicas: 2
-""")
+""",
+    )
     assert problems(root) == [
         f"{TARGET}:14:7  $.services.nightly.replicas  unknown key 'replicas'; expected one of: "
-        "component, depends_on, description, enabled, labels, monitoring, ports, retries, schedule"]
+        "component, depends_on, description, enabled, labels, monitoring, ports, retries, schedule"
+    ]
 
 
 def test_a_wrong_or_missing_component_parameter_is_a_located_error(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     nightly:
       component: backup-job
       schedule: 3am
       retries: -1
     other:
       component: backup-job
-""")
+""",
+    )
     assert problems(root) == [
         f"{TARGET}:14:7  $.services.nightly.retries  -1 is less than the minimum of 0",
         f"{TARGET}:13:7  $.services.nightly.schedule  '3am' does not match '^[-*/,0-9 ]+$'",
@@ -116,11 +127,14 @@ def test_a_wrong_or_missing_component_parameter_is_a_located_error(tmp_path: Pat
 
 
 def test_stateful_service_still_requires_its_own_parameters(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     web:
       component: stateful-service
       schedule: "0 3 * * *"
-""")
+""",
+    )
     assert problems(root) == [
         f"{TARGET}:11:5  $.services.web  'image' is a required property",
         f"{TARGET}:11:5  $.services.web  'ports' is a required property",
@@ -133,40 +147,52 @@ def test_stateful_service_still_requires_its_own_parameters(tmp_path: Path) -> N
 
 
 def test_a_component_gets_only_the_checks_it_names(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     nightly:
       component: backup-job
       schedule: "0 3 * * *"
       ports: [{port: 80}, {port: 80}]
-""", {"components/backup-job/configmap.yml.j2": ""})
+""",
+        {"components/backup-job/configmap.yml.j2": ""},
+    )
     duplicate = f"{TARGET}:14:28  $.services.nightly.ports[1].port  duplicate port 80"
     assert problems(root) == [duplicate]
     (root / "components/backup-job/schema.json").write_text(
-        (root / "components/backup-job/schema.json").read_text().replace('["unique-ports"]', "[]"))
+        (root / "components/backup-job/schema.json").read_text().replace('["unique-ports"]', "[]")
+    )
     assert problems(root) == []
 
 
 def test_stateful_service_checks_still_apply_to_its_services(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     web:
       component: stateful-service
       image: web
       tag: v1
       ports: [{port: 80}]
       ingress: [{port: 81}]
-""")
+""",
+    )
     assert problems(root) == [
         f"{TARGET}:16:18  $.services.web.ingress[0].port  "
-        "port 81 is not one of the service's ports [80]"]
+        "port 81 is not one of the service's ports [80]"
+    ]
 
 
 def test_a_component_without_schema_takes_any_parameters_as_before(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     paint:
       component: plain
       colour: blue
       anything: {at: all}
-""")
+""",
+    )
     assert problems(root) == []
     pipeline.run(pipeline.Options(root, use_cache=False))
     text = (root / "compiled/x/manifests/apps/configmap-paint.yaml").read_text()
@@ -174,28 +200,28 @@ def test_a_component_without_schema_takes_any_parameters_as_before(tmp_path: Pat
 
 
 def test_the_common_parameters_are_checked_for_every_component(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     paint:
       component: plain
       enabled: "yes"
-""")
+""",
+    )
     assert problems(root) == [
-        f"{TARGET}:13:7  $.services.paint.enabled  'yes' is not of type 'boolean'"]
+        f"{TARGET}:13:7  $.services.paint.enabled  'yes' is not of type 'boolean'"
+    ]
 
 
 SCHEMA = "components/backup-job/schema.json"
 BROKEN = {
-    '{"x-gen-checks": ["nope"]}':
-        f"{SCHEMA}  $.x-gen-checks[0]  unknown check 'nope'; "
-        "expected one of: ingress, unique-mounts, unique-ports",
-    '{"properties": {"enabled": {"type": "string"}}}':
-        f"{SCHEMA}  $.properties.enabled  'enabled' is a parameter every service has "
-        "(schemas/service.schema.json); a component may not redefine it",
-    '{"additionalProperties": false}':
-        f"{SCHEMA}  $.additionalProperties  leave additionalProperties out: a service takes "
-        "the common parameters and the component's, and no others",
-    '{"type": 5}':
-        f"{SCHEMA}  $.type  invalid schema: 5 is not valid under any of the given schemas",
+    '{"x-gen-checks": ["nope"]}': f"{SCHEMA}  $.x-gen-checks[0]  unknown check 'nope'; "
+    "expected one of: ingress, unique-mounts, unique-ports",
+    '{"properties": {"enabled": {"type": "string"}}}': f"{SCHEMA}  $.properties.enabled  'enabled' is a parameter every service has "
+    "(schemas/service.schema.json); a component may not redefine it",
+    '{"additionalProperties": false}': f"{SCHEMA}  $.additionalProperties  leave additionalProperties out: a service takes "
+    "the common parameters and the component's, and no others",
+    '{"type": 5}': f"{SCHEMA}  $.type  invalid schema: 5 is not valid under any of the given schemas",
     '{"type": "object",\n "required": [}': f"{SCHEMA}:2:15  invalid JSON: Expecting value",
 }
 
@@ -209,11 +235,14 @@ def test_a_broken_component_schema_is_a_located_error(tmp_path: Path, schema: st
 
 
 def test_creating_a_component_schema_recompiles_the_sites_using_it(tmp_path: Path) -> None:
-    root = make_project(tmp_path, """
+    root = make_project(
+        tmp_path,
+        """
     paint:
       component: plain
       colour: blue
-""")
+""",
+    )
     assert pipeline.run(pipeline.Options(root)).compiled == ("x",)
     assert pipeline.run(pipeline.Options(root)).skipped == ("x",)
     write_tree(root, {"components/plain/schema.json": '{"properties": {"colour": {"const": 1}}}'})

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.tree import write_tree
 
+from generator.build.inventory import Inventory, Settings, Target, settings_for
 from generator.core.errors import GenError, ProblemReport
 from generator.core.location import Location
-from generator.build.inventory import Inventory, Settings, Target, settings_for
+from tests.support.tree import write_tree
 
 T = "inventory/targets/site.yml"
 C = "inventory/classes/"
@@ -47,10 +47,15 @@ def loc(file: str, line: int, column: int) -> Location:
 
 
 def test_target_parameters_are_read(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: """
+    t = load(
+        tmp_path,
+        {
+            T: """
         parameters:
           site: {name: east}
-        """})
+        """
+        },
+    )
     assert params(t) == {"site": {"name": "east"}}
     assert (t.name, t.file, t.classes) == ("site", T, ())
 
@@ -60,14 +65,23 @@ def test_empty_target_file_has_no_parameters(tmp_path: Path) -> None:
 
 
 def test_reclass_metadata_names_the_target(tmp_path: Path) -> None:
-    t = load(tmp_path, {"inventory/targets/eu/west.yml": "parameters:\n  n: ${_reclass_:name:short}\n"}, "west")
-    assert t.parameters["_reclass_"] == {"name": {"full": "west", "short": "west", "parts": ["eu", "west"],
-                                                  "path": "eu/west"}}
+    t = load(
+        tmp_path,
+        {"inventory/targets/eu/west.yml": "parameters:\n  n: ${_reclass_:name:short}\n"},
+        "west",
+    )
+    assert t.parameters["_reclass_"] == {
+        "name": {"full": "west", "short": "west", "parts": ["eu", "west"], "path": "eu/west"}
+    }
     assert t.parameters["n"] == "west"
 
 
 def test_unknown_target_lists_known_targets(tmp_path: Path) -> None:
-    files = {"inventory/targets/b.yml": "", "inventory/targets/sub/a.yaml": "", "inventory/targets/notes.txt": ""}
+    files = {
+        "inventory/targets/b.yml": "",
+        "inventory/targets/sub/a.yaml": "",
+        "inventory/targets/notes.txt": "",
+    }
     assert error(tmp_path, files, "c") == "unknown target 'c'; targets in inventory/targets: a, b"
 
 
@@ -77,19 +91,29 @@ def test_unknown_target_without_any_targets(tmp_path: Path) -> None:
 
 
 def test_missing_targets_directory_is_an_error(tmp_path: Path) -> None:
-    assert error(tmp_path, {}, "c") == ("inventory/targets  no inventory/targets directory here; "
-                                        "run gen in the project root or pass --root")
+    assert error(tmp_path, {}, "c") == (
+        "inventory/targets  no inventory/targets directory here; "
+        "run gen in the project root or pass --root"
+    )
 
 
 def test_two_target_files_same_name(tmp_path: Path) -> None:
     files = {"inventory/targets/a.yml": "", "inventory/targets/sub/a.yml": ""}
-    assert error(tmp_path, files, "a") == ("inventory/targets/sub/a.yml  target 'a' is also defined in "
-                                           "inventory/targets/a.yml; rename one")
+    assert error(tmp_path, files, "a") == (
+        "inventory/targets/sub/a.yml  target 'a' is also defined in "
+        "inventory/targets/a.yml; rename one"
+    )
 
 
 def test_target_files_are_sorted_by_name(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"inventory/targets/z/b.yml": "", "inventory/targets/c.yaml": "",
-                          "inventory/targets/a.yml": ""})
+    write_tree(
+        tmp_path,
+        {
+            "inventory/targets/z/b.yml": "",
+            "inventory/targets/c.yaml": "",
+            "inventory/targets/a.yml": "",
+        },
+    )
     assert list(Inventory(tmp_path).target_files()) == ["a", "b", "c"]
 
 
@@ -98,51 +122,81 @@ def test_target_files_are_sorted_by_name(tmp_path: Path) -> None:
 
 
 def test_dotted_class_maps_to_file(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [services.web]\n", C + "services/web.yml": "parameters: {x: 1}\n"})
+    t = load(
+        tmp_path, {T: "classes: [services.web]\n", C + "services/web.yml": "parameters: {x: 1}\n"}
+    )
     assert (params(t), t.classes) == ({"x": 1}, ("services.web",))
 
 
 def test_dotted_class_maps_to_init_file(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [services.web]\n", C + "services/web/init.yml": "parameters: {x: 1}\n"})
+    t = load(
+        tmp_path,
+        {T: "classes: [services.web]\n", C + "services/web/init.yml": "parameters: {x: 1}\n"},
+    )
     assert (params(t), t.classes) == ({"x": 1}, ("services.web",))
 
 
 def test_yaml_extension_is_accepted_for_classes(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a, b]\n", C + "a.yaml": "parameters: {x: 1}\n",
-                        C + "b/init.yaml": "parameters: {y: 2}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, b]\n",
+            C + "a.yaml": "parameters: {x: 1}\n",
+            C + "b/init.yaml": "parameters: {y: 2}\n",
+        },
+    )
     assert params(t) == {"x": 1, "y": 2}
 
 
 def test_ambiguous_class_file(tmp_path: Path) -> None:
     files = {T: "classes:\n  - web\n", C + "web.yml": "", C + "web/init.yml": ""}
-    assert error(tmp_path, files) == (f"{T}:2:5  class 'web' is ambiguous: both inventory/classes/web.yml and "
-                                      "inventory/classes/web/init.yml exist; keep one")
+    assert error(tmp_path, files) == (
+        f"{T}:2:5  class 'web' is ambiguous: both inventory/classes/web.yml and "
+        "inventory/classes/web/init.yml exist; keep one"
+    )
 
 
 def test_relative_class_in_init_file(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [svc.web]\n",
-                        C + "svc/web/init.yml": "classes: [.db]\nparameters:\n  l: [web]\n",
-                        C + "svc/web/db.yml": "parameters:\n  l: [db]\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [svc.web]\n",
+            C + "svc/web/init.yml": "classes: [.db]\nparameters:\n  l: [web]\n",
+            C + "svc/web/db.yml": "parameters:\n  l: [db]\n",
+        },
+    )
     assert t.classes == ("svc.web.db", "svc.web")
     assert params(t) == {"l": ["db", "web"]}
 
 
 def test_relative_class_in_plain_file_is_a_sibling(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [svc.web]\n", C + "svc/web.yml": "classes: [.db]\n", C + "svc/db.yml": ""})
+    t = load(
+        tmp_path,
+        {T: "classes: [svc.web]\n", C + "svc/web.yml": "classes: [.db]\n", C + "svc/db.yml": ""},
+    )
     assert t.classes == ("svc.db", "svc.web")
 
 
 def test_each_further_dot_goes_one_level_up(tmp_path: Path) -> None:
     # a/b/c/init.yml is in directory a/b/c: . is a.b.c, .. is a.b, ... is a
-    t = load(tmp_path, {T: "classes: [a.b.c]\n", C + "a/b/c/init.yml": "classes: [.z, ..x, ...y]\n",
-                        C + "a/b/c/z.yml": "", C + "a/b/x.yml": "", C + "a/y.yml": ""})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a.b.c]\n",
+            C + "a/b/c/init.yml": "classes: [.z, ..x, ...y]\n",
+            C + "a/b/c/z.yml": "",
+            C + "a/b/x.yml": "",
+            C + "a/y.yml": "",
+        },
+    )
     assert t.classes == ("a.b.c.z", "a.b.x", "a.y", "a.b.c")
 
 
 def test_relative_class_needs_a_name_after_the_dots(tmp_path: Path) -> None:
     files = {T: "classes: [a]\n", C + "a/init.yml": "classes:\n  - ..\n"}
-    assert error(tmp_path, files) == (f"{C}a/init.yml:2:5  invalid class name '..': a relative name needs a "
-                                      "class after the dots")
+    assert error(tmp_path, files) == (
+        f"{C}a/init.yml:2:5  invalid class name '..': a relative name needs a class after the dots"
+    )
 
 
 def test_relative_class_in_target_is_top_level(tmp_path: Path) -> None:
@@ -152,7 +206,9 @@ def test_relative_class_in_target_is_top_level(tmp_path: Path) -> None:
 
 def test_relative_class_above_classes_dir_is_an_error(tmp_path: Path) -> None:
     files = {T: "classes: [a]\n", C + "a.yml": "classes:\n  - ..up\n"}
-    assert error(tmp_path, files) == (f"{C}a.yml:2:5  relative class '..up' goes above inventory/classes")
+    assert error(tmp_path, files) == (
+        f"{C}a.yml:2:5  relative class '..up' goes above inventory/classes"
+    )
 
 
 def test_class_name_with_spaces_is_an_error(tmp_path: Path) -> None:
@@ -164,30 +220,42 @@ def test_class_name_with_spaces_is_an_error(tmp_path: Path) -> None:
 
 
 def test_classes_apply_depth_first_target_last(tmp_path: Path) -> None:
-    t = load(tmp_path, {
-        T: "classes: [a, d]\nparameters:\n  order: [site]\n  last: site\n",
-        C + "a.yml": "classes: [b, c]\nparameters:\n  order: [a]\n  last: a\n",
-        C + "b.yml": "parameters:\n  order: [b]\n  last: b\n",
-        C + "c.yml": "parameters:\n  order: [c]\n  last: c\n",
-        C + "d.yml": "parameters:\n  order: [d]\n  last: d\n",
-    })
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, d]\nparameters:\n  order: [site]\n  last: site\n",
+            C + "a.yml": "classes: [b, c]\nparameters:\n  order: [a]\n  last: a\n",
+            C + "b.yml": "parameters:\n  order: [b]\n  last: b\n",
+            C + "c.yml": "parameters:\n  order: [c]\n  last: c\n",
+            C + "d.yml": "parameters:\n  order: [d]\n  last: d\n",
+        },
+    )
     assert t.classes == ("b", "c", "a", "d")
     assert params(t) == {"order": ["b", "c", "a", "d", "site"], "last": "site"}
 
 
 def test_later_class_overrides_earlier_scalar(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a, b]\n",
-                        C + "a.yml": "parameters: {x: a}\n", C + "b.yml": "parameters: {x: b}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, b]\n",
+            C + "a.yml": "parameters: {x: a}\n",
+            C + "b.yml": "parameters: {x: b}\n",
+        },
+    )
     assert params(t) == {"x": "b"}
 
 
 def test_diamond_include_applies_class_once(tmp_path: Path) -> None:
-    t = load(tmp_path, {
-        T: "classes: [b, c]\n",
-        C + "base.yml": "parameters:\n  l: [base]\n  x: base\n",
-        C + "b.yml": "classes: [base]\nparameters:\n  l: [b]\n  x: b\n",
-        C + "c.yml": "classes: [base]\nparameters:\n  l: [c]\n",
-    })
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [b, c]\n",
+            C + "base.yml": "parameters:\n  l: [base]\n  x: base\n",
+            C + "b.yml": "classes: [base]\nparameters:\n  l: [b]\n  x: b\n",
+            C + "c.yml": "classes: [base]\nparameters:\n  l: [c]\n",
+        },
+    )
     assert t.classes == ("base", "b", "c")
     # base is not applied again under c, so it does not undo b's x
     assert params(t) == {"l": ["base", "b", "c"], "x": "b"}
@@ -200,12 +268,18 @@ def test_class_listed_twice_applies_once(tmp_path: Path) -> None:
 
 def test_class_cycle_is_an_error(tmp_path: Path) -> None:
     files = {T: "classes: [a]\n", C + "a.yml": "classes: [b]\n", C + "b.yml": "classes:\n  - a\n"}
-    assert error(tmp_path, files) == f"{C}b.yml:2:5  class cycle: a -> b -> a; remove one of these includes"
+    assert (
+        error(tmp_path, files)
+        == f"{C}b.yml:2:5  class cycle: a -> b -> a; remove one of these includes"
+    )
 
 
 def test_class_including_itself_is_a_cycle(tmp_path: Path) -> None:
     files = {T: "classes: [a.b]\n", C + "a/b/init.yml": "classes: [a.b]\n"}
-    assert error(tmp_path, files) == f"{C}a/b/init.yml:1:11  class cycle: a.b -> a.b; remove one of these includes"
+    assert (
+        error(tmp_path, files)
+        == f"{C}a/b/init.yml:1:11  class cycle: a.b -> a.b; remove one of these includes"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,7 +290,8 @@ def test_missing_class_error_names_file_and_line(tmp_path: Path) -> None:
     files = {T: "classes:\n  - common\n  - services.nope\n", C + "common.yml": ""}
     assert error(tmp_path, files) == (
         f"{T}:3:5  class 'services.nope' not found: expected inventory/classes/services/nope.yml or "
-        ".../init.yml (or set ignore_class_notfound in inventory/reclass-config.yml)")
+        ".../init.yml (or set ignore_class_notfound in inventory/reclass-config.yml)"
+    )
 
 
 def test_missing_class_in_a_class_names_that_class(tmp_path: Path) -> None:
@@ -225,21 +300,34 @@ def test_missing_class_in_a_class_names_that_class(tmp_path: Path) -> None:
 
 
 def test_ignore_class_notfound_skips_missing_class(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [nope, a]\nparameters: {x: 1}\n", C + "a.yml": "parameters: {y: 2}\n",
-                        "inventory/reclass-config.yml": "ignore_class_notfound: true\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [nope, a]\nparameters: {x: 1}\n",
+            C + "a.yml": "parameters: {y: 2}\n",
+            "inventory/reclass-config.yml": "ignore_class_notfound: true\n",
+        },
+    )
     assert (t.classes, params(t)) == (("a",), {"y": 2, "x": 1})
 
 
 def test_ignore_class_notfound_regexp_limits_what_is_skipped(tmp_path: Path) -> None:
-    files = {T: "classes:\n  - optional.x\n  - required\n",
-             "inventory/reclass-config.yml": "ignore_class_notfound: true\nignore_class_notfound_regexp:\n"
-                                             "  - optional\\..*\n"}
+    files = {
+        T: "classes:\n  - optional.x\n  - required\n",
+        "inventory/reclass-config.yml": "ignore_class_notfound: true\nignore_class_notfound_regexp:\n"
+        "  - optional\\..*\n",
+    }
     assert error(tmp_path, files).startswith(f"{T}:3:5  class 'required' not found")
 
 
 def test_ignore_class_notfound_regexp_may_be_a_single_string(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"inventory/reclass-config.yml": "ignore_class_notfound: true\n"
-                                                          "ignore_class_notfound_regexp: 'opt.*'\n"})
+    write_tree(
+        tmp_path,
+        {
+            "inventory/reclass-config.yml": "ignore_class_notfound: true\n"
+            "ignore_class_notfound_regexp: 'opt.*'\n"
+        },
+    )
     assert settings_for(tmp_path) == Settings(True, ("opt.*",))
 
 
@@ -266,46 +354,78 @@ def test_ignore_class_notfound_regexp_must_be_strings(tmp_path: Path) -> None:
 
 
 def test_dicts_merge_recursively(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d: {e: {y: 2}, g: 3}\n",
-                        C + "a.yml": "parameters:\n  d: {e: {x: 1}, f: 1}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d: {e: {y: 2}, g: 3}\n",
+            C + "a.yml": "parameters:\n  d: {e: {x: 1}, f: 1}\n",
+        },
+    )
     assert params(t) == {"d": {"e": {"x": 1, "y": 2}, "f": 1, "g": 3}}
 
 
 def test_lists_extend_in_class_order(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a, b]\nparameters:\n  l: [site]\n",
-                        C + "a.yml": "parameters:\n  l: [a1, a2]\n", C + "b.yml": "parameters:\n  l: [b]\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, b]\nparameters:\n  l: [site]\n",
+            C + "a.yml": "parameters:\n  l: [a1, a2]\n",
+            C + "b.yml": "parameters:\n  l: [b]\n",
+        },
+    )
     assert params(t) == {"l": ["a1", "a2", "b", "site"]}
 
 
 def test_scalars_replace(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters: {i: 2, s: two, b: false, f: 2.5}\n",
-                        C + "a.yml": "parameters: {i: 1, s: one, b: true, f: 1.5}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters: {i: 2, s: two, b: false, f: 2.5}\n",
+            C + "a.yml": "parameters: {i: 1, s: one, b: true, f: 1.5}\n",
+        },
+    )
     assert params(t) == {"i": 2, "s": "two", "b": False, "f": 2.5}
 
 
 def test_scalar_may_replace_scalar_of_another_type(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters: {x: '1'}\n", C + "a.yml": "parameters: {x: 1}\n"})
+    t = load(
+        tmp_path, {T: "classes: [a]\nparameters: {x: '1'}\n", C + "a.yml": "parameters: {x: 1}\n"}
+    )
     assert params(t) == {"x": "1"}
 
 
 def test_tilde_key_replaces_dict_instead_of_merging(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  ~d: {y: 2}\n", C + "a.yml": "parameters:\n  d: {x: 1}\n"})
+    t = load(
+        tmp_path,
+        {T: "classes: [a]\nparameters:\n  ~d: {y: 2}\n", C + "a.yml": "parameters:\n  d: {x: 1}\n"},
+    )
     assert params(t) == {"d": {"y": 2}}
 
 
 def test_tilde_key_replaces_list_instead_of_extending(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  ~l: [site]\n", C + "a.yml": "parameters:\n  l: [a]\n"})
+    t = load(
+        tmp_path,
+        {T: "classes: [a]\nparameters:\n  ~l: [site]\n", C + "a.yml": "parameters:\n  l: [a]\n"},
+    )
     assert params(t) == {"l": ["site"]}
 
 
 def test_nested_tilde_key_replaces_only_that_key(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d:\n    ~e: {y: 2}\n",
-                        C + "a.yml": "parameters:\n  d: {e: {x: 1}, f: 1}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d:\n    ~e: {y: 2}\n",
+            C + "a.yml": "parameters:\n  d: {e: {x: 1}, f: 1}\n",
+        },
+    )
     assert params(t) == {"d": {"e": {"y": 2}, "f": 1}}
 
 
 def test_tilde_key_allows_dict_over_scalar(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  ~x: {y: 2}\n", C + "a.yml": "parameters:\n  x: 1\n"})
+    t = load(
+        tmp_path,
+        {T: "classes: [a]\nparameters:\n  ~x: {y: 2}\n", C + "a.yml": "parameters:\n  x: 1\n"},
+    )
     assert params(t) == {"x": {"y": 2}}
 
 
@@ -316,40 +436,68 @@ def test_tilde_key_in_a_new_key_is_taken_off(tmp_path: Path) -> None:
 
 def test_tilde_key_inside_layer_merged_over_a_reference(tmp_path: Path) -> None:
     # d is a reference, so the target's layer is merged only once ${base} is resolved: ~e still replaces
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d:\n    ~e: {y: 2}\n    n: {~m: 1}\n",
-                        C + "a.yml": "parameters:\n  base: {e: {x: 1}}\n  d: ${base}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d:\n    ~e: {y: 2}\n    n: {~m: 1}\n",
+            C + "a.yml": "parameters:\n  base: {e: {x: 1}}\n  d: ${base}\n",
+        },
+    )
     assert params(t) == {"base": {"e": {"x": 1}}, "d": {"e": {"y": 2}, "n": {"m": 1}}}
 
 
 def test_dict_over_scalar_error_names_both_locations(tmp_path: Path) -> None:
     files = {T: "classes: [a]\nparameters:\n  x:\n    y: 1\n", C + "a.yml": "parameters:\n  x: 1\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.x  cannot merge a mapping over an int (1) set at "
-                                      f"{C}a.yml:2:3; write ~x to replace the value instead of merging")
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.x  cannot merge a mapping over an int (1) set at "
+        f"{C}a.yml:2:3; write ~x to replace the value instead of merging"
+    )
 
 
 def test_scalar_over_dict_is_an_error(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d:\n    e: x\n", C + "a.yml": "parameters:\n  d: {e: {k: 1}}\n"}
-    assert error(tmp_path, files) == (f"{T}:4:5  $.d.e  cannot merge a str ('x') over a mapping set at "
-                                      f"{C}a.yml:2:7; write ~e to replace the value instead of merging")
+    files = {
+        T: "classes: [a]\nparameters:\n  d:\n    e: x\n",
+        C + "a.yml": "parameters:\n  d: {e: {k: 1}}\n",
+    }
+    assert error(tmp_path, files) == (
+        f"{T}:4:5  $.d.e  cannot merge a str ('x') over a mapping set at "
+        f"{C}a.yml:2:7; write ~e to replace the value instead of merging"
+    )
 
 
 def test_list_over_dict_is_an_error(tmp_path: Path) -> None:
     files = {T: "classes: [a]\nparameters:\n  x: [1]\n", C + "a.yml": "parameters:\n  x: {k: 1}\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.x  cannot merge a list over a mapping set at "
-                                      f"{C}a.yml:2:3; write ~x to replace the value instead of merging")
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.x  cannot merge a list over a mapping set at "
+        f"{C}a.yml:2:3; write ~x to replace the value instead of merging"
+    )
 
 
 def test_null_replaced_and_replacing(tmp_path: Path) -> None:
-    t = load(tmp_path, {
-        T: "classes: [a]\nparameters:\n  was_null: {k: 1}\n  now_null: ~\n  list_was_null: [1]\n  scalar: null\n",
-        C + "a.yml": "parameters:\n  was_null: null\n  now_null: {k: 1}\n  list_was_null:\n  scalar: 5\n",
-    })
-    assert params(t) == {"was_null": {"k": 1}, "now_null": None, "list_was_null": [1], "scalar": None}
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  was_null: {k: 1}\n  now_null: ~\n  list_was_null: [1]\n  scalar: null\n",
+            C
+            + "a.yml": "parameters:\n  was_null: null\n  now_null: {k: 1}\n  list_was_null:\n  scalar: 5\n",
+        },
+    )
+    assert params(t) == {
+        "was_null": {"k": 1},
+        "now_null": None,
+        "list_was_null": [1],
+        "scalar": None,
+    }
 
 
 def test_null_merged_over_a_reference_replaces_it(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d: null\n",
-                        C + "a.yml": "parameters:\n  base: {k: 1}\n  d: ${base}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d: null\n",
+            C + "a.yml": "parameters:\n  base: {k: 1}\n  d: ${base}\n",
+        },
+    )
     assert params(t)["d"] is None
 
 
@@ -359,67 +507,120 @@ def test_null_merged_over_a_reference_replaces_it(tmp_path: Path) -> None:
 
 def test_constant_cannot_be_overridden(tmp_path: Path) -> None:
     files = {T: "classes: [a]\nparameters:\n  x: 2\n", C + "a.yml": "parameters:\n  =x: 1\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.x  cannot change a constant set at {C}a.yml:2:3; "
-                                      "remove this value or the = marker there")
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.x  cannot change a constant set at {C}a.yml:2:3; "
+        "remove this value or the = marker there"
+    )
 
 
 def test_constant_keeps_its_value_and_loses_its_marker(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d: {y: 2}\n", C + "a.yml": "parameters:\n  d:\n    =x: 1\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d: {y: 2}\n",
+            C + "a.yml": "parameters:\n  d:\n    =x: 1\n",
+        },
+    )
     assert params(t) == {"d": {"x": 1, "y": 2}}
 
 
 def test_nested_constant_cannot_be_overridden(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d:\n    x: 2\n", C + "a.yml": "parameters:\n  d:\n    =x: 1\n"}
-    assert error(tmp_path, files) == (f"{T}:4:5  $.d.x  cannot change a constant set at {C}a.yml:3:5; "
-                                      "remove this value or the = marker there")
+    files = {
+        T: "classes: [a]\nparameters:\n  d:\n    x: 2\n",
+        C + "a.yml": "parameters:\n  d:\n    =x: 1\n",
+    }
+    assert error(tmp_path, files) == (
+        f"{T}:4:5  $.d.x  cannot change a constant set at {C}a.yml:3:5; "
+        "remove this value or the = marker there"
+    )
 
 
 def test_constant_dict_cannot_be_merged_into(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d: {y: 2}\n", C + "a.yml": "parameters:\n  =d: {x: 1}\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.d  cannot change a constant set at {C}a.yml:2:3; "
-                                      "remove this value or the = marker there")
+    files = {
+        T: "classes: [a]\nparameters:\n  d: {y: 2}\n",
+        C + "a.yml": "parameters:\n  =d: {x: 1}\n",
+    }
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.d  cannot change a constant set at {C}a.yml:2:3; "
+        "remove this value or the = marker there"
+    )
 
 
 def test_constant_cannot_be_changed_by_a_later_class(tmp_path: Path) -> None:
-    files = {T: "classes: [a, b]\n", C + "a.yml": "parameters:\n  =x: 1\n", C + "b.yml": "parameters:\n  x: 1\n"}
-    assert error(tmp_path, files).startswith(f"{C}b.yml:2:3  $.x  cannot change a constant set at {C}a.yml:2:3")
+    files = {
+        T: "classes: [a, b]\n",
+        C + "a.yml": "parameters:\n  =x: 1\n",
+        C + "b.yml": "parameters:\n  x: 1\n",
+    }
+    assert error(tmp_path, files).startswith(
+        f"{C}b.yml:2:3  $.x  cannot change a constant set at {C}a.yml:2:3"
+    )
 
 
 def test_constant_cannot_be_replaced_through_its_parent(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  ~d: {x: 2}\n", C + "a.yml": "parameters:\n  d: {=x: 1}\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.d  cannot replace this value: it holds the constant $.d.x "
-                                      f"set at {C}a.yml:2:7; merge into it instead, or remove the = marker there")
+    files = {
+        T: "classes: [a]\nparameters:\n  ~d: {x: 2}\n",
+        C + "a.yml": "parameters:\n  d: {=x: 1}\n",
+    }
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.d  cannot replace this value: it holds the constant $.d.x "
+        f"set at {C}a.yml:2:7; merge into it instead, or remove the = marker there"
+    )
 
 
 def test_constant_cannot_be_nulled_through_its_parent(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d: null\n", C + "a.yml": "parameters:\n  d: {=x: 1}\n"}
-    assert error(tmp_path, files).startswith(f"{T}:3:3  $.d  cannot replace this value: it holds the constant $.d.x")
+    files = {
+        T: "classes: [a]\nparameters:\n  d: null\n",
+        C + "a.yml": "parameters:\n  d: {=x: 1}\n",
+    }
+    assert error(tmp_path, files).startswith(
+        f"{T}:3:3  $.d  cannot replace this value: it holds the constant $.d.x"
+    )
 
 
 def test_tilde_and_equals_together(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d: {y: 2}\n", C + "a.yml": "parameters:\n  d: {x: 0}\n  ~=d: {x: 1}\n"}
-    assert error(tmp_path, files).startswith(f"{T}:3:3  $.d  cannot change a constant set at {C}a.yml:3:3")
+    files = {
+        T: "classes: [a]\nparameters:\n  d: {y: 2}\n",
+        C + "a.yml": "parameters:\n  d: {x: 0}\n  ~=d: {x: 1}\n",
+    }
+    assert error(tmp_path, files).startswith(
+        f"{T}:3:3  $.d  cannot change a constant set at {C}a.yml:3:3"
+    )
 
 
 def test_constant_inside_a_reference_merge_cannot_be_overridden(tmp_path: Path) -> None:
-    files = {T: "classes: [a, b]\nparameters:\n  d: {x: 2}\n",
-             C + "a.yml": "parameters:\n  base: {x: 0}\n  d: ${base}\n",
-             C + "b.yml": "parameters:\n  d:\n    =x: 1\n"}
-    assert error(tmp_path, files) == (f"{T}:3:7  $.d.x  cannot change a constant set at {C}b.yml:3:5; "
-                                      "remove this value or the = marker there")
+    files = {
+        T: "classes: [a, b]\nparameters:\n  d: {x: 2}\n",
+        C + "a.yml": "parameters:\n  base: {x: 0}\n  d: ${base}\n",
+        C + "b.yml": "parameters:\n  d:\n    =x: 1\n",
+    }
+    assert error(tmp_path, files) == (
+        f"{T}:3:7  $.d.x  cannot change a constant set at {C}b.yml:3:5; "
+        "remove this value or the = marker there"
+    )
 
 
 def test_constant_cannot_be_overridden_by_a_referenced_dict(tmp_path: Path) -> None:
-    files = {T: "classes: [a, b]\n", C + "a.yml": "parameters:\n  d: {=x: 1}\n",
-             C + "b.yml": "parameters:\n  base:\n    x: 0\n  d: ${base}\n"}
+    files = {
+        T: "classes: [a, b]\n",
+        C + "a.yml": "parameters:\n  d: {=x: 1}\n",
+        C + "b.yml": "parameters:\n  base:\n    x: 0\n  d: ${base}\n",
+    }
     # located at the value that would have changed it: base.x, which came in through ${base}
-    assert error(tmp_path, files).startswith(f"{C}b.yml:3:5  $.d.x  cannot change a constant set at {C}a.yml:2:7")
+    assert error(tmp_path, files).startswith(
+        f"{C}b.yml:3:5  $.d.x  cannot change a constant set at {C}a.yml:2:7"
+    )
 
 
 def test_constant_set_inside_a_reference_merge_holds_its_value(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a, b]\nparameters:\n  d: {y: 2}\n",
-                        C + "a.yml": "parameters:\n  base: {x: 0}\n  d: ${base}\n",
-                        C + "b.yml": "parameters:\n  d: {=x: 1}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, b]\nparameters:\n  d: {y: 2}\n",
+            C + "a.yml": "parameters:\n  base: {x: 0}\n  d: ${base}\n",
+            C + "b.yml": "parameters:\n  d: {=x: 1}\n",
+        },
+    )
     assert params(t)["d"] == {"x": 1, "y": 2}
 
 
@@ -428,8 +629,13 @@ def test_constant_set_inside_a_reference_merge_holds_its_value(tmp_path: Path) -
 
 
 def test_reference_keeps_the_type_of_a_whole_value(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "parameters:\n  a: {i: 1, b: true, n: null, l: [1], f: 1.5}\n"
-                           "  i: ${a:i}\n  b: ${a:b}\n  n: ${a:n}\n  l: ${a:l}\n  f: ${a:f}\n  d: ${a}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "parameters:\n  a: {i: 1, b: true, n: null, l: [1], f: 1.5}\n"
+            "  i: ${a:i}\n  b: ${a:b}\n  n: ${a:n}\n  l: ${a:l}\n  f: ${a:f}\n  d: ${a}\n"
+        },
+    )
     p = params(t)
     assert (p["i"], p["b"], p["n"], p["l"], p["f"], p["d"]) == (1, True, None, [1], 1.5, p["a"])
 
@@ -456,70 +662,124 @@ def test_several_references_in_one_string(tmp_path: Path) -> None:
 
 
 def test_reference_resolves_after_all_merging(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  name: site\n",
-                        C + "a.yml": "parameters:\n  name: default\n  greeting: 'hello ${name}'\n  copy: ${name}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  name: site\n",
+            C
+            + "a.yml": "parameters:\n  name: default\n  greeting: 'hello ${name}'\n  copy: ${name}\n",
+        },
+    )
     assert params(t) == {"name": "site", "greeting": "hello site", "copy": "site"}
 
 
 def test_reference_to_a_list_sees_every_class_extension(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  l: [site]\n",
-                        C + "a.yml": "parameters:\n  l: [a]\n  m: ${l}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  l: [site]\n",
+            C + "a.yml": "parameters:\n  l: [a]\n  m: ${l}\n",
+        },
+    )
     assert params(t) == {"l": ["a", "site"], "m": ["a", "site"]}
 
 
 def test_reference_to_dict_then_merged_with_later_layer(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a, b]\nparameters:\n  d: {z: 3}\n",
-                        C + "a.yml": "parameters:\n  base: {x: 1}\n  d: ${base}\n",
-                        C + "b.yml": "parameters:\n  d: {y: 2}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, b]\nparameters:\n  d: {z: 3}\n",
+            C + "a.yml": "parameters:\n  base: {x: 1}\n  d: ${base}\n",
+            C + "b.yml": "parameters:\n  d: {y: 2}\n",
+        },
+    )
     assert params(t) == {"base": {"x": 1}, "d": {"x": 1, "y": 2, "z": 3}}
 
 
 def test_reference_merged_over_dict(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d: ${base}\n",
-                        C + "a.yml": "parameters:\n  base: {x: 1}\n  d: {x: 0, y: 2}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d: ${base}\n",
+            C + "a.yml": "parameters:\n  base: {x: 1}\n  d: {x: 0, y: 2}\n",
+        },
+    )
     assert params(t)["d"] == {"x": 1, "y": 2}
 
 
 def test_reference_to_list_then_extended(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  m: [site]\n",
-                        C + "a.yml": "parameters:\n  l: [a]\n  m: ${l}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  m: [site]\n",
+            C + "a.yml": "parameters:\n  l: [a]\n  m: ${l}\n",
+        },
+    )
     assert params(t) == {"l": ["a"], "m": ["a", "site"]}
 
 
 def test_scalar_replaces_a_reference(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  x: 2\n", C + "a.yml": "parameters:\n  y: 1\n  x: ${y}\n"})
+    t = load(
+        tmp_path,
+        {T: "classes: [a]\nparameters:\n  x: 2\n", C + "a.yml": "parameters:\n  y: 1\n  x: ${y}\n"},
+    )
     assert params(t) == {"y": 1, "x": 2}
 
 
 def test_reference_result_that_cannot_merge_is_an_error(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d: [1]\n", C + "a.yml": "parameters:\n  base: {k: 1}\n  d: ${base}\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.d  cannot merge a list over a mapping set at {C}a.yml:3:3 "
-                                      "(after resolving references)")
+    files = {
+        T: "classes: [a]\nparameters:\n  d: [1]\n",
+        C + "a.yml": "parameters:\n  base: {k: 1}\n  d: ${base}\n",
+    }
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.d  cannot merge a list over a mapping set at {C}a.yml:3:3 "
+        "(after resolving references)"
+    )
 
 
 def test_reference_inside_a_layer_merged_over_a_reference(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  other: {y: 2}\n  d:\n    e: ${other}\n",
-                        C + "a.yml": "parameters:\n  base: {e: {x: 1}}\n  d: ${base}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  other: {y: 2}\n  d:\n    e: ${other}\n",
+            C + "a.yml": "parameters:\n  base: {e: {x: 1}}\n  d: ${base}\n",
+        },
+    )
     assert params(t)["d"] == {"e": {"x": 1, "y": 2}}
 
 
 def test_reference_merge_nested_inside_a_reference_merge(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a, b, c]\n",
-                        C + "a.yml": "parameters:\n  other: {y: 2}\n  d: {e: '${other}'}\n",
-                        C + "b.yml": "parameters:\n  d: {e: {z: 3}}\n",
-                        C + "c.yml": "parameters:\n  base: {e: {x: 1}}\n  d: ${base}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, b, c]\n",
+            C + "a.yml": "parameters:\n  other: {y: 2}\n  d: {e: '${other}'}\n",
+            C + "b.yml": "parameters:\n  d: {e: {z: 3}}\n",
+            C + "c.yml": "parameters:\n  base: {e: {x: 1}}\n  d: ${base}\n",
+        },
+    )
     assert params(t)["d"] == {"e": {"y": 2, "z": 3, "x": 1}}
 
 
 def test_reference_to_a_sibling_inside_a_reference_merge(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d:\n    url: 'http://${d:host}'\n",
-                        C + "a.yml": "parameters:\n  base: {host: h}\n  d: ${base}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d:\n    url: 'http://${d:host}'\n",
+            C + "a.yml": "parameters:\n  base: {host: h}\n  d: ${base}\n",
+        },
+    )
     assert params(t)["d"] == {"host": "h", "url": "http://h"}
 
 
 def test_nested_reference(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "parameters:\n  env: prod\n  db: {prod: {host: p}, dev: {host: d}}\n"
-                           "  host: ${db:${env}:host}\n  url: 'pg://${db:${env}:host}/x'\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "parameters:\n  env: prod\n  db: {prod: {host: p}, dev: {host: d}}\n"
+            "  host: ${db:${env}:host}\n  url: 'pg://${db:${env}:host}/x'\n"
+        },
+    )
     assert (params(t)["host"], params(t)["url"]) == ("p", "pg://p/x")
 
 
@@ -539,7 +799,10 @@ def test_reference_inside_list_items(tmp_path: Path) -> None:
 
 
 def test_reference_to_reclass_name(tmp_path: Path) -> None:
-    assert params(load(tmp_path, {T: "parameters:\n  n: 'site-${_reclass_:name:short}'\n"}))["n"] == "site-site"
+    assert (
+        params(load(tmp_path, {T: "parameters:\n  n: 'site-${_reclass_:name:short}'\n"}))["n"]
+        == "site-site"
+    )
 
 
 def test_escaped_reference_is_literal(tmp_path: Path) -> None:
@@ -553,18 +816,34 @@ def test_double_backslash_escapes_the_escape(tmp_path: Path) -> None:
 
 
 def test_escaped_reference_stays_literal_when_referenced(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  b: {j: 2}\n",
-                        C + "a.yml": "parameters:\n  VAR: no\n  a: {k: '\\${VAR}', s: '\\${VAR}'}\n  b: ${a}\n"
-                                     "  c: ${a}\n  s: ${a:s}\n  t: 'x${a:s}'\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  b: {j: 2}\n",
+            C + "a.yml": "parameters:\n  VAR: no\n  a: {k: '\\${VAR}', s: '\\${VAR}'}\n  b: ${a}\n"
+            "  c: ${a}\n  s: ${a:s}\n  t: 'x${a:s}'\n",
+        },
+    )
     literal = "${VAR}"
-    assert params(t) == {"VAR": "no", "a": {"k": literal, "s": literal}, "b": {"k": literal, "s": literal, "j": 2},
-                         "c": {"k": literal, "s": literal}, "s": literal, "t": "x" + literal}
+    assert params(t) == {
+        "VAR": "no",
+        "a": {"k": literal, "s": literal},
+        "b": {"k": literal, "s": literal, "j": 2},
+        "c": {"k": literal, "s": literal},
+        "s": literal,
+        "t": "x" + literal,
+    }
 
 
 def test_resolved_strings_are_plain_str(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d: {y: '${n}'}\n",
-                        C + "a.yml": "parameters:\n  n: x\n  base: {x: '${n}!', l: ['${n}', '\\${n}']}\n"
-                                     "  d: ${base}\n  e: 'a${n}'\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d: {y: '${n}'}\n",
+            C + "a.yml": "parameters:\n  n: x\n  base: {x: '${n}!', l: ['${n}', '\\${n}']}\n"
+            "  d: ${base}\n  e: 'a${n}'\n",
+        },
+    )
 
     def strings(value: Any) -> list[Any]:
         if isinstance(value, dict):
@@ -579,8 +858,13 @@ def test_resolved_strings_are_plain_str(tmp_path: Path) -> None:
 
 
 def test_escaped_reference_does_not_defer_a_merge(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d: {k: 1}\n", C + "a.yml": "parameters:\n  d: \\${x}\n"}
-    assert error(tmp_path, files).startswith(f"{T}:3:3  $.d  cannot merge a mapping over a str ('\\\\${{x}}')")
+    files = {
+        T: "classes: [a]\nparameters:\n  d: {k: 1}\n",
+        C + "a.yml": "parameters:\n  d: \\${x}\n",
+    }
+    assert error(tmp_path, files).startswith(
+        f"{T}:3:3  $.d  cannot merge a mapping over a str ('\\\\${{x}}')"
+    )
 
 
 def test_lone_braces_are_literal(tmp_path: Path) -> None:
@@ -590,40 +874,59 @@ def test_lone_braces_are_literal(tmp_path: Path) -> None:
 
 def test_reference_to_missing_key(tmp_path: Path) -> None:
     files = {T: "parameters:\n  a: {b: 1}\n  c: ${a:x}\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.c  cannot resolve reference ${{a:x}}: key 'x' not found in "
-                                      "$.a (write \\${ for a literal ${)")
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.c  cannot resolve reference ${{a:x}}: key 'x' not found in "
+        "$.a (write \\${ for a literal ${)"
+    )
 
 
 def test_reference_to_missing_top_level_key_in_string(tmp_path: Path) -> None:
     files = {T: "parameters:\n  c: 'x ${nope}'\n"}
-    assert error(tmp_path, files) == (f"{T}:2:3  $.c  cannot resolve reference ${{nope}}: key 'nope' not found "
-                                      "in $ (write \\${ for a literal ${)")
+    assert error(tmp_path, files) == (
+        f"{T}:2:3  $.c  cannot resolve reference ${{nope}}: key 'nope' not found "
+        "in $ (write \\${ for a literal ${)"
+    )
 
 
 def test_reference_through_a_scalar(tmp_path: Path) -> None:
     files = {T: "parameters:\n  a: {b: 1}\n  c: ${a:b:z}\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.c  cannot resolve reference ${{a:b:z}}: $.a.b is an int (1), "
-                                      "not a mapping (write \\${ for a literal ${)")
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.c  cannot resolve reference ${{a:b:z}}: $.a.b is an int (1), "
+        "not a mapping (write \\${ for a literal ${)"
+    )
 
 
 def test_reference_error_in_an_earlier_layer_points_at_that_layer(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\nparameters:\n  d: {x: 1}\n", C + "a.yml": "parameters:\n  d: ${missing}\n"}
-    assert error(tmp_path, files).startswith(f"{C}a.yml:2:3  $.d  cannot resolve reference ${{missing}}")
+    files = {
+        T: "classes: [a]\nparameters:\n  d: {x: 1}\n",
+        C + "a.yml": "parameters:\n  d: ${missing}\n",
+    }
+    assert error(tmp_path, files).startswith(
+        f"{C}a.yml:2:3  $.d  cannot resolve reference ${{missing}}"
+    )
 
 
 def test_reference_to_dict_inside_string_is_an_error(tmp_path: Path) -> None:
     files = {T: "parameters:\n  d: {a: 1}\n  x: 'v=${d}'\n"}
-    assert error(tmp_path, files) == (f"{T}:3:3  $.x  reference ${{d}} is a mapping and cannot be placed inside a "
-                                      "string; reference it as the whole value instead")
+    assert error(tmp_path, files) == (
+        f"{T}:3:3  $.x  reference ${{d}} is a mapping and cannot be placed inside a "
+        "string; reference it as the whole value instead"
+    )
 
 
 def test_unterminated_reference_is_located(tmp_path: Path) -> None:
     files = {T: "parameters:\n  x: '${a'\n"}
-    assert error(tmp_path, files) == f"{T}:2:3  $.x  unterminated reference in '${{a'; close it with '}}'"
+    assert (
+        error(tmp_path, files)
+        == f"{T}:2:3  $.x  unterminated reference in '${{a'; close it with '}}'"
+    )
 
 
 def test_empty_reference_is_an_error(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "parameters:\n  n: ${a::b}\n"}) == f"{T}:2:3  $.n  empty key in reference ${{a::b}}"
+    assert (
+        error(tmp_path, {T: "parameters:\n  n: ${a::b}\n"})
+        == f"{T}:2:3  $.n  empty key in reference ${{a::b}}"
+    )
 
 
 def test_reference_cycle_is_reported_with_the_chain(tmp_path: Path) -> None:
@@ -632,7 +935,10 @@ def test_reference_cycle_is_reported_with_the_chain(tmp_path: Path) -> None:
 
 
 def test_self_reference_is_a_cycle(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "parameters:\n  a: x${a}\n"}) == f"{T}:2:3  $.a  reference cycle: $.a -> $.a"
+    assert (
+        error(tmp_path, {T: "parameters:\n  a: x${a}\n"})
+        == f"{T}:2:3  $.a  reference cycle: $.a -> $.a"
+    )
 
 
 def test_reference_to_own_parent_is_a_cycle(tmp_path: Path) -> None:
@@ -646,25 +952,32 @@ def test_reference_to_own_parent_is_a_cycle(tmp_path: Path) -> None:
 
 def test_duplicate_key_is_located(tmp_path: Path) -> None:
     files = {T: "parameters:\n  d:\n    a: 1\n    b: 2\n    a: 3\n"}
-    assert error(tmp_path, files) == (f"{T}:5:5  $.parameters.d.a  duplicate key 'a': each key may appear once "
-                                      "per mapping; merge the two entries")
+    assert error(tmp_path, files) == (
+        f"{T}:5:5  $.parameters.d.a  duplicate key 'a': each key may appear once "
+        "per mapping; merge the two entries"
+    )
 
 
 def test_duplicate_key_in_a_class_inside_a_list(tmp_path: Path) -> None:
     files = {T: "classes: [a]\n", C + "a.yml": "parameters:\n  l:\n    - {n: 1, n: 2}\n"}
-    assert error(tmp_path, files) == (f"{C}a.yml:3:14  $.parameters.l[0].n  duplicate key 'n': each key may "
-                                      "appear once per mapping; merge the two entries")
+    assert error(tmp_path, files) == (
+        f"{C}a.yml:3:14  $.parameters.l[0].n  duplicate key 'n': each key may "
+        "appear once per mapping; merge the two entries"
+    )
 
 
 def test_malformed_yaml_is_located(tmp_path: Path) -> None:
     files = {T: "parameters:\n  a: [1, 2\n  b: 2\n"}
-    assert error(tmp_path, files) == (f"{T}:3:4  invalid YAML: while parsing a flow sequence expected ',' or ']', "
-                                      "but got ':'")
+    assert error(tmp_path, files) == (
+        f"{T}:3:4  invalid YAML: while parsing a flow sequence expected ',' or ']', but got ':'"
+    )
 
 
 def test_malformed_yaml_in_a_class_is_located(tmp_path: Path) -> None:
     files = {T: "classes: [a]\n", C + "a.yml": "parameters:\n  a: 'open\n"}
-    assert error(tmp_path, files).startswith(f"{C}a.yml:3:1  invalid YAML: while scanning a quoted scalar")
+    assert error(tmp_path, files).startswith(
+        f"{C}a.yml:3:1  invalid YAML: while scanning a quoted scalar"
+    )
 
 
 def test_timestamp_stays_string(tmp_path: Path) -> None:
@@ -673,22 +986,32 @@ def test_timestamp_stays_string(tmp_path: Path) -> None:
 
 
 def test_yaml_1_2_scalars(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "parameters:\n  yes_: yes\n  off_: off\n  v: 1.25\n  oct: 0o17\n  t: true\n"})
+    t = load(
+        tmp_path, {T: "parameters:\n  yes_: yes\n  off_: off\n  v: 1.25\n  oct: 0o17\n  t: true\n"}
+    )
     assert params(t) == {"yes_": "yes", "off_": "off", "v": 1.25, "oct": 15, "t": True}
     assert [type(v) for v in params(t).values()] == [str, str, float, int, bool]
 
 
 def test_non_string_key_is_an_error(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "parameters:\n  1: x\n"}) == f"{T}:2:3  mapping key 1 is not a string; quote it"
+    assert (
+        error(tmp_path, {T: "parameters:\n  1: x\n"})
+        == f"{T}:2:3  mapping key 1 is not a string; quote it"
+    )
 
 
 def test_unknown_top_level_key_is_an_error(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "params: {}\n"}) == (f"{T}:1:1  unknown top-level key 'params'; expected one of "
-                                                    "applications, classes, exports, parameters")
+    assert error(tmp_path, {T: "params: {}\n"}) == (
+        f"{T}:1:1  unknown top-level key 'params'; expected one of "
+        "applications, classes, exports, parameters"
+    )
 
 
 def test_classes_must_be_a_list_of_names(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "classes: a\n"}) == f"{T}:1:1  $.classes  classes: must be a list of class names"
+    assert (
+        error(tmp_path, {T: "classes: a\n"})
+        == f"{T}:1:1  $.classes  classes: must be a list of class names"
+    )
 
 
 def test_parameters_must_be_a_mapping(tmp_path: Path) -> None:
@@ -697,8 +1020,9 @@ def test_parameters_must_be_a_mapping(tmp_path: Path) -> None:
 
 
 def test_target_must_be_a_mapping(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "- a\n"}) == (f"{T}:1:1  a class or target must be a mapping with classes: and "
-                                             "parameters:")
+    assert error(tmp_path, {T: "- a\n"}) == (
+        f"{T}:1:1  a class or target must be a mapping with classes: and parameters:"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -706,23 +1030,36 @@ def test_target_must_be_a_mapping(tmp_path: Path) -> None:
 
 
 def test_location_points_at_the_file_that_set_the_value(tmp_path: Path) -> None:
-    t = load(tmp_path, {
-        T: "classes: [a, b]\nparameters:\n  l: [site]\n  s: 3\n  copy: ${d}\n  lcopy: ${l}\n  text: 'x${s}'\n",
-        C + "a.yml": "parameters:\n  l:\n    - a\n  d:\n    k: 1\n  s: 1\n",
-        C + "b.yml": "parameters:\n  l: [b]\n  d:\n    j: 2\n",
-    })
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a, b]\nparameters:\n  l: [site]\n  s: 3\n  copy: ${d}\n  lcopy: ${l}\n  text: 'x${s}'\n",
+            C + "a.yml": "parameters:\n  l:\n    - a\n  d:\n    k: 1\n  s: 1\n",
+            C + "b.yml": "parameters:\n  l: [b]\n  d:\n    j: 2\n",
+        },
+    )
     a, b = C + "a.yml", C + "b.yml"
     # a scalar: the last layer that set it
     assert t.location(("s",)) == loc(T, 4, 3)
     # list items extended from several classes: each item where it was written
     assert [t.location(("l", i)) for i in range(3)] == [loc(a, 3, 7), loc(b, 2, 7), loc(T, 3, 7)]
     # merged dict: each key where it was written, the dict itself at its last layer
-    assert (t.location(("d",)), t.location(("d", "k")), t.location(("d", "j"))) == \
-        (loc(b, 3, 3), loc(a, 5, 5), loc(b, 4, 5))
+    assert (t.location(("d",)), t.location(("d", "k")), t.location(("d", "j"))) == (
+        loc(b, 3, 3),
+        loc(a, 5, 5),
+        loc(b, 4, 5),
+    )
     # values that came through a reference: the reference, and inside it where each part was written
-    assert (t.location(("copy",)), t.location(("copy", "k")), t.location(("copy", "j"))) == \
-        (loc(T, 5, 3), loc(a, 5, 5), loc(b, 4, 5))
-    assert [t.location(("lcopy", i)) for i in range(3)] == [loc(a, 3, 7), loc(b, 2, 7), loc(T, 3, 7)]
+    assert (t.location(("copy",)), t.location(("copy", "k")), t.location(("copy", "j"))) == (
+        loc(T, 5, 3),
+        loc(a, 5, 5),
+        loc(b, 4, 5),
+    )
+    assert [t.location(("lcopy", i)) for i in range(3)] == [
+        loc(a, 3, 7),
+        loc(b, 2, 7),
+        loc(T, 3, 7),
+    ]
     # an interpolated string: where the string was written
     assert t.location(("text",)) == loc(T, 7, 3)
 
@@ -734,19 +1071,36 @@ def test_location_of_unknown_path_is_the_nearest_ancestor(tmp_path: Path) -> Non
 
 
 def test_location_after_a_reference_merge_points_at_each_layer(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  d:\n    z: 3\n    l: [t]\n",
-                        C + "a.yml": "parameters:\n  base:\n    x: 1\n    l: [a]\n  d: ${base}\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  d:\n    z: 3\n    l: [t]\n",
+            C + "a.yml": "parameters:\n  base:\n    x: 1\n    l: [a]\n  d: ${base}\n",
+        },
+    )
     a = C + "a.yml"
     assert params(t)["d"] == {"x": 1, "l": ["a", "t"], "z": 3}
-    assert (t.location(("d",)), t.location(("d", "x")), t.location(("d", "z"))) == \
-        (loc(T, 3, 3), loc(a, 3, 5), loc(T, 4, 5))
+    assert (t.location(("d",)), t.location(("d", "x")), t.location(("d", "z"))) == (
+        loc(T, 3, 3),
+        loc(a, 3, 5),
+        loc(T, 4, 5),
+    )
     assert (t.location(("d", "l", 0)), t.location(("d", "l", 1))) == (loc(a, 4, 9), loc(T, 5, 9))
 
 
 def test_location_of_tilde_replaced_value(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [a]\nparameters:\n  ~d:\n    y: 2\n", C + "a.yml": "parameters:\n  d: {x: 1}\n"})
-    assert (t.location(("d",)), t.location(("d", "y")), t.location(("d", "x"))) == \
-        (loc(T, 3, 3), loc(T, 4, 5), loc(T, 3, 3))
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [a]\nparameters:\n  ~d:\n    y: 2\n",
+            C + "a.yml": "parameters:\n  d: {x: 1}\n",
+        },
+    )
+    assert (t.location(("d",)), t.location(("d", "y")), t.location(("d", "x"))) == (
+        loc(T, 3, 3),
+        loc(T, 4, 5),
+        loc(T, 3, 3),
+    )
 
 
 def test_location_of_reference_to_list_item(tmp_path: Path) -> None:
@@ -759,35 +1113,68 @@ def test_location_of_reference_to_list_item(tmp_path: Path) -> None:
 
 
 def test_inputs_are_the_target_then_classes_as_read_then_config(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [svc.web, common]\n",
-                        C + "svc/web/init.yml": "classes: [.db, common]\n", C + "svc/web/db.yml": "",
-                        C + "common.yaml": "", "inventory/reclass-config.yml": "ignore_class_notfound: false\n"})
-    assert t.inputs == (T, C + "svc/web/init.yml", C + "svc/web/db.yml", C + "common.yaml",
-                        "inventory/reclass-config.yml")
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [svc.web, common]\n",
+            C + "svc/web/init.yml": "classes: [.db, common]\n",
+            C + "svc/web/db.yml": "",
+            C + "common.yaml": "",
+            "inventory/reclass-config.yml": "ignore_class_notfound: false\n",
+        },
+    )
+    assert t.inputs == (
+        T,
+        C + "svc/web/init.yml",
+        C + "svc/web/db.yml",
+        C + "common.yaml",
+        "inventory/reclass-config.yml",
+    )
     assert t.classes == ("svc.web.db", "common", "svc.web")
 
 
 def test_probes_are_the_candidate_files_not_found(tmp_path: Path) -> None:
     t = load(tmp_path, {T: "classes: [a.b]\n", C + "a/b.yml": ""})
     assert t.inputs == (T, C + "a/b.yml")
-    assert t.probes == (C + "a/b.yaml", C + "a/b/init.yml", C + "a/b/init.yaml", "inventory/reclass-config.yml")
+    assert t.probes == (
+        C + "a/b.yaml",
+        C + "a/b/init.yml",
+        C + "a/b/init.yaml",
+        "inventory/reclass-config.yml",
+    )
 
 
 def test_probes_include_every_candidate_of_an_ignored_class(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [x]\n", "inventory/reclass-config.yml": "ignore_class_notfound: true\n"})
+    t = load(
+        tmp_path,
+        {T: "classes: [x]\n", "inventory/reclass-config.yml": "ignore_class_notfound: true\n"},
+    )
     assert t.inputs == (T, "inventory/reclass-config.yml")
     assert t.probes == (C + "x.yml", C + "x.yaml", C + "x/init.yml", C + "x/init.yaml")
 
 
 def test_inputs_list_a_diamond_class_once(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "classes: [b, c]\n", C + "base.yml": "", C + "b.yml": "classes: [base]\n",
-                        C + "c.yml": "classes: [base]\n"})
+    t = load(
+        tmp_path,
+        {
+            T: "classes: [b, c]\n",
+            C + "base.yml": "",
+            C + "b.yml": "classes: [base]\n",
+            C + "c.yml": "classes: [base]\n",
+        },
+    )
     assert t.inputs == (T, C + "b.yml", C + "base.yml", C + "c.yml")
 
 
 def test_each_file_is_parsed_once_per_inventory(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"inventory/targets/x.yml": "classes: [a]\n", "inventory/targets/y.yml": "classes: [a]\n",
-                          C + "a.yml": "parameters: {l: [a]}\n"})
+    write_tree(
+        tmp_path,
+        {
+            "inventory/targets/x.yml": "classes: [a]\n",
+            "inventory/targets/y.yml": "classes: [a]\n",
+            C + "a.yml": "parameters: {l: [a]}\n",
+        },
+    )
     inv = Inventory(tmp_path)
     x, y = inv.target("x"), inv.target("y")
     assert inv.document(tmp_path / C / "a.yml") is inv.document(tmp_path / C / "a.yml")

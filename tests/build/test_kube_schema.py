@@ -16,75 +16,120 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.build import kube_schema
+from generator.build.kube_schema import Validator, cache_root, schema_version_for
 from generator.core.errors import GenError
 from generator.core.jsonpath import format_path
-from generator.build.kube_schema import Validator, cache_root, schema_version_for
 
 VERSIONS = ["1.25", "1.33"]
 
 
 def statefulset() -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": "web", "namespace": "shop", "labels": {"app.kubernetes.io/name": "web"}},
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": "web",
+            "namespace": "shop",
+            "labels": {"app.kubernetes.io/name": "web"},
+        },
         "spec": {
-            "serviceName": "web", "replicas": 3,
+            "serviceName": "web",
+            "replicas": 3,
             "selector": {"matchLabels": {"app": "web"}},
             "template": {
                 "metadata": {"labels": {"app": "web"}, "annotations": {"checksum/config": "abc"}},
                 "spec": {
-                    "containers": [{
-                        "name": "web", "image": "nginx:1.25",
-                        "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
-                        "env": [{"name": "MODE", "value": "prod"},
-                                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": 1}},
-                        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5},
-                        "livenessProbe": {"tcpSocket": {"port": 8080}},
-                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                    }],
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "nginx:1.25",
+                            "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
+                            "env": [
+                                {"name": "MODE", "value": "prod"},
+                                {
+                                    "name": "POD",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": 1},
+                            },
+                            "readinessProbe": {
+                                "httpGet": {"path": "/health", "port": "http"},
+                                "periodSeconds": 5,
+                            },
+                            "livenessProbe": {"tcpSocket": {"port": 8080}},
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
                     "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
                 },
             },
-            "volumeClaimTemplates": [{
-                "metadata": {"name": "data"},
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-            }],
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
         },
     }
 
 
 def service() -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": "web", "namespace": "shop"},
-        "spec": {"selector": {"app": "web"}, "type": "ClusterIP", "ports": [
-            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
-            {"name": "admin", "port": 9000, "targetPort": 9000},
-        ]},
+        "spec": {
+            "selector": {"app": "web"},
+            "type": "ClusterIP",
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+                {"name": "admin", "port": 9000, "targetPort": 9000},
+            ],
+        },
     }
 
 
 def ingress() -> dict[str, Any]:
     backend = {"service": {"name": "web", "port": {"name": "http"}}}
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": "web", "annotations": {"nginx.ingress.kubernetes.io/ssl-redirect": "true"}},
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": "web",
+            "annotations": {"nginx.ingress.kubernetes.io/ssl-redirect": "true"},
+        },
         "spec": {
             "ingressClassName": "nginx",
             "tls": [{"hosts": ["shop.example.org"], "secretName": "web-tls"}],
-            "rules": [{"host": "shop.example.org", "http": {"paths": [
-                {"path": "/", "pathType": "Prefix", "backend": backend},
-                {"path": "/api", "pathType": "Exact",
-                 "backend": {"service": {"name": "api", "port": {"number": 8080}}}},
-            ]}}],
+            "rules": [
+                {
+                    "host": "shop.example.org",
+                    "http": {
+                        "paths": [
+                            {"path": "/", "pathType": "Prefix", "backend": backend},
+                            {
+                                "path": "/api",
+                                "pathType": "Exact",
+                                "backend": {"service": {"name": "api", "port": {"number": 8080}}},
+                            },
+                        ]
+                    },
+                }
+            ],
         },
     }
 
 
 def endpointslice() -> dict[str, Any]:
     return {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
         "metadata": {"name": "db-1", "labels": {"kubernetes.io/service-name": "db"}},
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
@@ -94,14 +139,21 @@ def endpointslice() -> dict[str, Any]:
 
 def endpoints() -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "db"},
         "subsets": [{"addresses": [{"ip": "10.0.0.5"}], "ports": [{"name": "pg", "port": 5432}]}],
     }
 
 
 def configmap() -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
-            "data": {"app.yaml": "a: 1\n"}, "binaryData": {"blob": "AAEC"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg"},
+        "data": {"app.yaml": "a: 1\n"},
+        "binaryData": {"blob": "AAEC"},
+    }
 
 
 VALID = [statefulset, service, ingress, endpointslice, endpoints, configmap]
@@ -112,13 +164,21 @@ VALID = [statefulset, service, ingress, endpointslice, endpoints, configmap]
 
 @functools.cache
 def _oracle(version: str, api_version: str, kind: str) -> jsonschema.Draft202012Validator:
-    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{version}.0-local-strict"
+    root = (
+        Path(kubernetes_validate.__file__).parent
+        / "kubernetes-json-schema"
+        / f"v{version}.0-local-strict"
+    )
     schema = kubernetes_validate.utils.schema_contents(
-        f"kubernetes-json-schema/{root.name}/{kube_schema.schema_file_name(api_version, kind)}", version)
-    defs = kubernetes_validate.utils.schema_contents(f"kubernetes-json-schema/{root.name}/_definitions.json",
-                                                     version)
+        f"kubernetes-json-schema/{root.name}/{kube_schema.schema_file_name(api_version, kind)}",
+        version,
+    )
+    defs = kubernetes_validate.utils.schema_contents(
+        f"kubernetes-json-schema/{root.name}/_definitions.json", version
+    )
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(
-        (s["$id"], referencing.jsonschema.DRAFT202012.create_resource(s)) for s in (schema, defs))
+        (s["$id"], referencing.jsonschema.DRAFT202012.create_resource(s)) for s in (schema, defs)
+    )
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
@@ -167,7 +227,8 @@ def test_valid_objects_pass(validator: Validator, make: Any, version: str) -> No
 
 
 def test_valid_objects_are_accepted_by_the_fast_path_alone(
-        validator: Validator, monkeypatch: pytest.MonkeyPatch) -> None:
+    validator: Validator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_reference(*args: object) -> None:
         raise AssertionError("the reference validator ran for a valid object")
 
@@ -184,20 +245,24 @@ def test_unknown_field(validator: Validator) -> None:
     obj = statefulset()
     obj["spec"]["template"]["spec"]["containers"][0]["bogus"] = 1
     assert validator.validate(obj, "1.33") == [
-        "$.spec.template.spec.containers[0]: Additional properties are not allowed ('bogus' was unexpected)"]
+        "$.spec.template.spec.containers[0]: Additional properties are not allowed ('bogus' was unexpected)"
+    ]
 
 
 def test_wrong_type(validator: Validator) -> None:
     obj = statefulset()
     obj["spec"]["replicas"] = "three"
-    assert validator.validate(obj, "1.25.16") == ["$.spec.replicas: 'three' is not of type 'integer', 'null'"]
+    assert validator.validate(obj, "1.25.16") == [
+        "$.spec.replicas: 'three' is not of type 'integer', 'null'"
+    ]
 
 
 def test_missing_required_field(validator: Validator) -> None:
     obj = statefulset()
     del obj["spec"]["template"]["spec"]["containers"][0]["name"]
     assert validator.validate(obj, "1.33") == [
-        "$.spec.template.spec.containers[0]: 'name' is a required property"]
+        "$.spec.template.spec.containers[0]: 'name' is a required property"
+    ]
 
 
 def test_all_errors_are_reported_sorted(validator: Validator) -> None:
@@ -210,10 +275,20 @@ def test_all_errors_are_reported_sorted(validator: Validator) -> None:
     assert paths(messages) == oracle_paths(obj, "1.33")
 
 
-@pytest.mark.parametrize("target, valid", [
-    ("http", True), (8080, True), (8080.0, True), ("8080", True),
-    (8080.5, False), (True, False), (None, False), ({"port": 1}, False), (["http"], False),
-])
+@pytest.mark.parametrize(
+    "target, valid",
+    [
+        ("http", True),
+        (8080, True),
+        (8080.0, True),
+        ("8080", True),
+        (8080.5, False),
+        (True, False),
+        (None, False),
+        ({"port": 1}, False),
+        (["http"], False),
+    ],
+)
 def test_int_or_string(validator: Validator, target: object, valid: bool) -> None:
     obj = service()
     obj["spec"]["ports"][0]["targetPort"] = target
@@ -224,7 +299,9 @@ def test_int_or_string(validator: Validator, target: object, valid: bool) -> Non
 def test_port_must_be_an_integer(validator: Validator) -> None:
     obj = service()
     obj["spec"]["ports"][1]["port"] = "9000"
-    assert validator.validate(obj, "1.33") == ["$.spec.ports[1].port: '9000' is not of type 'integer'"]
+    assert validator.validate(obj, "1.33") == [
+        "$.spec.ports[1].port: '9000' is not of type 'integer'"
+    ]
 
 
 def test_tuples_are_not_arrays(validator: Validator) -> None:
@@ -243,12 +320,27 @@ def test_wrong_kind_spelling_is_a_schema_error(validator: Validator) -> None:
 
 def test_property_named_dollar_ref_in_a_crd(validator: Validator) -> None:
     crd: dict[str, Any] = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.org"},
-        "spec": {"group": "example.org", "scope": "Namespaced",
-                 "names": {"plural": "widgets", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                     "type": "object", "properties": {"spec": {"$ref": "#/definitions/x"}}}}}]},
+        "spec": {
+            "group": "example.org",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": {"$ref": "#/definitions/x"}},
+                        }
+                    },
+                }
+            ],
+        },
     }
     assert validator.validate(crd, "1.33") == []
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["$ref"] = 7
@@ -256,16 +348,32 @@ def test_property_named_dollar_ref_in_a_crd(validator: Validator) -> None:
 
 
 def _values() -> st.SearchStrategy[Any]:
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**40), st.sampled_from([2.0, 0.5]),
-                        st.text(max_size=4), st.sampled_from(["http", "TCP", "Prefix", "IPv4"]))
-    return st.one_of(scalars, st.lists(scalars, max_size=2), st.dictionaries(st.text(max_size=3), scalars,
-                                                                              max_size=2),
-                     st.just(()), st.just([{}]))
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 2**40),
+        st.sampled_from([2.0, 0.5]),
+        st.text(max_size=4),
+        st.sampled_from(["http", "TCP", "Prefix", "IPv4"]),
+    )
+    return st.one_of(
+        scalars,
+        st.lists(scalars, max_size=2),
+        st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+        st.just(()),
+        st.just([{}]),
+    )
 
 
 def _slots(node: Any) -> list[tuple[Any, Any]]:
     """Every (container, key-or-index) in a JSON tree."""
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else []
+    )
     out: list[tuple[Any, Any]] = []
     for key, value in items:
         out.append((node, key))
@@ -286,13 +394,19 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
         elif action == "delete" and isinstance(container, dict):
             del container[key]
         elif isinstance(container, dict):
-            container[draw(st.sampled_from(["bogus", "name", "$ref", "port", "spec"]))] = draw(_values())
+            container[draw(st.sampled_from(["bogus", "name", "$ref", "port", "spec"]))] = draw(
+                _values()
+            )
     return obj
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(obj=mutated(), version=st.sampled_from(VERSIONS))
-def test_same_verdict_as_jsonschema(validator: Validator, obj: dict[str, Any], version: str) -> None:
+def test_same_verdict_as_jsonschema(
+    validator: Validator, obj: dict[str, Any], version: str
+) -> None:
     assert paths(validator.validate(obj, version)) == oracle_paths(obj, version)
 
 
@@ -302,25 +416,38 @@ def test_same_verdict_as_jsonschema(validator: Validator, obj: dict[str, Any], v
 def test_unknown_kind(validator: Validator) -> None:
     widget = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert validator.validate(widget, "1.33.4") == [
-        "$: no schema exists for example.org/v1 Widget in Kubernetes 1.33"]
+        "$: no schema exists for example.org/v1 Widget in Kubernetes 1.33"
+    ]
     assert not validator.prepare("1.33.4", "example.org/v1", "Widget")
 
 
 def test_skip_kinds() -> None:
     skipping = Validator(skip_kinds={("example.org/v1", "Widget")})
-    assert skipping.validate({"apiVersion": "example.org/v1", "kind": "Widget", "x": 1}, "1.33") == []
+    assert (
+        skipping.validate({"apiVersion": "example.org/v1", "kind": "Widget", "x": 1}, "1.33") == []
+    )
 
 
-@pytest.mark.parametrize("obj", [{}, {"kind": "ConfigMap"}, {"apiVersion": "v1", "kind": 3},
-                                 {"apiVersion": "../../x", "kind": "../y"}])
-def test_objects_without_usable_apiversion_and_kind(validator: Validator, obj: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {},
+        {"kind": "ConfigMap"},
+        {"apiVersion": "v1", "kind": 3},
+        {"apiVersion": "../../x", "kind": "../y"},
+    ],
+)
+def test_objects_without_usable_apiversion_and_kind(
+    validator: Validator, obj: dict[str, Any]
+) -> None:
     assert len(validator.validate(obj, "1.33")) == 1
 
 
 def test_removed_api_has_no_schema_in_newer_versions(validator: Validator) -> None:
     psp = {"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "p"}}
     assert validator.validate(psp, "1.33") == [
-        "$: no schema exists for policy/v1beta1 PodSecurityPolicy in Kubernetes 1.33"]
+        "$: no schema exists for policy/v1beta1 PodSecurityPolicy in Kubernetes 1.33"
+    ]
 
 
 # --- version selection ----------------------------------------------------------------------------
@@ -348,20 +475,35 @@ def test_newer_than_bundled_uses_newest_with_warning() -> None:
 
 def test_minor_versions_compare_numerically(monkeypatch: pytest.MonkeyPatch) -> None:
     real = kube_schema._bundle()
-    dirs = {(1, 9): "v1.9.0-local-strict", (1, 10): "v1.10.0-local-strict", (1, 11): "v1.11.0-local-strict"}
-    monkeypatch.setattr(kube_schema, "_bundle", lambda: kube_schema._Bundle(real.root, real.version, dirs))
+    dirs = {
+        (1, 9): "v1.9.0-local-strict",
+        (1, 10): "v1.10.0-local-strict",
+        (1, 11): "v1.11.0-local-strict",
+    }
+    monkeypatch.setattr(
+        kube_schema, "_bundle", lambda: kube_schema._Bundle(real.root, real.version, dirs)
+    )
     assert schema_version_for("1.10.3") == ("1.10", None)
     assert schema_version_for("1.9.9") == ("1.9", None)
     assert schema_version_for("v1.11") == ("1.11", None)
-    assert schema_version_for("1.100")[0] == "1.11" and "newer" in str(schema_version_for("1.100")[1])
+    assert schema_version_for("1.100")[0] == "1.11" and "newer" in str(
+        schema_version_for("1.100")[1]
+    )
     assert schema_version_for("1.8")[0] == "1.9" and "older" in str(schema_version_for("1.8")[1])
 
 
 def test_patch_releases_of_schemas_pick_the_highest(tmp_path: Path) -> None:
-    for name in ["v1.9.0-local-strict", "v1.10.2-local-strict", "v1.10.10-local-strict", "v1.10.9-local"]:
+    for name in [
+        "v1.9.0-local-strict",
+        "v1.10.2-local-strict",
+        "v1.10.10-local-strict",
+        "v1.10.9-local",
+    ]:
         (tmp_path / name).mkdir()
-    assert kube_schema._strict_dirs(tmp_path) == {(1, 9): "v1.9.0-local-strict",
-                                                  (1, 10): "v1.10.10-local-strict"}
+    assert kube_schema._strict_dirs(tmp_path) == {
+        (1, 9): "v1.9.0-local-strict",
+        (1, 10): "v1.10.10-local-strict",
+    }
 
 
 @pytest.mark.parametrize("bad", ["", "latest", "1", "1.x", "v", "1.33.4.5.6.7 junk"])
@@ -403,7 +545,9 @@ def test_cache_layout_and_reuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "stale", "bad-pyc", "no-pyc"])
-def test_damaged_cache_is_regenerated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+def test_damaged_cache_is_regenerated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
     monkeypatch.setenv("GEN_CACHE_DIR", str(tmp_path))
     assert Validator().prepare("1.33", "v1", "ConfigMap")
     py = next(tmp_path.rglob("configmap-v1.py"))
@@ -435,4 +579,6 @@ def test_unwritable_cache_is_not_fatal(tmp_path: Path) -> None:
     assert v.validate(configmap(), "1.33") == []
     bad = configmap()
     bad["bogus"] = 1
-    assert v.validate(bad, "1.33") == ["$: Additional properties are not allowed ('bogus' was unexpected)"]
+    assert v.validate(bad, "1.33") == [
+        "$: Additional properties are not allowed ('bogus' was unexpected)"
+    ]

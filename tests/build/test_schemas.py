@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from generator.build import inventory, schemas as validate
+from generator.build import inventory
+from generator.build import schemas as validate
 from tests.support.project import REPO
 
 
@@ -22,7 +23,9 @@ def params() -> dict[str, Any]:
     return inventory.Inventory(REPO).target("cn-east-1").parameters
 
 
-def test_fast_path_is_built_for_the_repository_schemas(schemas: tuple[validate.Schemas, validate.Schemas]) -> None:
+def test_fast_path_is_built_for_the_repository_schemas(
+    schemas: tuple[validate.Schemas, validate.Schemas],
+) -> None:
     fast, reference = schemas
     assert fast.fast is not None and reference.fast is None
 
@@ -37,18 +40,24 @@ BREAKAGES = {
     "duration without a unit": (("site", "monitoring", "eval_interval"), "30"),
     "zero duration without a unit": (("site", "monitoring", "repeat_every"), "0"),
     "enum": (("services", "gatekeeper", "anti_affinity"), "sometimes"),
-    "probe oneOf": (("services", "gatekeeper", "probes", "readiness"), {"tcp_port": 1, "command": ["x"]}),
+    "probe oneOf": (
+        ("services", "gatekeeper", "probes", "readiness"),
+        {"tcp_port": 1, "command": ["x"]},
+    ),
     "bool is not integer": (("services", "gatekeeper", "replicas"), True),
     "version as number": (("site", "kubernetes_version"), 1.25),
     "unknown key of a component": (("services", "gatekeeper", "schedule"), "daily"),
-    "site component parameter": (("site", "external"),
-                                 {"r": {"addresses": ["10.0.0.1"], "ports": [{"port": "x"}]}}),
+    "site component parameter": (
+        ("site", "external"),
+        {"r": {"addresses": ["10.0.0.1"], "ports": [{"port": "x"}]}},
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BREAKAGES))
-def test_fast_path_rejects_what_the_reference_rejects(case: str, params: dict[str, Any],
-                                                      schemas: tuple[validate.Schemas, validate.Schemas]) -> None:
+def test_fast_path_rejects_what_the_reference_rejects(
+    case: str, params: dict[str, Any], schemas: tuple[validate.Schemas, validate.Schemas]
+) -> None:
     path, value = BREAKAGES[case]
     broken = copy.deepcopy(params)
     node = broken
@@ -60,7 +69,9 @@ def test_fast_path_rejects_what_the_reference_rejects(case: str, params: dict[st
     assert not validate._valid(fast, broken)
 
 
-def test_fast_path_accepts_the_reference_platform(schemas: tuple[validate.Schemas, validate.Schemas]) -> None:
+def test_fast_path_accepts_the_reference_platform(
+    schemas: tuple[validate.Schemas, validate.Schemas],
+) -> None:
     fast, reference = schemas
     for name in ("cn-east-1", "cn-north-2"):
         target = inventory.Inventory(REPO).target(name)
@@ -68,8 +79,9 @@ def test_fast_path_accepts_the_reference_platform(schemas: tuple[validate.Schema
         assert not list(reference.validator.iter_errors(target.parameters))
 
 
-def test_defaults_are_filled_without_touching_the_input(params: dict[str, Any],
-                                                        schemas: tuple[validate.Schemas, validate.Schemas]) -> None:
+def test_defaults_are_filled_without_touching_the_input(
+    params: dict[str, Any], schemas: tuple[validate.Schemas, validate.Schemas]
+) -> None:
     before = copy.deepcopy(params)
     filled = validate.with_defaults(schemas[1], params)
     assert params == before
@@ -80,6 +92,10 @@ def test_defaults_are_filled_without_touching_the_input(params: dict[str, Any],
 
 def test_unreadable_schema_is_a_located_error(tmp_path: Path) -> None:
     (tmp_path / "schemas").mkdir()
-    (tmp_path / "schemas" / "target.schema.json").write_text('{"type": "object",\n  "required": [}\n')
-    with pytest.raises(validate.errors.ProblemReport, match=r"schemas/target.schema.json:2:\d+  invalid JSON"):
+    (tmp_path / "schemas" / "target.schema.json").write_text(
+        '{"type": "object",\n  "required": [}\n'
+    )
+    with pytest.raises(
+        validate.errors.ProblemReport, match=r"schemas/target.schema.json:2:\d+  invalid JSON"
+    ):
         validate.load(tmp_path)

@@ -19,7 +19,9 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     original = render.Renderer._render
 
-    def counting(self: render.Renderer, name: str, context: dict[str, Any], source: str, unit: str) -> str:
+    def counting(
+        self: render.Renderer, name: str, context: dict[str, Any], source: str, unit: str
+    ) -> str:
         counts[(name, unit)] += 1
         return original(self, name, context, source, unit)
 
@@ -28,7 +30,8 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, str]]:
 
 
 def test_every_template_is_rendered_once_per_unit_agent_rbac_included(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     counts = count_renders(monkeypatch)
     pipeline.run(pipeline.Options(project, targets=("cn-east-1",), use_cache=False, jobs=1))
     assert counts[(RBAC_TEMPLATE, "service gen-agent")] == 1
@@ -54,7 +57,10 @@ def test_a_template_reading_a_late_variable_waits_for_its_value(tmp_path: Path) 
     (tmp_path / "components" / "c" / "a.yml.j2").write_text(early)
     (tmp_path / "components" / "c" / "b.yml.j2").write_text(late)
     renderer = render.Renderer(tmp_path, late=frozenset({"count"}))
-    params: dict[str, Any] = {"site": {"components": ["c"], "kubernetes_version": "1.33"}, "services": {}}
+    params: dict[str, Any] = {
+        "site": {"components": ["c"], "kubernetes_version": "1.33"},
+        "services": {},
+    }
     assert [r.obj["metadata"]["name"] for r in renderer.site("s", params)] == ["early"]
     [item] = renderer.site("s", params, late={"count": 1})
     assert item.obj["data"] == {"n": "1"}

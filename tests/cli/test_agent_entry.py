@@ -15,8 +15,14 @@ import yaml
 from generator import cli
 from tests.support.project import REPO
 
-COMPILER = ("jinja2", "ruamel", "jsonschema", "fastjsonschema", "kubernetes_validate",
-            "referencing")
+COMPILER = (
+    "jinja2",
+    "ruamel",
+    "jsonschema",
+    "fastjsonschema",
+    "kubernetes_validate",
+    "referencing",
+)
 BLOCK_COMPILER = "import sys\nfor m in %r: sys.modules[m] = None\n" % (COMPILER,)
 """Makes importing any compiler library fail as if it were not installed."""
 
@@ -24,13 +30,16 @@ BLOCK_COMPILER = "import sys\nfor m in %r: sys.modules[m] = None\n" % (COMPILER,
 def python(code: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     """``python -c code args`` with this checkout first on the path."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
 def test_importing_the_agent_entry_point_loads_no_compiler_library() -> None:
-    code = "import json, sys\nfrom generator.cli import agent_main\n" \
-           "print(json.dumps(sorted(sys.modules)))"
+    code = (
+        "import json, sys\nfrom generator.cli import agent_main\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
     done = python(code)
     assert done.returncode == 0, done.stderr
     loaded = {name.split(".")[0] for name in json.loads(done.stdout)}
@@ -40,8 +49,9 @@ def test_importing_the_agent_entry_point_loads_no_compiler_library() -> None:
 
 def test_the_agent_runs_without_the_compiler() -> None:
     # start: what `gen-agent run` imports (the kubernetes client only tries kubernetes_validate)
-    code = "from generator.run.agent import start\nfrom generator.cli import agent_main\n" \
-           "agent_main()"
+    code = (
+        "from generator.run.agent import start\nfrom generator.cli import agent_main\nagent_main()"
+    )
     done = python(BLOCK_COMPILER + code, "run", "--help")
     assert done.returncode == 0, done.stderr
     assert re.search(r"Usage: gen-agent run \[OPTIONS\]", done.stdout)
@@ -70,12 +80,19 @@ def test_the_compiler_libraries_are_the_compile_extra_only() -> None:
 
 def test_a_command_that_compiles_without_the_compiler_says_what_to_install(project: Path) -> None:
     for command in (["compile"], ["validate"], ["inventory", "-t", "cn-east-1"]):
-        done = python(BLOCK_COMPILER + "from generator.cli import main\nmain()", *command,
-                      "--root", str(project))
+        done = python(
+            BLOCK_COMPILER + "from generator.cli import main\nmain()",
+            *command,
+            "--root",
+            str(project),
+        )
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         [line] = done.stderr.splitlines()
-        said = re.fullmatch(r"gen: this command compiles, and the compiler is not installed "
-                            r"\((\S+) is missing\): pip install 'gen-gitops\[compile\]'", line)
+        said = re.fullmatch(
+            r"gen: this command compiles, and the compiler is not installed "
+            r"\((\S+) is missing\): pip install 'gen-gitops\[compile\]'",
+            line,
+        )
         assert said and said[1] in cli.COMPILE_EXTRA.values(), line
 
 

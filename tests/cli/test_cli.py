@@ -35,41 +35,77 @@ EAST = "inventory/targets/cn-east-1.yml"
 BAD_INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
     "malformed yaml": (
         lambda r: edit(r / GATEKEEPER, "      replicas: 1\n", "      replicas: [1\n"),
-        "inventory/classes/services/gatekeeper.yml:11:19  invalid YAML: while parsing a flow sequence expected ',' or ']', but got ':'"),
+        "inventory/classes/services/gatekeeper.yml:11:19  invalid YAML: while parsing a flow sequence expected ',' or ']', but got ':'",
+    ),
     "duplicate key": (
-        lambda r: edit(r / GATEKEEPER, "      replicas: 1\n", "      replicas: 1\n      replicas: 2\n"),
-        "inventory/classes/services/gatekeeper.yml:11:7  $.parameters.services.gatekeeper.replicas  duplicate key 'replicas'"),
+        lambda r: edit(
+            r / GATEKEEPER, "      replicas: 1\n", "      replicas: 1\n      replicas: 2\n"
+        ),
+        "inventory/classes/services/gatekeeper.yml:11:7  $.parameters.services.gatekeeper.replicas  duplicate key 'replicas'",
+    ),
     "unknown class": (
         lambda r: edit(r / EAST, "  - sites.kubekey\n", "  - sites.kubekee\n"),
-        "inventory/targets/cn-east-1.yml:4:5  class 'sites.kubekee' not found"),
+        "inventory/targets/cn-east-1.yml:4:5  class 'sites.kubekee' not found",
+    ),
     "cyclic classes": (
-        lambda r: (edit(r / "inventory/classes/sites/kubekey.yml", "parameters:", "classes: [common]\nparameters:"),
-                   edit(r / "inventory/classes/common.yml", "parameters:", "classes: [sites.kubekey]\nparameters:")),
-        "class cycle: common -> sites.kubekey -> common"),
+        lambda r: (
+            edit(
+                r / "inventory/classes/sites/kubekey.yml",
+                "parameters:",
+                "classes: [common]\nparameters:",
+            ),
+            edit(
+                r / "inventory/classes/common.yml",
+                "parameters:",
+                "classes: [sites.kubekey]\nparameters:",
+            ),
+        ),
+        "class cycle: common -> sites.kubekey -> common",
+    ),
     "cyclic reference": (
-        lambda r: edit(r / GATEKEEPER, "gatekeeper_version: v362", "gatekeeper_version: ${services:gatekeeper:tag}"),
-        "$.services.gatekeeper.tag  reference cycle: $.services.gatekeeper.tag -> $.gatekeeper_version -> $.services.gatekeeper.tag"),
+        lambda r: edit(
+            r / GATEKEEPER,
+            "gatekeeper_version: v362",
+            "gatekeeper_version: ${services:gatekeeper:tag}",
+        ),
+        "$.services.gatekeeper.tag  reference cycle: $.services.gatekeeper.tag -> $.gatekeeper_version -> $.services.gatekeeper.tag",
+    ),
     "unresolvable reference": (
         lambda r: edit(r / GATEKEEPER, "tag: ${gatekeeper_version}", "tag: ${gatekeeper_versoin}"),
         "inventory/classes/services/gatekeeper.yml:9:7  $.services.gatekeeper.tag  cannot resolve reference "
-        "${gatekeeper_versoin}: key 'gatekeeper_versoin' not found in $"),
+        "${gatekeeper_versoin}: key 'gatekeeper_versoin' not found in $",
+    ),
     "dict over scalar": (
-        lambda r: edit(r / EAST, "    kubernetes_version: \"1.25.16\"\n", "    namespace: {name: x}\n    kubernetes_version: \"1.25.16\"\n"),
+        lambda r: edit(
+            r / EAST,
+            '    kubernetes_version: "1.25.16"\n',
+            '    namespace: {name: x}\n    kubernetes_version: "1.25.16"\n',
+        ),
         "inventory/targets/cn-east-1.yml:10:5  $.site.namespace  cannot merge a mapping over a str ('project') "
-        "set at inventory/classes/common.yml:5:5"),
+        "set at inventory/classes/common.yml:5:5",
+    ),
     "wrong type": (
         lambda r: edit(r / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n"),
-        "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  'three' is not of type 'integer'"),
+        "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  'three' is not of type 'integer'",
+    ),
     "template failure": (
-        lambda r: edit(r / "components/stateful-service/service.yml.j2", "  type: {{ service.service_type }}",
-                       "  type: {{ service.servce_type }}"),
+        lambda r: edit(
+            r / "components/stateful-service/service.yml.j2",
+            "  type: {{ service.service_type }}",
+            "  type: {{ service.servce_type }}",
+        ),
         "components/stateful-service/service.yml.j2:9  service gatekeeper: undefined value: 'dict object' has no "
-        "attribute 'servce_type'"),
+        "attribute 'servce_type'",
+    ),
     "kubernetes schema violation": (
-        lambda r: edit(r / "components/stateful-service/service.yml.j2", "  type: {{ service.service_type }}",
-                       "  type: {{ service.service_type }}\n  sessionAffinityy: None"),
+        lambda r: edit(
+            r / "components/stateful-service/service.yml.j2",
+            "  type: {{ service.service_type }}",
+            "  type: {{ service.service_type }}\n  sessionAffinityy: None",
+        ),
         "components/stateful-service/service.yml.j2  service gatekeeper: Service project/gatekeeper: $.spec: "
-        "Additional properties are not allowed ('sessionAffinityy' was unexpected)"),
+        "Additional properties are not allowed ('sessionAffinityy' was unexpected)",
+    ),
 }
 
 
@@ -87,17 +123,30 @@ def test_bad_input_gives_one_located_message_and_writes_nothing(project: Path, c
 
 def test_validate_reports_every_problem_at_once_pointing_at_the_setting_file(project: Path) -> None:
     edit(project / GATEKEEPER, "      replicas: 1\n", "      replicas: -1\n")
-    edit(project / EAST, "    kubernetes_version: \"1.25.16\"\n", "    kubernetes_version: 1.25\n    colour: blue\n")
+    edit(
+        project / EAST,
+        '    kubernetes_version: "1.25.16"\n',
+        "    kubernetes_version: 1.25\n    colour: blue\n",
+    )
     code, out, err = gen("validate", "--root", str(project))
     assert code == 1
     lines = err.splitlines()
-    assert "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  -1 is less than the " \
-           "minimum of 0 (target: cn-east-1)" in lines
-    assert "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  -1 is less than the " \
-           "minimum of 0 (target: cn-north-2)" not in lines  # cn-north-2 overrides replicas
-    assert "inventory/targets/cn-east-1.yml:10:5  $.site.kubernetes_version  1.25 is not of type 'string'" in lines
-    assert any(line.startswith("inventory/targets/cn-east-1.yml:11:5  $.site.colour  unknown key 'colour'")
-               for line in lines)
+    assert (
+        "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  -1 is less than the "
+        "minimum of 0 (target: cn-east-1)" in lines
+    )
+    assert (
+        "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  -1 is less than the "
+        "minimum of 0 (target: cn-north-2)" not in lines
+    )  # cn-north-2 overrides replicas
+    assert (
+        "inventory/targets/cn-east-1.yml:10:5  $.site.kubernetes_version  1.25 is not of type 'string'"
+        in lines
+    )
+    assert any(
+        line.startswith("inventory/targets/cn-east-1.yml:11:5  $.site.colour  unknown key 'colour'")
+        for line in lines
+    )
     assert lines[-1] == "1 of 2 target(s) invalid"
 
 
@@ -132,7 +181,9 @@ def test_unknown_target_is_a_user_error() -> None:
 def test_installed_console_script_compiles_end_to_end(project: Path) -> None:
     gen_bin = Path(sys.executable).with_name("gen")
     (project / "compiled").rename(project / "old")
-    done = subprocess.run([str(gen_bin), "compile", "--root", str(project)], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(gen_bin), "compile", "--root", str(project)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     files = len(tree_digest(project / "old"))
     assert done.stdout.startswith(f"compiled 2 site(s), 0 unchanged, {files} file(s) changed")
@@ -146,14 +197,30 @@ def test_usage_error_exits_2() -> None:
 
 @pytest.mark.parametrize("option, value", [("--interval", "90"), ("--health-timeout", "3")])
 def test_agent_durations_without_a_unit_are_refused_naming_option_and_variable(
-        tmp_path: Path, option: str, value: str) -> None:
+    tmp_path: Path, option: str, value: str
+) -> None:
     signers = tmp_path / "allowed_signers"
     signers.write_text("")
-    code, out, err = gen("agent", "run", "--site", "cn-east-1", "--allowed-signers", str(signers),
-                         "--envelopes", str(tmp_path / "inbox"), "--state-dir", str(tmp_path / "state"),
-                         "--once", option, value)
+    code, out, err = gen(
+        "agent",
+        "run",
+        "--site",
+        "cn-east-1",
+        "--allowed-signers",
+        str(signers),
+        "--envelopes",
+        str(tmp_path / "inbox"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--once",
+        option,
+        value,
+    )
     variable = "GEN_AGENT_" + option.removeprefix("--").replace("-", "_").upper()
     assert code == 1
-    assert f"{option}/{variable}: {value!r} is not a positive duration: a unit is required" in out + err
+    assert (
+        f"{option}/{variable}: {value!r} is not a positive duration: a unit is required"
+        in out + err
+    )
     assert "Traceback" not in out + err
     assert not (tmp_path / "state").exists()

@@ -18,9 +18,9 @@ import yaml
 from typer.testing import CliRunner
 
 from generator.cli import app
+from tests.support.project import REPO
 from tests.support.review import GATEKEEPER, edit, git, make_repo
 
-from tests.support.project import REPO
 GEN = Path(sys.executable).with_name("gen")
 IMAGE = "dockerhub.kubekey.local/project/gatekeeper"
 runner = CliRunner()
@@ -71,9 +71,14 @@ EAST_SECTION = f"""
 def test_markdown_for_a_one_line_change_names_the_objects_and_fields(bumped: Path) -> None:
     code, out, err = gen("diff", "--root", str(bumped), "--format", "markdown")
     assert code == 1, err
-    assert out.startswith("<!-- gen-diff -->\n### gen diff: 1 of 2 sites differs (1 changed)\n\nCompiled output "
-                          "of the inventory in the working tree compared with `merge-base(HEAD, main) (")
-    assert "| site | added | removed | changed |\n| :--- | ---: | ---: | ---: |\n| `cn-east-1` | 0 | 0 | 2 |\n" in out
+    assert out.startswith(
+        "<!-- gen-diff -->\n### gen diff: 1 of 2 sites differs (1 changed)\n\nCompiled output "
+        "of the inventory in the working tree compared with `merge-base(HEAD, main) ("
+    )
+    assert (
+        "| site | added | removed | changed |\n| :--- | ---: | ---: | ---: |\n| `cn-east-1` | 0 | 0 | 2 |\n"
+        in out
+    )
     assert "1 site unchanged." in out
     assert EAST_SECTION in out
 
@@ -82,9 +87,16 @@ def test_text_report_and_exit_status(bumped: Path) -> None:
     code, out, _ = gen("diff", "--root", str(bumped))
     assert code == 1
     lines = out.splitlines()
-    assert lines[1:5] == ["1 of 2 sites differs (1 changed)", "", "site          +    -    ~",
-                          "cn-east-1     0    0    2"]
-    assert f'      ~ spec.template.spec.containers[name=gatekeeper].image: "{IMAGE}:v362" -> "{IMAGE}:v363"' in lines
+    assert lines[1:5] == [
+        "1 of 2 sites differs (1 changed)",
+        "",
+        "site          +    -    ~",
+        "cn-east-1     0    0    2",
+    ]
+    assert (
+        f'      ~ spec.template.spec.containers[name=gatekeeper].image: "{IMAGE}:v362" -> "{IMAGE}:v363"'
+        in lines
+    )
     assert "\x1b[" not in out  # not a terminal: no colour
 
 
@@ -101,12 +113,25 @@ def test_json_for_scripts(bumped: Path) -> None:
     code, out, _ = gen("diff", "--root", str(bumped), "-f", "json", "--base", "main")
     doc = json.loads(out)
     assert code == 1 and doc["differs"] is True and doc["base"]["ref"] == "main"
-    assert doc["summary"] == {"sites": {"added": 0, "removed": 0, "changed": 1, "unchanged": 1},
-                              "objects": {"added": 0, "removed": 0, "changed": 2}}
+    assert doc["summary"] == {
+        "sites": {"added": 0, "removed": 0, "changed": 1, "unchanged": 1},
+        "objects": {"added": 0, "removed": 0, "changed": 2},
+    }
     (field,) = doc["sites"][0]["entries"][0]["fields"]
-    assert field == {"path": "spec.template.spec.containers[name=gatekeeper].image",
-                     "segments": ["spec", "template", "spec", "containers", {"key": "name", "value": "gatekeeper"},
-                                  "image"], "op": "changed", "old": f"{IMAGE}:v362", "new": f"{IMAGE}:v363"}
+    assert field == {
+        "path": "spec.template.spec.containers[name=gatekeeper].image",
+        "segments": [
+            "spec",
+            "template",
+            "spec",
+            "containers",
+            {"key": "name", "value": "gatekeeper"},
+            "image",
+        ],
+        "op": "changed",
+        "old": f"{IMAGE}:v362",
+        "new": f"{IMAGE}:v363",
+    }
 
 
 def test_base_from_the_environment_and_verbose_timing(bumped: Path) -> None:
@@ -128,7 +153,11 @@ def test_user_errors_exit_1_with_the_repository_and_ref(repo: Path, tmp_path: Pa
 def test_inventory_problems_stop_the_diff_with_their_locations(repo: Path) -> None:
     edit(repo / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n")
     code, _, err = gen("diff", "--root", str(repo))
-    assert code == 1 and f"{GATEKEEPER}:10:7  $.services.gatekeeper.replicas  'three' is not of type 'integer'" in err
+    assert (
+        code == 1
+        and f"{GATEKEEPER}:10:7  $.services.gatekeeper.replicas  'three' is not of type 'integer'"
+        in err
+    )
     code, out, _ = gen("diff", "--root", str(repo), "-f", "json")
     assert code == 1 and json.loads(out)["problems"][0]["path"] == "$.services.gatekeeper.replicas"
 
@@ -158,7 +187,9 @@ def test_a_bug_exits_70_with_a_hint(repo: Path, monkeypatch: pytest.MonkeyPatch)
 def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run the installed console script with stdout and stderr on a pseudo-terminal."""
     master, slave = os.openpty()
-    proc = subprocess.Popen([str(GEN), *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [str(GEN), *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -189,15 +220,21 @@ def test_colour_on_a_terminal_unless_no_color(bumped: Path) -> None:
 
 def test_colour_can_be_forced_into_a_pipe(bumped: Path) -> None:
     for args in (["diff", "--color", "always"], ["--color", "always", "diff"]):
-        done = subprocess.run([str(GEN), *args, "--root", str(bumped)], capture_output=True, text=True,
-                              env=plain_env())
+        done = subprocess.run(
+            [str(GEN), *args, "--root", str(bumped)],
+            capture_output=True,
+            text=True,
+            env=plain_env(),
+        )
         assert "\x1b[33m~ StatefulSet.apps project/gatekeeper" in done.stdout
 
 
 def test_progress_bar_on_a_terminal_only(bumped: Path) -> None:
     _, out = run_on_terminal(["compile", "--root", str(bumped), "--no-cache"], plain_env())
     assert "compiling" in out and "2/2" in out
-    done = subprocess.run([str(GEN), "compile", "--root", str(bumped), "--no-cache"], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(GEN), "compile", "--root", str(bumped), "--no-cache"], capture_output=True, text=True
+    )
     assert done.returncode == 0 and done.stderr == ""
 
 
@@ -211,15 +248,24 @@ def test_validate_json_lists_problems_as_objects(project: Path) -> None:
     code, out, _ = gen("validate", "--root", str(project), "--format", "json")
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False
-    assert {"file": GATEKEEPER, "line": 10, "column": 7, "path": "$.services.gatekeeper.replicas",
-            "message": "'three' is not of type 'integer' (target: cn-east-1)"} in doc["problems"]
+    assert {
+        "file": GATEKEEPER,
+        "line": 10,
+        "column": 7,
+        "path": "$.services.gatekeeper.replicas",
+        "message": "'three' is not of type 'integer' (target: cn-east-1)",
+    } in doc["problems"]
     assert doc["summary"] == "1 of 2 target(s) invalid"
 
 
 def test_validate_json_and_quiet_when_valid(project: Path) -> None:
     code, out, _ = gen("validate", "--root", str(project), "-f", "json")
-    assert code == 0 and json.loads(out) == {"ok": True, "summary": "2 target(s) valid", "problems": [],
-                                             "targets": ["cn-east-1", "cn-north-2"]}
+    assert code == 0 and json.loads(out) == {
+        "ok": True,
+        "summary": "2 target(s) valid",
+        "problems": [],
+        "targets": ["cn-east-1", "cn-north-2"],
+    }
     assert gen("validate", "--root", str(project), "-q") == (0, "", "")
     assert gen("-q", "validate", "--root", str(project)) == (0, "", "")
 
@@ -227,14 +273,18 @@ def test_validate_json_and_quiet_when_valid(project: Path) -> None:
 def test_user_errors_are_json_too_when_json_was_asked_for(project: Path) -> None:
     code, out, _ = gen("validate", "--root", str(project), "-t", "nowhere", "-f", "json")
     assert code == 1 and json.loads(out) == {
-        "ok": False, "problems": [],
-        "summary": "unknown target nowhere; targets: cn-east-1, cn-north-2"}
+        "ok": False,
+        "problems": [],
+        "summary": "unknown target nowhere; targets: cn-east-1, cn-north-2",
+    }
 
 
 def test_targets_json(project: Path) -> None:
     code, out, _ = gen("targets", "--root", str(project), "-f", "json")
-    assert code == 0 and json.loads(out) == [{"name": "cn-east-1", "file": "inventory/targets/cn-east-1.yml"},
-                                             {"name": "cn-north-2", "file": "inventory/targets/cn-north-2.yml"}]
+    assert code == 0 and json.loads(out) == [
+        {"name": "cn-east-1", "file": "inventory/targets/cn-east-1.yml"},
+        {"name": "cn-north-2", "file": "inventory/targets/cn-north-2.yml"},
+    ]
 
 
 def test_compile_check_json_and_verbose(bumped: Path) -> None:
@@ -243,7 +293,10 @@ def test_compile_check_json_and_verbose(bumped: Path) -> None:
     assert code == 1 and doc["ok"] is False and doc["up_to_date"] is False
     assert {"op": "changed", "path": "cn-east-1/images.txt"} in doc["changes"]
     code, out, _ = gen("compile", "--root", str(bumped), "-v")
-    assert code == 0 and "  ~ cn-east-1/manifests/project/statefulset-gatekeeper.yaml" in out.splitlines()
+    assert (
+        code == 0
+        and "  ~ cn-east-1/manifests/project/statefulset-gatekeeper.yaml" in out.splitlines()
+    )
     assert gen("compile", "--root", str(bumped), "-q") == (0, "", "")
 
 
@@ -252,8 +305,13 @@ def test_compile_problems_as_json(project: Path) -> None:
     code, out, _ = gen("compile", "--root", str(project), "-f", "json")
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False
-    assert {"file": GATEKEEPER, "line": 10, "column": 7, "path": "$.services.gatekeeper.replicas",
-            "message": "'three' is not of type 'integer' (target: cn-east-1)"} in doc["problems"]
+    assert {
+        "file": GATEKEEPER,
+        "line": 10,
+        "column": 7,
+        "path": "$.services.gatekeeper.replicas",
+        "message": "'three' is not of type 'integer' (target: cn-east-1)",
+    } in doc["problems"]
 
 
 @pytest.mark.parametrize("command", ["compile", "validate", "inventory", "targets", "diff"])
@@ -265,16 +323,24 @@ def test_every_command_has_examples_in_its_help(command: str) -> None:
 def test_top_level_help_documents_exit_statuses() -> None:
     code, out, _ = gen("--help", env={"COLUMNS": "300"})
     assert code == 0
-    assert ("Exit status: 0 success; 1 a user error, a validation problem, or differences (compile --check, diff); "
-            "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted.") in out
+    assert (
+        "Exit status: 0 success; 1 a user error, a validation problem, or differences (compile --check, diff); "
+        "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted."
+    ) in out
     assert "NO_COLOR" in out and "--install-completion" in out
 
 
 def test_shell_completion_of_targets_and_refs(repo: Path) -> None:
     def complete(words: str) -> list[str]:
-        env = {**os.environ, "_GEN_COMPLETE": "complete_bash", "COMP_WORDS": words,
-               "COMP_CWORD": str(len(words.split()) - 1)}
-        return subprocess.run([str(GEN)], cwd=repo, env=env, capture_output=True, text=True).stdout.split()
+        env = {
+            **os.environ,
+            "_GEN_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1),
+        }
+        return subprocess.run(
+            [str(GEN)], cwd=repo, env=env, capture_output=True, text=True
+        ).stdout.split()
 
     assert complete("gen diff -t cn-n") == ["cn-north-2"]
     assert complete("gen diff --base ma") == ["main"]
@@ -303,18 +369,18 @@ class FakeGitLab(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length)) if length else None
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.calls.append(("GET", self.path, None))
         self._reply(self.notes)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self._body()
         assert self.headers["PRIVATE-TOKEN"] == "glpat-test"
         self.calls.append(("POST", self.path, body))
         self.notes.append({"id": 41, **(body or {})})
         self._reply({"id": 41})
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self.calls.append(("PUT", self.path, self._body()))
         self._reply({"id": 41})
 
@@ -356,8 +422,13 @@ def merge_request(repo: Path, compile_it: bool) -> str:
 
 def test_ci_job_prints_and_posts_the_diff_and_updates_its_comment(repo: Path, gitlab: str) -> None:
     base = merge_request(repo, compile_it=True)
-    mr = {"CI_MERGE_REQUEST_DIFF_BASE_SHA": base, "CI_MERGE_REQUEST_IID": "3", "CI_PROJECT_ID": "12",
-          "CI_API_V4_URL": gitlab, "GEN_REVIEW_TOKEN": "glpat-test"}
+    mr = {
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": base,
+        "CI_MERGE_REQUEST_IID": "3",
+        "CI_PROJECT_ID": "12",
+        "CI_API_V4_URL": gitlab,
+        "GEN_REVIEW_TOKEN": "glpat-test",
+    }
     done = run_ci_job(repo, **mr)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "compiled/ is up to date" in done.stdout
@@ -365,16 +436,30 @@ def test_ci_job_prints_and_posts_the_diff_and_updates_its_comment(repo: Path, gi
     assert "posted merge-request comment 41" in done.stdout
     markdown = (repo / "gen-diff.md").read_text()
     assert markdown.startswith("<!-- gen-diff -->") and EAST_SECTION in markdown
-    assert FakeGitLab.calls[-1] == ("POST", "/api/v4/projects/12/merge_requests/3/notes", {"body": markdown})
+    assert FakeGitLab.calls[-1] == (
+        "POST",
+        "/api/v4/projects/12/merge_requests/3/notes",
+        {"body": markdown},
+    )
     done = run_ci_job(repo, **mr)
     assert "updated merge-request comment 41" in done.stdout
-    assert FakeGitLab.calls[-1] == ("PUT", "/api/v4/projects/12/merge_requests/3/notes/41", {"body": markdown})
+    assert FakeGitLab.calls[-1] == (
+        "PUT",
+        "/api/v4/projects/12/merge_requests/3/notes/41",
+        {"body": markdown},
+    )
 
 
 def test_ci_job_fails_on_a_stale_compiled_tree(repo: Path, gitlab: str) -> None:
     base = merge_request(repo, compile_it=False)
-    done = run_ci_job(repo, CI_MERGE_REQUEST_DIFF_BASE_SHA=base, CI_MERGE_REQUEST_IID="3", CI_PROJECT_ID="12",
-                      CI_API_V4_URL=gitlab, GEN_REVIEW_TOKEN="glpat-test")
+    done = run_ci_job(
+        repo,
+        CI_MERGE_REQUEST_DIFF_BASE_SHA=base,
+        CI_MERGE_REQUEST_IID="3",
+        CI_PROJECT_ID="12",
+        CI_API_V4_URL=gitlab,
+        GEN_REVIEW_TOKEN="glpat-test",
+    )
     assert done.returncode == 1
     assert "compiled/ is not what `gen compile` produces:" in done.stderr
     assert "  ~ cn-east-1/manifests/project/statefulset-gatekeeper.yaml" in done.stderr.splitlines()

@@ -15,10 +15,13 @@ FILES = {
     "manifests/app/deployment-web.yaml": b"kind: Deployment\n",
     "manifests/_cluster/namespace-app.yaml": b"kind: Namespace\n",
     "images.txt": b"registry.local/web:1\n",
-    "n9e/site.json": "{\"site\": \"café\"}\n".encode(),
+    "n9e/site.json": '{"site": "café"}\n'.encode(),
 }
-ORIGINS = {"manifests/app/deployment-web.yaml":
-           layout.Origin(ObjectId("apps", "Deployment", "app", "web"), "components/web/d.yml.j2 (site)")}
+ORIGINS = {
+    "manifests/app/deployment-web.yaml": layout.Origin(
+        ObjectId("apps", "Deployment", "app", "web"), "components/web/d.yml.j2 (site)"
+    )
+}
 
 
 def index() -> layout.Index:
@@ -40,7 +43,9 @@ def test_manifest_paths_are_by_namespace_or_cluster_and_lower_case_kind() -> Non
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}}
     assert layout.manifest_path(svc) == "manifests/app/service-web.yaml"
     assert layout.manifest_path(ns) == "manifests/_cluster/namespace-app.yaml"
-    assert layout.is_manifest("manifests/app/service-web.yaml") and not layout.is_manifest("images.txt")
+    assert layout.is_manifest("manifests/app/service-web.yaml") and not layout.is_manifest(
+        "images.txt"
+    )
     assert all(layout.is_n9e(name) for name in layout.N9E_FILES)
 
 
@@ -61,23 +66,36 @@ def test_index_bytes_keep_the_committed_format() -> None:
     assert list(entry["object"]) == ["group", "kind", "namespace", "name"]
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"{not json", "not JSON"),
-    (b"[]", "not a JSON object"),
-    (raw(site=1), "site must be a string"),
-    (raw(kubernetes_version=None), "kubernetes_version must be a string"),
-    (raw(files={}), "files must be a list"),
-    (raw(files=[{"path": "a", "sha256": "0" * 64}]), r"files\[0\].size must be"),
-    (raw(files=[{"path": "../a", "sha256": "0" * 64, "size": 1}]), r"files\[0\].path must be"),
-    (raw(files=[{"path": "a", "sha256": "XYZ", "size": 1}]), r"files\[0\].sha256 must be"),
-    (raw(files=[{"path": "a", "sha256": "0" * 64, "size": 1, "object": {"kind": "X"}}]),
-     r"files\[0\].object must hold"),
-    (raw(files=[{"path": "a", "sha256": "0" * 64, "size": 1}] * 2), "a is listed twice"),
-    (raw(files=[{"path": "index.json", "sha256": "0" * 64, "size": 1}]), "index.json lists itself"),
-])
-def test_a_malformed_index_is_an_error_naming_the_site_and_the_problem(data: bytes, message: str) -> None:
-    with pytest.raises(layout.LayoutError, match=rf"^compiled/east: index.json is not a compiled-site "
-                                                 rf"index: .*{message}"):
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (raw(site=1), "site must be a string"),
+        (raw(kubernetes_version=None), "kubernetes_version must be a string"),
+        (raw(files={}), "files must be a list"),
+        (raw(files=[{"path": "a", "sha256": "0" * 64}]), r"files\[0\].size must be"),
+        (raw(files=[{"path": "../a", "sha256": "0" * 64, "size": 1}]), r"files\[0\].path must be"),
+        (raw(files=[{"path": "a", "sha256": "XYZ", "size": 1}]), r"files\[0\].sha256 must be"),
+        (
+            raw(files=[{"path": "a", "sha256": "0" * 64, "size": 1, "object": {"kind": "X"}}]),
+            r"files\[0\].object must hold",
+        ),
+        (raw(files=[{"path": "a", "sha256": "0" * 64, "size": 1}] * 2), "a is listed twice"),
+        (
+            raw(files=[{"path": "index.json", "sha256": "0" * 64, "size": 1}]),
+            "index.json lists itself",
+        ),
+    ],
+)
+def test_a_malformed_index_is_an_error_naming_the_site_and_the_problem(
+    data: bytes, message: str
+) -> None:
+    with pytest.raises(
+        layout.LayoutError,
+        match=rf"^compiled/east: index.json is not a compiled-site "
+        rf"index: .*{message}",
+    ):
         layout.parse(data, "compiled/east")
 
 
@@ -87,20 +105,27 @@ def test_files_that_agree_with_the_index_have_no_mismatch() -> None:
 
 def test_a_missing_file_is_named() -> None:
     files = {k: v for k, v in FILES.items() if k != "images.txt"}
-    assert layout.mismatches(index(), digests(files)) == ["images.txt is listed in index.json but missing"]
+    assert layout.mismatches(index(), digests(files)) == [
+        "images.txt is listed in index.json but missing"
+    ]
 
 
 def test_an_extra_file_is_named() -> None:
     files = {**FILES, "manifests/app/stray.yaml": b"x"}
-    assert layout.mismatches(index(), digests(files)) == ["manifests/app/stray.yaml is not listed in index.json"]
+    assert layout.mismatches(index(), digests(files)) == [
+        "manifests/app/stray.yaml is not listed in index.json"
+    ]
 
 
 def test_a_file_with_another_hash_is_named() -> None:
     files = {**FILES, "images.txt": b"registry.local/web:2\n"}
-    assert layout.mismatches(index(), digests(files)) == ["images.txt does not match its sha256 in index.json"]
+    assert layout.mismatches(index(), digests(files)) == [
+        "images.txt does not match its sha256 in index.json"
+    ]
 
 
 def test_a_prefix_limits_the_check_to_those_files() -> None:
     files = {**FILES, "images.txt": b"changed\n", "manifests/app/stray.yaml": b"x"}
-    assert layout.mismatches(index(), digests(files), "manifests/") == \
-        ["manifests/app/stray.yaml is not listed in index.json"]
+    assert layout.mismatches(index(), digests(files), "manifests/") == [
+        "manifests/app/stray.yaml is not listed in index.json"
+    ]

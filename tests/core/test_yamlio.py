@@ -47,16 +47,121 @@ def _assert_reads_back(obj: Any, text: str) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 NASTY = [
-    "yes", "NO", "y", "Y", "n", "On", "off", "True", "FALSE", "null", "Null", "~", "",
-    "1e3", "1E3", "0x1F", "0o17", "0b101", "017", "1_000", "12:30", "190:20:30.15", ".5", "+1", "-1",
-    "5.", "1.2.3", ".", "..", ".inf", "-.Inf", "+.inf", ".NaN", "inf", "-inf", "+Infinity", "nan",
-    "2024-01-01", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5",
-    "-_", "+_", "._", "-__1", "_", "=", "<<", "-", "--", "---", "--- a", "...", "- a", "-a", "? a", "?", ":", "a:", "a: b", "a:b",
-    "#x", "a #b", "a#b", " lead", "trail ", "a  b", "!tag", "&a", "*a", "|", ">", "'", '"', "%x",
-    "@x", "`x", "{}", "[]", "{a: 1}", "a, b", ",", "a\tb", "\t", "\n", "\n\n", "a\n", "a\n\n",
-    "\na", "a\n b", " a\nb", "a\n b\n", "a \nb", "a\n\tb", "\ta\nb", "a\r\nb", "#c\n- x\n",
-    "a\n---\nb", "a\n...\n", "\x00", "\x07", "\x1b", "\x7f", "\x85", "\xa0", "\u2028", "\u2029",
-    "\ufeff", "\ufffe", "é", "日本語", "😀", "a\x85b\nc", "nginx:1.25", "100m", "--port=80",
+    "yes",
+    "NO",
+    "y",
+    "Y",
+    "n",
+    "On",
+    "off",
+    "True",
+    "FALSE",
+    "null",
+    "Null",
+    "~",
+    "",
+    "1e3",
+    "1E3",
+    "0x1F",
+    "0o17",
+    "0b101",
+    "017",
+    "1_000",
+    "12:30",
+    "190:20:30.15",
+    ".5",
+    "+1",
+    "-1",
+    "5.",
+    "1.2.3",
+    ".",
+    "..",
+    ".inf",
+    "-.Inf",
+    "+.inf",
+    ".NaN",
+    "inf",
+    "-inf",
+    "+Infinity",
+    "nan",
+    "2024-01-01",
+    "2001-12-14t21:59:43.10-05:00",
+    "2001-12-14 21:59:43.10 -5",
+    "-_",
+    "+_",
+    "._",
+    "-__1",
+    "_",
+    "=",
+    "<<",
+    "-",
+    "--",
+    "---",
+    "--- a",
+    "...",
+    "- a",
+    "-a",
+    "? a",
+    "?",
+    ":",
+    "a:",
+    "a: b",
+    "a:b",
+    "#x",
+    "a #b",
+    "a#b",
+    " lead",
+    "trail ",
+    "a  b",
+    "!tag",
+    "&a",
+    "*a",
+    "|",
+    ">",
+    "'",
+    '"',
+    "%x",
+    "@x",
+    "`x",
+    "{}",
+    "[]",
+    "{a: 1}",
+    "a, b",
+    ",",
+    "a\tb",
+    "\t",
+    "\n",
+    "\n\n",
+    "a\n",
+    "a\n\n",
+    "\na",
+    "a\n b",
+    " a\nb",
+    "a\n b\n",
+    "a \nb",
+    "a\n\tb",
+    "\ta\nb",
+    "a\r\nb",
+    "#c\n- x\n",
+    "a\n---\nb",
+    "a\n...\n",
+    "\x00",
+    "\x07",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\xa0",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\ufffe",
+    "é",
+    "日本語",
+    "😀",
+    "a\x85b\nc",
+    "nginx:1.25",
+    "100m",
+    "--port=80",
 ]
 FRAGMENTS = st.sampled_from(NASTY + ["a", "0", " ", ":", "-", "#", "\n", ".", "e", "x"])
 STRINGS = st.one_of(
@@ -74,7 +179,9 @@ SCALARS = st.one_of(
 )
 JSON = st.recursive(
     SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(STRINGS, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(STRINGS, children, max_size=4)
+    ),
     max_leaves=24,
 )
 
@@ -140,7 +247,10 @@ def test_dump_small_kubernetes_object_exactly() -> None:
                             "name": "web",
                             "image": "registry.local/web:1.25",
                             "args": ["--port=8080", "-v"],
-                            "env": [{"name": "RATIO", "value": "0.5"}, {"name": "EMPTY", "value": ""}],
+                            "env": [
+                                {"name": "RATIO", "value": "0.5"},
+                                {"name": "EMPTY", "value": ""},
+                            ],
                             "ports": [{"containerPort": 8080}],
                             "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}},
                             "volumeMounts": [],
@@ -153,7 +263,9 @@ def test_dump_small_kubernetes_object_exactly() -> None:
             },
         },
     }
-    assert yamlio.dump(deployment) == """\
+    assert (
+        yamlio.dump(deployment)
+        == """\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -193,6 +305,7 @@ spec:
       hostNetwork: false
       priority: null
 """
+    )
 
 
 @pytest.mark.parametrize(
@@ -223,18 +336,28 @@ def test_multiline_string_style(value: str, expected: str) -> None:
 def test_literal_blocks_indent_from_their_collection() -> None:
     obj = {"a": [" x\ny", [" x\ny"], {"b": " x\ny"}]}
     text = yamlio.dump(obj)
-    assert text == (
-        "a:\n"
-        "- |2-\n   x\n  y\n"
-        "- - |2-\n     x\n    y\n"
-        "- b: |2-\n     x\n    y\n"
-    )
+    assert text == ("a:\n- |2-\n   x\n  y\n- - |2-\n     x\n    y\n- b: |2-\n     x\n    y\n")
     _assert_reads_back(obj, text)
 
 
 PLAIN = [
-    "web", "_", "nginx:1.25", "app.kubernetes.io/name", "100m", "10Gi", "--port=80", "--", "-a", "-Xmx512m",
-    "hello world", "a  b", "a, b", "http://host:8080/path", "/var/lib/data", "a:b", "x-1.2",
+    "web",
+    "_",
+    "nginx:1.25",
+    "app.kubernetes.io/name",
+    "100m",
+    "10Gi",
+    "--port=80",
+    "--",
+    "-a",
+    "-Xmx512m",
+    "hello world",
+    "a  b",
+    "a, b",
+    "http://host:8080/path",
+    "/var/lib/data",
+    "a:b",
+    "x-1.2",
 ]
 
 
@@ -353,7 +476,10 @@ def _statefulset() -> dict[str, Any]:
             {"name": "ENABLED", "value": "yes"},
             {"name": "RATIO", "value": "0.75"},
         ],
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"cpu": "1", "memory": "512Mi"},
+        },
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/gatekeeper", "readOnly": True},
             {"name": "data", "mountPath": "/var/lib/gatekeeper"},
@@ -374,7 +500,10 @@ def _statefulset() -> dict[str, Any]:
             "volumeClaimTemplates": [
                 {
                     "metadata": {"name": "data"},
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "10Gi"}},
+                    },
                 }
             ],
         },
@@ -385,7 +514,9 @@ def _statefulset() -> dict[str, Any]:
 # load_rendered
 # ---------------------------------------------------------------------------------------------------
 
-LOADERS = pytest.mark.parametrize("loader", [yamlio._Loader, yamlio._PyLoader], ids=["libyaml", "pure"])
+LOADERS = pytest.mark.parametrize(
+    "loader", [yamlio._Loader, yamlio._PyLoader], ids=["libyaml", "pure"]
+)
 
 
 @LOADERS
@@ -402,7 +533,9 @@ def test_duplicate_key_is_a_located_error(loader: Any) -> None:
         yamlio._load(loader, text, "out/cm.yaml")
     [problem] = info.value.problems
     assert problem.location == Location("out/cm.yaml", 5, 3)
-    assert str(info.value) == "out/cm.yaml:5:3  duplicate key 'a' in mapping (first defined at line 3)"
+    assert (
+        str(info.value) == "out/cm.yaml:5:3  duplicate key 'a' in mapping (first defined at line 3)"
+    )
 
 
 @LOADERS
@@ -415,7 +548,9 @@ def test_duplicate_key_lines_count_across_documents(loader: Any) -> None:
 @LOADERS
 def test_merge_keys_may_be_overridden(loader: Any) -> None:
     text = "base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n"
-    assert yamlio._load(loader, text, "t.yaml") == [{"base": {"x": 1, "y": 2}, "d": {"x": 3, "y": 2}}]
+    assert yamlio._load(loader, text, "t.yaml") == [
+        {"base": {"x": 1, "y": 2}, "d": {"x": 3, "y": 2}}
+    ]
 
 
 @LOADERS
@@ -458,7 +593,9 @@ def test_lone_surrogate_is_a_located_error(loader: Any) -> None:
 def test_document_that_is_not_a_mapping_is_rejected(loader: Any) -> None:
     with pytest.raises(ProblemReport) as info:
         yamlio._load(loader, "a: 1\n---\n- x\n", "t.yaml")
-    assert str(info.value) == "t.yaml:3:1  expected a mapping at the top of the document, found list"
+    assert (
+        str(info.value) == "t.yaml:3:1  expected a mapping at the top of the document, found list"
+    )
 
 
 @LOADERS

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,17 +22,15 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.core import units
 from generator.core.errors import GenError
-from generator.formats import envelope
+from generator.deliver import publish
 from generator.deliver.ferry import ledger
 from generator.deliver.ferry import pack as packer
 from generator.deliver.ferry import status as ferry_status
 from generator.deliver.ferry.receive import QUARANTINE, Status
 from generator.deliver.git import plumbing, sign
-from generator.deliver import publish
 from generator.deliver.git.repo import RefUpdate, open_repo
+from generator.formats import envelope
 from tests.support.ferry import IDENTITY, OTHER_SITE, REPO, SITE, World, refs, rev
-
-__all__ = ["keys", "published", "synced_template", "world"]  # fixtures used by name
 
 BRANCH = publish.branch(SITE)
 
@@ -41,7 +39,9 @@ synced = pytest.mark.parametrize("world", ["synced"], indirect=True)
 """The test starts with both sides in sync: the first (full) envelope of SITE already imported."""
 
 
-def assert_rejected(w: World, report: object, name: str, before: dict[str, str], *words: str) -> str:
+def assert_rejected(
+    w: World, report: object, name: str, before: dict[str, str], *words: str
+) -> str:
     """The envelope was rejected for a reason containing ``words``, moved aside with it, refs untouched."""
     outcome = w.outcome(report, name)  # type: ignore[arg-type]
     assert outcome.status is Status.REJECTED, outcome
@@ -70,10 +70,15 @@ def test_full_then_incremental_envelope_arrive_verified_on_the_inside(world: Wor
     report = world.receive()
     assert [(o.name, o.status) for o in report.outcomes] == [(second.path.name, Status.IMPORTED)]  # type: ignore[union-attr]
     assert rev(world.inside, BRANCH) == tip
-    assert sorted(p.name for p in (world.drop / "imported").iterdir()) == [first.name, second.path.name]  # type: ignore[union-attr]
+    assert sorted(p.name for p in (world.drop / "imported").iterdir()) == [
+        first.name,
+        second.path.name,
+    ]  # type: ignore[union-attr]
 
 
-def test_inside_repository_gets_only_the_sites_it_takes_and_only_their_branches(world: World) -> None:
+def test_inside_repository_gets_only_the_sites_it_takes_and_only_their_branches(
+    world: World,
+) -> None:
     world.pack(SITE)
     world.pack(OTHER_SITE)
     report = world.receive(SITE, OTHER_SITE)
@@ -88,7 +93,13 @@ def test_status_shows_last_imported_sequence_tip_and_time(world: World) -> None:
     world.pack()
     world.receive()
     [row] = ferry_status.status(world.inside)
-    assert (row.site, row.side, row.sequence, row.tip, row.branch) == (SITE, "imported", 2, rev(world.deploy, BRANCH), "at tip")
+    assert (row.site, row.side, row.sequence, row.tip, row.branch) == (
+        SITE,
+        "imported",
+        2,
+        rev(world.deploy, BRANCH),
+        "at tip",
+    )
     sent = [r for r in ferry_status.status(world.deploy) if r.site == SITE]
     assert [(r.side, r.sequence) for r in sent] == [("sent", 2)]
 
@@ -107,10 +118,23 @@ def test_manifest_is_canonical_and_names_basis_tip_hashes_and_expiry(world: Worl
     raw = (path / envelope.MANIFEST).read_bytes()
     body = json.loads(raw)
     assert raw == (json.dumps(body, sort_keys=True, indent=1) + "\n").encode()
-    assert (body["site"], body["sequence"], body["tip"], body["basis_sequence"]) == (SITE, 2, tip, 1)
-    assert body["basis"] == ledger.Ledger(open_repo(world.deploy), ledger.SENT).find(SITE, 1).manifest.tip  # type: ignore[union-attr]
-    assert body["files"] == [{"name": "bundle", "size": (path / "bundle").stat().st_size,
-                              "sha256": envelope.digest((path / "bundle").read_bytes())}]
+    assert (body["site"], body["sequence"], body["tip"], body["basis_sequence"]) == (
+        SITE,
+        2,
+        tip,
+        1,
+    )
+    assert (
+        body["basis"]
+        == ledger.Ledger(open_repo(world.deploy), ledger.SENT).find(SITE, 1).manifest.tip
+    )  # type: ignore[union-attr]
+    assert body["files"] == [
+        {
+            "name": "bundle",
+            "size": (path / "bundle").stat().st_size,
+            "sha256": envelope.digest((path / "bundle").read_bytes()),
+        }
+    ]
     assert envelope.parse(raw).expires - envelope.parse(raw).created == timedelta(days=30)
 
 
@@ -125,7 +149,9 @@ def test_bit_flip_in_bundle_is_rejected_before_git_reads_it(world: World) -> Non
     data[len(data) // 2] ^= 0x04
     (path / "bundle").write_bytes(bytes(data))
     before = refs(world.inside)
-    assert_rejected(world, world.receive(), path.name, before, "bundle sha256", "damaged in transit")
+    assert_rejected(
+        world, world.receive(), path.name, before, "bundle sha256", "damaged in transit"
+    )
 
 
 @synced
@@ -153,7 +179,9 @@ def test_manifest_signed_by_an_unknown_key_is_rejected_naming_its_fingerprint(wo
     world.change()
     path = world.pack()
     raw = (path / envelope.MANIFEST).read_bytes()
-    (path / envelope.SIGNATURE).write_bytes(sign.sign(raw, world.keys.stranger.private, envelope.NAMESPACE))
+    (path / envelope.SIGNATURE).write_bytes(
+        sign.sign(raw, world.keys.stranger.private, envelope.NAMESPACE)
+    )
     before = refs(world.inside)
     message = assert_rejected(world, world.receive(), path.name, before, "does not trust")
     assert "SHA256:" in message
@@ -165,22 +193,29 @@ def test_signature_for_another_namespace_is_rejected(world: World) -> None:
     path = world.pack()
     raw = (path / envelope.MANIFEST).read_bytes()
     (path / envelope.SIGNATURE).write_bytes(sign.sign(raw, world.keys.release.private, "git"))
-    assert_rejected(world, world.receive(), path.name, refs(world.inside), "signature does not match")
+    assert_rejected(
+        world, world.receive(), path.name, refs(world.inside), "signature does not match"
+    )
 
 
 @pytest.mark.parametrize("signer", ["nobody", "stranger"])
 @synced
-def test_untrusted_commit_inside_a_validly_signed_bundle_is_rejected(world: World, signer: str) -> None:
+def test_untrusted_commit_inside_a_validly_signed_bundle_is_rejected(
+    world: World, signer: str
+) -> None:
     repo = open_repo(world.deploy)
     parent = repo.resolve(BRANCH)
     assert parent
     key = world.keys.stranger.private if signer == "stranger" else None
-    commit = plumbing.commit_tree(repo, plumbing.tree_of(repo, parent), [parent], "sneaky\n", IDENTITY, key)
+    commit = plumbing.commit_tree(
+        repo, plumbing.tree_of(repo, parent), [parent], "sneaky\n", IDENTITY, key
+    )
     repo.update_refs([RefUpdate(BRANCH, commit, parent)])
     path = world.pack()
     before = refs(world.inside)
-    message = assert_rejected(world, world.receive(), path.name, before, "not signed by an allowed signer",
-                              commit[:12])
+    message = assert_rejected(
+        world, world.receive(), path.name, before, "not signed by an allowed signer", commit[:12]
+    )
     assert ("not signed" if signer == "nobody" else "does not trust") in message
 
 
@@ -188,9 +223,13 @@ def test_untrusted_commit_inside_a_validly_signed_bundle_is_rejected(world: Worl
 def test_signed_but_non_canonical_manifest_is_rejected(world: World) -> None:
     world.change()
     path = world.pack()
-    raw = json.dumps(json.loads((path / envelope.MANIFEST).read_bytes())).encode()  # valid JSON, other layout
+    raw = json.dumps(
+        json.loads((path / envelope.MANIFEST).read_bytes())
+    ).encode()  # valid JSON, other layout
     (path / envelope.MANIFEST).write_bytes(raw)
-    (path / envelope.SIGNATURE).write_bytes(sign.sign(raw, world.keys.release.private, envelope.NAMESPACE))
+    (path / envelope.SIGNATURE).write_bytes(
+        sign.sign(raw, world.keys.release.private, envelope.NAMESPACE)
+    )
     assert_rejected(world, world.receive(), path.name, refs(world.inside), "canonical")
 
 
@@ -209,7 +248,9 @@ def test_same_envelope_twice_is_a_no_op(world: World, tmp_path: Path) -> None:
     assert (world.drop / "imported" / f"{path.name}.1").is_dir()
 
 
-def test_replayed_copy_of_an_older_imported_envelope_changes_nothing(world: World, tmp_path: Path) -> None:
+def test_replayed_copy_of_an_older_imported_envelope_changes_nothing(
+    world: World, tmp_path: Path
+) -> None:
     old = world.pack()
     shutil.copytree(old, tmp_path / "old")
     world.receive()
@@ -230,7 +271,9 @@ def test_older_sequence_never_imported_is_refused_no_rollback(world: World) -> N
     world.receive()
     shutil.move(stale, world.drop / stale.name)
     before = refs(world.inside)
-    assert_rejected(world, world.receive(), stale.name, before, "older than the last imported sequence 2")
+    assert_rejected(
+        world, world.receive(), stale.name, before, "older than the last imported sequence 2"
+    )
 
 
 @synced
@@ -244,22 +287,32 @@ def test_rollback_with_a_resigned_older_sequence_is_refused(world: World) -> Non
     assert first
     shutil.copytree(world.drop / "imported" / envelope.envelope_name(SITE, 1), forged_dir)
     m = first.manifest
-    forged = envelope.Manifest(m.site, 2, m.tip, None, None, m.created, m.expires, m.sender, m.files)
+    forged = envelope.Manifest(
+        m.site, 2, m.tip, None, None, m.created, m.expires, m.sender, m.files
+    )
     raw = forged.to_json()
     (forged_dir / envelope.MANIFEST).write_bytes(raw)
-    (forged_dir / envelope.SIGNATURE).write_bytes(sign.sign(raw, world.keys.release.private, envelope.NAMESPACE))
+    (forged_dir / envelope.SIGNATURE).write_bytes(
+        sign.sign(raw, world.keys.release.private, envelope.NAMESPACE)
+    )
     before = refs(world.inside)
-    assert_rejected(world, world.receive(), "forged", before, "already imported with a different manifest")
+    assert_rejected(
+        world, world.receive(), "forged", before, "already imported with a different manifest"
+    )
 
 
 @synced
 def test_envelope_for_another_site_is_rejected(world: World) -> None:
     path = world.pack(OTHER_SITE)
     before = refs(world.inside)
-    message = assert_rejected(world, world.receive(SITE), path.name, before, f"for site {OTHER_SITE}")
+    message = assert_rejected(
+        world, world.receive(SITE), path.name, before, f"for site {OTHER_SITE}"
+    )
     assert "wrong site" in message
     assert rev(world.inside, publish.branch(OTHER_SITE)) is None
-    assert not (world.drop / "rejected" / path.name / "bundle").exists()  # another customer's configuration
+    assert not (
+        world.drop / "rejected" / path.name / "bundle"
+    ).exists()  # another customer's configuration
 
 
 @synced
@@ -268,14 +321,18 @@ def test_expired_envelope_is_rejected(world: World) -> None:
     path = world.pack()
     later = envelope.parse((path / envelope.MANIFEST).read_bytes()).expires
     before = refs(world.inside)
-    assert_rejected(world, world.receive(now=later), path.name, before, "expired at", "pack a new envelope")
+    assert_rejected(
+        world, world.receive(now=later), path.name, before, "expired at", "pack a new envelope"
+    )
 
 
 # --- gaps and order ----------------------------------------------------------------------------
 
 
 @synced
-def test_gap_waits_and_names_the_sequence_to_resend_then_imports_when_it_arrives(world: World) -> None:
+def test_gap_waits_and_names_the_sequence_to_resend_then_imports_when_it_arrives(
+    world: World,
+) -> None:
     world.change()
     lost = world.pack(out=world.drop.parent / "lost")
     world.change()
@@ -288,7 +345,10 @@ def test_gap_waits_and_names_the_sequence_to_resend_then_imports_when_it_arrives
     assert third.is_dir() and refs(world.inside) == before
     shutil.move(lost, world.drop / lost.name)
     report = world.receive()
-    assert [(o.sequence, o.status) for o in report.outcomes] == [(2, Status.IMPORTED), (3, Status.IMPORTED)]
+    assert [(o.sequence, o.status) for o in report.outcomes] == [
+        (2, Status.IMPORTED),
+        (3, Status.IMPORTED),
+    ]
     assert rev(world.inside, BRANCH) == rev(world.deploy, BRANCH)
 
 
@@ -308,7 +368,11 @@ def test_incremental_into_an_empty_repository_asks_for_a_full_bundle(world: Worl
     world.change()
     path = world.pack()
     outcome = world.outcome(world.receive(), path.name)
-    assert outcome.status is Status.WAITING and "--full" in outcome.message and "resend sequence 1" in outcome.message
+    assert (
+        outcome.status is Status.WAITING
+        and "--full" in outcome.message
+        and "resend sequence 1" in outcome.message
+    )
     full = world.pack(full=True)
     report = world.receive()
     assert world.outcome(report, full.name).status is Status.IMPORTED
@@ -353,8 +417,9 @@ def test_rewritten_history_is_refused_by_pack_and_by_import(world: World) -> Non
     repo = open_repo(world.deploy)
     old = repo.resolve(BRANCH)
     assert old
-    orphan = plumbing.commit_tree(repo, plumbing.tree_of(repo, old), [], "rewritten\n", IDENTITY,
-                                  world.keys.release.private)
+    orphan = plumbing.commit_tree(
+        repo, plumbing.tree_of(repo, old), [], "rewritten\n", IDENTITY, world.keys.release.private
+    )
     repo.update_refs([RefUpdate(BRANCH, orphan, old)])
     with pytest.raises(GenError, match="rewritten; pack with --full"):
         world.pack()
@@ -386,12 +451,16 @@ receive.receive(Path(drop), receive.Settings(Path(inside), Path(allowed), (site,
 
 def crash_during_import(w: World, mode: str) -> None:
     args = [mode, str(w.drop), str(w.inside), str(w.keys.allowed_signers), SITE]
-    proc = subprocess.run([sys.executable, "-c", CRASH, *args], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, *args], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == 137, proc.stderr
 
 
 @synced
-def test_crash_between_fetch_and_ref_update_leaves_old_state_then_import_completes(world: World) -> None:
+def test_crash_between_fetch_and_ref_update_leaves_old_state_then_import_completes(
+    world: World,
+) -> None:
     world.change()
     path = world.pack()
     before = refs(world.inside)
@@ -407,7 +476,9 @@ def test_crash_between_fetch_and_ref_update_leaves_old_state_then_import_complet
 
 @pytest.mark.parametrize("mode", ["journal-first", "branch-first"])
 @synced
-def test_crash_half_way_through_the_ref_transaction_converges_on_the_next_run(world: World, mode: str) -> None:
+def test_crash_half_way_through_the_ref_transaction_converges_on_the_next_run(
+    world: World, mode: str
+) -> None:
     world.change()
     world.pack()
     crash_during_import(world, mode)
@@ -442,14 +513,37 @@ def gen(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
 
 
 def test_cli_round_trip_publish_pack_import_status(world: World) -> None:
-    env = {"GEN_DEPLOY_REPO": str(world.deploy), "GEN_SIGNING_KEY": str(world.keys.release.private),
-           "GEN_FERRY_SENDER": IDENTITY.email, "GEN_ALLOWED_SIGNERS": str(world.keys.allowed_signers)}
-    code, out, _ = gen("publish", "--root", str(world.root), "--author", "Release Bot <release@example.com>", env=env)
+    env = {
+        "GEN_DEPLOY_REPO": str(world.deploy),
+        "GEN_SIGNING_KEY": str(world.keys.release.private),
+        "GEN_FERRY_SENDER": IDENTITY.email,
+        "GEN_ALLOWED_SIGNERS": str(world.keys.allowed_signers),
+    }
+    code, out, _ = gen(
+        "publish",
+        "--root",
+        str(world.root),
+        "--author",
+        "Release Bot <release@example.com>",
+        env=env,
+    )
     assert code == 0 and f"{SITE}: unchanged" in out
-    code, out, _ = gen("ferry", "pack", "-t", SITE, "-t", OTHER_SITE, "--out", str(world.drop), env=env)
+    code, out, _ = gen(
+        "ferry", "pack", "-t", SITE, "-t", OTHER_SITE, "--out", str(world.drop), env=env
+    )
     assert code == 0 and "sequence 1, full" in out
-    code, out, err = gen("ferry", "import", str(world.drop), "--repo", str(world.inside), "--site", SITE,
-                         "--site", OTHER_SITE, env=env)
+    code, out, err = gen(
+        "ferry",
+        "import",
+        str(world.drop),
+        "--repo",
+        str(world.inside),
+        "--site",
+        SITE,
+        "--site",
+        OTHER_SITE,
+        env=env,
+    )
     assert code == 0, err
     assert out.count("imported") == 2
     code, out, _ = gen("ferry", "status", "--repo", str(world.inside), env=env)
@@ -459,16 +553,32 @@ def test_cli_round_trip_publish_pack_import_status(world: World) -> None:
 def test_cli_import_exits_1_and_says_why_when_an_envelope_is_rejected(world: World) -> None:
     path = world.pack()
     (path / "bundle").write_bytes((path / "bundle").read_bytes()[:-1])
-    code, _, err = gen("ferry", "import", str(world.drop), "--repo", str(world.inside), "--site", SITE,
-                       "--allowed-signers", str(world.keys.allowed_signers))
+    code, _, err = gen(
+        "ferry",
+        "import",
+        str(world.drop),
+        "--repo",
+        str(world.inside),
+        "--site",
+        SITE,
+        "--allowed-signers",
+        str(world.keys.allowed_signers),
+    )
     assert code == 1
     assert f"rejected         {path.name}: bundle is" in err and "truncated" in err
     assert "Traceback" not in err
 
 
 def test_cli_import_asks_which_sites_when_none_is_configured(world: World) -> None:
-    code, _, err = gen("ferry", "import", str(world.drop), "--repo", str(world.inside),
-                       "--allowed-signers", str(world.keys.allowed_signers))
+    code, _, err = gen(
+        "ferry",
+        "import",
+        str(world.drop),
+        "--repo",
+        str(world.inside),
+        "--allowed-signers",
+        str(world.keys.allowed_signers),
+    )
     assert code == 1 and "which sites does this repository take" in err
 
 
@@ -477,8 +587,17 @@ def test_cli_import_asks_which_sites_when_none_is_configured(world: World) -> No
 
 def sample_manifest() -> envelope.Manifest:
     moment = envelope.now()
-    return envelope.Manifest(SITE, 3, "a" * 40, "b" * 40, 2, moment, moment + timedelta(days=1), "r@example.com",
-                             (envelope.FileEntry("bundle", 10, "c" * 64),))
+    return envelope.Manifest(
+        SITE,
+        3,
+        "a" * 40,
+        "b" * 40,
+        2,
+        moment,
+        moment + timedelta(days=1),
+        "r@example.com",
+        (envelope.FileEntry("bundle", 10, "c" * 64),),
+    )
 
 
 def test_canonical_manifest_parses_back_to_itself() -> None:
@@ -486,25 +605,44 @@ def test_canonical_manifest_parses_back_to_itself() -> None:
     assert envelope.parse(m.to_json()) == m
 
 
-@pytest.mark.parametrize("edit, complaint", [
-    (lambda b: b.replace(b'"sequence": 3', b'"sequence": 3, "sequence": 9'), "canonical"),
-    (lambda b: b.replace(b'"sequence": 3', b'"sequence": "3"'), "sequence is not a positive integer"),
-    (lambda b: b.replace(b'"basis_sequence": 2', b'"basis_sequence": null'), "both be set or both be null"),
-    (lambda b: b.replace(b'"basis_sequence": 2', b'"basis_sequence": 3'), "not before sequence"),
-    (lambda b: b.replace(b'"site": "cn-east-1"', b'"site": "../../x"'), "not a valid site name"),
-    (lambda b: b.replace(b'"name": "bundle"', b'"name": "../bundle"'), "name '../bundle' is malformed"),
-    (lambda b: b.replace(b'gen-ferry/1', b'gen-ferry/2'), "a newer gen?"),
-    (lambda b: b.replace(b'"tip": "aaaa', b'"tip": "AAAA'), "tip"),
-    (lambda b: b"[]", "expected"),
-])
+@pytest.mark.parametrize(
+    "edit, complaint",
+    [
+        (lambda b: b.replace(b'"sequence": 3', b'"sequence": 3, "sequence": 9'), "canonical"),
+        (
+            lambda b: b.replace(b'"sequence": 3', b'"sequence": "3"'),
+            "sequence is not a positive integer",
+        ),
+        (
+            lambda b: b.replace(b'"basis_sequence": 2', b'"basis_sequence": null'),
+            "both be set or both be null",
+        ),
+        (
+            lambda b: b.replace(b'"basis_sequence": 2', b'"basis_sequence": 3'),
+            "not before sequence",
+        ),
+        (
+            lambda b: b.replace(b'"site": "cn-east-1"', b'"site": "../../x"'),
+            "not a valid site name",
+        ),
+        (
+            lambda b: b.replace(b'"name": "bundle"', b'"name": "../bundle"'),
+            "name '../bundle' is malformed",
+        ),
+        (lambda b: b.replace(b"gen-ferry/1", b"gen-ferry/2"), "a newer gen?"),
+        (lambda b: b.replace(b'"tip": "aaaa', b'"tip": "AAAA'), "tip"),
+        (lambda b: b"[]", "expected"),
+    ],
+)
 def test_malformed_manifests_are_refused_saying_what_is_wrong(edit: object, complaint: str) -> None:
     raw = edit(sample_manifest().to_json())  # type: ignore[operator]
     with pytest.raises(envelope.EnvelopeError, match=re.escape(complaint)):
         envelope.parse(raw)
 
 
-@pytest.mark.parametrize("text, seconds", [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400),
-                                           ("2w", 1209600)])
+@pytest.mark.parametrize(
+    "text, seconds", [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("2w", 1209600)]
+)
 def test_durations_read_as_an_operator_writes_them(text: str, seconds: int) -> None:
     assert units.positive_duration(text, "--expires-in").total_seconds() == seconds
 
@@ -516,13 +654,28 @@ def test_nonsense_durations_are_refused(text: str) -> None:
 
 
 def test_an_expiry_without_a_unit_is_refused_naming_the_option(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["ferry", "pack", "-t", "cn-east-1",
-                                      "--out", str(tmp_path / "out"),
-                                      "--deploy-repo", str(tmp_path / "deploy"),
-                                      "--signing-key", str(tmp_path / "key"), "--expires-in", "7"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "ferry",
+            "pack",
+            "-t",
+            "cn-east-1",
+            "--out",
+            str(tmp_path / "out"),
+            "--deploy-repo",
+            str(tmp_path / "deploy"),
+            "--signing-key",
+            str(tmp_path / "key"),
+            "--expires-in",
+            "7",
+        ],
+    )
     assert result.exit_code == 1, result.output
-    assert "--expires-in/GEN_FERRY_EXPIRES_IN: '7' is not a positive duration: a unit is required" \
+    assert (
+        "--expires-in/GEN_FERRY_EXPIRES_IN: '7' is not a positive duration: a unit is required"
         in result.output
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -537,6 +690,8 @@ def test_lost_sender_ledger_is_recovered_with_full_and_an_explicit_sequence(worl
     assert outcome.status is Status.REJECTED and "different manifest" in outcome.message
     with pytest.raises(GenError, match="not above the last one sent"):
         packer.pack(packer.Request(SITE, full=True, sequence=1), world.drop, world.pack_settings())
-    recovered = packer.pack(packer.Request(SITE, full=True, sequence=2), world.drop, world.pack_settings())
+    recovered = packer.pack(
+        packer.Request(SITE, full=True, sequence=2), world.drop, world.pack_settings()
+    )
     assert world.outcome(world.receive(), recovered.path.name).status is Status.IMPORTED  # type: ignore[union-attr]
     assert rev(world.inside, BRANCH) == rev(world.deploy, BRANCH)

@@ -16,8 +16,9 @@ IDENTITY = plumbing.Identity("Test", "test@example.com")
 
 
 def git(repo: Repo, *args: str) -> str:
-    done = subprocess.run(["git", "--git-dir", str(repo.git_dir), *args], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "--git-dir", str(repo.git_dir), *args], check=True, capture_output=True, text=True
+    )
     return done.stdout.strip()
 
 
@@ -63,12 +64,19 @@ def test_ancestry_of_a_missing_commit_is_a_git_error_naming_the_repository(repo:
 
 def test_refs_lists_only_those_under_the_prefix(repo: Repo) -> None:
     first = commit(repo, {"a": b"1"}, None, "first")
-    repo.update_refs([RefUpdate("refs/ferry/sent/site-a", first),
-                      RefUpdate("refs/ferry/sentinel", first), RefUpdate("refs/heads/main", first)])
+    repo.update_refs(
+        [
+            RefUpdate("refs/ferry/sent/site-a", first),
+            RefUpdate("refs/ferry/sentinel", first),
+            RefUpdate("refs/heads/main", first),
+        ]
+    )
     git(repo, "pack-refs", "--all")
     repo.update_refs([RefUpdate("refs/ferry/sent/site-b", first)])  # one packed, one loose
-    assert repo.refs("refs/ferry/sent/") == {"refs/ferry/sent/site-a": first,
-                                             "refs/ferry/sent/site-b": first}
+    assert repo.refs("refs/ferry/sent/") == {
+        "refs/ferry/sent/site-a": first,
+        "refs/ferry/sent/site-b": first,
+    }
     assert repo.refs("refs/ferry/none/") == {}
 
 
@@ -85,7 +93,9 @@ def test_a_file_missing_from_a_commit_is_a_git_error_naming_commit_and_file(repo
     assert plumbing.read_blob(repo, first, "manifest.json") == b"{}"
     with pytest.raises(GitError, match=rf"^{repo.git_dir}: {first[:12]} has no file nothing.json$"):
         plumbing.read_blob(repo, first, "nothing.json")
-    with pytest.raises(GitError, match=rf"^{repo.git_dir}: reading nothing.json of 123456789012 failed: "):
+    with pytest.raises(
+        GitError, match=rf"^{repo.git_dir}: reading nothing.json of 123456789012 failed: "
+    ):
         plumbing.read_blob(repo, "1234567890" * 4, "nothing.json")
 
 
@@ -95,7 +105,9 @@ def test_journal_entries_are_the_first_parent_chain_newest_first(repo: Repo) -> 
     repo.update_refs([RefUpdate("refs/ferry/imported/site-a", second, ZERO)])
     found = list(journal.entries(repo, "refs/ferry/imported/site-a"))
     assert [(e.commit, e.subject) for e in found] == [
-        (second, "imported site-a sequence 2"), (first, "imported site-a sequence 1")]
+        (second, "imported site-a sequence 2"),
+        (first, "imported site-a sequence 1"),
+    ]
     assert found[0].time.tzinfo is not None
     assert journal.read(repo, first, "m") == b"1"
     assert list(journal.entries(repo, "refs/ferry/imported/site-b")) == []

@@ -12,13 +12,13 @@ from generator.deliver import publish
 from generator.deliver.git.repo import open_repo
 from tests.support.ferry import IDENTITY, OTHER_SITE, SITE, World, edit_compiled, git, refs, rev
 
-__all__ = ["keys", "published", "world"]  # fixtures used by name
-
 BRANCH = publish.branch(SITE)
 
 
 def show(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def files_on_branch(repo: Path, branch: str) -> list[str]:
@@ -32,18 +32,34 @@ def compiled_files(root: Path, site: str) -> list[str]:
 
 def test_each_site_gets_a_branch_with_exactly_its_own_files(world: World) -> None:
     for site in (SITE, OTHER_SITE):
-        assert files_on_branch(world.deploy, publish.branch(site)) == compiled_files(world.root, site)
+        assert files_on_branch(world.deploy, publish.branch(site)) == compiled_files(
+            world.root, site
+        )
         for path in files_on_branch(world.deploy, publish.branch(site)):
-            assert show(world.deploy, "cat-file", "blob", f"{publish.branch(site)}:{path}").encode() == \
-                (world.root / "compiled" / site / path).read_bytes()
-    assert {r for r in refs(world.deploy) if r.startswith("refs/heads/")} == \
-        {publish.branch(SITE), publish.branch(OTHER_SITE)}
+            assert (
+                show(world.deploy, "cat-file", "blob", f"{publish.branch(site)}:{path}").encode()
+                == (world.root / "compiled" / site / path).read_bytes()
+            )
+    assert {r for r in refs(world.deploy) if r.startswith("refs/heads/")} == {
+        publish.branch(SITE),
+        publish.branch(OTHER_SITE),
+    }
 
 
 def test_deploy_commit_is_ssh_signed_by_the_configured_key(world: World) -> None:
-    proc = subprocess.run(["git", "--git-dir", str(world.deploy), "-c",
-                           f"gpg.ssh.allowedSignersFile={world.keys.allowed_signers}", "verify-commit", BRANCH],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(world.deploy),
+            "-c",
+            f"gpg.ssh.allowedSignersFile={world.keys.allowed_signers}",
+            "verify-commit",
+            BRANCH,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f'Good "git" signature for {IDENTITY.email}' in proc.stderr
 
@@ -57,7 +73,11 @@ def test_message_names_the_source_commit_and_the_files_changed(world: World) -> 
     assert message.splitlines()[0] == f"deploy {SITE}: 3 files from {source[:12]}"
     assert "~ images.txt" in message and "+ manifests/project/configmap-extra.yaml" in message
     assert "~ index.json" in message and f"Source-Commit: {source}" in message
-    assert result.changes == ("~ images.txt", "~ index.json", "+ manifests/project/configmap-extra.yaml")
+    assert result.changes == (
+        "~ images.txt",
+        "~ index.json",
+        "+ manifests/project/configmap-extra.yaml",
+    )
 
 
 def test_nothing_changed_commits_nothing(world: World) -> None:
@@ -116,21 +136,31 @@ def test_missing_deploy_repository_is_created_bare(world: World, tmp_path: Path)
     settings = publish.Settings(tmp_path / "new.git", world.keys.release.private, IDENTITY)
     publish.publish(world.root, [SITE], settings)
     assert show(tmp_path / "new.git", "rev-parse", "--is-bare-repository").strip() == "true"
-    assert show(tmp_path / "new.git", "rev-parse", f"{BRANCH}^{{tree}}") == show(world.deploy, "rev-parse", f"{BRANCH}^{{tree}}")
+    assert show(tmp_path / "new.git", "rev-parse", f"{BRANCH}^{{tree}}") == show(
+        world.deploy, "rev-parse", f"{BRANCH}^{{tree}}"
+    )
 
 
-def test_a_directory_that_is_not_a_repository_is_never_used_nor_a_parent_searched(world: World) -> None:
+def test_a_directory_that_is_not_a_repository_is_never_used_nor_a_parent_searched(
+    world: World,
+) -> None:
     inside_source = world.root / "not-a-repo"
     inside_source.mkdir()
     with pytest.raises(GenError, match="not a git repository"):
-        publish.publish(world.root, [SITE], publish.Settings(inside_source, world.keys.release.private, IDENTITY))
+        publish.publish(
+            world.root,
+            [SITE],
+            publish.Settings(inside_source, world.keys.release.private, IDENTITY),
+        )
 
 
 def test_missing_signing_key_moves_no_branch(world: World, tmp_path: Path) -> None:
     edit_compiled(world.root, SITE, "images.txt", "registry.local/y:1\n")
     before = refs(world.deploy)
     with pytest.raises(GenError, match="signing key .*no-key does not exist"):
-        publish.publish(world.root, [SITE], publish.Settings(world.deploy, tmp_path / "no-key", IDENTITY))
+        publish.publish(
+            world.root, [SITE], publish.Settings(world.deploy, tmp_path / "no-key", IDENTITY)
+        )
     assert refs(world.deploy) == before
 
 
@@ -138,5 +168,8 @@ def test_publish_leaves_the_source_repository_alone(world: World) -> None:
     edit_compiled(world.root, SITE, "images.txt", "registry.local/z:1\n")
     status, head = git(world.root, "status", "--porcelain"), git(world.root, "rev-parse", "HEAD")
     publish.publish(world.root, [], world.publish_settings())
-    assert (git(world.root, "status", "--porcelain"), git(world.root, "rev-parse", "HEAD")) == (status, head)
+    assert (git(world.root, "status", "--porcelain"), git(world.root, "rev-parse", "HEAD")) == (
+        status,
+        head,
+    )
     assert open_repo(world.root).git_dir == world.root / ".git"

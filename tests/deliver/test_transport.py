@@ -27,7 +27,8 @@ def test_only_finished_envelopes_wait_in_name_order(tmp_path: Path) -> None:
 
 
 def test_a_staged_envelope_is_invisible_until_put_and_its_name_is_never_reused(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     drop = DropDir(tmp_path / "out")
     staged = drop.stage("site-a-1")
     (staged / "bundle").write_bytes(b"bundle")

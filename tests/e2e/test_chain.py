@@ -38,8 +38,6 @@ from tests.support.ferry import IDENTITY, Keys, git, rev
 from tests.support.n9e import ROOT_PASSWORD, ROOT_USER, root_client
 from tests.support.project import REPO
 
-__all__ = ["admin", "control_plane", "keys", "real_n9e"]  # fixtures used by name
-
 SITE = "cn-east-1"
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / f"{SITE}.key"
 CONFIG = ("v1", "ConfigMap", "abc-service-config")

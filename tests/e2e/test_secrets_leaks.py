@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from generator.deliver.ferry import pack as packer
-from generator.deliver import publish
-from generator.formats import age as crypto, secret_refs as refs
 from generator.build import secret_store as store
-from tests.support.project import REPO
+from generator.deliver import publish
+from generator.deliver.ferry import pack as packer
+from generator.formats import age as crypto
+from generator.formats import secret_refs as refs
 from tests.support.ferry import IDENTITY, Key, edit_compiled, git, make_key
+from tests.support.project import REPO
 from tests.support.secrets import SITES, SecretProject, files_under
-
-__all__ = ["secret_project", "secret_template"]  # fixtures used by name
 
 
 def needles(project: SecretProject) -> set[bytes]:
@@ -40,13 +39,21 @@ def needles(project: SecretProject) -> set[bytes]:
 
 def leaks(blobs: Iterable[tuple[str, bytes]], secrets: set[bytes]) -> list[str]:
     """``where: which`` for every blob holding one of ``secrets`` (never printing the secret itself)."""
-    return [f"{name}: secret #{sorted(secrets).index(s)}" for name, data in blobs for s in secrets if s in data]
+    return [
+        f"{name}: secret #{sorted(secrets).index(s)}"
+        for name, data in blobs
+        for s in secrets
+        if s in data
+    ]
 
 
 def git_objects(git_dir: Path) -> Iterator[tuple[str, bytes]]:
     """Every object of a repository, decompressed (commits, trees, blobs, tags)."""
-    out = subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "--batch-all-objects", "--batch"],
-                         check=True, capture_output=True).stdout
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "cat-file", "--batch-all-objects", "--batch"],
+        check=True,
+        capture_output=True,
+    ).stdout
     yield f"{git_dir} objects", out
 
 
@@ -55,8 +62,18 @@ def bundle_objects(envelope_dir: Path, scratch: Path) -> Iterator[tuple[str, byt
     yield from ((f"{envelope_dir.name}/{name}", data) for name, data in files_under(envelope_dir))
     repo = scratch / "unbundled.git"
     subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
-    subprocess.run(["git", "--git-dir", str(repo), "fetch", "-q", str(envelope_dir / "bundle"), "refs/*:refs/*"],
-                   check=True)
+    subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(repo),
+            "fetch",
+            "-q",
+            str(envelope_dir / "bundle"),
+            "refs/*:refs/*",
+        ],
+        check=True,
+    )
     yield from git_objects(repo)
 
 
@@ -83,25 +100,39 @@ def release_key(tmp_path: Path) -> Key:
     return make_key(keys, "release", IDENTITY.email)
 
 
-def test_no_plaintext_in_compiled_the_deploy_branches_or_the_envelopes(secret_project: SecretProject,
-                                                                       release_key: Key, tmp_path: Path) -> None:
+def test_no_plaintext_in_compiled_the_deploy_branches_or_the_envelopes(
+    secret_project: SecretProject, release_key: Key, tmp_path: Path
+) -> None:
     secrets = needles(secret_project)
-    assert len(secrets) == 2 * len(secret_project.values) + len(SITES)  # values, base64, each .dockerconfigjson
+    assert len(secrets) == 2 * len(secret_project.values) + len(
+        SITES
+    )  # values, base64, each .dockerconfigjson
     envelopes = release(secret_project, release_key, tmp_path / "deploy.git", tmp_path / "drop")
     assert leaks(files_under(secret_project.root / "compiled"), secrets) == []
     assert leaks(git_objects(tmp_path / "deploy.git"), secrets) == []
     for site, envelope in envelopes.items():
         assert leaks(bundle_objects(envelope, tmp_path / site), secrets) == []
-    assert leaks(git_objects(secret_project.root / ".git"), secrets) == []  # the source repo holds only ciphertext
+    assert (
+        leaks(git_objects(secret_project.root / ".git"), secrets) == []
+    )  # the source repo holds only ciphertext
 
 
-def test_every_scan_finds_a_planted_secret(secret_project: SecretProject, release_key: Key, tmp_path: Path) -> None:
-    [secret] = [s for s in store.materialized(secret_project.root, "cn-east-1", secret_project.identities("cn-east-1"))
-                if s["metadata"]["name"] == "abc-service-secrets"]
+def test_every_scan_finds_a_planted_secret(
+    secret_project: SecretProject, release_key: Key, tmp_path: Path
+) -> None:
+    [secret] = [
+        s
+        for s in store.materialized(
+            secret_project.root, "cn-east-1", secret_project.identities("cn-east-1")
+        )
+        if s["metadata"]["name"] == "abc-service-secrets"
+    ]
     planted = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: planted}}\ndata: {secret['data']}\n"
     secrets = needles(secret_project)
     git(secret_project.root, "init", "-q")
-    edit_compiled(secret_project.root, "cn-east-1", "manifests/project/secret-planted.yaml", planted)
+    edit_compiled(
+        secret_project.root, "cn-east-1", "manifests/project/secret-planted.yaml", planted
+    )
     envelopes = release(secret_project, release_key, tmp_path / "deploy.git", tmp_path / "drop")
     assert leaks(files_under(secret_project.root / "compiled"), secrets)
     assert leaks(git_objects(tmp_path / "deploy.git"), secrets)
@@ -113,16 +144,30 @@ def test_no_plaintext_in_what_the_commands_print(secret_project: SecretProject) 
     secrets = needles(project) | {b"rotated-in-a-log-test"}
     outputs = [
         project.gen("compile", "-v", "--no-cache"),
-        project.gen("secrets", "rotate", "-t", "cn-east-1", "redis/password", stdin=b"rotated-in-a-log-test"),
+        project.gen(
+            "secrets", "rotate", "-t", "cn-east-1", "redis/password", stdin=b"rotated-in-a-log-test"
+        ),
         project.gen("compile", "-v", "--no-cache"),
         project.gen("compile", "--check", "-f", "json"),
         project.gen("secrets", "list", "-t", "cn-east-1"),
         project.gen("inventory", "-t", "cn-east-1"),
-        project.gen("secrets", "show", "-t", "cn-east-1", "redis/password", "-i", str(project.keys["cn-north-2"])),
-        project.gen("secrets", "materialize", "-t", "cn-east-1", "-i", str(project.keys["cn-north-2"])),
+        project.gen(
+            "secrets",
+            "show",
+            "-t",
+            "cn-east-1",
+            "redis/password",
+            "-i",
+            str(project.keys["cn-north-2"]),
+        ),
+        project.gen(
+            "secrets", "materialize", "-t", "cn-east-1", "-i", str(project.keys["cn-north-2"])
+        ),
     ]
     assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 1, 1]
-    assert leaks(((f"command {i}", r.output.encode()) for i, r in enumerate(outputs)), secrets) == []
+    assert (
+        leaks(((f"command {i}", r.output.encode()) for i, r in enumerate(outputs)), secrets) == []
+    )
 
 
 def test_the_reference_platform_compiles_to_ciphertext_only() -> None:
@@ -134,6 +179,8 @@ def test_the_reference_platform_compiles_to_ciphertext_only() -> None:
             assert (REPO / refs.file_for(site, path)).is_file()
             value = store.show(REPO, site, path, keys)
             secrets |= {value, base64.b64encode(value)}
-        secrets |= {v.encode() for s in store.materialized(REPO, site, keys) for v in s["data"].values()}
+        secrets |= {
+            v.encode() for s in store.materialized(REPO, site, keys) for v in s["data"].values()
+        }
     assert leaks(files_under(REPO / "compiled"), secrets) == []
     assert leaks(files_under(REPO / "inventory"), secrets) == []

@@ -16,17 +16,20 @@ def test_a_whole_value_reference_names_a_file_of_its_own_site() -> None:
     assert ref.file("cn-north-2") == "secrets/cn-north-2/redis/password.age"
 
 
-@pytest.mark.parametrize(("path", "why"), [
-    ("", "empty secret path"),
-    ("/etc/shadow", "must be relative"),
-    ("../cn-north-2/redis/password", "'..'"),
-    ("redis/../../cn-north-2/x", "'..'"),
-    ("redis//password", "empty"),
-    ("./redis", "'.'"),
-    ("redis/password.age", "leave out the .age"),
-    ("redis/.hidden", "not starting with '.'"),
-    ("redis pass", "letters, digits"),
-])
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("", "empty secret path"),
+        ("/etc/shadow", "must be relative"),
+        ("../cn-north-2/redis/password", "'..'"),
+        ("redis/../../cn-north-2/x", "'..'"),
+        ("redis//password", "empty"),
+        ("./redis", "'.'"),
+        ("redis/password.age", "leave out the .age"),
+        ("redis/.hidden", "not starting with '.'"),
+        ("redis pass", "letters, digits"),
+    ],
+)
 def test_paths_are_relative_without_dot_dot_or_odd_characters(path: str, why: str) -> None:
     with pytest.raises(refs.RefError, match=re.escape(why)):
         refs.parse(f"?{{age:{path}}}")
@@ -43,12 +46,16 @@ def test_other_backends_are_refused_by_name() -> None:
 
 
 def test_find_reports_every_reference_like_string_with_its_key_path() -> None:
-    params = {"site": {"registry_auth": {"password": "?{age:registry/password}"}},
-              "services": {"a": {"env": {"X": "plain", "Y": "?{age:y}"}, "args": ["--pw=?{age:z}"]}},
-              "free": "${not:a:secret}"}
-    assert list(refs.find(params)) == [(("site", "registry_auth", "password"), "?{age:registry/password}"),
-                                       (("services", "a", "env", "Y"), "?{age:y}"),
-                                       (("services", "a", "args", 0), "--pw=?{age:z}")]
+    params = {
+        "site": {"registry_auth": {"password": "?{age:registry/password}"}},
+        "services": {"a": {"env": {"X": "plain", "Y": "?{age:y}"}, "args": ["--pw=?{age:z}"]}},
+        "free": "${not:a:secret}",
+    }
+    assert list(refs.find(params)) == [
+        (("site", "registry_auth", "password"), "?{age:registry/password}"),
+        (("services", "a", "env", "Y"), "?{age:y}"),
+        (("services", "a", "args", 0), "--pw=?{age:z}"),
+    ]
 
 
 def test_path_of_inverts_file_for_only_inside_the_sites_directory() -> None:

@@ -19,19 +19,17 @@ import pytest
 from typer.testing import CliRunner
 
 from generator.build.stages import agent_rbac as access
+from generator.cli import app
+from generator.deliver.ferry.transport import DropDir
+from generator.formats import encrypted_secret as encrypted
 from generator.run.agent import kube, plan, prune
 from generator.run.agent.metrics import Metrics, serve
-from generator.deliver.ferry.transport import DropDir
 from generator.run.agent.settings import EnvelopeSource, PruneSettings
-from generator.cli import app
-from generator.formats import encrypted_secret as encrypted
 from tests.support.agent import Counting, Crash, Site, configmap, deployment, service, unique
 from tests.support.project import REPO
 
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / "cn-east-1.key"
 """The reference platform's test-only site key (tests/fixtures/age/README.md)."""
-
-__all__ = ["admin", "agent_keys", "control_plane", "site"]  # fixtures used by name
 
 
 def cms(site: Site, *names: str, value: str = "1") -> list[dict[str, Any]]:
@@ -42,7 +40,9 @@ def versions(site: Site, objs: list[dict[str, Any]]) -> dict[str, str]:
     """resourceVersion of each object, by name (to prove nothing was written)."""
     out = {}
     for o in objs:
-        live = site.get(o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", ""))
+        live = site.get(
+            o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")
+        )
         assert live is not None, o["metadata"]["name"]
         out[f"{o['kind']}/{o['metadata']['name']}"] = live["metadata"]["resourceVersion"]
     return out
@@ -57,25 +57,43 @@ def parent(site: Site) -> prune.Parent:
 
 def test_first_apply_brings_an_empty_cluster_to_the_reference_site(site: Site) -> None:
     compiled = REPO / "compiled" / "cn-east-1"
-    files = {p.relative_to(compiled).as_posix(): p.read_bytes() for p in compiled.rglob("*") if p.is_file()}
+    files = {
+        p.relative_to(compiled).as_posix(): p.read_bytes()
+        for p in compiled.rglob("*")
+        if p.is_file()
+    }
     site.branch.commit(files=files)
     result = site.agent(namespace="gen-agent", age_identity=AGE_KEY).reconcile()
     wanted = _compiled_objects(compiled)
-    assert result.errors == () and result.reasons == ("health",)  # envtest runs no pods: workloads wait
+    assert result.errors == () and result.reasons == (
+        "health",
+    )  # envtest runs no pods: workloads wait
     assert len(result.applied) == len(wanted) == result.members
     for obj in wanted:
-        if encrypted.is_encrypted(obj):  # the agent applies the Secret it decrypts, never the ciphertext
+        if encrypted.is_encrypted(
+            obj
+        ):  # the agent applies the Secret it decrypts, never the ciphertext
             obj = {"apiVersion": "v1", "kind": "Secret", "metadata": obj["metadata"]}
-        live = site.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace", ""))
+        live = site.get(
+            obj["apiVersion"],
+            obj["kind"],
+            obj["metadata"]["name"],
+            obj["metadata"].get("namespace", ""),
+        )
         assert live is not None and live["metadata"]["labels"][plan.PART_OF] == plan.applyset_id(
-            "gen-agent-applyset", "gen-agent")
+            "gen-agent-applyset", "gen-agent"
+        )
     assert {u.split(" ")[0] for u, _ in result.unhealthy} == {"StatefulSet.apps", "Deployment.apps"}
 
 
 def _compiled_objects(compiled: Path) -> list[dict[str, Any]]:
     from generator.core import yamlio
-    return [o for p in sorted((compiled / "manifests").rglob("*.yaml"))
-            for o in yamlio.load_rendered(p.read_text(), str(p))]
+
+    return [
+        o
+        for p in sorted((compiled / "manifests").rglob("*.yaml"))
+        for o in yamlio.load_rendered(p.read_text(), str(p))
+    ]
 
 
 def test_noop_reconcile_writes_nothing(site: Site) -> None:
@@ -95,7 +113,9 @@ def test_a_changed_field_is_applied_and_nothing_else(site: Site) -> None:
     site.agent().reconcile()
     before = versions(site, cms(site, "b"))
     changed = configmap("a", site.namespace, value="2")
-    site.branch.commit([changed, *cms(site, "b"), deployment("web", site.namespace, image="registry.local/app:2")])
+    site.branch.commit(
+        [changed, *cms(site, "b"), deployment("web", site.namespace, image="registry.local/app:2")]
+    )
     result = site.agent().reconcile()
     assert sorted(o.name for o in result.applied) == ["a", "web"]
     assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "2"}  # type: ignore[index]
@@ -111,14 +131,19 @@ def test_one_bad_object_is_reported_and_does_not_block_the_others(site: Site) ->
     assert result.result == "degraded" and result.reasons == ("apply",)
     assert [what for what, _ in result.errors] == [f"ConfigMap {site.namespace}/Not_A_Valid_Name"]
     assert "Invalid" in result.errors[0][1]
-    assert site.get("v1", "ConfigMap", "a") is not None and site.get("v1", "Service", "web") is not None
+    assert (
+        site.get("v1", "ConfigMap", "a") is not None
+        and site.get("v1", "Service", "web") is not None
+    )
     assert "Not_A_Valid_Name" in site.status()["errors"]
 
 
 # -- prune ---------------------------------------------------------------------------------------------
 
 
-def test_a_removed_object_is_pruned_but_a_foreign_one_with_a_copied_label_is_not(site: Site) -> None:
+def test_a_removed_object_is_pruned_but_a_foreign_one_with_a_copied_label_is_not(
+    site: Site,
+) -> None:
     site.branch.commit(cms(site, "a", "b", "c"))
     site.agent().reconcile()
     intruder = configmap("intruder", site.namespace)
@@ -139,7 +164,9 @@ def test_an_object_that_lost_our_label_is_released_not_deleted(site: Site) -> No
     assert taken is not None
     taken["metadata"]["labels"] = {"owner": "ops"}
     del taken["metadata"]["managedFields"]
-    site.admin.apply(site.admin.resource("v1", "ConfigMap"), taken, "gen-agent")  # the operator takes it over
+    site.admin.apply(
+        site.admin.resource("v1", "ConfigMap"), taken, "gen-agent"
+    )  # the operator takes it over
     site.branch.commit(cms(site, "a"))
     result = site.agent().reconcile()
     assert result.pruned == () and site.get("v1", "ConfigMap", "b") is not None
@@ -164,15 +191,22 @@ def test_the_mass_delete_guard_refuses_and_keeps_the_set(site: Site) -> None:
 
 def test_pvcs_and_namespaces_are_kept_unless_allowed(site: Site) -> None:
     extra = unique("extra")
-    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": site.namespace},
-           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": site.namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": extra}}
     site.branch.commit([*cms(site, "a", "b", "c"), pvc, namespace])
     site.agent().reconcile()
     site.branch.commit(cms(site, "a", "b", "c"))
     result = site.agent().reconcile()
     assert result.pruned == () and site.get("v1", "PersistentVolumeClaim", "data") is not None
-    assert {why.split(" ")[0] for _, why in result.retained} == {"PersistentVolumeClaim", "Namespace"}
+    assert {why.split(" ")[0] for _, why in result.retained} == {
+        "PersistentVolumeClaim",
+        "Namespace",
+    }
     assert len(parent(site).members) == 5  # kept in the set: pruned once it is allowed
 
 
@@ -184,7 +218,9 @@ def test_drift_is_corrected_on_the_next_reconcile_without_a_new_commit(site: Sit
     site.agent().reconcile()
     res = site.admin.resource("v1", "ConfigMap")
     site.admin.apply(res, configmap("a", site.namespace, value="hand-edited"), "kubectl-edit")
-    site.admin.delete(res, site.namespace, "b", site.get("v1", "ConfigMap", "b")["metadata"]["uid"], "")  # type: ignore[index]
+    site.admin.delete(
+        res, site.namespace, "b", site.get("v1", "ConfigMap", "b")["metadata"]["uid"], ""
+    )  # type: ignore[index]
     result = site.agent().reconcile()
     assert sorted(o.name for o in result.applied) == ["a", "b"]
     assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "1"}  # type: ignore[index]
@@ -227,7 +263,9 @@ def test_a_crash_mid_apply_converges_on_the_next_run(site: Site) -> None:
     site.agent().reconcile()
     site.branch.commit([*cms(site, "a"), *cms(site, "d", "e", "f", value="2")])
     with pytest.raises(Crash):
-        site.agent(Counting(site.admin, crash_after=1)).reconcile()  # the parent was widened, then one apply
+        site.agent(
+            Counting(site.admin, crash_after=1)
+        ).reconcile()  # the parent was widened, then one apply
     widened = {o.name for o in parent(site).members}
     assert widened == {"a", "b", "c", "d", "e", "f"}
     result = site.agent().reconcile()
@@ -248,8 +286,13 @@ def test_health_wait_reads_the_status_the_controller_writes(site: Site) -> None:
         while not done.is_set():
             live = site.admin.get(res, site.namespace, "web")
             if live is not None:
-                live["status"] = {"observedGeneration": live["metadata"]["generation"], "replicas": 2,
-                                  "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}
+                live["status"] = {
+                    "observedGeneration": live["metadata"]["generation"],
+                    "replicas": 2,
+                    "updatedReplicas": 2,
+                    "readyReplicas": 2,
+                    "availableReplicas": 2,
+                }
                 site.admin.update_status(res, live)  # type: ignore[attr-defined]
                 return
             time.sleep(0.05)
@@ -279,11 +322,20 @@ def test_status_events_and_metrics_report_what_happened(site: Site) -> None:
     server = serve(metrics, "127.0.0.1", 0, agent.alive)
     try:
         agent.reconcile()
-        text = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics").read().decode()
-        healthz = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/healthz").status
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics")
+            .read()
+            .decode()
+        )
+        healthz = urllib.request.urlopen(
+            f"http://127.0.0.1:{server.server_address[1]}/healthz"
+        ).status
     finally:
         server.shutdown()
-    assert f'gen_agent_applied_commit_info{{branch="refs/heads/deploy/test",commit="{commit}"}} 1.0' in text
+    assert (
+        f'gen_agent_applied_commit_info{{branch="refs/heads/deploy/test",commit="{commit}"}} 1.0'
+        in text
+    )
     assert "gen_agent_objects_applied_total 1.0" in text and "gen_agent_sync_ok 1.0" in text
     assert healthz == 200
     status = site.status()
@@ -292,58 +344,108 @@ def test_status_events_and_metrics_report_what_happened(site: Site) -> None:
     assert {e["reason"] for e in events} >= {"Applied", "Synced"}
 
 
-def test_the_parent_is_one_kubectl_recognises(site: Site, control_plane: Any, tmp_path: Path) -> None:
+def test_the_parent_is_one_kubectl_recognises(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
     manifest = tmp_path / "cm.yaml"
     manifest.write_text(json.dumps(configmap("k", site.namespace)))
     name = unique("kubectl-set")
-    subprocess.run(["kubectl", "--kubeconfig", str(control_plane.kubeconfig), "apply", "--server-side", "--prune",
-                    f"--applyset=configmaps/{name}", "-n", site.namespace, "-f", str(manifest)],
-                   check=True, capture_output=True,
-                   env={"KUBECTL_APPLYSET": "true", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "apply",
+            "--server-side",
+            "--prune",
+            f"--applyset=configmaps/{name}",
+            "-n",
+            site.namespace,
+            "-f",
+            str(manifest),
+        ],
+        check=True,
+        capture_output=True,
+        env={"KUBECTL_APPLYSET": "true", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     made = site.get("v1", "ConfigMap", name)
-    assert made is not None and made["metadata"]["labels"][plan.ID_LABEL] == plan.applyset_id(name, site.namespace)
+    assert made is not None and made["metadata"]["labels"][plan.ID_LABEL] == plan.applyset_id(
+        name, site.namespace
+    )
 
 
 # -- sources -------------------------------------------------------------------------------------------
 
 
-def test_envelopes_dropped_by_the_gatekeeper_are_imported_and_applied(site: Site, tmp_path: Path) -> None:
+def test_envelopes_dropped_by_the_gatekeeper_are_imported_and_applied(
+    site: Site, tmp_path: Path
+) -> None:
     from generator.deliver.ferry import pack as packer
+
     site.branch.site = "cn-test"
     site.branch.commit(cms(site, "from-envelope"))
     drop = tmp_path / "inbox"
     drop.mkdir()
     keys = site.branch.keys
-    packer.pack(packer.Request("cn-test", False, None), drop, packer.Settings(site.branch.path, keys.release.private,
-                                                                              keys.release.principal))
+    packer.pack(
+        packer.Request("cn-test", False, None),
+        drop,
+        packer.Settings(site.branch.path, keys.release.private, keys.release.principal),
+    )
     result = site.agent(site="cn-test", source=EnvelopeSource(DropDir(drop))).reconcile()
     assert result.ok and [o.name for o in result.applied] == ["from-envelope"]
-    assert any(n.startswith("imported") for n in result.notes) and list((drop / "imported").iterdir())
+    assert any(n.startswith("imported") for n in result.notes) and list(
+        (drop / "imported").iterdir()
+    )
 
 
 def test_an_unreachable_source_fails_the_reconcile_and_says_why(site: Site, tmp_path: Path) -> None:
     from generator.run.agent.settings import GitSource
+
     result = site.agent(source=GitSource(str(tmp_path / "nowhere.git"))).reconcile()
-    assert result.result == "failed" and result.reasons == ("source",) and "nowhere.git" in result.message
+    assert (
+        result.result == "failed"
+        and result.reasons == ("source",)
+        and "nowhere.git" in result.message
+    )
 
 
 # -- least privilege -----------------------------------------------------------------------------------
 
 
 def test_the_agent_as_its_own_service_account_applies_the_site_with_exactly_its_rbac(
-        site: Site, control_plane: Any, tmp_path: Path) -> None:
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
     compiled = _compile_site_into(tmp_path / "project", site.namespace, site.agent_namespace)
     objs = _compiled_objects(compiled)
-    rbac_kinds = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    rbac_kinds = {
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    }
     bootstrap = [o for o in objs if o["kind"] in rbac_kinds]
-    for obj in sorted(bootstrap, key=lambda o: plan.KIND_ORDER.index(o["kind"]) if o["kind"] in plan.KIND_ORDER else -1):
-        site.admin.apply(site.admin.resource(obj["apiVersion"], obj["kind"]), obj, "bootstrap-admin")
-    files = {p.relative_to(compiled).as_posix(): p.read_bytes() for p in compiled.rglob("*") if p.is_file()}
+    for obj in sorted(
+        bootstrap,
+        key=lambda o: plan.KIND_ORDER.index(o["kind"]) if o["kind"] in plan.KIND_ORDER else -1,
+    ):
+        site.admin.apply(
+            site.admin.resource(obj["apiVersion"], obj["kind"]), obj, "bootstrap-admin"
+        )
+    files = {
+        p.relative_to(compiled).as_posix(): p.read_bytes()
+        for p in compiled.rglob("*")
+        if p.is_file()
+    }
     site.branch.commit(files=files)
-    identity = control_plane.kubeconfig_for(f"system:serviceaccount:{site.agent_namespace}:gen-agent",
-                                            ["system:serviceaccounts", f"system:serviceaccounts:{site.agent_namespace}"])
+    identity = control_plane.kubeconfig_for(
+        f"system:serviceaccount:{site.agent_namespace}:gen-agent",
+        ["system:serviceaccounts", f"system:serviceaccounts:{site.agent_namespace}"],
+    )
     as_agent = kube.connect(identity)
     result = site.agent(as_agent, age_identity=AGE_KEY).reconcile()
     assert result.errors == (), result.errors
@@ -360,19 +462,29 @@ def test_the_agent_as_its_own_service_account_applies_the_site_with_exactly_its_
 def _compile_site_into(root: Path, namespace: str, agent_namespace: str) -> Path:
     """Compile cn-east-1 of a copy of the reference platform with its namespaces renamed."""
     from generator.build import pipeline as compiler
+
     for name in ("inventory", "components", "schemas", "secrets"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, root / name)
     target = root / "inventory" / "targets" / "cn-east-1.yml"
-    text = target.read_text().replace("parameters:\n  site:\n",
-                                      f"parameters:\n  site:\n    namespace: {namespace}\n", 1)
+    text = target.read_text().replace(
+        "parameters:\n  site:\n", f"parameters:\n  site:\n    namespace: {namespace}\n", 1
+    )
     target.write_text(text)
     common = root / "inventory" / "classes" / "common.yml"
-    common.write_text(common.read_text().replace("      namespace: gen-agent\n",
-                                                 f"      namespace: {agent_namespace}\n", 1))
+    common.write_text(
+        common.read_text().replace(
+            "      namespace: gen-agent\n", f"      namespace: {agent_namespace}\n", 1
+        )
+    )
     compiler.run(compiler.Options(root, ("cn-east-1",), use_cache=False))
     compiled = root / "compiled" / "cn-east-1"
-    role = compiled / "manifests" / "_cluster" / f"clusterrole-{access.cluster_role_name(agent_namespace)}.yaml"
+    role = (
+        compiled
+        / "manifests"
+        / "_cluster"
+        / f"clusterrole-{access.cluster_role_name(agent_namespace)}.yaml"
+    )
     assert role.is_file()
     return compiled
 
@@ -380,11 +492,18 @@ def _compile_site_into(root: Path, namespace: str, agent_namespace: str) -> Path
 # -- the command line ----------------------------------------------------------------------------------
 
 
-def test_gen_agent_run_once_reconciles_and_exits_by_result(site: Site, control_plane: Any, tmp_path: Path) -> None:
+def test_gen_agent_run_once_reconciles_and_exits_by_result(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
     site.branch.commit(cms(site, "cli"))
-    env = {"GEN_AGENT_SITE": "test", "GEN_AGENT_GIT_URL": str(site.branch.path),
-           "GEN_ALLOWED_SIGNERS": str(site.settings.allowed_signers), "GEN_AGENT_STATE": str(tmp_path / "cli-state"),
-           "GEN_AGENT_KUBECONFIG": str(control_plane.kubeconfig), "GEN_AGENT_NAMESPACE": site.agent_namespace}
+    env = {
+        "GEN_AGENT_SITE": "test",
+        "GEN_AGENT_GIT_URL": str(site.branch.path),
+        "GEN_ALLOWED_SIGNERS": str(site.settings.allowed_signers),
+        "GEN_AGENT_STATE": str(tmp_path / "cli-state"),
+        "GEN_AGENT_KUBECONFIG": str(control_plane.kubeconfig),
+        "GEN_AGENT_NAMESPACE": site.agent_namespace,
+    }
     ok = CliRunner().invoke(app, ["agent", "run", "--once", "--format", "json"], env=env)
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["result"] == "synced"
@@ -396,13 +515,18 @@ def test_gen_agent_run_once_reconciles_and_exits_by_result(site: Site, control_p
 # -- n9e -----------------------------------------------------------------------------------------------
 
 
-def test_the_commits_n9e_rules_are_synced_when_configured(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_commits_n9e_rules_are_synced_when_configured(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from generator.run.agent import loop
     from generator.run.agent.settings import N9eSettings
     from tests.support.n9e import ApiDouble, add_site_datasource
 
     n9e_dir = REPO / "compiled" / "cn-east-1" / "n9e"
-    files = {**_site_files(cms(site, "a")), **{f"n9e/{p.name}": p.read_bytes() for p in n9e_dir.iterdir()}}
+    files = {
+        **_site_files(cms(site, "a")),
+        **{f"n9e/{p.name}": p.read_bytes() for p in n9e_dir.iterdir()},
+    }
     site.branch.commit(files=files)
     double = ApiDouble()
     add_site_datasource(double)  # apply refuses rules that select no datasource
@@ -411,7 +535,11 @@ def test_the_commits_n9e_rules_are_synced_when_configured(site: Site, monkeypatc
     result = site.agent(n9e=N9eSettings("http://n9e.invalid:17000", token="t")).reconcile()
     assert result.ok, result.errors
     names = {r["name"] for rules in double.rules.values() for r in rules}
-    assert {"gen-agent: sync stale", "gen-agent: sync failing", "gen-agent: unsigned commit refused"} <= names
+    assert {
+        "gen-agent: sync stale",
+        "gen-agent: sync failing",
+        "gen-agent: unsigned commit refused",
+    } <= names
     writes = double.writes
     assert site.agent(n9e=N9eSettings("http://n9e.invalid:17000", token="t")).reconcile().ok
     assert double.writes == writes  # nothing changed, nothing written
@@ -419,18 +547,24 @@ def test_the_commits_n9e_rules_are_synced_when_configured(site: Site, monkeypatc
 
 def _site_files(objs: list[dict[str, Any]]) -> dict[str, bytes]:
     from tests.support.agent import site_files
+
     return site_files(objs)
 
 
 # -- secrets -------------------------------------------------------------------------------------------
 
 
-def test_an_encrypted_secret_the_agent_cannot_open_is_reported_and_kept_in_the_set(site: Site) -> None:
+def test_an_encrypted_secret_the_agent_cannot_open_is_reported_and_kept_in_the_set(
+    site: Site,
+) -> None:
     sealed = encrypted.build("db", site.namespace, {}, "Opaque", {"password": "not age ciphertext"})
     site.branch.commit([*cms(site, "a"), sealed])
     result = site.agent().reconcile()
     assert result.result == "degraded" and result.reasons == ("apply",)
     assert [what for what, _ in result.errors] == [f"Secret {site.namespace}/db"]
-    assert "GEN_AGENT_AGE_IDENTITY" in result.errors[0][1] and "not age ciphertext" not in result.message
+    assert (
+        "GEN_AGENT_AGE_IDENTITY" in result.errors[0][1]
+        and "not age ciphertext" not in result.message
+    )
     assert site.get("v1", "ConfigMap", "a") is not None and site.get("v1", "Secret", "db") is None
     assert {o.name for o in parent(site).members} == {"a", "db"}

@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 
 from generator.build.stages import agent_rbac as access
-from generator.run.agent import drift, health, plan
-from generator.run.agent.health import State
-from generator.run.agent.settings import PruneSettings, parse_share
 from generator.core import units
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId
+from generator.run.agent import drift, health, plan
+from generator.run.agent.health import State
+from generator.run.agent.settings import PruneSettings, parse_share
 
 
-def obj(kind: str, name: str, namespace: str = "ns", api_version: str = "v1", **rest: Any) -> dict[str, Any]:
+def obj(
+    kind: str, name: str, namespace: str = "ns", api_version: str = "v1", **rest: Any
+) -> dict[str, Any]:
     meta = {"name": name, **({"namespace": namespace} if namespace else {})}
     return {"apiVersion": api_version, "kind": kind, "metadata": meta, **rest}
 
@@ -37,9 +39,14 @@ def test_applyset_id_is_kubectls_hash_of_name_namespace_kind_group() -> None:
 
 
 def test_namespaces_and_crds_come_first_then_helm_kind_order() -> None:
-    objs = [obj("Deployment", "d", api_version="apps/v1"), obj("Service", "s"), obj("Namespace", "ns", ""),
-            obj("ServiceAccount", "sa"), obj("CustomResourceDefinition", "c", "", "apiextensions.k8s.io/v1"),
-            obj("Widget", "w", api_version="example.com/v1")]
+    objs = [
+        obj("Deployment", "d", api_version="apps/v1"),
+        obj("Service", "s"),
+        obj("Namespace", "ns", ""),
+        obj("ServiceAccount", "sa"),
+        obj("CustomResourceDefinition", "c", "", "apiextensions.k8s.io/v1"),
+        obj("Widget", "w", api_version="example.com/v1"),
+    ]
     first, rest = plan.phases(objs)
     assert [o["kind"] for o in first] == ["Namespace", "CustomResourceDefinition"]
     assert [o["kind"] for o in rest] == ["ServiceAccount", "Service", "Deployment", "Widget"]
@@ -69,10 +76,15 @@ def test_prune_guard_lets_small_deletions_through_whatever_the_share() -> None:
 
 
 def test_prune_never_deletes_pvcs_or_namespaces_unless_allowed() -> None:
-    pvc, ns = ObjectId("", "PersistentVolumeClaim", "ns", "data"), ObjectId("", "Namespace", "", "ns")
+    pvc, ns = (
+        ObjectId("", "PersistentVolumeClaim", "ns", "data"),
+        ObjectId("", "Namespace", "", "ns"),
+    )
     kept = plan.prune_plan([pvc, ns], [], PruneSettings())
     assert kept.delete == () and {oid for oid, _ in kept.retained} == {pvc, ns}
-    allowed = plan.prune_plan([pvc, ns], [], PruneSettings(persistent_volume_claims=True, namespaces=True))
+    allowed = plan.prune_plan(
+        [pvc, ns], [], PruneSettings(persistent_volume_claims=True, namespaces=True)
+    )
     assert set(allowed.delete) == {pvc, ns}
 
 
@@ -82,7 +94,9 @@ def test_disabled_prune_retains_everything_that_left() -> None:
 
 
 def test_members_round_trip_through_the_parent_encoding() -> None:
-    members = plan.members_of([obj("Deployment", "d", api_version="apps/v1"), obj("Namespace", "n", "")])
+    members = plan.members_of(
+        [obj("Deployment", "d", api_version="apps/v1"), obj("Namespace", "n", "")]
+    )
     assert plan.decode_members(plan.encode_members(members)) == members
     assert plan.group_kinds(members) == "Deployment.apps,Namespace"
 
@@ -92,8 +106,14 @@ def test_members_round_trip_through_the_parent_encoding() -> None:
 
 def test_covers_ignores_server_defaults_and_foreign_fields() -> None:
     want = {"spec": {"ports": [{"port": 80}], "selector": {"app": "a"}}}
-    live = {"spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}], "selector": {"app": "a"},
-                     "clusterIP": "10.0.0.3"}, "status": {}}
+    live = {
+        "spec": {
+            "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}],
+            "selector": {"app": "a"},
+            "clusterIP": "10.0.0.3",
+        },
+        "status": {},
+    }
     assert drift.covers(live, want)
 
 
@@ -113,8 +133,14 @@ def test_covers_treats_an_empty_map_as_absent() -> None:
 
 
 def test_same_object_ignores_resource_version_and_managed_fields() -> None:
-    a = {"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]}, "data": {"k": "v"}}
-    b = {"metadata": {"name": "a", "resourceVersion": "2", "managedFields": [2]}, "data": {"k": "v"}}
+    a = {
+        "metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]},
+        "data": {"k": "v"},
+    }
+    b = {
+        "metadata": {"name": "a", "resourceVersion": "2", "managedFields": [2]},
+        "data": {"k": "v"},
+    }
     assert drift.same_object(a, b)
     assert not drift.same_object(a, {**b, "data": {"k": "w"}})
 
@@ -123,42 +149,73 @@ def test_same_object_ignores_resource_version_and_managed_fields() -> None:
 
 
 def deployment(replicas: int = 2, generation: int = 2, **status: Any) -> dict[str, Any]:
-    return {"kind": "Deployment", "metadata": {"generation": generation}, "spec": {"replicas": replicas},
-            "status": status}
+    return {
+        "kind": "Deployment",
+        "metadata": {"generation": generation},
+        "spec": {"replicas": replicas},
+        "status": status,
+    }
 
 
 def test_deployment_is_current_when_its_rollout_is_complete() -> None:
-    done = deployment(observedGeneration=2, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
+    done = deployment(
+        observedGeneration=2, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2
+    )
     assert health.assess(done).current
 
 
 def test_deployment_is_in_progress_until_its_generation_is_observed() -> None:
-    stale = deployment(observedGeneration=1, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
+    stale = deployment(
+        observedGeneration=1, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2
+    )
     assert health.assess(stale).state is State.IN_PROGRESS
     assert health.assess(deployment()).state is State.IN_PROGRESS
 
 
 def test_deployment_past_its_progress_deadline_has_failed() -> None:
-    stuck = deployment(observedGeneration=2, conditions=[{"type": "Progressing", "status": "False",
-                                                          "reason": "ProgressDeadlineExceeded"}])
+    stuck = deployment(
+        observedGeneration=2,
+        conditions=[
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+        ],
+    )
     assert health.assess(stuck).state is State.FAILED
 
 
 def test_statefulset_waits_for_the_update_revision_and_respects_a_partition() -> None:
     base = {"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 3}}
-    rolling = {**base, "status": {"observedGeneration": 1, "readyReplicas": 3, "currentReplicas": 1,
-                                  "updatedReplicas": 2, "currentRevision": "r1", "updateRevision": "r2"}}
+    rolling = {
+        **base,
+        "status": {
+            "observedGeneration": 1,
+            "readyReplicas": 3,
+            "currentReplicas": 1,
+            "updatedReplicas": 2,
+            "currentRevision": "r1",
+            "updateRevision": "r2",
+        },
+    }
     assert health.assess(rolling).state is State.IN_PROGRESS
-    assert health.assess({**rolling, "status": {**rolling["status"], "currentRevision": "r2"}}).current
-    partitioned = {**rolling, "spec": {"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 1}}}}
+    assert health.assess(
+        {**rolling, "status": {**rolling["status"], "currentRevision": "r2"}}
+    ).current
+    partitioned = {
+        **rolling,
+        "spec": {"replicas": 3, "updateStrategy": {"rollingUpdate": {"partition": 1}}},
+    }
     assert health.assess(partitioned).current
 
 
 def test_pvc_is_current_only_when_bound_and_job_only_when_complete() -> None:
     assert health.assess({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}}).current
-    assert not health.assess({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}}).current
+    assert not health.assess(
+        {"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}}
+    ).current
     complete = {"kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
-    failed = {"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True", "message": "x"}]}}
+    failed = {
+        "kind": "Job",
+        "status": {"conditions": [{"type": "Failed", "status": "True", "message": "x"}]},
+    }
     assert health.assess(complete).current and health.assess(failed).state is State.FAILED
 
 
@@ -170,8 +227,13 @@ def test_objects_without_status_are_current() -> None:
 
 
 def test_rbac_grants_the_kinds_of_each_namespace_and_cluster_objects_by_name() -> None:
-    objs = [obj("Namespace", "app", ""), obj("StatefulSet", "s", "app", "apps/v1"), obj("Service", "s", "app"),
-            obj("PersistentVolumeClaim", "data", "app"), obj("ConfigMap", "c", "other")]
+    objs = [
+        obj("Namespace", "app", ""),
+        obj("StatefulSet", "s", "app", "apps/v1"),
+        obj("Service", "s", "app"),
+        obj("PersistentVolumeClaim", "data", "app"),
+        obj("ConfigMap", "c", "other"),
+    ]
     rbac = access.rules(objs, "app", "gen-agent", {})
     by_ns = {e["namespace"]: e["rules"] for e in rbac["namespaces"]}
     assert set(by_ns) == {"app", "other", "gen-agent"}
@@ -181,28 +243,50 @@ def test_rbac_grants_the_kinds_of_each_namespace_and_cluster_objects_by_name() -
     assert ("", "configmaps") not in app
     namespaces = next(r for r in rbac["cluster_rules"] if r["resources"] == ["namespaces"])
     assert namespaces["resourceNames"] == ["app"] and "delete" not in namespaces["verbs"]
-    assert not any("*" in r["resources"] or "*" in r["verbs"] for e in rbac["namespaces"] for r in e["rules"])
+    assert not any(
+        "*" in r["resources"] or "*" in r["verbs"] for e in rbac["namespaces"] for r in e["rules"]
+    )
 
 
 def test_rbac_lets_prune_delete_pvcs_and_namespaces_only_when_allowed() -> None:
     objs = [obj("Namespace", "app", ""), obj("PersistentVolumeClaim", "data", "app")]
-    rbac = access.rules(objs, "app", "gen-agent", {"persistent_volume_claims": True, "namespaces": True})
+    rbac = access.rules(
+        objs, "app", "gen-agent", {"persistent_volume_claims": True, "namespaces": True}
+    )
     assert all("delete" in r["verbs"] for r in rbac["cluster_rules"])
     app = next(e for e in rbac["namespaces"] if e["namespace"] == "app")["rules"]
     assert any("persistentvolumeclaims" in r["resources"] and "delete" in r["verbs"] for r in app)
 
 
 def test_rbac_uses_the_plural_and_scope_a_site_crd_declares() -> None:
-    crd = obj("CustomResourceDefinition", "widgets.example.com", "", "apiextensions.k8s.io/v1",
-              spec={"group": "example.com", "scope": "Cluster", "names": {"kind": "Widget", "plural": "widgetz"}})
+    crd = obj(
+        "CustomResourceDefinition",
+        "widgets.example.com",
+        "",
+        "apiextensions.k8s.io/v1",
+        spec={
+            "group": "example.com",
+            "scope": "Cluster",
+            "names": {"kind": "Widget", "plural": "widgetz"},
+        },
+    )
     rbac = access.rules([crd, obj("Widget", "w", "", "example.com/v1")], "app", "gen-agent", {})
-    assert {"apiGroups": ["example.com"], "resources": ["widgetz"], "resourceNames": ["w"],
-            "verbs": ["get", "create", "patch", "delete"]} in rbac["cluster_rules"]
+    assert {
+        "apiGroups": ["example.com"],
+        "resources": ["widgetz"],
+        "resourceNames": ["w"],
+        "verbs": ["get", "create", "patch", "delete"],
+    } in rbac["cluster_rules"]
 
 
 def test_plural_guesses_like_kubectl() -> None:
-    assert [access.plural_of(k) for k in ("Ingress", "Policy", "Gateway", "Endpoints", "Box")] == \
-        ["ingresses", "policies", "gateways", "endpoints", "boxes"]
+    assert [access.plural_of(k) for k in ("Ingress", "Policy", "Gateway", "Endpoints", "Box")] == [
+        "ingresses",
+        "policies",
+        "gateways",
+        "endpoints",
+        "boxes",
+    ]
 
 
 # -- settings ----------------------------------------------------------------------------------------

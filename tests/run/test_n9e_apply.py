@@ -80,7 +80,9 @@ def notify_rule_id(api: reconcile.Api, intent: reconcile.Intent) -> int:
 # -- behaviour ----------------------------------------------------------------------------------------
 
 
-def test_first_apply_creates_everything_and_reads_back_as_compiled(api: reconcile.Api, tmp_path: Path) -> None:
+def test_first_apply_creates_everything_and_reads_back_as_compiled(
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     intent = intent_as(tmp_path)
     result = reconcile.run(api, intent)
     assert result.rejections == []
@@ -91,7 +93,10 @@ def test_first_apply_creates_everything_and_reads_back_as_compiled(api: reconcil
     assert on_server.keys() == {r["name"] for r in intent.alert_rules}
     notify = notify_rule_id(api, intent)
     for rule in intent.alert_rules:
-        assert reconcile.differences({**rule, "notify_rule_ids": [notify]}, on_server[rule["name"]]) == []
+        assert (
+            reconcile.differences({**rule, "notify_rule_ids": [notify]}, on_server[rule["name"]])
+            == []
+        )
     channels = {c["name"]: c for c in api.get("/notify-channel-configs")}
     for channel in intent.channels:
         assert reconcile.differences(channel, channels[channel["name"]]) == []
@@ -104,7 +109,9 @@ def test_second_apply_is_a_no_op(api: reconcile.Api, tmp_path: Path) -> None:
     assert again.actions == [] and again.rejections == [] and not again.changed
 
 
-def test_renamed_changed_and_removed_rules_converge_in_one_run(api: reconcile.Api, tmp_path: Path) -> None:
+def test_renamed_changed_and_removed_rules_converge_in_one_run(
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     intent = intent_as(tmp_path)
     reconcile.run(api, intent)
     ids_before = {r["annotations"]["gen_rule"]: r["id"] for r in server_rules(api, intent).values()}
@@ -115,13 +122,19 @@ def test_renamed_changed_and_removed_rules_converge_in_one_run(api: reconcile.Ap
     changed = with_rules(intent, list(rules.values()))
     result = reconcile.run(api, changed)
     assert result.rejections == []
-    assert sorted(map(str, result.actions)) == sorted([
-        "delete alert-rule 'abc-service: p99 latency above 1s'",
-        "update alert-rule 'Node CPU high' (rule_config)",
-        "update alert-rule 'gatekeeper: queue too long' (name)"])
+    assert sorted(map(str, result.actions)) == sorted(
+        [
+            "delete alert-rule 'abc-service: p99 latency above 1s'",
+            "update alert-rule 'Node CPU high' (rule_config)",
+            "update alert-rule 'gatekeeper: queue too long' (name)",
+        ]
+    )
     after = server_rules(api, changed)
     assert "abc-service: p99 latency above 1s" not in after
-    assert after["gatekeeper: queue too long"]["id"] == ids_before["business/gatekeeper/transfer-backlog"]
+    assert (
+        after["gatekeeper: queue too long"]["id"]
+        == ids_before["business/gatekeeper/transfer-backlog"]
+    )
     assert after["Node CPU high"]["rule_config"]["queries"][0]["prom_ql"] == "cpu_busy > 95"
     assert reconcile.run(api, changed).actions == []
 
@@ -130,31 +143,47 @@ def test_rule_gen_does_not_own_is_never_touched(api: reconcile.Api, tmp_path: Pa
     intent = intent_as(tmp_path)
     reconcile.run(api, intent)
     group = group_id(api, intent)
-    foreign = {**copy.deepcopy(intent.alert_rules[0]), "name": "hand-made rule",
-               "append_tags": ["team=ops"], "annotations": {"summary": "typed into the UI"}}
-    assert api.call_raw("POST", f"/busi-group/{group}/alert-rules", [foreign])["dat"] == {"hand-made rule": ""}
+    foreign = {
+        **copy.deepcopy(intent.alert_rules[0]),
+        "name": "hand-made rule",
+        "append_tags": ["team=ops"],
+        "annotations": {"summary": "typed into the UI"},
+    }
+    assert api.call_raw("POST", f"/busi-group/{group}/alert-rules", [foreign])["dat"] == {
+        "hand-made rule": ""
+    }
     reconcile.run(api, with_rules(intent, intent.alert_rules[1:]))
     after = server_rules(api, intent)
     assert "hand-made rule" in after and after["hand-made rule"]["append_tags"] == ["team=ops"]
     assert intent.alert_rules[0]["name"] not in after
 
 
-def test_rule_the_server_rejects_is_reported_by_name_with_its_reason(api: reconcile.Api, tmp_path: Path) -> None:
+def test_rule_the_server_rejects_is_reported_by_name_with_its_reason(
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     intent = intent_as(tmp_path)
-    bad = {**copy.deepcopy(intent.alert_rules[0]), "name": "bad <rule>",
-           "annotations": {"summary": "x", "gen_rule": "business/x/bad"}}
+    bad = {
+        **copy.deepcopy(intent.alert_rules[0]),
+        "name": "bad <rule>",
+        "annotations": {"summary": "x", "gen_rule": "business/x/bad"},
+    }
     result = reconcile.run(api, with_rules(intent, [*intent.alert_rules, bad]))
     assert [(r.kind, r.name) for r in result.rejections] == [("alert-rule", "bad <rule>")]
     assert "invalid characters" in result.rejections[0].reason
     assert len(server_rules(api, intent)) == len(intent.alert_rules)
 
 
-def test_declared_rule_whose_name_a_foreign_rule_holds_is_reported_not_forced(api: reconcile.Api,
-                                                                                tmp_path: Path) -> None:
+def test_declared_rule_whose_name_a_foreign_rule_holds_is_reported_not_forced(
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     intent = intent_as(tmp_path)
     reconcile.run(api, with_rules(intent, intent.alert_rules[1:]))
     group = group_id(api, intent)
-    squatter = {**copy.deepcopy(intent.alert_rules[0]), "append_tags": ["team=ops"], "annotations": {"summary": "x"}}
+    squatter = {
+        **copy.deepcopy(intent.alert_rules[0]),
+        "append_tags": ["team=ops"],
+        "annotations": {"summary": "x"},
+    }
     api.call_raw("POST", f"/busi-group/{group}/alert-rules", [squatter])
     result = reconcile.run(api, intent)
     assert [r.name for r in result.rejections] == [intent.alert_rules[0]["name"]]
@@ -166,31 +195,51 @@ def test_dry_run_reports_the_plan_and_changes_nothing(api: reconcile.Api, tmp_pa
     intent = intent_as(tmp_path)
     plan = reconcile.run(api, intent, dry_run=True)
     assert plan.dry_run and plan.changed
-    assert ("create", "busi-group", intent.busi_group) in {(a.verb, a.kind, a.name) for a in plan.actions}
-    assert intent.busi_group not in {g["name"] for g in _list(api.get("/busi-groups", {"all": "true"}))}
+    assert ("create", "busi-group", intent.busi_group) in {
+        (a.verb, a.kind, a.name) for a in plan.actions
+    }
+    assert intent.busi_group not in {
+        g["name"] for g in _list(api.get("/busi-groups", {"all": "true"}))
+    }
     applied = reconcile.run(api, intent)
     assert [str(a) for a in applied.actions] == [str(a) for a in plan.actions]
 
 
-def test_channels_templates_and_notify_rule_no_longer_declared_are_removed(api: reconcile.Api,
-                                                                          tmp_path: Path) -> None:
+def test_channels_templates_and_notify_rule_no_longer_declared_are_removed(
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     intent = intent_as(tmp_path)
     reconcile.run(api, intent)
-    webhook_only = reconcile.Intent(**{
-        **intent.__dict__,
-        "channels": [c for c in intent.channels if c["name"].endswith("ops-webhook")],
-        "templates": [t for t in intent.templates if t["name"].endswith("ops-webhook")],
-        "notify_rules": [{**intent.notify_rules[0], "notify_configs": [
-            c for c in intent.notify_rules[0]["notify_configs"] if c["channel"].endswith("ops-webhook")]}]})
+    webhook_only = reconcile.Intent(
+        **{
+            **intent.__dict__,
+            "channels": [c for c in intent.channels if c["name"].endswith("ops-webhook")],
+            "templates": [t for t in intent.templates if t["name"].endswith("ops-webhook")],
+            "notify_rules": [
+                {
+                    **intent.notify_rules[0],
+                    "notify_configs": [
+                        c
+                        for c in intent.notify_rules[0]["notify_configs"]
+                        if c["channel"].endswith("ops-webhook")
+                    ],
+                }
+            ],
+        }
+    )
     result = reconcile.run(api, webhook_only)
     sms = f"gen-{intent.site}-sms-gateway"
-    assert {str(a) for a in result.actions} >= {f"delete channel '{sms}'", f"delete template '{sms}'"}
+    assert {str(a) for a in result.actions} >= {
+        f"delete channel '{sms}'",
+        f"delete template '{sms}'",
+    }
     assert sms not in {c["name"] for c in api.get("/notify-channel-configs")}
     assert reconcile.run(api, webhook_only).actions == []
 
 
 def test_template_edited_on_the_server_is_corrected_keeping_the_servers_ident(
-        api: reconcile.Api, tmp_path: Path) -> None:
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     intent = intent_as(tmp_path)
     reconcile.run(api, intent)
     name = intent.templates[0]["name"]
@@ -205,19 +254,22 @@ def test_template_edited_on_the_server_is_corrected_keeping_the_servers_ident(
     assert reconcile.run(api, intent).actions == []
 
 
-def test_sites_whose_names_share_a_prefix_never_prune_each_others_objects(api: reconcile.Api,
-                                                                           tmp_path: Path) -> None:
+def test_sites_whose_names_share_a_prefix_never_prune_each_others_objects(
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     short = intent_as(tmp_path / "a", site=f"p{next(_names)}-{os.getpid() % 1000}")
     longer = intent_as(tmp_path / "b", source="cn-north-2", site=f"{short.site}-1")
     reconcile.run(api, longer)
     reconcile.run(api, short)
-    nothing = reconcile.Intent(**{**short.__dict__,
-                                  "channels": [], "templates": [], "notify_rules": []})
+    nothing = reconcile.Intent(
+        **{**short.__dict__, "channels": [], "templates": [], "notify_rules": []}
+    )
     pruned = reconcile.run(api, nothing)
     deleted = [a.name for a in pruned.actions if a.verb == "delete"]
     assert len(deleted) == 1 + len(short.templates) + len(short.channels)
-    assert all(a.kind == "alert-rule" or short.site + "-1" not in a.name
-               for a in pruned.actions), deleted
+    assert all(a.kind == "alert-rule" or short.site + "-1" not in a.name for a in pruned.actions), (
+        deleted
+    )
     assert reconcile.run(api, longer).actions == []
     names = {t["name"] for t in api.get("/message-templates")}
     names |= {c["name"] for c in api.get("/notify-rules")}
@@ -225,7 +277,8 @@ def test_sites_whose_names_share_a_prefix_never_prune_each_others_objects(api: r
 
 
 def test_rules_whose_datasource_matches_nothing_are_refused_before_any_change(
-        api: reconcile.Api, tmp_path: Path) -> None:
+    api: reconcile.Api, tmp_path: Path
+) -> None:
     intent = intent_as(tmp_path)
     victoria = [{"match_type": 1, "op": "in", "values": ["victoria-*"]}]
     elsewhere = [{**r, "datasource_queries": victoria} for r in intent.alert_rules]
@@ -250,8 +303,12 @@ def _list(dat: Any) -> list[dict[str, Any]]:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    api = client.Client(client.Settings("http://127.0.0.1:9", timeout=2), client.Credentials(token="t"))
-    with pytest.raises(client.Unreachable, match=r"cannot reach n9e at http://127.0.0.1:9: .*check --url"):
+    api = client.Client(
+        client.Settings("http://127.0.0.1:9", timeout=2), client.Credentials(token="t")
+    )
+    with pytest.raises(
+        client.Unreachable, match=r"cannot reach n9e at http://127.0.0.1:9: .*check --url"
+    ):
         api.get("/busi-groups")
 
 
@@ -265,8 +322,10 @@ def test_server_errors_come_in_english_and_keep_the_servers_text(real_n9e: Any) 
 
 def test_the_double_like_the_server_answers_in_chinese_unless_asked_for_english() -> None:
     bad = [{"name": "bad <rule>"}]
-    for double, said in ((ApiDouble(), "名称包含非法字符"),
-                         (ApiDouble(client.LANGUAGE), "Name has invalid characters")):
+    for double, said in (
+        (ApiDouble(), "名称包含非法字符"),
+        (ApiDouble(client.LANGUAGE), "Name has invalid characters"),
+    ):
         answer = double.call_raw("POST", "/busi-group/1/alert-rules", bad)
         assert answer["dat"] == {"bad <rule>": said}
 
@@ -276,9 +335,12 @@ class _NotN9e(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # the name http.server calls
         status = 502 if "gateway" in self.path else 200
-        body = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad"
-                b" Gateway</h1></center>\n<hr><center>nginx</center>\n"
-                + b"<p>padding</p>" * 200 + b"</body></html>")
+        body = (
+            b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad"
+            b" Gateway</h1></center>\n<hr><center>nginx</center>\n"
+            + b"<p>padding</p>" * 200
+            + b"</body></html>"
+        )
         self.send_response(status)
         self.send_header("Content-Type", "text/html")
         self.end_headers()
@@ -289,8 +351,9 @@ class _NotN9e(BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("where, status", [("/gateway", "HTTP 502"), ("/portal", "HTTP 200")])
-def test_a_server_that_is_not_n9e_is_one_line_with_status_and_reason(where: str,
-                                                                      status: str) -> None:
+def test_a_server_that_is_not_n9e_is_one_line_with_status_and_reason(
+    where: str, status: str
+) -> None:
     server = HTTPServer(("127.0.0.1", 0), _NotN9e)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -310,12 +373,16 @@ def test_missing_credentials_and_credentials_in_the_url_are_refused() -> None:
     with pytest.raises(client.N9eError, match="no n9e credentials"):
         client.Credentials()
     with pytest.raises(client.N9eError, match="URL holds credentials") as info:
-        client.Client(client.Settings("http://root:s3cret@127.0.0.1:9"), client.Credentials(token="t"))
+        client.Client(
+            client.Settings("http://root:s3cret@127.0.0.1:9"), client.Credentials(token="t")
+        )
     assert "s3cret" not in str(info.value)
 
 
 def test_wrong_password_is_a_clear_error_that_never_shows_the_password(real_n9e: Any) -> None:
-    api = client.Client(client.Settings(real_n9e.url), client.Credentials("root", "not-the-password"))
+    api = client.Client(
+        client.Settings(real_n9e.url), client.Credentials("root", "not-the-password")
+    )
     with pytest.raises(client.LoginFailed, match="refused the login of user 'root'") as info:
         api.login()
     assert "not-the-password" not in str(info.value)
@@ -331,19 +398,39 @@ def test_cli_applies_a_site_then_finds_nothing_to_do(real_n9e: Any, tmp_path: Pa
     root = tmp_path / "project"
     shutil.copytree(REPO / "compiled" / "cn-north-2", root / "compiled" / "cn-north-2")
     env = {**os.environ, "GEN_N9E_USER": ROOT_USER, "GEN_N9E_PASSWORD": ROOT_PASSWORD}
-    command = [sys.executable, "-m", "generator", "n9e", "apply", "-t", "cn-north-2", "--url", real_n9e.url,
-               "--root", str(root)]
+    command = [
+        sys.executable,
+        "-m",
+        "generator",
+        "n9e",
+        "apply",
+        "-t",
+        "cn-north-2",
+        "--url",
+        real_n9e.url,
+        "--root",
+        str(root),
+    ]
     first = subprocess.run(command, capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr
-    assert "create alert-rule 'Node down'" in first.stdout and ROOT_PASSWORD not in first.stdout + first.stderr
+    assert (
+        "create alert-rule 'Node down'" in first.stdout
+        and ROOT_PASSWORD not in first.stdout + first.stderr
+    )
     second = subprocess.run([*command, "--format", "json"], capture_output=True, text=True, env=env)
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout) == {"site": "cn-north-2", "dry_run": False, "changed": False,
-                                         "actions": [], "rejected": []}
+    assert json.loads(second.stdout) == {
+        "site": "cn-north-2",
+        "dry_run": False,
+        "changed": False,
+        "actions": [],
+        "rejected": [],
+    }
 
 
-def test_cli_refuses_rules_without_a_datasource_unless_allowed(real_n9e: Any,
-                                                              tmp_path: Path) -> None:
+def test_cli_refuses_rules_without_a_datasource_unless_allowed(
+    real_n9e: Any, tmp_path: Path
+) -> None:
     site = f"d{next(_names)}-{os.getpid() % 1000}"
     directory = tmp_path / "compiled" / site / "n9e"
     directory.mkdir(parents=True)
@@ -351,22 +438,54 @@ def test_cli_refuses_rules_without_a_datasource_unless_allowed(real_n9e: Any,
         text = path.read_text().replace("cn-north-2", site).replace("prometheus-*", "victoria-*")
         (directory / path.name).write_text(text)
     env = {**os.environ, "GEN_N9E_USER": ROOT_USER, "GEN_N9E_PASSWORD": ROOT_PASSWORD}
-    command = [sys.executable, "-m", "generator", "n9e", "apply", "-t", site, "--url", real_n9e.url,
-               "--root", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "generator",
+        "n9e",
+        "apply",
+        "-t",
+        site,
+        "--url",
+        real_n9e.url,
+        "--root",
+        str(tmp_path),
+    ]
     refused = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert refused.returncode == 1 and refused.stdout == ""
     assert "no datasource matches prometheus datasource name in victoria-*" in refused.stderr
     assert "embedded-tsdb (prometheus, id 1)" in refused.stderr
-    allowed = subprocess.run([*command, "--allow-missing-datasource"], capture_output=True,
-                             text=True, env=env, check=False)
+    allowed = subprocess.run(
+        [*command, "--allow-missing-datasource"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert allowed.returncode == 0, allowed.stderr
     assert allowed.stderr.startswith("warning: compiled alert rules would never evaluate")
 
 
 def test_cli_reports_a_missing_compiled_site(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "generator", "n9e", "apply", "-t", "cn-east-1", "--url",
-                           "http://127.0.0.1:9", "--token", "t", "--root", str(tmp_path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            "n9e",
+            "apply",
+            "-t",
+            "cn-east-1",
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "--root",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1
     assert "n9e/site.json: missing; run `gen compile`" in done.stderr
 
@@ -375,16 +494,38 @@ def test_cli_reports_a_missing_compiled_site(tmp_path: Path) -> None:
 
 
 def test_differences_ignore_server_fields_but_see_removed_annotations() -> None:
-    desired = {"name": "r", "uuid": 7, "annotations": {"summary": "s"}, "append_tags": ["b=1", "a=2"],
-               "rule_config": {"queries": [{"prom_ql": "up == 0", "severity": 1}]}}
-    actual = {"name": "r", "uuid": 0, "id": 3, "annotations": {"summary": "s"}, "append_tags": ["a=2", "b=1"],
-              "rule_config": {"queries": [{"prom_ql": "up == 0", "severity": 1, "unit": ""}]}, "severities": [1]}
+    desired = {
+        "name": "r",
+        "uuid": 7,
+        "annotations": {"summary": "s"},
+        "append_tags": ["b=1", "a=2"],
+        "rule_config": {"queries": [{"prom_ql": "up == 0", "severity": 1}]},
+    }
+    actual = {
+        "name": "r",
+        "uuid": 0,
+        "id": 3,
+        "annotations": {"summary": "s"},
+        "append_tags": ["a=2", "b=1"],
+        "rule_config": {"queries": [{"prom_ql": "up == 0", "severity": 1, "unit": ""}]},
+        "severities": [1],
+    }
     assert reconcile.differences(desired, actual) == []
-    assert reconcile.differences(desired, {**actual, "annotations": {"summary": "s", "old": "x"}}) == ["annotations"]
-    assert reconcile.differences({**desired, "disabled": 0}, {**actual, "disabled": 1}) == ["disabled"]
+    assert reconcile.differences(
+        desired, {**actual, "annotations": {"summary": "s", "old": "x"}}
+    ) == ["annotations"]
+    assert reconcile.differences({**desired, "disabled": 0}, {**actual, "disabled": 1}) == [
+        "disabled"
+    ]
 
 
 def test_intent_loads_the_compiled_files_of_a_site() -> None:
     intent = reconcile.load(REPO / "compiled" / "cn-east-1")
-    assert (intent.site, intent.busi_group, intent.team) == ("cn-east-1", "paas-cn-east-1", "paas-ops")
-    assert len(intent.alert_rules) == len(json.loads((REPO / "compiled/cn-east-1" / layout.N9E_ALERT_RULES).read_text()))
+    assert (intent.site, intent.busi_group, intent.team) == (
+        "cn-east-1",
+        "paas-cn-east-1",
+        "paas-ops",
+    )
+    assert len(intent.alert_rules) == len(
+        json.loads((REPO / "compiled/cn-east-1" / layout.N9E_ALERT_RULES).read_text())
+    )

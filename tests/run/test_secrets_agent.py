@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from generator.run.agent.loop import Agent
-from generator.formats import age as crypto, encrypted_secret as encrypted
 from generator.build import secret_store as store
+from generator.formats import age as crypto
+from generator.formats import encrypted_secret as encrypted
+from generator.run.agent.loop import Agent
 from tests.support.agent import Site, configmap
-
-__all__ = ["admin", "agent_keys", "control_plane", "site"]  # fixtures used by name
 
 
 @pytest.fixture
@@ -31,8 +30,13 @@ def site_key(tmp_path: Path) -> tuple[Path, str]:
 
 
 def sealed(site: Site, recipient: str, **values: bytes) -> dict[str, Any]:
-    return encrypted.build("app-secrets", site.namespace, {"app": "app"}, "Opaque",
-                           {k: crypto.encrypt(v, [recipient]).decode() for k, v in values.items()})
+    return encrypted.build(
+        "app-secrets",
+        site.namespace,
+        {"app": "app"},
+        "Opaque",
+        {k: crypto.encrypt(v, [recipient]).decode() for k, v in values.items()},
+    )
 
 
 def live_values(site: Site) -> dict[str, bytes] | None:
@@ -50,13 +54,18 @@ def logged(site: Site, log: list[str], **changes: Any) -> Agent:
 def everything_the_agent_told(site: Site, log: list[str]) -> str:
     """Its log lines, status ConfigMap and Events, as one text to search."""
     events = site.admin.list(site.admin.resource("v1", "Event"), site.agent_namespace)
-    return "\n".join([*log, json.dumps(site.status()), json.dumps([e.get("message", "") for e in events])])
+    return "\n".join(
+        [*log, json.dumps(site.status()), json.dumps([e.get("message", "") for e in events])]
+    )
 
 
-def test_the_agent_applies_the_decrypted_secret_and_prunes_it_when_it_leaves(site: Site,
-                                                                             site_key: tuple[Path, str]) -> None:
+def test_the_agent_applies_the_decrypted_secret_and_prunes_it_when_it_leaves(
+    site: Site, site_key: tuple[Path, str]
+) -> None:
     key, recipient = site_key
-    site.branch.commit([sealed(site, recipient, PASSWORD=b"agent-pw-1"), configmap("c", site.namespace)])
+    site.branch.commit(
+        [sealed(site, recipient, PASSWORD=b"agent-pw-1"), configmap("c", site.namespace)]
+    )
     log: list[str] = []
     assert logged(site, log, age_identity=key).reconcile().errors == ()
     assert live_values(site) == {"PASSWORD": b"agent-pw-1"}
@@ -69,7 +78,9 @@ def test_the_agent_applies_the_decrypted_secret_and_prunes_it_when_it_leaves(sit
     assert "agent-pw-1" not in everything_the_agent_told(site, log)
 
 
-def test_rotation_reaches_the_cluster_through_the_agent(site: Site, site_key: tuple[Path, str]) -> None:
+def test_rotation_reaches_the_cluster_through_the_agent(
+    site: Site, site_key: tuple[Path, str]
+) -> None:
     key, recipient = site_key
     site.branch.commit([sealed(site, recipient, PASSWORD=b"before")])
     site.agent(age_identity=key).reconcile()
@@ -80,7 +91,8 @@ def test_rotation_reaches_the_cluster_through_the_agent(site: Site, site_key: tu
 
 
 def test_another_sites_ciphertext_is_refused_by_name_and_the_live_secret_is_kept(
-        site: Site, site_key: tuple[Path, str], tmp_path: Path) -> None:
+    site: Site, site_key: tuple[Path, str], tmp_path: Path
+) -> None:
     key, recipient = site_key
     other_site = store.keygen(tmp_path / "other.key")
     site.branch.commit([sealed(site, recipient, PASSWORD=b"ours")])
@@ -91,15 +103,22 @@ def test_another_sites_ciphertext_is_refused_by_name_and_the_live_secret_is_kept
     assert result.result == "degraded" and "apply" in result.reasons
     [(what, why)] = result.errors
     assert what == f"Secret {site.namespace}/app-secrets"
-    assert f"EncryptedSecret {site.namespace}/app-secrets key PASSWORD is not encrypted to the identity in {key}" \
+    assert (
+        f"EncryptedSecret {site.namespace}/app-secrets key PASSWORD is not encrypted to the identity in {key}"
         in why
+    )
     assert live_values(site) == {"PASSWORD": b"ours"}  # kept: neither replaced nor pruned
     told = everything_the_agent_told(site, log)
-    assert "key PASSWORD is not encrypted to" in told and "theirs-value" not in told and "ours" not in told
+    assert (
+        "key PASSWORD is not encrypted to" in told
+        and "theirs-value" not in told
+        and "ours" not in told
+    )
 
 
-def test_without_a_mounted_key_each_encrypted_secret_fails_and_the_rest_applies(site: Site,
-                                                                                 site_key: tuple[Path, str]) -> None:
+def test_without_a_mounted_key_each_encrypted_secret_fails_and_the_rest_applies(
+    site: Site, site_key: tuple[Path, str]
+) -> None:
     _, recipient = site_key
     site.branch.commit([sealed(site, recipient, PASSWORD=b"v"), configmap("c", site.namespace)])
     result = site.agent().reconcile()

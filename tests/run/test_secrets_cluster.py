@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.core import yamlio
-from generator.formats import age as crypto, encrypted_secret as encrypted, secret_refs as refs
 from generator.build import secret_store as store
+from generator.core import yamlio
+from generator.formats import age as crypto
+from generator.formats import encrypted_secret as encrypted
+from generator.formats import secret_refs as refs
 from tests.support.project import REPO
 from tests.support.secrets import SecretProject
-
-__all__ = ["secret_project", "secret_template"]  # fixtures used by name
 
 EAST = "cn-east-1"
 ABC_CLASS = "inventory/classes/services/abc-service.yml"
@@ -40,8 +40,12 @@ class Cluster:
         self.kubeconfig = kubeconfig
 
     def kubectl(self, *args: str, stdin: bytes | None = None) -> bytes:
-        proc = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
-                              capture_output=True, check=False)
+        proc = subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr.decode()
         return proc.stdout
 
@@ -53,12 +57,23 @@ class Cluster:
     def apply(self, objects: list[dict[str, Any]]) -> None:
         """Server-side apply, as the agent does (field manager gen-agent, conflicts forced)."""
         body = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}).encode()
-        self.kubectl("apply", "--server-side", "--field-manager", "gen-agent", "--force-conflicts", "-f", "-",
-                     stdin=body)
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "gen-agent",
+            "--force-conflicts",
+            "-f",
+            "-",
+            stdin=body,
+        )
 
     def secret(self, namespace: str, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.kubectl("get", "secret", "-n", namespace, name, "-o", "json",
-                                                        "--show-managed-fields"))
+        found: dict[str, Any] = json.loads(
+            self.kubectl(
+                "get", "secret", "-n", namespace, name, "-o", "json", "--show-managed-fields"
+            )
+        )
         return found
 
 
@@ -69,9 +84,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.skip("kubectl is not installed")
     try:
         from tests.support.servers.kube import start_control_plane
+
         with start_control_plane(tmp_path_factory.mktemp("secrets-envtest")) as cp:
             yield Cluster(cp.kubeconfig)
-    except Exception as e:  # noqa: BLE001 - a missing build is a skip with the reason, unless required
+    except Exception as e:
         if os.environ.get("GEN_REQUIRE_ENVTEST"):
             raise
         pytest.skip(f"no control plane: {e}")
@@ -86,23 +102,34 @@ def materialized(project: SecretProject, site: str, key: Path) -> list[dict[str,
 
 def moved(objects: list[dict[str, Any]], namespaces: dict[str, str]) -> list[dict[str, Any]]:
     """The objects with their namespaces renamed (each test has its own)."""
-    return [{**o, "metadata": {**o["metadata"], "namespace": namespaces[o["metadata"]["namespace"]]}}
-            for o in objects]
+    return [
+        {**o, "metadata": {**o["metadata"], "namespace": namespaces[o["metadata"]["namespace"]]}}
+        for o in objects
+    ]
 
 
 def value(secret: dict[str, Any], key: str) -> bytes:
     return base64.b64decode(secret["data"][key])
 
 
-def test_a_secret_set_with_gen_reaches_the_api_server_as_a_secret(secret_project: SecretProject,
-                                                                    cluster: Cluster) -> None:
+def test_a_secret_set_with_gen_reaches_the_api_server_as_a_secret(
+    secret_project: SecretProject, cluster: Cluster
+) -> None:
     project = secret_project
     env_line = "        REDIS_PASSWORD: ?{age:redis/password}\n"
     text = (project.root / ABC_CLASS).read_text()
-    (project.root / ABC_CLASS).write_text(text.replace(env_line, env_line + "        API_TOKEN: ?{age:abc/token}\n"))
-    assert project.gen("secrets", "set", "-t", EAST, "abc/token", stdin=b"tok-\xc3\xa9-1\n").exit_code == 0
+    (project.root / ABC_CLASS).write_text(
+        text.replace(env_line, env_line + "        API_TOKEN: ?{age:abc/token}\n")
+    )
+    assert (
+        project.gen("secrets", "set", "-t", EAST, "abc/token", stdin=b"tok-\xc3\xa9-1\n").exit_code
+        == 0
+    )
     assert project.gen("compile", "-t", EAST).exit_code == 0
-    ns = {"project": cluster.namespace("secrets-app"), "gen-agent": cluster.namespace("secrets-agent")}
+    ns = {
+        "project": cluster.namespace("secrets-app"),
+        "gen-agent": cluster.namespace("secrets-agent"),
+    }
     cluster.apply(moved(materialized(project, EAST, project.keys[EAST]), ns))
     live = cluster.secret(ns["project"], "abc-service-secrets")
     assert live["type"] == "Opaque" and value(live, "API_TOKEN") == "tok-é-1".encode()
@@ -113,12 +140,22 @@ def test_a_secret_set_with_gen_reaches_the_api_server_as_a_secret(secret_project
     assert pull["type"] == "kubernetes.io/dockerconfigjson"
 
 
-def test_rotation_changes_the_secret_in_the_cluster(secret_project: SecretProject, cluster: Cluster) -> None:
+def test_rotation_changes_the_secret_in_the_cluster(
+    secret_project: SecretProject, cluster: Cluster
+) -> None:
     project = secret_project
-    ns = {"project": cluster.namespace("rotate-app"), "gen-agent": cluster.namespace("rotate-agent")}
+    ns = {
+        "project": cluster.namespace("rotate-app"),
+        "gen-agent": cluster.namespace("rotate-agent"),
+    }
     cluster.apply(moved(materialized(project, EAST, project.keys[EAST]), ns))
     before = cluster.secret(ns["project"], "abc-service-secrets")
-    assert project.gen("secrets", "rotate", "-t", EAST, "redis/password", stdin=b"rotated-redis-pw").exit_code == 0
+    assert (
+        project.gen(
+            "secrets", "rotate", "-t", EAST, "redis/password", stdin=b"rotated-redis-pw"
+        ).exit_code
+        == 0
+    )
     assert project.gen("compile", "-t", EAST).exit_code == 0
     cluster.apply(moved(materialized(project, EAST, project.keys[EAST]), ns))
     after = cluster.secret(ns["project"], "abc-service-secrets")
@@ -127,33 +164,54 @@ def test_rotation_changes_the_secret_in_the_cluster(secret_project: SecretProjec
     digest = encrypted.DIGEST_ANNOTATION
     assert after["metadata"]["annotations"][digest] != before["metadata"]["annotations"][digest]
     untouched = cluster.secret(ns["project"], "registry-pull")
-    assert untouched["metadata"]["annotations"][digest] == \
-        cluster.secret(ns["gen-agent"], "registry-pull")["metadata"]["annotations"][digest]
+    assert (
+        untouched["metadata"]["annotations"][digest]
+        == cluster.secret(ns["gen-agent"], "registry-pull")["metadata"]["annotations"][digest]
+    )
 
 
-@pytest.mark.parametrize(("site", "username", "server"), [
-    ("cn-east-1", "admin", "dockerhub.kubekey.local"),
-    ("cn-north-2", "paas-pull", "harbor.cn-north-2.internal:5000"),
-])
-def test_the_reference_platform_creates_its_registry_and_redis_secrets(cluster: Cluster, site: str, username: str,
-                                                                       server: str) -> None:
+@pytest.mark.parametrize(
+    ("site", "username", "server"),
+    [
+        ("cn-east-1", "admin", "dockerhub.kubekey.local"),
+        ("cn-north-2", "paas-pull", "harbor.cn-north-2.internal:5000"),
+    ],
+)
+def test_the_reference_platform_creates_its_registry_and_redis_secrets(
+    cluster: Cluster, site: str, username: str, server: str
+) -> None:
     keys = crypto.load_identities(REPO / "tests" / "fixtures" / "age" / f"{site}.key")
     plain = {p: store.show(REPO, site, p, keys) for p in ("redis/password", "registry/password")}
     compiled = REPO / "compiled" / site / "manifests"
-    objects = [o for p in sorted(compiled.rglob("encryptedsecret-*.yaml"))
-               for o in yamlio.load_rendered(p.read_text(), str(p))]
+    objects = [
+        o
+        for p in sorted(compiled.rglob("encryptedsecret-*.yaml"))
+        for o in yamlio.load_rendered(p.read_text(), str(p))
+    ]
     assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects) == [
-        ("gen-agent", "registry-pull"), ("project", "abc-service-secrets"), ("project", "registry-pull")]
+        ("gen-agent", "registry-pull"),
+        ("project", "abc-service-secrets"),
+        ("project", "registry-pull"),
+    ]
     secrets, failed = encrypted.materialize_all(objects, keys)
     assert failed == {}
-    ns = {"project": cluster.namespace(f"{site}-app"), "gen-agent": cluster.namespace(f"{site}-agent")}
+    ns = {
+        "project": cluster.namespace(f"{site}-app"),
+        "gen-agent": cluster.namespace(f"{site}-agent"),
+    }
     cluster.apply(moved(secrets, ns))
-    assert value(cluster.secret(ns["project"], "abc-service-secrets"), "REDIS_PASSWORD") == plain["redis/password"]
+    assert (
+        value(cluster.secret(ns["project"], "abc-service-secrets"), "REDIS_PASSWORD")
+        == plain["redis/password"]
+    )
     for namespace in ns.values():
         pull = cluster.secret(namespace, "registry-pull")
         auth = json.loads(value(pull, ".dockerconfigjson"))["auths"][server]
         assert pull["type"] == "kubernetes.io/dockerconfigjson"
-        assert (auth["username"], auth["password"].encode()) == (username, plain["registry/password"])
+        assert (auth["username"], auth["password"].encode()) == (
+            username,
+            plain["registry/password"],
+        )
 
 
 def test_the_reference_secret_files_are_ascii_armored_age_for_one_recipient() -> None:

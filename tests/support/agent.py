@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+from generator.core import layout, objects, yamlio
+from generator.deliver.git import plumbing
+from generator.deliver.git.repo import open_repo
 from generator.run.agent import kube, plan
 from generator.run.agent.loop import Agent
 from generator.run.agent.metrics import Metrics
 from generator.run.agent.settings import GitSource, PruneSettings, Settings
-from generator.core import layout, objects, yamlio
-from generator.deliver.git import plumbing
-from generator.deliver.git.repo import open_repo
 from tests.support.ferry import IDENTITY, Key, Keys, make_key, write_allowed_signers
 
 _counter = itertools.count(1)
@@ -43,7 +43,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         with start_control_plane(tmp_path_factory.mktemp("envtest")) as cp:
             yield cp
-    except Exception as e:  # noqa: BLE001 - a missing build is a skip with the reason, unless required
+    except Exception as e:
         if os.environ.get("GEN_REQUIRE_ENVTEST"):
             raise
         pytest.skip(f"no control plane: {e}")
@@ -84,15 +84,23 @@ class Branch:
     def ref(self) -> str:
         return f"refs/heads/deploy/{self.site}"
 
-    def commit(self, objs: list[dict[str, Any]] | None = None, files: dict[str, bytes] | None = None,
-               key: Key | None = None, signed: bool = True) -> str:
+    def commit(
+        self,
+        objs: list[dict[str, Any]] | None = None,
+        files: dict[str, bytes] | None = None,
+        key: Key | None = None,
+        signed: bool = True,
+    ) -> str:
         """Commit ``objs`` (or raw ``files``) on top of the branch, signed by ``key`` (default: release)."""
         repo = open_repo(self.path, create=True)
         content = files if files is not None else site_files(objs or [])
-        tree = plumbing.write_tree(repo, {p: plumbing.hash_bytes(repo, c) for p, c in content.items()})
+        tree = plumbing.write_tree(
+            repo, {p: plumbing.hash_bytes(repo, c) for p, c in content.items()}
+        )
         signer = (key or self.keys.release).private if signed else None
-        commit = plumbing.commit_tree(repo, tree, [self.tip] if self.tip else [], f"deploy {self.site}",
-                                      IDENTITY, signer)
+        commit = plumbing.commit_tree(
+            repo, tree, [self.tip] if self.tip else [], f"deploy {self.site}", IDENTITY, signer
+        )
         repo.run("update-ref", self.ref, commit)
         self.tip = commit
         return commit
@@ -119,9 +127,13 @@ class Site:
     def set_id(self) -> str:
         return plan.applyset_id(self.settings.parent_name, self.settings.namespace)
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         res = self.admin.resource(api_version, kind)
-        return self.admin.get(res, self.namespace if namespace is None and res.namespaced else namespace or "", name)
+        return self.admin.get(
+            res, self.namespace if namespace is None and res.namespaced else namespace or "", name
+        )
 
     def status(self) -> dict[str, str]:
         cm = self.get("v1", "ConfigMap", self.settings.status_name, self.agent_namespace)
@@ -134,34 +146,77 @@ def site(tmp_path: Path, admin: kube.Client, agent_keys: Keys) -> Site:
     namespace, agent_ns = unique("app"), unique("agent")
     ns_res = admin.resource("v1", "Namespace")
     for ns in (namespace, agent_ns):
-        admin.apply(ns_res, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, "test-setup")
+        admin.apply(
+            ns_res,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+            "test-setup",
+        )
     branch = Branch(tmp_path / "deploy.git", "test", agent_keys)
-    settings = Settings(site="test", source=GitSource(str(branch.path)), allowed_signers=agent_keys.allowed_signers,
-                        state_dir=tmp_path / "state", namespace=agent_ns, interval=60, health_timeout=0.5,
-                        health_poll=0.1, prune=PruneSettings(), metrics_port=-1, workers=4)
+    settings = Settings(
+        site="test",
+        source=GitSource(str(branch.path)),
+        allowed_signers=agent_keys.allowed_signers,
+        state_dir=tmp_path / "state",
+        namespace=agent_ns,
+        interval=60,
+        health_timeout=0.5,
+        health_poll=0.1,
+        prune=PruneSettings(),
+        metrics_port=-1,
+        workers=4,
+    )
     return Site(namespace, agent_ns, branch, settings, admin)
 
 
 def configmap(name: str, namespace: str, **data: str) -> dict[str, Any]:
     """A ConfigMap object."""
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
-            "data": dict(data)}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": dict(data),
+    }
 
 
-def deployment(name: str, namespace: str, replicas: int = 1, image: str = "registry.local/app:1") -> dict[str, Any]:
+def deployment(
+    name: str, namespace: str, replicas: int = 1, image: str = "registry.local/app:1"
+) -> dict[str, Any]:
     """A small Deployment (envtest never runs its pods: tests write its /status)."""
     labels = {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "app", "image": image,
-                                                           "resources": {"limits": {"cpu": "0.5", "memory": "64Mi"}}}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "resources": {"limits": {"cpu": "0.5", "memory": "64Mi"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
 
 
 def service(name: str, namespace: str, port: int = 80) -> dict[str, Any]:
     """A ClusterIP Service."""
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port, "targetPort": port}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"app": name},
+            "ports": [{"name": "http", "port": port, "targetPort": port}],
+        },
+    }
 
 
 class Counting:
@@ -193,13 +248,21 @@ class Counting:
         self._count("list")
         return self.inner.list(res, namespace, selector)
 
-    def apply(self, res: kube.Resource, obj: dict[str, Any], manager: str, dry_run: bool = False) -> dict[str, Any]:
-        if not dry_run and self.crash_after is not None and self.calls.get("apply", 0) >= self.crash_after:
+    def apply(
+        self, res: kube.Resource, obj: dict[str, Any], manager: str, dry_run: bool = False
+    ) -> dict[str, Any]:
+        if (
+            not dry_run
+            and self.crash_after is not None
+            and self.calls.get("apply", 0) >= self.crash_after
+        ):
             raise Crash(f"simulated crash before applying {obj['kind']} {obj['metadata']['name']}")
         self._count("dry-run" if dry_run else "apply")
         return self.inner.apply(res, obj, manager, dry_run)
 
-    def delete(self, res: kube.Resource, namespace: str, name: str, uid: str, resource_version: str) -> None:
+    def delete(
+        self, res: kube.Resource, namespace: str, name: str, uid: str, resource_version: str
+    ) -> None:
         self._count("delete")
         self.inner.delete(res, namespace, name, uid, resource_version)
 

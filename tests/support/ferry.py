@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from generator.core import layout
+from generator.deliver import publish
 from generator.deliver.ferry import pack as packer
 from generator.deliver.ferry import receive
-from generator.deliver import publish
 from generator.deliver.git.plumbing import Identity
-
 from tests.support.project import REPO
+
 IDENTITY = Identity("Release Bot", "release@example.com")
 SITE = "cn-east-1"
 OTHER_SITE = "cn-north-2"
@@ -52,7 +52,10 @@ class Keys:
 def make_key(directory: Path, name: str, principal: str) -> Key:
     """A new ed25519 key pair ``directory/name`` (no passphrase)."""
     path = directory / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", str(path)],
+        check=True,
+    )
     return Key(path, principal)
 
 
@@ -64,21 +67,37 @@ def write_allowed_signers(path: Path, *keys: Key) -> Path:
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in a work tree with a fixed identity; its stdout."""
-    env_args = ["-c", f"user.name={IDENTITY.name}", "-c", f"user.email={IDENTITY.email}", "-c", "commit.gpgsign=false"]
-    return subprocess.run(["git", *env_args, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    env_args = [
+        "-c",
+        f"user.name={IDENTITY.name}",
+        "-c",
+        f"user.email={IDENTITY.email}",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    return subprocess.run(
+        ["git", *env_args, *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def refs(repo: Path) -> dict[str, str]:
     """Every ref of a repository with its object id (to prove a refusal changed nothing)."""
-    out = subprocess.run(["git", "--git-dir", str(repo), "for-each-ref", "--format=%(refname) %(objectname)"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "--git-dir", str(repo), "for-each-ref", "--format=%(refname) %(objectname)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return dict(line.split(" ", 1) for line in out.splitlines())
 
 
 def rev(repo: Path, name: str) -> str | None:
     """The commit a ref names in a repository, or None."""
-    proc = subprocess.run(["git", "--git-dir", str(repo), "rev-parse", "--verify", "--quiet", name],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "--git-dir", str(repo), "rev-parse", "--verify", "--quiet", name],
+        capture_output=True,
+        text=True,
+    )
     return proc.stdout.strip() or None
 
 
@@ -131,10 +150,18 @@ class World:
         assert tip
         return tip
 
-    def pack(self, site: str = SITE, out: Path | None = None, full: bool = False, since: int | None = None,
-             now: datetime | None = None) -> Path:
+    def pack(
+        self,
+        site: str = SITE,
+        out: Path | None = None,
+        full: bool = False,
+        since: int | None = None,
+        now: datetime | None = None,
+    ) -> Path:
         """Pack the next envelope of ``site`` into the drop folder (or ``out``); its path."""
-        packed = packer.pack(packer.Request(site, full, since), out or self.drop, self.pack_settings(), now)
+        packed = packer.pack(
+            packer.Request(site, full, since), out or self.drop, self.pack_settings(), now
+        )
         assert packed.path is not None, packed.note
         return packed.path
 
@@ -169,7 +196,9 @@ def published(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> tuple[Pat
 
 
 @pytest.fixture(scope="session")
-def synced_template(tmp_path_factory: pytest.TempPathFactory, published: tuple[Path, Path], keys: Keys) -> World:
+def synced_template(
+    tmp_path_factory: pytest.TempPathFactory, published: tuple[Path, Path], keys: Keys
+) -> World:
     """A world whose first full envelope of SITE is packed and imported (copied by ``world``)."""
     w = _world(tmp_path_factory.mktemp("synced"), published[0], published[1], keys)
     w.pack()
@@ -178,7 +207,9 @@ def synced_template(tmp_path_factory: pytest.TempPathFactory, published: tuple[P
 
 
 @pytest.fixture
-def world(request: pytest.FixtureRequest, tmp_path: Path, published: tuple[Path, Path], keys: Keys) -> World:
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, published: tuple[Path, Path], keys: Keys
+) -> World:
     """Private copies of the published source and deploy repositories, a drop folder and the inside.
 
     Parametrized indirectly with ``"synced"`` it starts from ``synced_template`` instead of nothing.

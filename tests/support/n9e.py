@@ -182,13 +182,17 @@ def real_n9e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.support.servers.n9e import ensure_n9e, start_n9e
 
     if os.environ.get("GEN_OFFLINE") != "1":  # n9e calls api.github.com at start-up
-        _unavailable("n9e is started only in a network namespace without routes: run pytest "
-                     "through tools/offline (as make test does)")
+        _unavailable(
+            "n9e is started only in a network namespace without routes: run pytest "
+            "through tools/offline (as make test does)"
+        )
     try:
         ensure_n9e()
     except ServerStartError as e:
-        _unavailable(f"no n9e v9.1.1 binary: {e} (its stderr says why, e.g. the Go module proxy "
-                     "refusing github.com/ccfos/nightingale/v6 and no vendored source)")
+        _unavailable(
+            f"no n9e v9.1.1 binary: {e} (its stderr says why, e.g. the Go module proxy "
+            "refusing github.com/ccfos/nightingale/v6 and no vendored source)"
+        )
     with start_n9e(tmp_path_factory.mktemp("n9e")) as server:
         add_site_datasource(root_client(server.url))
         yield server

@@ -24,5 +24,8 @@ def project(tmp_path: Path) -> Path:
 
 def tree_digest(directory: Path) -> dict[str, str]:
     """sha256 of every file under ``directory`` by relative path (to prove nothing changed)."""
-    return {p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }

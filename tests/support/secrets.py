@@ -19,9 +19,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from generator.build import pipeline
-from generator.cli import app
-from generator.formats import age as crypto, secret_refs as refs
 from generator.build import secret_store as store
+from generator.cli import app
+from generator.formats import age as crypto
+from generator.formats import secret_refs as refs
 from tests.support.project import REPO
 
 SITES = ("cn-east-1", "cn-north-2")
@@ -80,7 +81,9 @@ def rekey(root: Path, site: str, keys_dir: Path) -> Path:
     return key
 
 
-def build(root: Path, keys_dir: Path, sites: Iterable[str] = SITES, paths: Iterable[str] = PATHS) -> SecretProject:
+def build(
+    root: Path, keys_dir: Path, sites: Iterable[str] = SITES, paths: Iterable[str] = PATHS
+) -> SecretProject:
     """A reference-platform copy with fresh keys, every secret set to a test value, compiled."""
     copy_reference(root)
     keys = {site: rekey(root, site, keys_dir) for site in sites}

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.core.location import Location
-from generator.core.sourcemap import LocTree, nearest
 from generator.build.inventory import merge, resolve
 from generator.build.inventory.load import ClassWalk, Settings, Sources, settings_for
 from generator.build.inventory.references import KeyPath
 from generator.build.inventory.yamlsrc import Document
+from generator.core.location import Location
+from generator.core.sourcemap import LocTree, nearest
 
 __all__ = ["Inventory", "Path_", "Settings", "Target", "settings_for"]
 
@@ -77,8 +77,15 @@ class Inventory(Sources):
         merger.apply(doc)
         params = resolve.resolve(merger.params, merger.locs, merger.constants)
         walk.probe_config()
-        return Target(name, doc.file, params, merger.locs.freeze(), tuple(walk.applied),
-                      tuple(walk.inputs), tuple(walk.probes))
+        return Target(
+            name,
+            doc.file,
+            params,
+            merger.locs.freeze(),
+            tuple(walk.applied),
+            tuple(walk.inputs),
+            tuple(walk.probes),
+        )
 
     def _reclass_meta(self, merger: merge.Merger, name: str, path: Path, doc: Document) -> None:
         """``_reclass_.name``, as reclass sets it for every target."""

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generator.build.inventory.yamlsrc import Document, load_file
 from generator.core import errors
 from generator.core.fsutil import write_atomic
 from generator.core.location import Location
 from generator.core.sourcemap import nearest
-from generator.build.inventory.yamlsrc import Document, load_file
 
 CONFIG = "inventory/reclass-config.yml"
 _TOP_LEVEL_KEYS = {"classes", "parameters", "applications", "exports"}
@@ -64,17 +64,20 @@ class Sources:
     def _find_targets(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
         if not self.targets_dir.is_dir():
-            raise errors.located(Location(self._rel(self.targets_dir)),
-                                 "no inventory/targets directory here; "
-                                 "run gen in the project root or pass --root")
+            raise errors.located(
+                Location(self._rel(self.targets_dir)),
+                "no inventory/targets directory here; run gen in the project root or pass --root",
+            )
         for path in sorted(self.targets_dir.rglob("*")):
             if path.suffix not in _TARGET_SUFFIXES or not path.is_file():
                 continue
             name = path.stem
             if name in found:
                 other = self._rel(found[name])
-                raise errors.located(Location(self._rel(path)),
-                                     f"target {name!r} is also defined in {other}; rename one")
+                raise errors.located(
+                    Location(self._rel(path)),
+                    f"target {name!r} is also defined in {other}; rename one",
+                )
             found[name] = path
         return dict(sorted(found.items()))
 
@@ -83,8 +86,9 @@ class Sources:
         files = self.target_files()
         if name not in files:
             known = ", ".join(files) or "none"
-            raise errors.GenError(f"unknown target {name!r}; "
-                                  f"targets in {self._rel(self.targets_dir)}: {known}")
+            raise errors.GenError(
+                f"unknown target {name!r}; targets in {self._rel(self.targets_dir)}: {known}"
+            )
         return files[name]
 
     def document(self, path: Path) -> Document:
@@ -130,8 +134,9 @@ class Sources:
         existing = [c for c in candidates if c.is_file()]
         if len(existing) > 1:
             shown = " and ".join(self._rel(c) for c in existing)
-            raise errors.located(where,
-                                 f"class {name!r} is ambiguous: both {shown} exist; keep one")
+            raise errors.located(
+                where, f"class {name!r} is ambiguous: both {shown} exist; keep one"
+            )
         probed = [self._rel(c) for c in candidates if not c.is_file()]
         return (existing[0] if existing else None), probed
 
@@ -158,8 +163,9 @@ def settings_for(root: Path) -> Settings:
     if isinstance(regexp, str):
         regexp = [regexp]
     if not isinstance(regexp, list) or not all(isinstance(r, str) for r in regexp):
-        raise errors.located(nearest(doc.locs, ["ignore_class_notfound_regexp"]),
-                             "must be a list of regexps")
+        raise errors.located(
+            nearest(doc.locs, ["ignore_class_notfound_regexp"]), "must be a list of regexps"
+        )
     return Settings(ignore_class_notfound=flag, ignore_class_notfound_regexp=tuple(regexp))
 
 
@@ -167,22 +173,28 @@ def _check_top_level(doc: Document) -> None:
     if doc.data is None:
         return
     if not isinstance(doc.data, dict):
-        raise errors.located(doc.locs.here,
-                             "a class or target must be a mapping with classes: and parameters:")
+        raise errors.located(
+            doc.locs.here, "a class or target must be a mapping with classes: and parameters:"
+        )
     for key in doc.data:
         if key not in _TOP_LEVEL_KEYS:
             expected = ", ".join(sorted(_TOP_LEVEL_KEYS))
-            raise errors.located(nearest(doc.locs, [key]),
-                                 f"unknown top-level key {key!r}; expected one of {expected}")
+            raise errors.located(
+                nearest(doc.locs, [key]),
+                f"unknown top-level key {key!r}; expected one of {expected}",
+            )
     classes = doc.data.get("classes")
-    if classes is not None and not (isinstance(classes, list)
-                                    and all(isinstance(c, str) for c in classes)):
-        raise errors.located(nearest(doc.locs, ["classes"]),
-                             "classes: must be a list of class names", "$.classes")
+    if classes is not None and not (
+        isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+    ):
+        raise errors.located(
+            nearest(doc.locs, ["classes"]), "classes: must be a list of class names", "$.classes"
+        )
     params = doc.data.get("parameters")
     if params is not None and not isinstance(params, dict):
-        raise errors.located(nearest(doc.locs, ["parameters"]), "parameters: must be a mapping",
-                             "$.parameters")
+        raise errors.located(
+            nearest(doc.locs, ["parameters"]), "parameters: must be a mapping", "$.parameters"
+        )
 
 
 class ClassWalk:
@@ -209,7 +221,7 @@ class ClassWalk:
             where = nearest(doc.locs, ["classes", index])
             name = _absolute_class(raw_name, context, where)
             if name in self.stack:
-                chain = " -> ".join([*self.stack[self.stack.index(name):], name])
+                chain = " -> ".join([*self.stack[self.stack.index(name) :], name])
                 raise errors.located(where, f"class cycle: {chain}; remove one of these includes")
             if name in self.seen:
                 continue
@@ -238,9 +250,12 @@ class ClassWalk:
         self.probes.extend(probed)
         if path is not None or self._may_ignore(name):
             return path
-        raise errors.located(where, f"class {name!r} not found: expected "
-                             f"inventory/classes/{name.replace('.', '/')}.yml or .../init.yml "
-                             "(or set ignore_class_notfound in inventory/reclass-config.yml)")
+        raise errors.located(
+            where,
+            f"class {name!r} not found: expected "
+            f"inventory/classes/{name.replace('.', '/')}.yml or .../init.yml "
+            "(or set ignore_class_notfound in inventory/reclass-config.yml)",
+        )
 
     def _may_ignore(self, name: str) -> bool:
         s = self.sources.settings
@@ -256,8 +271,9 @@ def _absolute_class(raw: str, context: str, where: Location | None) -> str:
         return raw
     dots = len(raw) - len(raw.lstrip("."))
     if dots == len(raw):
-        raise errors.located(where, f"invalid class name {raw!r}: "
-                             "a relative name needs a class after the dots")
+        raise errors.located(
+            where, f"invalid class name {raw!r}: a relative name needs a class after the dots"
+        )
     parts = context.split(".") if context else []
     up = dots - 1
     if up > len(parts):

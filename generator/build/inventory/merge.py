@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator.build.inventory import references
+from generator.build.inventory.references import KeyPath
+from generator.build.inventory.yamlsrc import Document
 from generator.core import errors
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
 from generator.core.sourcemap import LocTree, subtree
-from generator.build.inventory import references
-from generator.build.inventory.references import KeyPath
-from generator.build.inventory.yamlsrc import Document
 
 Constants = dict[KeyPath, Location | None]
 """Where each ``=`` constant was set, by key path."""
@@ -88,8 +88,14 @@ class Merger:
         if params:
             self._merge_dict(self.params, self.locs, params, subtree(doc.locs, ["parameters"]), ())
 
-    def _merge_dict(self, acc: dict[str, Any], acc_locs: MLoc, layer: dict[str, Any],
-                    layer_locs: LocTree | None, path: KeyPath) -> None:
+    def _merge_dict(
+        self,
+        acc: dict[str, Any],
+        acc_locs: MLoc,
+        layer: dict[str, Any],
+        layer_locs: LocTree | None,
+        path: KeyPath,
+    ) -> None:
         for raw_key, value in layer.items():
             key, override, constant = split_key(raw_key)
             sub_locs = layer_locs.child(raw_key) if layer_locs else None
@@ -104,8 +110,16 @@ class Merger:
                 continue
             self._merge_value(acc, acc_locs, key, value, sub_locs, here, kpath)
 
-    def _merge_value(self, acc: dict[str, Any], acc_locs: MLoc, key: str, value: Any,
-                     sub_locs: LocTree | None, here: Location | None, kpath: KeyPath) -> None:
+    def _merge_value(
+        self,
+        acc: dict[str, Any],
+        acc_locs: MLoc,
+        key: str,
+        value: Any,
+        sub_locs: LocTree | None,
+        here: Location | None,
+        kpath: KeyPath,
+    ) -> None:
         old = acc[key]
         old_locs = acc_locs.children.setdefault(key, MLoc(here))
         if isinstance(old, dict) and isinstance(value, dict):
@@ -125,14 +139,24 @@ class Merger:
             acc[key] = Deferred(layers)
             acc_locs.children[key] = new_locs
         elif isinstance(old, (dict, list)) or isinstance(value, (dict, list)):
-            raise errors.located(here, f"cannot merge {kind(value)} over {kind(old)} set at "
-                                 f"{old_locs.here}; write ~{key} to replace the value instead of "
-                                 "merging", format_path(kpath))
+            raise errors.located(
+                here,
+                f"cannot merge {kind(value)} over {kind(old)} set at "
+                f"{old_locs.here}; write ~{key} to replace the value instead of "
+                "merging",
+                format_path(kpath),
+            )
         else:
             acc[key], acc_locs.children[key] = self._adopt(value, sub_locs, here, kpath)
 
-    def _adopt(self, value: Any, locs: LocTree | None, here: Location | None, path: KeyPath,
-               keep_markers: bool = False) -> tuple[Any, MLoc]:
+    def _adopt(
+        self,
+        value: Any,
+        locs: LocTree | None,
+        here: Location | None,
+        path: KeyPath,
+        keep_markers: bool = False,
+    ) -> tuple[Any, MLoc]:
         """A private copy of a layer's value, registering its constants; ``~``/``=`` markers are
         taken off nested keys unless ``keep_markers`` (a layer merged only once references
         resolve)."""
@@ -145,38 +169,50 @@ class Merger:
                 if constant:
                     self.constants[(*path, key)] = sub.here if sub else here
                 name = raw_key if keep_markers else key
-                out[name], node.children[name] = self._adopt(item, sub, node.here, (*path, key),
-                                                             keep_markers)
+                out[name], node.children[name] = self._adopt(
+                    item, sub, node.here, (*path, key), keep_markers
+                )
             return out, node
         if isinstance(value, list):
             items = []
             for i, item in enumerate(value):
                 sub = locs.child(i) if locs else None
-                adopted, node.children[i] = self._adopt(item, sub, node.here, (*path, i),
-                                                        keep_markers)
+                adopted, node.children[i] = self._adopt(
+                    item, sub, node.here, (*path, i), keep_markers
+                )
                 items.append(adopted)
             return items, node
         return references.template(value), node
 
 
-def check_constants(constants: Constants, kpath: KeyPath, here: Location | None,
-                    replacing: bool) -> None:
+def check_constants(
+    constants: Constants, kpath: KeyPath, here: Location | None, replacing: bool
+) -> None:
     """A value at ``kpath`` may not change a constant there, nor (``replacing``) one below it."""
     if kpath in constants:
-        raise errors.located(here, f"cannot change a constant set at {constants[kpath]}; "
-                             "remove this value or the = marker there", format_path(kpath))
+        raise errors.located(
+            here,
+            f"cannot change a constant set at {constants[kpath]}; "
+            "remove this value or the = marker there",
+            format_path(kpath),
+        )
     if replacing:
         for cpath, where in constants.items():
-            if len(cpath) > len(kpath) and cpath[:len(kpath)] == kpath:
-                raise errors.located(here, "cannot replace this value: it holds the constant "
-                                     f"{format_path(cpath)} set at {where}; merge into it "
-                                     "instead, or remove the = marker there", format_path(kpath))
+            if len(cpath) > len(kpath) and cpath[: len(kpath)] == kpath:
+                raise errors.located(
+                    here,
+                    "cannot replace this value: it holds the constant "
+                    f"{format_path(cpath)} set at {where}; merge into it "
+                    "instead, or remove the = marker there",
+                    format_path(kpath),
+                )
 
 
 def needs_deferral(value: Any) -> bool:
     """Whether merging over or with ``value`` must wait until references are resolved."""
-    return isinstance(value, Deferred) or (isinstance(value, references.Template)
-                                           and references.is_whole_reference(value))
+    return isinstance(value, Deferred) or (
+        isinstance(value, references.Template) and references.is_whole_reference(value)
+    )
 
 
 def strip_markers(value: Any, locs: MLoc) -> Any:
@@ -191,6 +227,8 @@ def strip_markers(value: Any, locs: MLoc) -> Any:
         locs.children = children
         return out
     if isinstance(value, list):
-        return [strip_markers(item, locs.children.setdefault(i, MLoc(locs.here)))
-                for i, item in enumerate(value)]
+        return [
+            strip_markers(item, locs.children.setdefault(i, MLoc(locs.here)))
+            for i, item in enumerate(value)
+        ]
     return value

@@ -62,8 +62,9 @@ def tokenize(text: str, where: Location | None, path: KeyPath) -> list[str | Ref
     return tokens
 
 
-def _parse(text: str, pos: int, where: Location | None, path: KeyPath,
-           nested: bool) -> tuple[list[str | Ref], int]:
+def _parse(
+    text: str, pos: int, where: Location | None, path: KeyPath, nested: bool
+) -> tuple[list[str | Ref], int]:
     tokens: list[str | Ref] = []
     buf: list[str] = []
     while pos < len(text):
@@ -79,9 +80,11 @@ def _parse(text: str, pos: int, where: Location | None, path: KeyPath,
                 buf = []
             inner, pos = _parse(text, pos + 2, where, path, nested=True)
             if pos >= len(text) or text[pos] != "}":
-                raise errors.located(where,
-                                     f"unterminated reference in {text!r}; close it with '}}'",
-                                     format_path(path))
+                raise errors.located(
+                    where,
+                    f"unterminated reference in {text!r}; close it with '}}'",
+                    format_path(path),
+                )
             tokens.append(Ref(inner))
             pos += 1
         elif nested and text[pos] == "}":

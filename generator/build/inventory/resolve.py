@@ -11,13 +11,22 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from generator.build.inventory import references
+from generator.build.inventory.merge import (
+    Constants,
+    Deferred,
+    MLoc,
+    check_constants,
+    kind,
+    needs_deferral,
+    split_key,
+    strip_markers,
+    thaw,
+)
+from generator.build.inventory.references import KeyPath
 from generator.core import errors
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
-from generator.build.inventory import references
-from generator.build.inventory.merge import (Constants, Deferred, MLoc, check_constants, kind,
-                                             needs_deferral, split_key, strip_markers, thaw)
-from generator.build.inventory.references import KeyPath
 
 
 def resolve(params: dict[str, Any], locs: MLoc, constants: Constants) -> dict[str, Any]:
@@ -67,8 +76,9 @@ class _Resolver:
             node = node.children.get(part)
         return node
 
-    def _lookup(self, path: KeyPath, ref_text: str, where: Location | None,
-                at: KeyPath) -> tuple[Any, KeyPath]:
+    def _lookup(
+        self, path: KeyPath, ref_text: str, where: Location | None, at: KeyPath
+    ) -> tuple[Any, KeyPath]:
         """The fully resolved value at ``path`` and its path with list indices as ints; pending
         nodes on the way are resolved first. ``where``/``at``: the reference, for errors."""
         node: Any = self.root
@@ -77,16 +87,26 @@ class _Resolver:
             node = self._settle(node, here)
             if isinstance(node, dict) and isinstance(part, str) and part in node:
                 node = node[part]
-            elif (isinstance(node, list) and isinstance(part, str) and part.isdigit()
-                  and int(part) < len(node)):
+            elif (
+                isinstance(node, list)
+                and isinstance(part, str)
+                and part.isdigit()
+                and int(part) < len(node)
+            ):
                 node = node[int(part)]
-                path = (*path[:depth], int(part), *path[depth + 1:])
+                path = (*path[:depth], int(part), *path[depth + 1 :])
             else:
-                missing = (f"key {part!r} not found in {format_path(here)}"
-                           if isinstance(node, (dict, list))
-                           else f"{format_path(here)} is {kind(node)}, not a mapping")
-                raise errors.located(where, f"cannot resolve reference {ref_text}: {missing} "
-                                     "(write \\${ for a literal ${)", format_path(at))
+                missing = (
+                    f"key {part!r} not found in {format_path(here)}"
+                    if isinstance(node, (dict, list))
+                    else f"{format_path(here)} is {kind(node)}, not a mapping"
+                )
+                raise errors.located(
+                    where,
+                    f"cannot resolve reference {ref_text}: {missing} "
+                    "(write \\${ for a literal ${)",
+                    format_path(at),
+                )
         self._resolve_path(path)
         return self._get(path), path
 
@@ -116,16 +136,16 @@ class _Resolver:
         if path in self.done:
             return
         if path in self.active:
-            cycle = [*self.active[self.active.index(path):], path]
+            cycle = [*self.active[self.active.index(path) :], path]
             chain = " -> ".join(format_path(p) for p in cycle)
-            raise errors.located(self._location(path), f"reference cycle: {chain}",
-                                 format_path(path))
+            raise errors.located(
+                self._location(path), f"reference cycle: {chain}", format_path(path)
+            )
         self.active.append(path)
         node = self._get(path)
         if isinstance(node, Deferred) or references.has_markup(node):
             target = self._loc_node(path)
-            locs = (MLoc(target.here, target.children) if target
-                    else MLoc(self._location(path), {}))
+            locs = MLoc(target.here, target.children) if target else MLoc(self._location(path), {})
             self._set(path, self._settle_layer(node, locs, path))
             if target is not None:
                 target.here, target.children = locs.here, locs.children
@@ -166,8 +186,9 @@ class _Resolver:
             out.append(_stringify(found, shown, locs.here, path))
         return "".join(out)
 
-    def _ref_path(self, ref: references.Ref, where: Location | None,
-                  at: KeyPath) -> tuple[KeyPath, str]:
+    def _ref_path(
+        self, ref: references.Ref, where: Location | None, at: KeyPath
+    ) -> tuple[KeyPath, str]:
         text = "".join(p if isinstance(p, str) else self._ref_text(p, where, at) for p in ref.parts)
         if not text or any(not part for part in text.split(":")):
             raise errors.located(where, f"empty key in reference ${{{text}}}", format_path(at))
@@ -194,16 +215,17 @@ class _Resolver:
         """Constants below ``path`` whose layer is now merged (its location is in ``locs``) are
         fixed."""
         for cpath, where in self.constants.items():
-            if where is None or len(cpath) <= len(path) or cpath[:len(path)] != path:
+            if where is None or len(cpath) <= len(path) or cpath[: len(path)] != path:
                 continue
             node: MLoc | None = locs
-            for part in cpath[len(path):]:
+            for part in cpath[len(path) :]:
                 node = node.children.get(part) if node else None
             if node is not None and node.here == where:
                 sealed[cpath] = where
 
-    def _merge(self, old: Any, old_locs: MLoc, new: Any, new_locs: MLoc, path: KeyPath,
-               sealed: Constants) -> Any:
+    def _merge(
+        self, old: Any, old_locs: MLoc, new: Any, new_locs: MLoc, path: KeyPath, sealed: Constants
+    ) -> Any:
         """Merge a layer into the result (and its locations, in place) with the usual rules; the
         layer's keys may still carry ``~``/``=`` markers, references on either side are resolved."""
         if old is not None and new is not None and (needs_deferral(old) or needs_deferral(new)):
@@ -234,8 +256,12 @@ class _Resolver:
                 old_locs.children[len(old)] = sub
                 old.append(strip_markers(item, sub))
             return old
-        raise errors.located(new_locs.here, f"cannot merge {kind(new)} over {kind(old)} set at "
-                             f"{old_locs.here} (after resolving references)", format_path(path))
+        raise errors.located(
+            new_locs.here,
+            f"cannot merge {kind(new)} over {kind(old)} set at "
+            f"{old_locs.here} (after resolving references)",
+            format_path(path),
+        )
 
 
 def _stringify(value: Any, shown: str, where: Location | None, path: KeyPath) -> str:
@@ -243,5 +269,9 @@ def _stringify(value: Any, shown: str, where: Location | None, path: KeyPath) ->
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
-    raise errors.located(where, f"reference {shown} is {kind(value)} and cannot be placed inside "
-                         "a string; reference it as the whole value instead", format_path(path))
+    raise errors.located(
+        where,
+        f"reference {shown} is {kind(value)} and cannot be placed inside "
+        "a string; reference it as the whole value instead",
+        format_path(path),
+    )

@@ -51,7 +51,9 @@ def load_file(path: Path, display: str) -> Document:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise errors.located(Location(display), f"not UTF-8 text: {e.reason} at byte {e.start}") from e
+        raise errors.located(
+            Location(display), f"not UTF-8 text: {e.reason} at byte {e.start}"
+        ) from e
     except OSError as e:
         raise errors.located(Location(display), f"cannot read: {e.strerror}") from e
     return load_text(text, display)
@@ -65,7 +67,9 @@ def load_text(text: str, display: str) -> Document:
         mark = e.problem_mark
         key = (e.problem or "").split('"')[1] if '"' in (e.problem or "") else ""
         msg = f"duplicate key {key!r}: each key may appear once per mapping; merge the two entries"
-        raise errors.located(_mark_location(display, mark), msg, _duplicate_path(text, e.context_mark, key)) from e
+        raise errors.located(
+            _mark_location(display, mark), msg, _duplicate_path(text, e.context_mark, key)
+        ) from e
     except MarkedYAMLError as e:
         where = _mark_location(display, e.problem_mark or e.context_mark)
         what = " ".join(s for s in (e.context, e.problem) if s)
@@ -89,12 +93,16 @@ def _duplicate_path(text: str, mapping_mark: Any, key: str) -> str:
     return format_path((*found, key)) if found is not None else ""
 
 
-def _mapping_at(node: Any, mark: tuple[int, int], path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+def _mapping_at(
+    node: Any, mark: tuple[int, int], path: tuple[str | int, ...]
+) -> tuple[str | int, ...] | None:
     """The path of the mapping that starts at ``mark`` (0-based line, column), or None."""
     if isinstance(node, CommentedMap):
         if (node.lc.line, node.lc.col) == mark:
             return path
-        children: list[tuple[str | int, Any]] = [(k, v) for k, v in node.items() if isinstance(k, str)]
+        children: list[tuple[str | int, Any]] = [
+            (k, v) for k, v in node.items() if isinstance(k, str)
+        ]
     elif isinstance(node, CommentedSeq):
         children = list(enumerate(node))
     else:
@@ -146,4 +154,6 @@ def _scalar(value: Any, here: Location) -> Any:
         return float(value)
     if isinstance(value, str):
         return str(value)
-    raise errors.located(here, f"unsupported YAML value of type {type(value).__name__}; use plain scalars")
+    raise errors.located(
+        here, f"unsupported YAML value of type {type(value).__name__}; use plain scalars"
+    )

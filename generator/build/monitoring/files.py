@@ -26,12 +26,12 @@ from typing import Any
 
 import jsonschema
 
+from generator.build.monitoring import rules
 from generator.core import errors, layout, yamlio
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
 from generator.formats import n9e as model
-from generator.build.monitoring import rules
 from generator.formats.n9e import SEVERITIES, Channel, Rule
 
 Locate = Callable[[tuple[str | int, ...]], Location | None]
@@ -39,8 +39,9 @@ Locate = Callable[[tuple[str | int, ...]], Location | None]
 PROMETHEUS_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 
 
-def for_site(site_name: str, params: dict[str, Any], rendered: Iterable[rules.RenderedLike],
-             locate: Locate) -> dict[str, bytes]:
+def for_site(
+    site_name: str, params: dict[str, Any], rendered: Iterable[rules.RenderedLike], locate: Locate
+) -> dict[str, bytes]:
     """The n9e files of one site (empty without monitoring); settings problems raise a located report."""
     monitoring = params["site"].get("monitoring")
     if not monitoring or not monitoring.get("enabled", True):
@@ -49,25 +50,35 @@ def for_site(site_name: str, params: dict[str, Any], rendered: Iterable[rules.Re
     site_rules = rules.site_rules(site_name, params, loads)
     findings = rules.check(params, site_rules)
     if findings:
-        raise errors.ProblemReport([Problem(locate(path), format_path(path), message) for path, message in findings])
+        raise errors.ProblemReport(
+            [Problem(locate(path), format_path(path), message) for path, message in findings]
+        )
     return render(site_name, monitoring, site_rules, rules.channels(monitoring), locate)
 
 
-def render(site_name: str, monitoring: dict[str, Any], site_rules: list[Rule], channels: list[Channel],
-           locate: Locate) -> dict[str, bytes]:
+def render(
+    site_name: str,
+    monitoring: dict[str, Any],
+    site_rules: list[Rule],
+    channels: list[Channel],
+    locate: Locate,
+) -> dict[str, bytes]:
     """The files for already computed rules and channels; the alert rules are verified first."""
     alert_rules = [alert_rule(site_name, monitoring, rule) for rule in site_rules]
     problems = verify(alert_rules)
     if problems:
         where = locate(("site", "monitoring"))
-        raise errors.ProblemReport([Problem(where, "$.site.monitoring", f"compiled n9e rule: {p}") for p in problems])
+        raise errors.ProblemReport(
+            [Problem(where, "$.site.monitoring", f"compiled n9e rule: {p}") for p in problems]
+        )
     return {
         layout.N9E_ALERT_RULES: _json(alert_rules),
         layout.N9E_CHANNELS: _json([channel_object(site_name, ch) for ch in channels]),
         layout.N9E_TEMPLATES: _json([template_object(site_name, ch) for ch in channels]),
         layout.N9E_NOTIFY_RULES: _json(notify_rule_objects(site_name, channels)),
-        layout.N9E_PROMETHEUS_RULES:
-            yamlio.dump(prometheus_rules(site_name, monitoring, site_rules)).encode(),
+        layout.N9E_PROMETHEUS_RULES: yamlio.dump(
+            prometheus_rules(site_name, monitoring, site_rules)
+        ).encode(),
         layout.N9E_SITE: _json(site_object(site_name, monitoring)),
     }
 
@@ -93,8 +104,12 @@ def alert_rule(site_name: str, monitoring: dict[str, Any], rule: Rule) -> dict[s
         "datasource_queries": [{"match_type": 1, "op": "in", "values": [monitoring["datasource"]]}],
         "disabled": 0,
         "prom_ql": "",
-        "rule_config": {"version": "v1", "inhibit": False, "event_relabel_config": [],
-                        "queries": [{"prom_ql": rule.expr, "severity": SEVERITIES[rule.severity]}]},
+        "rule_config": {
+            "version": "v1",
+            "inhibit": False,
+            "event_relabel_config": [],
+            "queries": [{"prom_ql": rule.expr, "severity": SEVERITIES[rule.severity]}],
+        },
         "prom_eval_interval": interval,
         "cron_pattern": f"@every {interval}s",
         "prom_for_duration": rule.for_seconds,
@@ -119,8 +134,10 @@ def alert_rule(site_name: str, monitoring: dict[str, Any], rule: Rule) -> dict[s
 
 def verify(alert_rules: list[dict[str, Any]]) -> list[str]:
     """Every way ``alert_rules`` break n9e's rule contract, as ``<rule name>: <problem>`` lines."""
-    out = [f"{_rule_name(alert_rules, e)}: {e.message} at {format_path(e.absolute_path)}"
-           for e in _validator().iter_errors(alert_rules)]
+    out = [
+        f"{_rule_name(alert_rules, e)}: {e.message} at {format_path(e.absolute_path)}"
+        for e in _validator().iter_errors(alert_rules)
+    ]
     for rule in alert_rules:
         out += [f"{rule.get('name')}: {message}" for message in _cross_field(rule)]
     return out
@@ -128,7 +145,11 @@ def verify(alert_rules: list[dict[str, Any]]) -> list[str]:
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
-    text = resources.files("generator.build.monitoring").joinpath("alert-rule.schema.json").read_text(encoding="utf-8")
+    text = (
+        resources.files("generator.build.monitoring")
+        .joinpath("alert-rule.schema.json")
+        .read_text(encoding="utf-8")
+    )
     return jsonschema.Draft202012Validator(json.loads(text))
 
 
@@ -143,7 +164,9 @@ def _cross_field(rule: dict[str, Any]) -> Iterator[str]:
     keys = [tag.split("=", 1)[0] for tag in rule.get("append_tags", [])]
     for key in sorted({k for k in keys if keys.count(k) > 1}):
         yield f"append_tags has duplicate key {key!r}"
-    lengths = {len(rule.get(k, [])) for k in ("enable_stimes", "enable_etimes", "enable_days_of_weeks")}
+    lengths = {
+        len(rule.get(k, [])) for k in ("enable_stimes", "enable_etimes", "enable_days_of_weeks")
+    }
     if len(lengths) > 1:
         yield "enable_stimes, enable_etimes and enable_days_of_weeks differ in length"
 
@@ -163,7 +186,11 @@ def notify_rule_name(site_name: str) -> str:
 
 def channel_object(site_name: str, channel: Channel) -> dict[str, Any]:
     """An n9e v8+ notify channel: an HTTP request whose body is a Go template."""
-    params = [{"key": "phones", "cname": "Phone numbers", "type": "string"}] if channel.type == "sms" else []
+    params = (
+        [{"key": "phones", "cname": "Phone numbers", "type": "string"}]
+        if channel.type == "sms"
+        else []
+    )
     return {
         "name": object_name(site_name, channel.key),
         "ident": object_name(site_name, channel.key),
@@ -171,11 +198,19 @@ def channel_object(site_name: str, channel: Channel) -> dict[str, Any]:
         "enable": True,
         "request_type": "http",
         "param_config": {"custom": {"params": params}},
-        "request_config": {"http_request_config": {
-            "url": channel.url, "method": channel.method, "headers": channel.headers, "proxy": "",
-            "timeout": channel.timeout_ms, "concurrency": 5, "retry_times": channel.retries, "retry_interval": 100,
-            "request": {"parameters": {}, "form": "", "body": channel.body},
-        }},
+        "request_config": {
+            "http_request_config": {
+                "url": channel.url,
+                "method": channel.method,
+                "headers": channel.headers,
+                "proxy": "",
+                "timeout": channel.timeout_ms,
+                "concurrency": 5,
+                "retry_times": channel.retries,
+                "retry_interval": 100,
+                "request": {"parameters": {}, "form": "", "body": channel.body},
+            }
+        },
         "weight": 0,
     }
 
@@ -196,26 +231,44 @@ def notify_rule_objects(site_name: str, channels: list[Channel]) -> list[dict[st
     configs = [_notify_config(site_name, ch) for ch in channels if ch.severities]
     if not configs:
         return []
-    return [{"name": notify_rule_name(site_name), "description": model.managed_note(site_name), "enable": True,
-             "notify_configs": configs}]
+    return [
+        {
+            "name": notify_rule_name(site_name),
+            "description": model.managed_note(site_name),
+            "enable": True,
+            "notify_configs": configs,
+        }
+    ]
 
 
 def _notify_config(site_name: str, channel: Channel) -> dict[str, Any]:
     params = {"phones": ",".join(channel.phones)} if channel.type == "sms" else {}
-    return {"channel": object_name(site_name, channel.key), "template": object_name(site_name, channel.key),
-            "params": params, "severities": list(channel.severities), "time_ranges": [], "label_keys": []}
+    return {
+        "channel": object_name(site_name, channel.key),
+        "template": object_name(site_name, channel.key),
+        "params": params,
+        "severities": list(channel.severities),
+        "time_ranges": [],
+        "label_keys": [],
+    }
 
 
 def site_object(site_name: str, monitoring: dict[str, Any]) -> dict[str, Any]:
     """What ``apply`` needs beyond the objects: where the rules go and who owns them."""
-    return {"site": site_name, "busi_group": monitoring["busi_group"],
-            "team": monitoring.get("team") or monitoring["busi_group"], "datasource": monitoring["datasource"]}
+    return {
+        "site": site_name,
+        "busi_group": monitoring["busi_group"],
+        "team": monitoring.get("team") or monitoring["busi_group"],
+        "datasource": monitoring["datasource"],
+    }
 
 
 # -- Prometheus --------------------------------------------------------------------------------------
 
 
-def prometheus_rules(site_name: str, monitoring: dict[str, Any], site_rules: list[Rule]) -> dict[str, Any]:
+def prometheus_rules(
+    site_name: str, monitoring: dict[str, Any], site_rules: list[Rule]
+) -> dict[str, Any]:
     """The same rules as a Prometheus rule file: one group per level."""
     seconds = model.parse_duration(monitoring["eval_interval"], "site.monitoring.eval_interval")
     interval = model.format_duration(seconds)
@@ -228,15 +281,22 @@ def prometheus_rules(site_name: str, monitoring: dict[str, Any], site_rules: lis
 
 
 def _prometheus_rule(rule: Rule) -> dict[str, Any]:
-    labels = {"severity": PROMETHEUS_SEVERITY[rule.severity],
-              **{re.sub(r"[^a-zA-Z0-9_]", "_", k): v for k, v in rule.tags.items()}}
+    labels = {
+        "severity": PROMETHEUS_SEVERITY[rule.severity],
+        **{re.sub(r"[^a-zA-Z0-9_]", "_", k): v for k, v in rule.tags.items()},
+    }
     annotations = {"summary": rule.summary, model.IDENTITY_ANNOTATION: rule.identity}
     if rule.description:
         annotations["description"] = rule.description
     if rule.runbook:
         annotations["runbook_url"] = rule.runbook
-    return {"alert": rule.name, "expr": rule.expr, "for": model.format_duration(rule.for_seconds),
-            "labels": dict(sorted(labels.items())), "annotations": dict(sorted(annotations.items()))}
+    return {
+        "alert": rule.name,
+        "expr": rule.expr,
+        "for": model.format_duration(rule.for_seconds),
+        "labels": dict(sorted(labels.items())),
+        "annotations": dict(sorted(annotations.items())),
+    }
 
 
 def _json(value: Any) -> bytes:

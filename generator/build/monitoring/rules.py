@@ -63,10 +63,20 @@ def workloads(rendered: Iterable[RenderedLike], namespace: str) -> list[Workload
         pods = objects.pod_specs(obj)
         containers = [c for pod in pods for c in objects.containers(pod, init=False)]
         limits = [((c.get("resources") or {}).get("limits") or {}) for c in containers]
-        claims = tuple(sorted(t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []))
-        found.append(Workload(item.unit.removeprefix("service "), obj["kind"],
-                              obj["metadata"].get("namespace") or namespace, obj["metadata"]["name"],
-                              any("cpu" in lim for lim in limits), any("memory" in lim for lim in limits), claims))
+        claims = tuple(
+            sorted(t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or [])
+        )
+        found.append(
+            Workload(
+                item.unit.removeprefix("service "),
+                obj["kind"],
+                obj["metadata"].get("namespace") or namespace,
+                obj["metadata"]["name"],
+                any("cpu" in lim for lim in limits),
+                any("memory" in lim for lim in limits),
+                claims,
+            )
+        )
     return sorted(found, key=lambda w: (w.service, w.kind, w.name))
 
 
@@ -74,8 +84,12 @@ def site_rules(site_name: str, params: dict[str, Any], loads: list[Workload]) ->
     """Every rule of the site: system, service, external, business; by level, then identity."""
     monitoring = params["site"]["monitoring"]
     extra = dict(monitoring.get("tags") or {})
-    out = [*_system(monitoring), *_services(monitoring, params["services"], loads),
-           *_external(monitoring, params["site"].get("external") or {}), *_business(params["services"])]
+    out = [
+        *_system(monitoring),
+        *_services(monitoring, params["services"], loads),
+        *_external(monitoring, params["site"].get("external") or {}),
+        *_business(params["services"]),
+    ]
     tagged = [_with_tags(rule, site_name, extra) for rule in out]
     return sorted(tagged, key=lambda r: (LEVELS.index(r.level), r.identity))
 
@@ -86,8 +100,10 @@ def channels(monitoring: dict[str, Any]) -> list[Channel]:
     for severity, names in (monitoring.get("receivers") or {}).items():
         for name in names:
             routed.setdefault(name, set()).add(SEVERITIES[severity])
-    return [_channel(key, spec, tuple(sorted(routed.get(key, ())))) for key, spec
-            in sorted((monitoring.get("channels") or {}).items())]
+    return [
+        _channel(key, spec, tuple(sorted(routed.get(key, ()))))
+        for key, spec in sorted((monitoring.get("channels") or {}).items())
+    ]
 
 
 def check(params: dict[str, Any], rules: list[Rule]) -> list[Finding]:
@@ -98,13 +114,17 @@ def check(params: dict[str, Any], rules: list[Rule]) -> list[Finding]:
     for name, svc in params["services"].items():
         mon = svc.get("monitoring") or {}
         for rule_id, rule in (mon.get("rules") or {}).items():
-            found += _check_tags(("services", name, "monitoring", "rules", rule_id, "tags"), rule.get("tags") or {})
+            found += _check_tags(
+                ("services", name, "monitoring", "rules", rule_id, "tags"), rule.get("tags") or {}
+            )
         for rule_id in mon.get("builtin") or {}:
             found += _check_service_override(name, rule_id)
     found += _check_overrides(("site", "monitoring", "builtin"), monitoring.get("builtin") or {})
     for name, svc in params["services"].items():
-        found += _check_overrides(("services", name, "monitoring", "builtin"),
-                                  (svc.get("monitoring") or {}).get("builtin") or {})
+        found += _check_overrides(
+            ("services", name, "monitoring", "builtin"),
+            (svc.get("monitoring") or {}).get("builtin") or {},
+        )
     found += _check_names(rules)
     return found
 
@@ -114,13 +134,23 @@ def check(params: dict[str, Any], rules: list[Rule]) -> list[Finding]:
 
 def _selectors(monitoring: dict[str, Any]) -> dict[str, str]:
     sel = monitoring.get("selectors") or {}
-    return {"node": sel["node"], "ksm": sel["kube_state_metrics"], "cadvisor": sel["cadvisor"],
-            "kubelet": sel["kubelet"], "probe": sel["probe"]}
+    return {
+        "node": sel["node"],
+        "ksm": sel["kube_state_metrics"],
+        "cadvisor": sel["cadvisor"],
+        "kubelet": sel["kubelet"],
+        "probe": sel["probe"],
+    }
 
 
 def _settings(spec: builtin.Builtin, *layers: dict[str, Any]) -> dict[str, Any]:
     """Defaults of ``spec`` overridden by each layer's ``builtin.<id>`` in turn."""
-    out: dict[str, Any] = {"enabled": True, "threshold": spec.threshold, "for": spec.for_, "severity": spec.severity}
+    out: dict[str, Any] = {
+        "enabled": True,
+        "threshold": spec.threshold,
+        "for": spec.for_,
+        "severity": spec.severity,
+    }
     for layer in layers:
         out.update((layer.get("builtin") or {}).get(spec.id) or {})
     return out
@@ -131,48 +161,95 @@ def _system(monitoring: dict[str, Any]) -> Iterator[Rule]:
     for spec in builtin.SYSTEM:
         settings = _settings(spec, monitoring)
         if settings["enabled"]:
-            yield _builtin_rule(spec, settings, f"system/site/{spec.id}", spec.title[0].upper() + spec.title[1:], "", sel, "")
+            yield _builtin_rule(
+                spec,
+                settings,
+                f"system/site/{spec.id}",
+                spec.title[0].upper() + spec.title[1:],
+                "",
+                sel,
+                "",
+            )
 
 
-def _services(monitoring: dict[str, Any], services: dict[str, Any], loads: list[Workload]) -> Iterator[Rule]:
+def _services(
+    monitoring: dict[str, Any], services: dict[str, Any], loads: list[Workload]
+) -> Iterator[Rule]:
     sel = _selectors(monitoring)
     for load in loads:
         svc_mon = (services.get(load.service) or {}).get("monitoring") or {}
         subject = load.service if load.name == load.service else f"{load.service}/{load.name}"
-        values = {**sel, "workload": _workload_matchers(load), "pods": _pod_matchers(load),
-                  "claims": _claim_matchers(load)}
+        values = {
+            **sel,
+            "workload": _workload_matchers(load),
+            "pods": _pod_matchers(load),
+            "claims": _claim_matchers(load),
+        }
         for spec in builtin.SERVICE:
             settings = _settings(spec, monitoring, svc_mon)
             if settings["enabled"] and (not spec.needs or getattr(load, spec.needs)):
                 values["replicas"] = builtin.REPLICAS[load.kind].format(**values)
-                yield _builtin_rule(spec, settings, f"service/{subject}/{spec.id}", f"{subject}: {spec.title}",
-                                    subject, values, load.service)
+                yield _builtin_rule(
+                    spec,
+                    settings,
+                    f"service/{subject}/{spec.id}",
+                    f"{subject}: {spec.title}",
+                    subject,
+                    values,
+                    load.service,
+                )
 
 
 def _external(monitoring: dict[str, Any], external: dict[str, Any]) -> Iterator[Rule]:
     sel = _selectors(monitoring)
     for name, resource in sorted(external.items()):
-        endpoints = [f"{address}:{port['port']}" for address in resource["addresses"] for port in resource["ports"]]
+        endpoints = [
+            f"{address}:{port['port']}"
+            for address in resource["addresses"]
+            for port in resource["ports"]
+        ]
         values = {**sel, "instances": f'instance=~"{_regex_alternatives(endpoints)}"'}
         for spec in builtin.EXTERNAL:
             settings = _settings(spec, monitoring)
             if settings["enabled"]:
-                yield _builtin_rule(spec, settings, f"external/{name}/{spec.id}", f"{name}: {spec.title}",
-                                    name, values, "")
+                yield _builtin_rule(
+                    spec,
+                    settings,
+                    f"external/{name}/{spec.id}",
+                    f"{name}: {spec.title}",
+                    name,
+                    values,
+                    "",
+                )
 
 
-def _builtin_rule(spec: builtin.Builtin, settings: dict[str, Any], identity: str, name: str, subject: str,
-                  values: dict[str, str], service: str) -> Rule:
+def _builtin_rule(
+    spec: builtin.Builtin,
+    settings: dict[str, Any],
+    identity: str,
+    name: str,
+    subject: str,
+    values: dict[str, str],
+    service: str,
+) -> Rule:
     threshold = _number(settings["threshold"]) if settings["threshold"] is not None else ""
     fill = {**values, "threshold": threshold, "subject": subject}
-    return Rule(identity=identity, name=name, level=spec.level, expr=spec.expr.format(**fill),
-                severity=settings["severity"],
-                for_seconds=parse_duration(settings["for"], f"monitoring.builtin.{spec.id}.for"),
-                summary=spec.summary.format(**fill), service=service)
+    return Rule(
+        identity=identity,
+        name=name,
+        level=spec.level,
+        expr=spec.expr.format(**fill),
+        severity=settings["severity"],
+        for_seconds=parse_duration(settings["for"], f"monitoring.builtin.{spec.id}.for"),
+        summary=spec.summary.format(**fill),
+        service=service,
+    )
 
 
 def _workload_matchers(load: Workload) -> str:
-    key = {"StatefulSet": "statefulset", "Deployment": "deployment", "DaemonSet": "daemonset"}[load.kind]
+    key = {"StatefulSet": "statefulset", "Deployment": "deployment", "DaemonSet": "daemonset"}[
+        load.kind
+    ]
     return f'namespace="{load.namespace}", {key}="{load.name}"'
 
 
@@ -183,7 +260,9 @@ def _pod_matchers(load: Workload) -> str:
 
 def _claim_matchers(load: Workload) -> str:
     names = [f"{_regex_escape(claim)}-{_regex_escape(load.name)}-[0-9]+" for claim in load.claims]
-    return f'namespace="{load.namespace}", persistentvolumeclaim=~"{_promql_string("|".join(names))}"'
+    return (
+        f'namespace="{load.namespace}", persistentvolumeclaim=~"{_promql_string("|".join(names))}"'
+    )
 
 
 def _regex_alternatives(values: list[str]) -> str:
@@ -213,13 +292,21 @@ def _business(services: dict[str, Any]) -> Iterator[Rule]:
             continue
         for rule_id, spec in sorted(((svc.get("monitoring") or {}).get("rules") or {}).items()):
             if spec.get("enabled", True):
-                yield Rule(identity=f"business/{service}/{rule_id}", name=spec.get("name") or f"{service}: {rule_id}",
-                           level="business", expr=spec["expr"].strip(), severity=spec["severity"],
-                           for_seconds=parse_duration(
-                               spec["for"], f"services.{service}.monitoring.rules.{rule_id}.for"),
-                           summary=spec["summary"],
-                           description=spec.get("description", ""), runbook=spec.get("runbook", ""),
-                           service=service, tags=dict(spec.get("tags") or {}))
+                yield Rule(
+                    identity=f"business/{service}/{rule_id}",
+                    name=spec.get("name") or f"{service}: {rule_id}",
+                    level="business",
+                    expr=spec["expr"].strip(),
+                    severity=spec["severity"],
+                    for_seconds=parse_duration(
+                        spec["for"], f"services.{service}.monitoring.rules.{rule_id}.for"
+                    ),
+                    summary=spec["summary"],
+                    description=spec.get("description", ""),
+                    runbook=spec.get("runbook", ""),
+                    service=service,
+                    tags=dict(spec.get("tags") or {}),
+                )
 
 
 def _with_tags(rule: Rule, site_name: str, extra: dict[str, str]) -> Rule:
@@ -235,17 +322,28 @@ SMS_BODY = '{"phones": {{ jsonMarshal $params.phones }}, "content": {{ jsonMarsh
 """Default body of an SMS gateway request: the comma-separated phone numbers and the message."""
 WEBHOOK_BODY = "{{ jsonMarshal $events }}"
 """Default body of a webhook: the alert events as n9e sends them to its own callbacks."""
-DEFAULT_MESSAGE = ("{{if $event.IsRecovered}}[RECOVERED]{{else}}[S{{$event.Severity}}]{{end}} "
-                   "{{$event.RuleName}} {{$event.TagsMap.site}} {{$event.TargetIdent}} value={{$event.TriggerValue}}")
+DEFAULT_MESSAGE = (
+    "{{if $event.IsRecovered}}[RECOVERED]{{else}}[S{{$event.Severity}}]{{end}} "
+    "{{$event.RuleName}} {{$event.TagsMap.site}} {{$event.TargetIdent}} value={{$event.TriggerValue}}"
+)
 """Default one-line message ($tpl.content): short enough for a text message."""
 
 
 def _channel(key: str, spec: dict[str, Any], severities: tuple[int, ...]) -> Channel:
     default_body = SMS_BODY if spec["type"] == "sms" else WEBHOOK_BODY
-    return Channel(key=key, type=spec["type"], url=spec["url"], method=spec["method"],
-                   headers=dict(sorted(spec["headers"].items())), timeout_ms=_timeout_ms(key, spec),
-                   retries=spec["retries"], phones=tuple(spec.get("phones") or ()), body=spec.get("body") or default_body,
-                   message=spec.get("message") or DEFAULT_MESSAGE, severities=severities)
+    return Channel(
+        key=key,
+        type=spec["type"],
+        url=spec["url"],
+        method=spec["method"],
+        headers=dict(sorted(spec["headers"].items())),
+        timeout_ms=_timeout_ms(key, spec),
+        retries=spec["retries"],
+        phones=tuple(spec.get("phones") or ()),
+        body=spec.get("body") or default_body,
+        message=spec.get("message") or DEFAULT_MESSAGE,
+        severities=severities,
+    )
 
 
 def _timeout_ms(key: str, spec: dict[str, Any]) -> int:
@@ -260,29 +358,39 @@ def _check_receivers(monitoring: dict[str, Any]) -> Iterator[Finding]:
     for severity, names in (monitoring.get("receivers") or {}).items():
         for i, name in enumerate(names):
             if name not in known:
-                yield (("site", "monitoring", "receivers", severity, i),
-                       f"channel {name!r} is not declared in site.monitoring.channels "
-                       f"(channels: {', '.join(sorted(known)) or 'none'})")
+                yield (
+                    ("site", "monitoring", "receivers", severity, i),
+                    f"channel {name!r} is not declared in site.monitoring.channels "
+                    f"(channels: {', '.join(sorted(known)) or 'none'})",
+                )
 
 
 def _check_tags(path: Path, tags: dict[str, str]) -> Iterator[Finding]:
     for key in tags:
         if key in RESERVED_TAGS:
-            yield ((*path, key), f"tag {key!r} is set by gen on every rule; choose another key "
-                                 f"(reserved: {', '.join(RESERVED_TAGS)})")
+            yield (
+                (*path, key),
+                f"tag {key!r} is set by gen on every rule; choose another key "
+                f"(reserved: {', '.join(RESERVED_TAGS)})",
+            )
 
 
 def _check_service_override(service: str, rule_id: str) -> Iterator[Finding]:
     spec = builtin.ALL[rule_id]
     if spec.level != "service":
-        yield (("services", service, "monitoring", "builtin", rule_id),
-               f"{rule_id!r} is a {spec.level} rule, not a service rule; set it in site.monitoring.builtin")
+        yield (
+            ("services", service, "monitoring", "builtin", rule_id),
+            f"{rule_id!r} is a {spec.level} rule, not a service rule; set it in site.monitoring.builtin",
+        )
 
 
 def _check_overrides(path: Path, overrides: dict[str, Any]) -> Iterator[Finding]:
     for rule_id, override in overrides.items():
         if "threshold" in override and builtin.ALL[rule_id].threshold is None:
-            yield ((*path, rule_id, "threshold"), f"{rule_id!r} has no threshold (it fires when the target is down)")
+            yield (
+                (*path, rule_id, "threshold"),
+                f"{rule_id!r} has no threshold (it fires when the target is down)",
+            )
 
 
 def _check_names(rules: list[Rule]) -> Iterator[Finding]:
@@ -290,7 +398,20 @@ def _check_names(rules: list[Rule]) -> Iterator[Finding]:
     for rule in rules:
         other = seen.setdefault(rule.name, rule)
         if other is not rule:
-            path: Path = ("services", rule.service, "monitoring", "rules", rule.identity.rsplit("/", 1)[1], "name") \
-                if rule.level == "business" else ("site", "monitoring")
-            yield (path, f"two rules are named {rule.name!r} ({other.identity} and {rule.identity}); "
-                         "n9e needs unique names in a business group")
+            path: Path = (
+                (
+                    "services",
+                    rule.service,
+                    "monitoring",
+                    "rules",
+                    rule.identity.rsplit("/", 1)[1],
+                    "name",
+                )
+                if rule.level == "business"
+                else ("site", "monitoring")
+            )
+            yield (
+                path,
+                f"two rules are named {rule.name!r} ({other.identity} and {rule.identity}); "
+                "n9e needs unique names in a business group",
+            )

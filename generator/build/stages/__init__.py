@@ -66,8 +66,9 @@ class SiteBuild:
         """What an earlier stage noted under ``key``; a missing note is a stage-order bug."""
         value = self.notes.get(key)
         if not isinstance(value, kind):
-            raise AssertionError(f"{self.name}: no {kind.__name__} noted as {key!r}: "
-                                 "stages out of order")
+            raise AssertionError(
+                f"{self.name}: no {kind.__name__} noted as {key!r}: stages out of order"
+            )
         return value
 
 
@@ -75,4 +76,3 @@ class Stage(Protocol):
     """One step of compiling a site (see the module docstring)."""
 
     def __call__(self, ctx: Context, build: SiteBuild, /) -> SiteBuild: ...
-

@@ -39,11 +39,19 @@ CLUSTER_VERBS = ("get", "create", "patch")
 
 # Resource names of the kinds compiled sites use; other kinds are pluralised the way kubectl guesses.
 PLURALS = {
-    "Endpoints": "endpoints", "EndpointSlice": "endpointslices", "Ingress": "ingresses",
-    "IngressClass": "ingressclasses", "NetworkPolicy": "networkpolicies", "PriorityClass": "priorityclasses",
-    "StorageClass": "storageclasses", "RuntimeClass": "runtimeclasses", "PodSecurityPolicy": "podsecuritypolicies",
-    "CustomResourceDefinition": "customresourcedefinitions", "ResourceQuota": "resourcequotas",
-    "Namespace": "namespaces", "ServiceAccount": "serviceaccounts",
+    "Endpoints": "endpoints",
+    "EndpointSlice": "endpointslices",
+    "Ingress": "ingresses",
+    "IngressClass": "ingressclasses",
+    "NetworkPolicy": "networkpolicies",
+    "PriorityClass": "priorityclasses",
+    "StorageClass": "storageclasses",
+    "RuntimeClass": "runtimeclasses",
+    "PodSecurityPolicy": "podsecuritypolicies",
+    "CustomResourceDefinition": "customresourcedefinitions",
+    "ResourceQuota": "resourcequotas",
+    "Namespace": "namespaces",
+    "ServiceAccount": "serviceaccounts",
 }
 
 
@@ -51,17 +59,27 @@ def render(ctx: Context, build: SiteBuild) -> SiteBuild:
     """The site's objects plus those of the templates that read ``agent_rbac``, rendered with it."""
     site = build.params["site"]
     agent = site.get("agent") or {}
-    rbac = rules([item.obj for item in build.rendered], site["namespace"],
-                 agent.get("namespace", "gen-agent"), agent.get("prune") or {})
+    rbac = rules(
+        [item.obj for item in build.rendered],
+        site["namespace"],
+        agent.get("namespace", "gen-agent"),
+        agent.get("prune") or {},
+    )
     late = ctx.renderer.site(build.name, build.params, late={VARIABLE: rbac})
     return replace(build, rendered=(*build.rendered, *late)) if late else build
 
 
-def rules(objects: list[dict[str, Any]], default_namespace: str, agent_namespace: str,
-          prune: dict[str, Any]) -> dict[str, Any]:
+def rules(
+    objects: list[dict[str, Any]],
+    default_namespace: str,
+    agent_namespace: str,
+    prune: dict[str, Any],
+) -> dict[str, Any]:
     """RBAC rules for applying and pruning ``objects`` and running the agent in ``agent_namespace``."""
     scopes = _crd_scopes(objects)
-    namespaced: dict[str, set[tuple[str, str]]] = {agent_namespace: {("", "configmaps"), ("", "events")}}
+    namespaced: dict[str, set[tuple[str, str]]] = {
+        agent_namespace: {("", "configmaps"), ("", "events")}
+    }
     cluster: dict[tuple[str, str], set[str]] = {}
     for obj in objects:
         group, kind = obj["apiVersion"].rpartition("/")[0], obj["kind"]
@@ -78,9 +96,13 @@ def rules(objects: list[dict[str, Any]], default_namespace: str, agent_namespace
     name = cluster_role_name(agent_namespace)
     cluster.setdefault((RBAC_GROUP, "clusterroles"), set()).add(name)
     cluster.setdefault((RBAC_GROUP, "clusterrolebindings"), set()).add(name)
-    return {"cluster_rules": _cluster_rules(cluster, prune),
-            "namespaces": [{"namespace": ns, "rules": _namespaced_rules(res, prune, ns == agent_namespace)}
-                           for ns, res in sorted(namespaced.items())]}
+    return {
+        "cluster_rules": _cluster_rules(cluster, prune),
+        "namespaces": [
+            {"namespace": ns, "rules": _namespaced_rules(res, prune, ns == agent_namespace)}
+            for ns, res in sorted(namespaced.items())
+        ],
+    }
 
 
 def cluster_role_name(agent_namespace: str) -> str:
@@ -88,13 +110,17 @@ def cluster_role_name(agent_namespace: str) -> str:
     return f"gen-agent.{agent_namespace}"
 
 
-def _namespaced_rules(resources: set[tuple[str, str]], prune: dict[str, Any], own: bool) -> list[dict[str, Any]]:
+def _namespaced_rules(
+    resources: set[tuple[str, str]], prune: dict[str, Any], own: bool
+) -> list[dict[str, Any]]:
     by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for group, plural in sorted(resources):
         verbs = _verbs(plural, prune, own)
         by_group.setdefault((group, verbs), []).append(plural)
-    return [{"apiGroups": [group], "resources": plurals, "verbs": list(verbs)}
-            for (group, verbs), plurals in sorted(by_group.items())]
+    return [
+        {"apiGroups": [group], "resources": plurals, "verbs": list(verbs)}
+        for (group, verbs), plurals in sorted(by_group.items())
+    ]
 
 
 def _verbs(plural: str, prune: dict[str, Any], own: bool) -> tuple[str, ...]:
@@ -105,12 +131,21 @@ def _verbs(plural: str, prune: dict[str, Any], own: bool) -> tuple[str, ...]:
     return (*APPLY_VERBS, "delete")
 
 
-def _cluster_rules(cluster: dict[tuple[str, str], set[str]], prune: dict[str, Any]) -> list[dict[str, Any]]:
+def _cluster_rules(
+    cluster: dict[tuple[str, str], set[str]], prune: dict[str, Any]
+) -> list[dict[str, Any]]:
     out = []
     for (group, plural), names in sorted(cluster.items()):
         deletable = plural != "namespaces" or prune.get("namespaces", False)
         verbs = [*CLUSTER_VERBS, "delete"] if deletable else list(CLUSTER_VERBS)
-        out.append({"apiGroups": [group], "resources": [plural], "resourceNames": sorted(names), "verbs": verbs})
+        out.append(
+            {
+                "apiGroups": [group],
+                "resources": [plural],
+                "resourceNames": sorted(names),
+                "verbs": verbs,
+            }
+        )
     return out
 
 
@@ -121,8 +156,10 @@ def _crd_scopes(objects: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[st
         if obj["kind"] == "CustomResourceDefinition":
             spec = obj.get("spec") or {}
             names = spec.get("names") or {}
-            found[(spec.get("group", ""), names.get("kind", ""))] = (names.get("plural", ""),
-                                                                     spec.get("scope") == "Namespaced")
+            found[(spec.get("group", ""), names.get("kind", ""))] = (
+                names.get("plural", ""),
+                spec.get("scope") == "Namespaced",
+            )
     return found
 
 

@@ -33,8 +33,14 @@ def check(ctx: Context, build: SiteBuild) -> SiteBuild:
         problems += [Problem(Location(item.template), "", f"{item.unit}: {m}") for m in messages]
         if rel in origins:
             other = origins[rel]
-            problems.append(Problem(Location(item.template), "", f"{item.unit}: {rel} is also "
-                                    f"produced by {other.template} ({other.unit}); rename one"))
+            problems.append(
+                Problem(
+                    Location(item.template),
+                    "",
+                    f"{item.unit}: {rel} is also "
+                    f"produced by {other.template} ({other.unit}); rename one",
+                )
+            )
             continue
         origins[rel] = item
         files[rel] = content
@@ -43,8 +49,9 @@ def check(ctx: Context, build: SiteBuild) -> SiteBuild:
         raise errors.ProblemReport(problems)
     _, warning = kube_schema.schema_version_for(site["kubernetes_version"])
     warnings = (*build.warnings, f"{build.name}: {warning}") if warning else build.warnings
-    return replace(build, files=files, origins=origins, images=tuple(sorted(images)),
-                   warnings=warnings)
+    return replace(
+        build, files=files, origins=origins, images=tuple(sorted(images)), warnings=warnings
+    )
 
 
 def _object_file(ctx: Context, item: Item, site: dict[str, Any]) -> ObjectFile:
@@ -58,15 +65,20 @@ def _object_file(ctx: Context, item: Item, site: dict[str, Any]) -> ObjectFile:
         return ctx.objects[key]
     obj = _with_site_defaults(item.obj, site, labels)
     messages = tuple(f"{objects.identity(obj)}: {m}" for m in ctx.kube.validate(obj, version))
-    result = (layout.manifest_path(obj), yamlio.dump(objects.canonical(obj)).encode(),
-              tuple(objects.images(obj)), messages)
+    result = (
+        layout.manifest_path(obj),
+        yamlio.dump(objects.canonical(obj)).encode(),
+        tuple(objects.images(obj)),
+        messages,
+    )
     if key is not None:
         ctx.objects[key] = result
     return result
 
 
-def _with_site_defaults(obj: dict[str, Any], site: dict[str, Any],
-                        labels: dict[str, str]) -> dict[str, Any]:
+def _with_site_defaults(
+    obj: dict[str, Any], site: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
     """The object in the site's namespace (when namespaced and unset), with the site's labels."""
     meta = obj["metadata"]
     if objects.is_namespaced(obj["kind"]) and not meta.get("namespace"):

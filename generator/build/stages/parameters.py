@@ -33,7 +33,8 @@ def _inputs(ctx: Context, build: SiteBuild, params: dict[str, Any]) -> tuple[str
     used |= {s["component"] for s in params["services"].values()}
     files = [*build.target.inputs, *ctx.schemas.files]
     for component in sorted(used):
-        files += [p.relative_to(ctx.root).as_posix()
-                  for p in ctx.renderer.component_files(component)]
+        files += [
+            p.relative_to(ctx.root).as_posix() for p in ctx.renderer.component_files(component)
+        ]
     files += [f"components/{name}/{SCHEMA_FILE}" for name in sorted(used | set(params["site"]))]
     return tuple(dict.fromkeys(files))

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from generator.build.stages import SiteBuild
-
 from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
 from generator.core.objects import containers, identity, pod_specs
-from generator.formats import age as crypto, encrypted_secret as encrypted, secret_refs as refs
+from generator.formats import age as crypto
+from generator.formats import encrypted_secret as encrypted
+from generator.formats import secret_refs as refs
 from generator.formats.secret_refs import KeyPath
 
 if TYPE_CHECKING:
@@ -125,15 +126,23 @@ def place(sealed: Sealed, rendered: Sequence[RenderedLike]) -> list[Placed]:
     placed, unused = objects(sealed.params, [item.obj for item in rendered])
     for name in unused:
         path, where = sealed.where[name]
-        problems.append(Problem(where, format_path(path), f"the secret {name} is used by no pod: the service's "
-                                "component must render env values that are mappings as valueFrom, as "
-                                "components/stateful-service does"))
+        problems.append(
+            Problem(
+                where,
+                format_path(path),
+                f"the secret {name} is used by no pod: the service's "
+                "component must render env values that are mappings as valueFrom, as "
+                "components/stateful-service does",
+            )
+        )
     if problems:
         raise errors.ProblemReport(problems)
     return placed
 
 
-def objects(params: dict[str, Any], rendered: Iterable[dict[str, Any]]) -> tuple[list[Placed], list[str]]:
+def objects(
+    params: dict[str, Any], rendered: Iterable[dict[str, Any]]
+) -> tuple[list[Placed], list[str]]:
     """EncryptedSecrets for the secrets described in ``params`` (pure), and the names no pod uses.
 
     Each secret goes to every namespace whose pods reference it by name; the registry pull secret
@@ -152,8 +161,14 @@ def objects(params: dict[str, Any], rendered: Iterable[dict[str, Any]]) -> tuple
         if not namespaces:
             unused.append(name)
         for namespace in sorted(namespaces):
-            obj = encrypted.build(name, namespace, spec["labels"], spec["type"], spec["encryptedData"],
-                                  spec.get("dockerConfig"))
+            obj = encrypted.build(
+                name,
+                namespace,
+                spec["labels"],
+                spec["type"],
+                spec["encryptedData"],
+                spec.get("dockerConfig"),
+            )
             placed.append(Placed(obj, ", ".join(spec["sources"]), spec["unit"]))
     return placed, unused
 
@@ -178,9 +193,16 @@ class _Sealer:
 
     def reference(self, path: KeyPath, text: str) -> None:
         """One reference found in the parameters: an env value, registry auth (done later), or an error."""
-        if path[:2] == ("site", "registry_auth") and path[2:] in (("password",), ("dockerconfigjson",)):
+        if path[:2] == ("site", "registry_auth") and path[2:] in (
+            ("password",),
+            ("dockerconfigjson",),
+        ):
             return
-        service = self.params["services"].get(path[1]) if path[0] == "services" and len(path) > 1 else None
+        service = (
+            self.params["services"].get(path[1])
+            if path[0] == "services" and len(path) > 1
+            else None
+        )
         if isinstance(service, dict) and not service.get("enabled", True):
             return
         if service is not None and len(path) == 4 and path[2] == "env":
@@ -194,8 +216,12 @@ class _Sealer:
             return
         service = self.params["services"][name]
         secret = f"{name}-secrets"
-        labels = {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gen",
-                  **(service.get("labels") or {})}
+        labels = {
+            "app": name,
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/managed-by": "gen",
+            **(service.get("labels") or {}),
+        }
         spec = self.describe(secret, path, labels, "Opaque", f"service {name}")
         spec["encryptedData"][var] = ciphertext
         _add_source(spec, source)
@@ -210,30 +236,57 @@ class _Sealer:
             return
         base: KeyPath = ("site", "registry_auth")
         if "dockerconfigjson" in auth and {"username", "password", "server"} & set(auth):
-            self.problem(base, "give either username and password (and server) or dockerconfigjson, not both")
+            self.problem(
+                base, "give either username and password (and server) or dockerconfigjson, not both"
+            )
             return
         form = "dockerconfigjson" if "dockerconfigjson" in auth else "password"
         ciphertext, source = self.ciphertext((*base, form), auth.get(form))
         if ciphertext is None:
             return
         name = auth.get("secret_name", REGISTRY_SECRET)
-        spec = self.describe(name, (*base, form), {"app.kubernetes.io/managed-by": "gen"},
-                             encrypted.DOCKER_CONFIG_TYPE, "site", registry=True)
+        spec = self.describe(
+            name,
+            (*base, form),
+            {"app.kubernetes.io/managed-by": "gen"},
+            encrypted.DOCKER_CONFIG_TYPE,
+            "site",
+            registry=True,
+        )
         if form == "dockerconfigjson":
             spec["encryptedData"][encrypted.DOCKER_CONFIG_KEY] = ciphertext
         else:
-            spec["dockerConfig"] = {"server": auth.get("server") or site["registry"].split("/", 1)[0],
-                                    "username": auth["username"], "encryptedPassword": ciphertext}
+            spec["dockerConfig"] = {
+                "server": auth.get("server") or site["registry"].split("/", 1)[0],
+                "username": auth["username"],
+                "encryptedPassword": ciphertext,
+            }
         _add_source(spec, source)
-        site["image_pull_secrets"] = [*[s for s in site.get("image_pull_secrets", []) if s != name], name]
+        site["image_pull_secrets"] = [
+            *[s for s in site.get("image_pull_secrets", []) if s != name],
+            name,
+        ]
 
-    def describe(self, name: str, path: KeyPath, labels: dict[str, str], secret_type: str, unit: str,
-                 registry: bool = False) -> dict[str, Any]:
+    def describe(
+        self,
+        name: str,
+        path: KeyPath,
+        labels: dict[str, str],
+        secret_type: str,
+        unit: str,
+        registry: bool = False,
+    ) -> dict[str, Any]:
         """The description of secret ``name`` (created on first use) in the parameters."""
         described = self.params.setdefault(PARAMS_KEY, {})
         if name not in described:
-            described[name] = {"type": secret_type, "labels": labels, "encryptedData": {}, "sources": [],
-                               "unit": unit, "registry": registry}
+            described[name] = {
+                "type": secret_type,
+                "labels": labels,
+                "encryptedData": {},
+                "sources": [],
+                "unit": unit,
+                "registry": registry,
+            }
             self.where[name] = (path, self.locate(path))
         spec: dict[str, Any] = described[name]
         return spec
@@ -241,8 +294,11 @@ class _Sealer:
     def ciphertext(self, path: KeyPath, text: Any) -> tuple[str | None, str]:
         """The armored ciphertext a reference points at, and its file; (None, file) after a problem."""
         if not refs.looks_like_ref(text):
-            self.problem(path, "must be a secret reference ?{age:<path>}: passwords never appear in plain text "
-                               f"in the inventory; store it with `gen secrets set -t {self.site} <path>`")
+            self.problem(
+                path,
+                "must be a secret reference ?{age:<path>}: passwords never appear in plain text "
+                f"in the inventory; store it with `gen secrets set -t {self.site} <path>`",
+            )
             return None, ""
         try:
             ref = refs.parse(text)
@@ -252,14 +308,20 @@ class _Sealer:
         file = ref.file(self.site)
         content = self.read(file)
         if content is None:
-            self.problem(path, f"{ref}: the secret file {file} does not exist; create it with "
-                               f"`gen secrets set -t {self.site} {ref.path}` (the value is read from stdin)")
+            self.problem(
+                path,
+                f"{ref}: the secret file {file} does not exist; create it with "
+                f"`gen secrets set -t {self.site} {ref.path}` (the value is read from stdin)",
+            )
             return None, file
         try:
             crypto.inspect(content.encode("ascii", "replace"))
         except crypto.CryptoError as e:
-            self.problem(path, f"{ref}: the secret file {file} is {e}; restore it from git or set it again "
-                               f"with `gen secrets rotate -t {self.site} {ref.path}`")
+            self.problem(
+                path,
+                f"{ref}: the secret file {file} is {e}; restore it from git or set it again "
+                f"with `gen secrets rotate -t {self.site} {ref.path}`",
+            )
             return None, file
         return content, file
 
@@ -315,6 +377,10 @@ def _stray(rendered: Sequence[RenderedLike]) -> Iterator[Problem]:
     """A reference that reached a rendered object (through a free top-level key) is an error at its template."""
     for item in rendered:
         for path, _ in refs.find(item.obj):
-            yield Problem(Location(item.template), "", f"{item.unit}: {identity(item.obj)}: a secret reference "
-                          f"reached the output at {format_path(path)}; secret references are allowed in "
-                          f"{ALLOWED} only")
+            yield Problem(
+                Location(item.template),
+                "",
+                f"{item.unit}: {identity(item.obj)}: a secret reference "
+                f"reached the output at {format_path(path)}; secret references are allowed in "
+                f"{ALLOWED} only",
+            )

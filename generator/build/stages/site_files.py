@@ -18,8 +18,10 @@ def add(ctx: Context, build: SiteBuild) -> SiteBuild:
     files[layout.IMAGES] = "".join(f"{image}\n" for image in build.images).encode()
     manifest = kubekey_manifest(build.name, build.images)
     files[layout.KUBEKEY_MANIFEST] = yamlio.dump(manifest).encode()
-    origins = {rel: layout.Origin(objects.identity(item.obj), f"{item.template} ({item.unit})")
-               for rel, item in build.origins.items()}
+    origins = {
+        rel: layout.Origin(objects.identity(item.obj), f"{item.template} ({item.unit})")
+        for rel, item in build.origins.items()
+    }
     version = build.params["site"]["kubernetes_version"]
     index = layout.Index.build(build.name, version, files, origins)
     files[layout.INDEX] = index.dumps()
@@ -28,5 +30,9 @@ def add(ctx: Context, build: SiteBuild) -> SiteBuild:
 
 def kubekey_manifest(site: str, images: tuple[str, ...]) -> dict[str, Any]:
     """The images block of a KubeKey artifact Manifest (``kk artifact export -m``)."""
-    return {"apiVersion": "kubekey.kubesphere.io/v1alpha2", "kind": "Manifest",
-            "metadata": {"name": site}, "spec": {"images": list(images)}}
+    return {
+        "apiVersion": "kubekey.kubesphere.io/v1alpha2",
+        "kind": "Manifest",
+        "metadata": {"name": site},
+        "spec": {"images": list(images)},
+    }

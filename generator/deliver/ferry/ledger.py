@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from generator.formats import envelope
-from generator.formats.envelope import Manifest
 from generator.deliver.git import journal
 from generator.deliver.git.repo import ZERO, RefUpdate, Repo
+from generator.formats import envelope
+from generator.formats.envelope import Manifest
 
 SENT = "refs/ferry/sent/"
 IMPORTED = "refs/ferry/imported/"
@@ -50,7 +50,7 @@ class Ledger:
 
     def sites(self) -> list[str]:
         """Every site with a journal, in name order."""
-        return sorted(ref[len(self.prefix):] for ref in self.repo.refs(self.prefix))
+        return sorted(ref[len(self.prefix) :] for ref in self.repo.refs(self.prefix))
 
     def last(self, site: str) -> Record | None:
         """The newest record of a site, or None if nothing was ever recorded."""

@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from generator.core.errors import GenError
-from generator.formats import envelope
-from generator.formats.envelope import Manifest
+from generator.deliver import publish
 from generator.deliver.ferry import transport
 from generator.deliver.ferry.ledger import SENT, Ledger, Record
 from generator.deliver.ferry.transport import Transport
 from generator.deliver.git import bundle, sign
-from generator.deliver import publish
 from generator.deliver.git.repo import Repo, open_repo
+from generator.formats import envelope
+from generator.formats.envelope import Manifest
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,9 @@ class Packed:
         return sum(f.size for f in self.manifest.files) if self.manifest else 0
 
 
-def pack(request: Request, out: Transport | Path, settings: Settings,
-         now: datetime | None = None) -> Packed:
+def pack(
+    request: Request, out: Transport | Path, settings: Settings, now: datetime | None = None
+) -> Packed:
     """Put the next envelope of ``request.site`` into ``out`` and record it as sent.
 
     ``out`` is a transport, or a Path: a drop directory.
@@ -80,15 +81,21 @@ def pack(request: Request, out: Transport | Path, settings: Settings,
     site = envelope.check_site(request.site)
     tip = repo.resolve(publish.branch(site))
     if tip is None:
-        raise GenError(f"{settings.deploy_repo}: no deploy branch for {site}; run `gen publish -t {site}` first")
+        raise GenError(
+            f"{settings.deploy_repo}: no deploy branch for {site}; run `gen publish -t {site}` first"
+        )
     ledger = Ledger(repo, SENT)
     last = ledger.last(site)
     base = _basis(ledger, request, last)
     if base and base.manifest.tip == tip:
-        return Packed(site, None, None, f"nothing new since sequence {base.manifest.sequence} ({tip[:12]})")
+        return Packed(
+            site, None, None, f"nothing new since sequence {base.manifest.sequence} ({tip[:12]})"
+        )
     if base and not repo.is_ancestor(base.manifest.tip, tip):
-        raise GenError(f"{publish.branch(site)} no longer contains {base.manifest.tip[:12]} (sequence "
-                       f"{base.manifest.sequence}): the branch was rewritten; pack with --full")
+        raise GenError(
+            f"{publish.branch(site)} no longer contains {base.manifest.tip[:12]} (sequence "
+            f"{base.manifest.sequence}): the branch was rewritten; pack with --full"
+        )
     sequence = _sequence(request, last)
     moment = now or envelope.now()
     plan = _Plan(site, sequence, tip, base, moment)
@@ -109,8 +116,10 @@ def _sequence(request: Request, last: Record | None) -> int:
     if request.sequence is None:
         return following
     if request.sequence < following:
-        raise GenError(f"sequence {request.sequence} of {request.site} is not above the last one sent "
-                       f"({following - 1}); the receiver would refuse it as a replay")
+        raise GenError(
+            f"sequence {request.sequence} of {request.site} is not above the last one sent "
+            f"({following - 1}); the receiver would refuse it as a replay"
+        )
     return request.sequence
 
 
@@ -121,13 +130,16 @@ def _basis(ledger: Ledger, request: Request, last: Record | None) -> Record | No
         return last
     found = ledger.find(request.site, request.since)
     if found is None:
-        raise GenError(f"sequence {request.since} of {request.site} was never sent from {ledger.repo.git_dir}; "
-                       "pack with --full")
+        raise GenError(
+            f"sequence {request.since} of {request.site} was never sent from {ledger.repo.git_dir}; "
+            "pack with --full"
+        )
     return found
 
 
-def _write(repo: Repo, ledger: Ledger, last: Record | None, out: Transport, plan: _Plan,
-           settings: Settings) -> Packed:
+def _write(
+    repo: Repo, ledger: Ledger, last: Record | None, out: Transport, plan: _Plan, settings: Settings
+) -> Packed:
     name = envelope.envelope_name(plan.site, plan.sequence)
     staging = out.stage(name)
     try:
@@ -143,10 +155,17 @@ def _fill(repo: Repo, staging: Path, plan: _Plan, settings: Settings) -> tuple[b
     """Write bundle, manifest and signature into ``staging``; the manifest and signature bytes."""
     basis = plan.base.manifest.tip if plan.base else None
     bundle.create(repo, staging / envelope.BUNDLE, publish.branch(plan.site), basis)
-    manifest = Manifest(plan.site, plan.sequence, plan.tip, basis,
-                        plan.base.manifest.sequence if plan.base else None, plan.created,
-                        plan.created + settings.expires_in, _sender(repo, settings),
-                        (envelope.measure(staging / envelope.BUNDLE),))
+    manifest = Manifest(
+        plan.site,
+        plan.sequence,
+        plan.tip,
+        basis,
+        plan.base.manifest.sequence if plan.base else None,
+        plan.created,
+        plan.created + settings.expires_in,
+        _sender(repo, settings),
+        (envelope.measure(staging / envelope.BUNDLE),),
+    )
     raw = manifest.to_json()
     signature = sign.sign(raw, settings.signing_key, envelope.NAMESPACE)
     for name, content in ((envelope.MANIFEST, raw), (envelope.SIGNATURE, signature)):
@@ -160,8 +179,10 @@ def _fill(repo: Repo, staging: Path, plan: _Plan, settings: Settings) -> tuple[b
 def _sender(repo: Repo, settings: Settings) -> str:
     sender = settings.sender or repo.config("user.email")
     if not sender:
-        raise GenError("no sender: pass --sender (or set GEN_FERRY_SENDER) to the principal the receiver's "
-                       "allowed signers file gives the signing key")
+        raise GenError(
+            "no sender: pass --sender (or set GEN_FERRY_SENDER) to the principal the receiver's "
+            "allowed signers file gives the signing key"
+        )
     return sender
 
 

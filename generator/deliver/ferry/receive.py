@@ -28,14 +28,14 @@ from enum import Enum
 from pathlib import Path
 
 from generator.core.errors import GenError
-from generator.formats import envelope
+from generator.deliver import publish
 from generator.deliver.ferry import transport, verify
 from generator.deliver.ferry.ledger import IMPORTED, Ledger, Record
 from generator.deliver.ferry.transport import Transport
 from generator.deliver.ferry.verify import Incomplete, Opened, Rejected
 from generator.deliver.git import bundle
-from generator.deliver import publish
 from generator.deliver.git.repo import ZERO, RefUpdate, Repo, open_repo
+from generator.formats import envelope
 
 QUARANTINE = "refs/ferry/quarantine/"
 SITE_CONFIG = "ferry.site"
@@ -116,12 +116,19 @@ def receive(source: Transport | Path, settings: Settings, now: datetime | None =
     if not drop.reachable():
         raise GenError(f"{drop.describe()}: no such directory")
     if not settings.allowed_signers.is_file():
-        raise GenError(f"allowed signers file {settings.allowed_signers} does not exist (--allowed-signers)")
+        raise GenError(
+            f"allowed signers file {settings.allowed_signers} does not exist (--allowed-signers)"
+        )
     repo = open_repo(settings.repo, create=True)
     try:
         with _locked(repo):
-            ctx = _Context(repo, Ledger(repo, IMPORTED), _sites(repo, settings),
-                           settings.allowed_signers, now or envelope.now())
+            ctx = _Context(
+                repo,
+                Ledger(repo, IMPORTED),
+                _sites(repo, settings),
+                settings.allowed_signers,
+                now or envelope.now(),
+            )
             _clear_quarantine(repo)
             repaired = tuple(filter(None, (_repair(ctx, site) for site in ctx.sites)))
             opened, outcomes = _open_all(drop, ctx)
@@ -147,8 +154,10 @@ def _take_all(drop: Transport, ctx: _Context, opened: list[Opened]) -> list[Outc
 def _sites(repo: Repo, settings: Settings) -> tuple[str, ...]:
     sites = settings.sites or tuple(repo.config_all(SITE_CONFIG))
     if not sites:
-        raise GenError(f"{repo.git_dir}: which sites does this repository take? Pass --site, or record it once "
-                       f"with `git --git-dir={repo.git_dir} config --add {SITE_CONFIG} SITE`")
+        raise GenError(
+            f"{repo.git_dir}: which sites does this repository take? Pass --site, or record it once "
+            f"with `git --git-dir={repo.git_dir} config --add {SITE_CONFIG} SITE`"
+        )
     return tuple(envelope.check_site(s) for s in sites)
 
 
@@ -158,7 +167,9 @@ def _locked(repo: Repo) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise GenError(f"{repo.git_dir}: another `gen ferry import` is running on this repository") from None
+            raise GenError(
+                f"{repo.git_dir}: another `gen ferry import` is running on this repository"
+            ) from None
         yield
 
 
@@ -179,8 +190,10 @@ def _repair(ctx: _Context, site: str) -> str | None:
     if current is not None and not ctx.repo.is_ancestor(current, tip):
         return None
     ctx.repo.update_refs([RefUpdate(ref, tip, current or ZERO)])
-    return (f"{site}: {ref} moved to {tip[:12]}, the tip of imported sequence {last.manifest.sequence} "
-            "(an earlier import was interrupted)")
+    return (
+        f"{site}: {ref} moved to {tip[:12]}, the tip of imported sequence {last.manifest.sequence} "
+        "(an earlier import was interrupted)"
+    )
 
 
 def _open_all(drop: Transport, ctx: _Context) -> tuple[list[Opened], list[Outcome]]:
@@ -212,48 +225,69 @@ def _take(drop: Transport, ctx: _Context, env: Opened) -> Outcome:
 def _import(ctx: _Context, env: Opened) -> tuple[Status, str]:
     m = env.manifest
     if m.site not in ctx.sites:
-        raise WrongSite(f"this envelope is for site {m.site}, but {ctx.repo.git_dir} takes "
-                        f"{', '.join(ctx.sites)}: delivered to the wrong site; its bundle was deleted (another "
-                        "site's configuration); tell the sender")
+        raise WrongSite(
+            f"this envelope is for site {m.site}, but {ctx.repo.git_dir} takes "
+            f"{', '.join(ctx.sites)}: delivered to the wrong site; its bundle was deleted (another "
+            "site's configuration); tell the sender"
+        )
     last = ctx.last(m.site)
     if last is not None and m.sequence <= last.manifest.sequence:
         return _older(ctx, env, last)
     if ctx.now >= m.expires:
-        raise Rejected(f"expired at {envelope.format_time(m.expires)} (now {envelope.format_time(ctx.now)}); "
-                       f"pack a new envelope: gen ferry pack -t {m.site}")
+        raise Rejected(
+            f"expired at {envelope.format_time(m.expires)} (now {envelope.format_time(ctx.now)}); "
+            f"pack a new envelope: gen ferry pack -t {m.site}"
+        )
     current = ctx.repo.resolve(publish.branch(m.site))
     _check_basis(ctx, m, current, last)
     _check_header(env)
     count = _fetch_and_accept(ctx, env, current, last)
     before = current[:12] if current else "(new)"
-    return Status.IMPORTED, f"{publish.branch(m.site)} {before} -> {m.tip[:12]} ({count} new commit(s))"
+    return (
+        Status.IMPORTED,
+        f"{publish.branch(m.site)} {before} -> {m.tip[:12]} ({count} new commit(s))",
+    )
 
 
 def _older(ctx: _Context, env: Opened, last: Record) -> tuple[Status, str]:
     m = env.manifest
     same = last if last.manifest.sequence == m.sequence else ctx.state.find(m.site, m.sequence)
     if same is not None and same.digest == env.digest:
-        return Status.DUPLICATE, f"identical to sequence {m.sequence} imported {envelope.format_time(same.time)}"
+        return (
+            Status.DUPLICATE,
+            f"identical to sequence {m.sequence} imported {envelope.format_time(same.time)}",
+        )
     if same is not None:
-        raise Rejected(f"sequence {m.sequence} was already imported with a different manifest: a replay or a "
-                       f"forged resend; refused (last imported: sequence {last.manifest.sequence})")
-    raise Rejected(f"sequence {m.sequence} is older than the last imported sequence {last.manifest.sequence} "
-                   f"(no rollback): superseded, nothing to do")
+        raise Rejected(
+            f"sequence {m.sequence} was already imported with a different manifest: a replay or a "
+            f"forged resend; refused (last imported: sequence {last.manifest.sequence})"
+        )
+    raise Rejected(
+        f"sequence {m.sequence} is older than the last imported sequence {last.manifest.sequence} "
+        f"(no rollback): superseded, nothing to do"
+    )
 
 
-def _check_basis(ctx: _Context, m: envelope.Manifest, current: str | None, last: Record | None) -> None:
+def _check_basis(
+    ctx: _Context, m: envelope.Manifest, current: str | None, last: Record | None
+) -> None:
     if m.basis is None:
         return
     if current is not None and ctx.repo.resolve(m.basis) and ctx.repo.is_ancestor(m.basis, current):
         return
     have = last.manifest.sequence if last else 0
     missing = range(have + 1, m.sequence)
-    resend = (f"resend sequence{'s' if len(missing) > 1 else ''} {_span(missing)} of {m.site}, or "
-              if missing else "")
+    resend = (
+        f"resend sequence{'s' if len(missing) > 1 else ''} {_span(missing)} of {m.site}, or "
+        if missing
+        else ""
+    )
     since = f"--since {have}" if have else "--full"
-    raise Waiting(f"lacks basis {m.basis[:12]} (the tip of sequence {m.basis_sequence}); last imported: "
-                  f"{f'sequence {have}' if have else 'nothing'}. To fix: {resend}pack a new envelope with "
-                  f"`gen ferry pack -t {m.site} {since}`" + ("" if since == "--full" else " (or --full)"))
+    raise Waiting(
+        f"lacks basis {m.basis[:12]} (the tip of sequence {m.basis_sequence}); last imported: "
+        f"{f'sequence {have}' if have else 'nothing'}. To fix: {resend}pack a new envelope with "
+        f"`gen ferry pack -t {m.site} {since}`" + ("" if since == "--full" else " (or --full)")
+    )
 
 
 def _span(numbers: range) -> str:
@@ -265,11 +299,15 @@ def _check_header(env: Opened) -> None:
     header = bundle.read_header(env.path / envelope.BUNDLE)
     expected = ((publish.branch(m.site), m.tip),)
     if header.refs != expected:
-        raise Rejected(f"the bundle carries {list(header.refs)}, the manifest promises {list(expected)}")
+        raise Rejected(
+            f"the bundle carries {list(header.refs)}, the manifest promises {list(expected)}"
+        )
     extra = set(header.prerequisites) - ({m.basis} if m.basis else set())
     if extra:
-        raise Rejected(f"the bundle needs commits the manifest does not name as its basis: "
-                       f"{', '.join(sorted(c[:12] for c in extra))}")
+        raise Rejected(
+            f"the bundle needs commits the manifest does not name as its basis: "
+            f"{', '.join(sorted(c[:12] for c in extra))}"
+        )
 
 
 def _fetch_and_accept(ctx: _Context, env: Opened, current: str | None, last: Record | None) -> int:
@@ -280,11 +318,15 @@ def _fetch_and_accept(ctx: _Context, env: Opened, current: str | None, last: Rec
         if m.tip != current:
             fetched = bundle.fetch(ctx.repo, env.path / envelope.BUNDLE, ref, quarantine)
             if fetched != m.tip:
-                raise Rejected(f"the bundle's {ref} is {fetched[:12]}, the manifest promises {m.tip[:12]}")
+                raise Rejected(
+                    f"the bundle's {ref} is {fetched[:12]}, the manifest promises {m.tip[:12]}"
+                )
         count = _check_history(ctx, m, current)
         journal = ctx.state.append("imported", env.raw, env.signature, last)
         ctx.known.pop(m.site, None)
-        ctx.repo.update_refs([RefUpdate(ref, m.tip, current or ZERO), journal, RefUpdate(quarantine, None)])
+        ctx.repo.update_refs(
+            [RefUpdate(ref, m.tip, current or ZERO), journal, RefUpdate(quarantine, None)]
+        )
         return count
     finally:
         ctx.repo.delete_ref(quarantine)
@@ -292,18 +334,28 @@ def _fetch_and_accept(ctx: _Context, env: Opened, current: str | None, last: Rec
 
 def _check_history(ctx: _Context, m: envelope.Manifest, current: str | None) -> int:
     if current is not None and not ctx.repo.is_ancestor(current, m.tip):
-        raise Rejected(f"{m.tip[:12]} does not descend from {publish.branch(m.site)} ({current[:12]}): not a "
-                       "fast-forward (history rewritten on the sending side?); refused")
+        raise Rejected(
+            f"{m.tip[:12]} does not descend from {publish.branch(m.site)} ({current[:12]}): not a "
+            "fast-forward (history rewritten on the sending side?); refused"
+        )
     checks = bundle.check_signatures(ctx.repo, m.tip, current, ctx.allowed_signers)
     untrusted = [c.describe() for c in checks if not c.trusted]
     if untrusted:
-        raise Rejected(f"{len(untrusted)} of {len(checks)} new commit(s) not signed by an allowed signer: "
-                       f"{'; '.join(untrusted[:10])}{' ...' if len(untrusted) > 10 else ''}")
+        raise Rejected(
+            f"{len(untrusted)} of {len(checks)} new commit(s) not signed by an allowed signer: "
+            f"{'; '.join(untrusted[:10])}{' ...' if len(untrusted) > 10 else ''}"
+        )
     return len(checks)
 
 
-def _reject(drop: Transport, name: str, reason: str, site: str = "", sequence: int = 0,
-            withhold: tuple[str, ...] = ()) -> Outcome:
+def _reject(
+    drop: Transport,
+    name: str,
+    reason: str,
+    site: str = "",
+    sequence: int = 0,
+    withhold: tuple[str, ...] = (),
+) -> Outcome:
     what = f"envelope {name}" + (f" (site {site}, sequence {sequence})" if site else "")
     text = f"{what} was rejected at {envelope.format_time(envelope.now())}:\n{reason}\n"
     moved = drop.set_aside(name, text, withhold)

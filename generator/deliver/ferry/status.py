@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from generator.deliver.ferry.ledger import IMPORTED, SENT, Ledger
 from generator.deliver import publish
+from generator.deliver.ferry.ledger import IMPORTED, SENT, Ledger
 from generator.deliver.git.repo import Repo, open_repo
 
 
@@ -37,7 +37,17 @@ def status(repo_path: Path) -> list[SiteStatus]:
             record = ledger.last(site)
             if record is not None:
                 m = record.manifest
-                out.append(SiteStatus(site, side, m.sequence, m.tip, record.time, m.full, _branch(repo, site, m.tip)))
+                out.append(
+                    SiteStatus(
+                        site,
+                        side,
+                        m.sequence,
+                        m.tip,
+                        record.time,
+                        m.full,
+                        _branch(repo, site, m.tip),
+                    )
+                )
     return out
 
 

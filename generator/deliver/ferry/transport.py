@@ -112,8 +112,11 @@ class DropDir:
 
     def waiting(self) -> list[str]:
         skip = {IMPORTED_DIR, REJECTED_DIR}
-        return sorted(p.name for p in self.path.iterdir()
-                      if p.is_dir() and p.name not in skip and not p.name.startswith("."))
+        return sorted(
+            p.name
+            for p in self.path.iterdir()
+            if p.is_dir() and p.name not in skip and not p.name.startswith(".")
+        )
 
     def open(self, name: str) -> Path:
         # Absolute: git must never read a relative bundle path as a remote name.

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.core.errors import GenError
+from generator.deliver.git import sign
 from generator.formats import envelope
 from generator.formats.envelope import EnvelopeError, Manifest
-from generator.deliver.git import sign
 
 RESEND = "copy the envelope through the gatekeeper again"
 
@@ -83,8 +83,12 @@ def _check_file(path: Path, expected: envelope.FileEntry) -> None:
         raise Incomplete(f"{path.name} is missing (still being copied?)") from None
     if actual.size != expected.size:
         how = "truncated" if actual.size < expected.size else "grown"
-        raise Rejected(f"{path.name} is {actual.size} bytes, the manifest says {expected.size} ({how} in "
-                       f"transit); {RESEND}")
+        raise Rejected(
+            f"{path.name} is {actual.size} bytes, the manifest says {expected.size} ({how} in "
+            f"transit); {RESEND}"
+        )
     if actual.sha256 != expected.sha256:
-        raise Rejected(f"{path.name} sha256 {actual.sha256[:16]}... is not the manifest's "
-                       f"{expected.sha256[:16]}... (damaged in transit); {RESEND}")
+        raise Rejected(
+            f"{path.name} sha256 {actual.sha256[:16]}... is not the manifest's "
+            f"{expected.sha256[:16]}... (damaged in transit); {RESEND}"
+        )

@@ -15,9 +15,16 @@ from pathlib import Path
 from generator.core.errors import GenError
 from generator.deliver.git.repo import GitError, Repo
 
-_SIGNATURES = {"G": "good", "B": "bad signature", "U": "signed by a key the allowed signers file does not trust",
-               "X": "expired signature", "Y": "signed by an expired key", "R": "signed by a revoked key",
-               "E": "signature cannot be checked", "N": "not signed"}
+_SIGNATURES = {
+    "G": "good",
+    "B": "bad signature",
+    "U": "signed by a key the allowed signers file does not trust",
+    "X": "expired signature",
+    "Y": "signed by an expired key",
+    "R": "signed by a revoked key",
+    "E": "signature cannot be checked",
+    "N": "not signed",
+}
 _OID = re.compile(r"^[0-9a-f]{40}$")
 MAX_HEADER = 1 << 16
 
@@ -96,8 +103,16 @@ def fetch(repo: Repo, path: Path, ref: str, into: str) -> str:
     Nothing else in the repository changes: no branch, no tag, no FETCH_HEAD.
     """
     try:
-        repo.run("-c", "transfer.fsckObjects=true", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
-                 str(path), f"+{ref}:{into}")
+        repo.run(
+            "-c",
+            "transfer.fsckObjects=true",
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            str(path),
+            f"+{ref}:{into}",
+        )
     except GitError as e:
         raise BundleError(f"git cannot fetch {ref} from {path.name}: {e}") from e
     fetched = repo.resolve(into)
@@ -106,15 +121,23 @@ def fetch(repo: Repo, path: Path, ref: str, into: str) -> str:
     return fetched
 
 
-def check_signatures(repo: Repo, tip: str, known: str | None, allowed_signers: Path) -> list[CommitCheck]:
+def check_signatures(
+    repo: Repo, tip: str, known: str | None, allowed_signers: Path
+) -> list[CommitCheck]:
     """Every commit reachable from ``tip`` but not from ``known``, with its signature status, oldest first.
 
     Signatures are checked by git against ``allowed_signers`` (``gpg.ssh.allowedSignersFile``).
     """
     if not allowed_signers.is_file():
         raise GenError(f"allowed signers file {allowed_signers} does not exist")
-    args = ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}", "log", "--reverse",
-            "--format=%H%x00%G?%x00%GS%x00%GK", tip]
+    args = [
+        "-c",
+        f"gpg.ssh.allowedSignersFile={allowed_signers}",
+        "log",
+        "--reverse",
+        "--format=%H%x00%G?%x00%GS%x00%GK",
+        tip,
+    ]
     if known:
         args += ["--not", known]
     out = repo.text(*args, "--")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from generator.deliver.git import plumbing
 from generator.deliver.git.repo import Repo, wrapped
@@ -41,7 +41,7 @@ def entries(repo: Repo, ref: str) -> Iterator[Entry]:
         return
     with wrapped(repo.git_dir, f"the journal {ref}"):
         for commit in repo.handle.iter_commits(ref, first_parent=True):
-            when = datetime.fromtimestamp(commit.committed_date, timezone.utc)
+            when = datetime.fromtimestamp(commit.committed_date, UTC)
             yield Entry(commit.hexsha, str(commit.summary), when)
 
 

@@ -38,8 +38,12 @@ class Identity:
 
     def env(self) -> dict[str, str]:
         """The git environment variables that set this identity."""
-        return {"GIT_AUTHOR_NAME": self.name, "GIT_AUTHOR_EMAIL": self.email,
-                "GIT_COMMITTER_NAME": self.name, "GIT_COMMITTER_EMAIL": self.email}
+        return {
+            "GIT_AUTHOR_NAME": self.name,
+            "GIT_AUTHOR_EMAIL": self.email,
+            "GIT_COMMITTER_NAME": self.name,
+            "GIT_COMMITTER_EMAIL": self.email,
+        }
 
 
 def hash_files(repo: Repo, paths: Sequence[Path]) -> list[str]:
@@ -47,7 +51,9 @@ def hash_files(repo: Repo, paths: Sequence[Path]) -> list[str]:
     if not paths:
         return []
     listing = "".join(f"{p}\n" for p in paths).encode()
-    return repo.text("hash-object", "-w", "--no-filters", "--stdin-paths", input=listing).split("\n")
+    return repo.text("hash-object", "-w", "--no-filters", "--stdin-paths", input=listing).split(
+        "\n"
+    )
 
 
 def hash_bytes(repo: Repo, data: bytes) -> str:
@@ -80,8 +86,14 @@ def flat_tree(repo: Repo, blobs: Mapping[str, str]) -> str:
     return repo.text("mktree", input=lines.encode())
 
 
-def commit_tree(repo: Repo, tree: str, parents: Sequence[str], message: str,
-                identity: Identity | None = None, signing_key: Path | None = None) -> str:
+def commit_tree(
+    repo: Repo,
+    tree: str,
+    parents: Sequence[str],
+    message: str,
+    identity: Identity | None = None,
+    signing_key: Path | None = None,
+) -> str:
     """A commit of ``tree`` with ``parents``; SSH-signed (``gpg.format=ssh``) when ``signing_key`` is given.
 
     Without ``identity`` git's own configuration (``user.name``/``user.email``) decides.

@@ -27,16 +27,31 @@ from generator.core.errors import GenError
 ZERO = "0" * 40
 """The null object id: as an old value in a ref update it means "the ref must not exist yet"."""
 
-_REDIRECTING = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE",
-                "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_QUARANTINE_PATH", "GIT_PREFIX")
+_REDIRECTING = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_NAMESPACE",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_QUARANTINE_PATH",
+    "GIT_PREFIX",
+)
 
 
 class GitError(GenError):
     """A git command failed; the message names the repository, the command and git's own words."""
 
 
-GITPYTHON_ERRORS = (git.GitCommandError, BadName, BadObject, git.InvalidGitRepositoryError,
-                    git.NoSuchPathError, ValueError)
+GITPYTHON_ERRORS = (
+    git.GitCommandError,
+    BadName,
+    BadObject,
+    git.InvalidGitRepositoryError,
+    git.NoSuchPathError,
+    ValueError,
+)
 """What gitpython raises for a failed command, an unknown name or object, or a path that is not a
 repository (and ValueError: what it raises for an object id that ``cat-file`` reports missing);
 each is wrapped into a GitError where it enters, naming the repository and what was read."""
@@ -88,8 +103,9 @@ class Repo:
         with wrapped(self.git_dir, "the repository"):
             handle = git.Repo(self.git_dir)
         # gitpython's own git processes inherit os.environ: pin them to this repository.
-        handle.git.update_environment(GIT_DIR=str(self.git_dir),
-                                      GIT_OBJECT_DIRECTORY=str(self.git_dir / "objects"))
+        handle.git.update_environment(
+            GIT_DIR=str(self.git_dir), GIT_OBJECT_DIRECTORY=str(self.git_dir / "objects")
+        )
         return handle
 
     def close(self) -> None:
@@ -99,19 +115,24 @@ class Repo:
         if handle is not None:
             handle.close()
 
-    def run(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
+    def run(
+        self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> bytes:
         """Run ``git <args>`` on this repository and return its stdout; raise GitError on failure."""
         proc = self.call(*args, input=input, env=env)
         if proc.returncode != 0:
             raise GitError(f"{self.git_dir}: git {_short(args)} failed: {_stderr(proc)}")
         return proc.stdout
 
-    def call(self, *args: str, input: bytes | None = None,
-             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    def call(
+        self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run ``git <args>`` and return the finished process whatever its exit status."""
         return run_git(["--git-dir", str(self.git_dir), *args], input=input, env=env)
 
-    def text(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+    def text(
+        self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
         """Like ``run``, decoded, without the trailing newline."""
         return self.run(*args, input=input, env=env).decode("utf-8", "replace").rstrip("\n")
 
@@ -192,13 +213,19 @@ def open_repo(path: Path, create: bool = False) -> Repo:
     return repo
 
 
-def run_git(args: Sequence[str], input: bytes | None = None, env: Mapping[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_git(
+    args: Sequence[str],
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run the git binary with a clean environment (plus ``env``); never raises for a failed command."""
     full_env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
     full_env.update(env or {})
     try:
-        return subprocess.run(["git", *args], input=input, capture_output=True, env=full_env, cwd=cwd, check=False)
+        return subprocess.run(
+            ["git", *args], input=input, capture_output=True, env=full_env, cwd=cwd, check=False
+        )
     except FileNotFoundError as e:
         raise GitError("git is not installed (the git binary is needed on PATH)") from e
 
@@ -208,6 +235,8 @@ def _short(args: Sequence[str]) -> str:
 
 
 def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
-    lines = [line.strip() for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    lines = [
+        line.strip() for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()
+    ]
     text = "; ".join(lines)
     return (text[:600] + " ...") if len(text) > 600 else text or f"exit status {proc.returncode}"

@@ -45,7 +45,9 @@ def sign(data: bytes, key: Path, namespace: str) -> bytes:
     return proc.stdout
 
 
-def verify(data: bytes, signature: bytes, allowed_signers: Path, namespace: str, principal: str) -> Verdict:
+def verify(
+    data: bytes, signature: bytes, allowed_signers: Path, namespace: str, principal: str
+) -> Verdict:
     """Whether ``signature`` is ``principal``'s signature of ``data`` in ``namespace``, trusted by ``allowed_signers``.
 
     The reason distinguishes a damaged or tampered signature, a key nobody trusts (with its
@@ -60,15 +62,34 @@ def verify(data: bytes, signature: bytes, allowed_signers: Path, namespace: str,
 
 
 def _verify(data: bytes, sig: Path, allowed: Path, namespace: str, principal: str) -> Verdict:
-    proc = _ssh_keygen(["-Y", "verify", "-f", str(allowed), "-I", principal or "-", "-n", namespace,
-                        "-s", str(sig)], data)
+    proc = _ssh_keygen(
+        [
+            "-Y",
+            "verify",
+            "-f",
+            str(allowed),
+            "-I",
+            principal or "-",
+            "-n",
+            namespace,
+            "-s",
+            str(sig),
+        ],
+        data,
+    )
     if proc.returncode == 0:
         return Verdict(True, principal, _fingerprint(proc))
     return Verdict(False, "", *_explain(data, sig, allowed, namespace, principal, proc))
 
 
-def _explain(data: bytes, sig: Path, allowed: Path, namespace: str, principal: str,
-             failed: subprocess.CompletedProcess[bytes]) -> tuple[str, str]:
+def _explain(
+    data: bytes,
+    sig: Path,
+    allowed: Path,
+    namespace: str,
+    principal: str,
+    failed: subprocess.CompletedProcess[bytes],
+) -> tuple[str, str]:
     """Why a signature did not verify: (fingerprint, reason). Only runs on the failure path."""
     check = _ssh_keygen(["-Y", "check-novalidate", "-n", namespace, "-s", str(sig)], data)
     fingerprint = _fingerprint(check)
@@ -79,17 +100,24 @@ def _explain(data: bytes, sig: Path, allowed: Path, namespace: str, principal: s
     if not principals:
         return fingerprint, f"signed by key {fingerprint}, which {allowed} does not trust"
     if principal not in principals:
-        return fingerprint, f"signed by key {fingerprint} of {', '.join(principals)}, not of the sender it " \
-                            f"names ({principal or 'none'})"
-    return fingerprint, (f"{allowed} does not allow key {fingerprint} of {principal} for {namespace!r} "
-                         f"signatures now: {_stderr(failed)}")
+        return (
+            fingerprint,
+            f"signed by key {fingerprint} of {', '.join(principals)}, not of the sender it "
+            f"names ({principal or 'none'})",
+        )
+    return fingerprint, (
+        f"{allowed} does not allow key {fingerprint} of {principal} for {namespace!r} "
+        f"signatures now: {_stderr(failed)}"
+    )
 
 
 def _ssh_keygen(args: list[str], data: bytes) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(["ssh-keygen", *args], input=data, capture_output=True, check=False)
     except FileNotFoundError as e:
-        raise GenError("ssh-keygen is not installed (OpenSSH 8.2 or newer is needed to sign and verify)") from e
+        raise GenError(
+            "ssh-keygen is not installed (OpenSSH 8.2 or newer is needed to sign and verify)"
+        ) from e
 
 
 def _fingerprint(proc: subprocess.CompletedProcess[bytes]) -> str:
@@ -98,6 +126,9 @@ def _fingerprint(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
-    lines = [line.strip() for line in proc.stderr.decode("utf-8", "replace").splitlines()
-             if line.strip() and not line.startswith("Signing data")]
+    lines = [
+        line.strip()
+        for line in proc.stderr.decode("utf-8", "replace").splitlines()
+        if line.strip() and not line.startswith("Signing data")
+    ]
     return "; ".join(lines) or f"ssh-keygen exit status {proc.returncode}"

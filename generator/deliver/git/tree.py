@@ -55,10 +55,13 @@ def resolve(root: Path, ref: str) -> Ref:
     # git's own rev-parse (through gitpython) rather than gitpython's: a user's --base may use any
     # revision syntax git knows (``main@{upstream}``, ``HEAD@{1}``, ``:/message``).
     try:
-        commit = _open(root).git.rev_parse("--verify", "--quiet", "--end-of-options",
-                                           f"{ref}^{{commit}}")
+        commit = _open(root).git.rev_parse(
+            "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"
+        )
     except git.GitCommandError:
-        hint = " (this clone is shallow: fetch the commit or clone deeper)" if _shallow(root) else ""
+        hint = (
+            " (this clone is shallow: fetch the commit or clone deeper)" if _shallow(root) else ""
+        )
         raise errors.GenError(f"git repository {_top(root)}: no commit {ref!r}{hint}") from None
     return Ref(ref, commit.strip())
 
@@ -75,14 +78,18 @@ def default_base(root: Path) -> Ref:
             bases = repo.merge_base("HEAD", branch)
         except git.GitCommandError as e:
             if e.status != 1:  # 1: no common commit
-                raise errors.GenError(f"git repository {_top(root)}: the merge base of HEAD and "
-                                      f"{branch} failed: {e.stderr.strip()}") from e
+                raise errors.GenError(
+                    f"git repository {_top(root)}: the merge base of HEAD and "
+                    f"{branch} failed: {e.stderr.strip()}"
+                ) from e
             bases = []
         if bases and bases[0] is not None:
             return Ref(f"merge-base(HEAD, {branch})", bases[0].hexsha)
         if _shallow(root):
-            raise errors.GenError(f"git repository {_top(root)}: HEAD and {branch} have no common commit in this "
-                                  "shallow clone; fetch more history or pass --base")
+            raise errors.GenError(
+                f"git repository {_top(root)}: HEAD and {branch} have no common commit in this "
+                "shallow clone; fetch more history or pass --base"
+            )
     return head
 
 
@@ -98,7 +105,7 @@ def listing(root: Path, ref: Ref, prefix: str = "compiled/") -> dict[str, str]:
         _, kind, oid = meta.split(b" ")
         name = os.fsdecode(path)
         if kind == b"blob" and name.startswith(prefix):
-            found[name[len(prefix):]] = oid.decode()
+            found[name[len(prefix) :]] = oid.decode()
     return found
 
 
@@ -107,7 +114,12 @@ def read_blobs(root: Path, ids: Iterable[str]) -> dict[str, bytes]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    out = _git(root, ["cat-file", "--batch"], "objects", stdin="".join(f"{oid}\n" for oid in wanted).encode())
+    out = _git(
+        root,
+        ["cat-file", "--batch"],
+        "objects",
+        stdin="".join(f"{oid}\n" for oid in wanted).encode(),
+    )
     assert out is not None
     try:
         return split_batch(out, wanted)
@@ -126,7 +138,7 @@ def split_batch(out: bytes, oids: Iterable[str]) -> dict[str, bytes]:
         if len(header) != 3:
             raise LookupError(oid)
         size = int(header[2])
-        blobs[oid] = out[end + 1:end + 1 + size]
+        blobs[oid] = out[end + 1 : end + 1 + size]
         pos = end + 1 + size + 1
     return blobs
 
@@ -147,8 +159,12 @@ def worktree(root: Path, prefix: str = "compiled/") -> dict[str, str]:
     read by Python and nothing written; four git processes whatever the size.
     """
     staged = _git(root, ["ls-files", "--stage", "-z", "--", prefix], "the index")
-    dirty = _git(root, ["diff-files", "--relative", "--name-status", "-z", "--", prefix], "the working tree")
-    untracked = _git(root, ["ls-files", "--others", "--exclude-standard", "-z", "--", prefix], "the working tree")
+    dirty = _git(
+        root, ["diff-files", "--relative", "--name-status", "-z", "--", prefix], "the working tree"
+    )
+    untracked = _git(
+        root, ["ls-files", "--others", "--exclude-standard", "-z", "--", prefix], "the working tree"
+    )
     assert staged is not None and dirty is not None and untracked is not None
     status = dirty.split(b"\0")
     changed = {os.fsdecode(path): flag for flag, path in zip(status[0::2], status[1::2])}
@@ -164,15 +180,19 @@ def worktree(root: Path, prefix: str = "compiled/") -> dict[str, str]:
         else:
             found[path] = meta.split(b" ")[1].decode()
     found.update(_hash_files(root, unknown))
-    return {path[len(prefix):]: oid for path, oid in found.items() if path.startswith(prefix)}
+    return {path[len(prefix) :]: oid for path, oid in found.items() if path.startswith(prefix)}
 
 
 def _hash_files(root: Path, paths: list[str]) -> dict[str, str]:
     """Blob ids of files (relative to ``root``), hashed by one ``git hash-object`` (nothing written)."""
     if not paths:
         return {}
-    out = _git(root, ["hash-object", "--stdin-paths"], "the working tree",
-               stdin="".join(f"{path}\n" for path in paths).encode())
+    out = _git(
+        root,
+        ["hash-object", "--stdin-paths"],
+        "the working tree",
+        stdin="".join(f"{path}\n" for path in paths).encode(),
+    )
     assert out is not None
     return dict(zip(paths, out.decode().split()))
 
@@ -200,18 +220,28 @@ def refs(root: Path) -> list[str]:
     return sorted(ref.name for ref in found if ref.path.startswith(_COMPLETED))
 
 
-def _git(root: Path, args: list[str], what: str, *, stdin: bytes | None = None, check: bool = True) -> bytes | None:
+def _git(
+    root: Path, args: list[str], what: str, *, stdin: bytes | None = None, check: bool = True
+) -> bytes | None:
     """Run git in ``root``; its stdout, or None on failure when not ``check``."""
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True,
-                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
+            input=stdin,
+            capture_output=True,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        )
     except OSError as e:
-        raise errors.GenError(f"cannot run git ({e.strerror}); gen diff needs git on the PATH") from e
+        raise errors.GenError(
+            f"cannot run git ({e.strerror}); gen diff needs git on the PATH"
+        ) from e
     if done.returncode == 0:
         return done.stdout
     message = done.stderr.decode(errors="replace").strip()
     if "not a git repository" in message:
-        raise errors.GenError(f"{root} is not inside a git repository; gen diff compares with a commit")
+        raise errors.GenError(
+            f"{root} is not inside a git repository; gen diff compares with a commit"
+        )
     if check:
         raise errors.GenError(f"git repository {_top(root)}: reading {what} failed: {message}")
     return None
@@ -227,8 +257,9 @@ def _open(root: Path) -> git.Repo:
     try:
         return git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise errors.GenError(f"{root} is not inside a git repository; gen diff compares with a "
-                              "commit") from None
+        raise errors.GenError(
+            f"{root} is not inside a git repository; gen diff compares with a commit"
+        ) from None
 
 
 def _top(root: Path) -> str:

@@ -22,15 +22,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from generator.core.objects import ObjectId, identity
 from generator.run.agent import drift, health, plan
 from generator.run.agent.kube import Forbidden, Kube, KubeError
 from generator.run.agent.settings import FIELD_MANAGER
-from generator.core.objects import ObjectId, identity
 
 Obj = dict[str, Any]
 CRD_TIMEOUT = 60.0
-FORBIDDEN_HINT = ("the agent's RBAC does not allow it: a new namespace or kind needs an administrator to apply "
-                  "the agent's compiled Role/ClusterRole once, see docs/agent.md")
+FORBIDDEN_HINT = (
+    "the agent's RBAC does not allow it: a new namespace or kind needs an administrator to apply "
+    "the agent's compiled Role/ClusterRole once, see docs/agent.md"
+)
 
 
 class Verdict(str, Enum):
@@ -51,11 +53,15 @@ class Report:
     dry_runs: int = 0
 
 
-def observe(kube: Kube, objects: Iterable[Obj], set_id: str, pool: ThreadPoolExecutor) -> dict[ObjectId, Obj]:
+def observe(
+    kube: Kube, objects: Iterable[Obj], set_id: str, pool: ThreadPoolExecutor
+) -> dict[ObjectId, Obj]:
     """The live copies of the desired objects that carry our label (absent ones are simply missing)."""
     groups: dict[tuple[str, str, str], list[Obj]] = {}
     for obj in objects:
-        groups.setdefault((obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace", "") or ""), []).append(obj)
+        groups.setdefault(
+            (obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace", "") or ""), []
+        ).append(obj)
     tasks = [(key, objs) for key, objs in sorted(groups.items())]
     live: dict[ObjectId, Obj] = {}
     for found in pool.map(lambda t: _observe_group(kube, t[0], t[1], set_id), tasks):
@@ -63,22 +69,34 @@ def observe(kube: Kube, objects: Iterable[Obj], set_id: str, pool: ThreadPoolExe
     return live
 
 
-def _observe_group(kube: Kube, key: tuple[str, str, str], objs: list[Obj], set_id: str) -> dict[ObjectId, Obj]:
+def _observe_group(
+    kube: Kube, key: tuple[str, str, str], objs: list[Obj], set_id: str
+) -> dict[ObjectId, Obj]:
     api_version, kind, namespace = key
     try:
         res = kube.resource(api_version, kind)
         if res.namespaced:
             items = kube.list(res, namespace, f"{plan.PART_OF}={set_id}")
         else:
-            items = [o for o in (kube.get(res, "", obj["metadata"]["name"]) for obj in objs) if o is not None]
+            items = [
+                o
+                for o in (kube.get(res, "", obj["metadata"]["name"]) for obj in objs)
+                if o is not None
+            ]
     except KubeError:
         return {}  # unknown yet (a CRD in this very commit) or unreadable: apply will say why
     wanted = {identity(o) for o in objs}
     return {oid: item for item in items if (oid := identity(item)) in wanted}
 
 
-def apply(kube: Kube, phases: list[list[Obj]], live: dict[ObjectId, Obj], set_id: str, pool: ThreadPoolExecutor,
-          sleep: Callable[[float], None] = time.sleep) -> Report:
+def apply(
+    kube: Kube,
+    phases: list[list[Obj]],
+    live: dict[ObjectId, Obj],
+    set_id: str,
+    pool: ThreadPoolExecutor,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Report:
     """Apply every phase in order (see the module docstring); never raises for one object's failure."""
     report = Report()
     for number, objs in enumerate(phases):
@@ -89,9 +107,15 @@ def apply(kube: Kube, phases: list[list[Obj]], live: dict[ObjectId, Obj], set_id
                 _record(report, oid, Verdict.UNCHANGED, current, False)
             else:
                 todo.append(obj)
-        for oid, verdict, detail, dry in pool.map(lambda o: _one(kube, o, live.get(identity(o)), set_id), todo):
+        for oid, verdict, detail, dry in pool.map(
+            lambda o: _one(kube, o, live.get(identity(o)), set_id), todo
+        ):
             _record(report, oid, verdict, detail, dry)
-        crds = [o for o in objs if o["kind"] == "CustomResourceDefinition" and identity(o) not in report.errors]
+        crds = [
+            o
+            for o in objs
+            if o["kind"] == "CustomResourceDefinition" and identity(o) not in report.errors
+        ]
         if crds and number + 1 < len(phases):
             _wait_established(kube, crds, report, sleep)
             kube.forget()
@@ -108,7 +132,9 @@ def _record(report: Report, oid: ObjectId, verdict: Verdict, detail: Obj | str, 
         report.live[oid] = detail
 
 
-def _one(kube: Kube, obj: Obj, current: Obj | None, set_id: str) -> tuple[ObjectId, Verdict, Obj | str, bool]:
+def _one(
+    kube: Kube, obj: Obj, current: Obj | None, set_id: str
+) -> tuple[ObjectId, Verdict, Obj | str, bool]:
     """Apply one object if it differs; (id, verdict, the server's copy or the error, whether it was dry-run)."""
     oid = identity(obj)
     want = plan.member(obj, set_id)
@@ -127,7 +153,9 @@ def _one(kube: Kube, obj: Obj, current: Obj | None, set_id: str) -> tuple[Object
         return oid, Verdict.FAILED, str(e), False
 
 
-def _wait_established(kube: Kube, crds: list[Obj], report: Report, sleep: Callable[[float], None]) -> None:
+def _wait_established(
+    kube: Kube, crds: list[Obj], report: Report, sleep: Callable[[float], None]
+) -> None:
     """Wait (bounded) for applied CRDs to be established; a CRD that is not gets an error of its own."""
     deadline = time.monotonic() + CRD_TIMEOUT
     pending = {identity(c): c for c in crds}

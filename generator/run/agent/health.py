@@ -45,7 +45,9 @@ def assess(obj: Obj) -> Health:
     generation = (obj.get("metadata") or {}).get("generation")
     observed = status.get("observedGeneration")
     if generation is not None and observed is not None and observed < generation:
-        return Health(State.IN_PROGRESS, f"generation {generation} not yet observed (at {observed})")
+        return Health(
+            State.IN_PROGRESS, f"generation {generation} not yet observed (at {observed})"
+        )
     rule = _RULES.get(obj.get("kind", ""), _conditions)
     return rule(obj, status)
 
@@ -96,11 +98,18 @@ def _statefulset(obj: Obj, status: dict[str, Any]) -> Health:
     partition = _int((strategy.get("rollingUpdate") or {}).get("partition"))
     if partition:
         updated = _int(status.get("updatedReplicas"))
-        return CURRENT if updated >= want - partition else \
-            Health(State.IN_PROGRESS, f"partitioned rollout: {updated}/{want - partition} updated")
+        return (
+            CURRENT
+            if updated >= want - partition
+            else Health(
+                State.IN_PROGRESS, f"partitioned rollout: {updated}/{want - partition} updated"
+            )
+        )
     if status.get("updateRevision") != status.get("currentRevision"):
-        return Health(State.IN_PROGRESS, f"rolling update: {current}/{want} pods at revision "
-                                         f"{status.get('updateRevision')}")
+        return Health(
+            State.IN_PROGRESS,
+            f"rolling update: {current}/{want} pods at revision {status.get('updateRevision')}",
+        )
     return CURRENT
 
 
@@ -125,7 +134,10 @@ def _job(obj: Obj, status: dict[str, Any]) -> Health:
         cond = conditions.get(name)
         if cond and cond.get("status") == "True":
             return Health(state, cond.get("message") or "") if state is State.FAILED else CURRENT
-    return Health(State.IN_PROGRESS, f"active: {_int(status.get('active'))}, succeeded: {_int(status.get('succeeded'))}")
+    return Health(
+        State.IN_PROGRESS,
+        f"active: {_int(status.get('active'))}, succeeded: {_int(status.get('succeeded'))}",
+    )
 
 
 def _service(obj: Obj, status: dict[str, Any]) -> Health:
@@ -137,7 +149,11 @@ def _service(obj: Obj, status: dict[str, Any]) -> Health:
 
 def _crd(obj: Obj, status: dict[str, Any]) -> Health:
     established = _by_type(status).get("Established") or {}
-    return CURRENT if established.get("status") == "True" else Health(State.IN_PROGRESS, "not established yet")
+    return (
+        CURRENT
+        if established.get("status") == "True"
+        else Health(State.IN_PROGRESS, "not established yet")
+    )
 
 
 def _namespace(obj: Obj, status: dict[str, Any]) -> Health:
@@ -154,7 +170,12 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 _RULES: dict[str, Callable[[Obj, dict[str, Any]], Health]] = {
-    "Deployment": _deployment, "StatefulSet": _statefulset, "DaemonSet": _daemonset,
-    "PersistentVolumeClaim": _pvc, "Job": _job, "Service": _service, "CustomResourceDefinition": _crd,
+    "Deployment": _deployment,
+    "StatefulSet": _statefulset,
+    "DaemonSet": _daemonset,
+    "PersistentVolumeClaim": _pvc,
+    "Job": _job,
+    "Service": _service,
+    "CustomResourceDefinition": _crd,
     "Namespace": _namespace,
 }

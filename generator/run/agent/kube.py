@@ -116,7 +116,9 @@ class Kube(Protocol):
 
     def apply(self, res: Resource, obj: Obj, manager: str, dry_run: bool = False) -> Obj: ...
 
-    def delete(self, res: Resource, namespace: str, name: str, uid: str, resource_version: str) -> None: ...
+    def delete(
+        self, res: Resource, namespace: str, name: str, uid: str, resource_version: str
+    ) -> None: ...
 
     def create(self, res: Resource, namespace: str, obj: Obj) -> Obj: ...
 
@@ -124,7 +126,9 @@ class Kube(Protocol):
 class Client:
     """A thread-safe client: discovery cached per group-version, retries with backoff."""
 
-    def __init__(self, api: Any, timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, api: Any, timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._api = api
         self._timeout = timeout
         self._sleep = sleep
@@ -140,8 +144,11 @@ class Client:
             self._forget(api_version)
             found = self._group_version(api_version).get(kind)
         if found is None:
-            raise UnknownKind(f"the cluster serves no kind {kind} in {api_version} (a CRD not installed or "
-                              "not established yet?)", 404)
+            raise UnknownKind(
+                f"the cluster serves no kind {kind} in {api_version} (a CRD not installed or "
+                "not established yet?)",
+                404,
+            )
         return found
 
     def forget(self) -> None:
@@ -163,8 +170,11 @@ class Client:
             body = self._request("GET", f"/apis/{api_version}" if group else f"/api/{version}")
         except NotFound:
             body = {"resources": []}
-        found = {r["kind"]: Resource(group, version, r["kind"], r["name"], bool(r.get("namespaced")))
-                 for r in body.get("resources", []) if "/" not in r.get("name", "/")}
+        found = {
+            r["kind"]: Resource(group, version, r["kind"], r["name"], bool(r.get("namespaced")))
+            for r in body.get("resources", [])
+            if "/" not in r.get("name", "/")
+        }
         with self._lock:
             self._discovered[api_version] = found
         return found
@@ -194,15 +204,30 @@ class Client:
     def apply(self, res: Resource, obj: Obj, manager: str, dry_run: bool = False) -> Obj:
         """Server-side apply ``obj`` (forcing conflicts) as ``manager``; the object the server holds after."""
         meta = obj["metadata"]
-        query = [("fieldManager", manager), ("force", "true")] + ([("dryRun", "All")] if dry_run else [])
-        return self._request("PATCH", res.path(meta.get("namespace", ""), meta["name"]), query, obj,
-                             "application/apply-patch+yaml")
+        query = [("fieldManager", manager), ("force", "true")] + (
+            [("dryRun", "All")] if dry_run else []
+        )
+        return self._request(
+            "PATCH",
+            res.path(meta.get("namespace", ""), meta["name"]),
+            query,
+            obj,
+            "application/apply-patch+yaml",
+        )
 
-    def delete(self, res: Resource, namespace: str, name: str, uid: str, resource_version: str) -> None:
+    def delete(
+        self, res: Resource, namespace: str, name: str, uid: str, resource_version: str
+    ) -> None:
         """Delete exactly the object that was read (uid and resourceVersion preconditions), in the background."""
-        preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
-                "preconditions": preconditions}
+        preconditions = {
+            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
+        }
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+            "preconditions": preconditions,
+        }
         try:
             self._request("DELETE", res.path(namespace, name), body=body, retry_conflicts=False)
         except NotFound:
@@ -215,13 +240,21 @@ class Client:
     def update_status(self, res: Resource, obj: Obj) -> Obj:
         """PUT the ``/status`` subresource (tests play the controllers envtest lacks)."""
         meta = obj["metadata"]
-        return self._request("PUT", res.path(meta.get("namespace", ""), meta["name"], "status"),
-                             body=obj)
+        return self._request(
+            "PUT", res.path(meta.get("namespace", ""), meta["name"], "status"), body=obj
+        )
 
     # -- transport ---------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, query: Iterable[tuple[str, str]] = (), body: Any = None,
-                 content_type: str = "application/json", retry_conflicts: bool = True) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str = "application/json",
+        retry_conflicts: bool = True,
+    ) -> Any:
         delay = BACKOFF
         for attempt in range(1, RETRIES + 1):
             try:
@@ -233,14 +266,25 @@ class Client:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _once(self, method: str, path: str, query: builtins.list[tuple[str, str]], body: Any, content_type: str) -> Any:
-        _, url, headers, _, _ = self._api.param_serialize(method, path, query_params=query or None,
-                                                          header_params={"Accept": "application/json",
-                                                                         "Content-Type": content_type},
-                                                          auth_settings=["BearerToken"])
+    def _once(
+        self,
+        method: str,
+        path: str,
+        query: builtins.list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+    ) -> Any:
+        _, url, headers, _, _ = self._api.param_serialize(
+            method,
+            path,
+            query_params=query or None,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"],
+        )
         try:
-            response = self._api.call_api(method, url, header_params=headers, body=body,
-                                          _request_timeout=self._timeout)
+            response = self._api.call_api(
+                method, url, header_params=headers, body=body, _request_timeout=self._timeout
+            )
             data = response.read()
         except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as e:
             raise Unavailable(f"{method} {path}: the API server cannot be reached: {e}") from e
@@ -272,15 +316,21 @@ def _error(method: str, path: str, status: int, data: bytes) -> KubeError:
     return kind(text, status, reason)
 
 
-def connect(kubeconfig: Path | None = None, context: str | None = None, timeout: float = 30.0) -> Client:
+def connect(
+    kubeconfig: Path | None = None, context: str | None = None, timeout: float = 30.0
+) -> Client:
     """A client with the given kubeconfig, else in-cluster credentials in a pod, else the default kubeconfig."""
     configuration = k8s_client.Configuration()
     try:
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             k8s_config.load_incluster_config(client_configuration=configuration)
         else:
-            k8s_config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context,
-                                        client_configuration=configuration, persist_config=False)
+            k8s_config.load_kube_config(
+                config_file=str(kubeconfig) if kubeconfig else None,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
     except (ConfigException, OSError, ValueError, TypeError) as e:
         where = kubeconfig or "in-cluster credentials / the default kubeconfig"
         raise KubeError(f"cannot load Kubernetes credentials from {where}: {e}") from e

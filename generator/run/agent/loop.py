@@ -17,18 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from generator.core.errors import GenError
+from generator.core.objects import ObjectId
+from generator.deliver.git.repo import Repo
+from generator.formats import encrypted_secret as encrypted
 from generator.run.agent import apply, health, plan, prune, source, status
 from generator.run.agent.kube import Kube, KubeError
 from generator.run.agent.metrics import Metrics
 from generator.run.agent.settings import Settings
 from generator.run.agent.source import Desired, Refused, Tip
 from generator.run.agent.status import DEGRADED, FAILED, REFUSED, SYNCED, Result
-from generator.core.errors import GenError
-from generator.core.objects import ObjectId
-from generator.deliver.git.repo import Repo
 from generator.run.n9e import client as n9e_client
 from generator.run.n9e import reconcile as n9e_reconcile
-from generator.formats import encrypted_secret as encrypted
 
 FIRST_RETRY = 10.0
 """Seconds before retrying a failed reconcile; doubled each time, up to the interval."""
@@ -81,7 +81,9 @@ class Agent:
         """Seconds until the next reconcile after ``failures`` failed ones in a row."""
         if failures == 0:
             return self.settings.interval
-        return min(self.settings.interval, min(FIRST_RETRY, self.settings.interval) * 2 ** (failures - 1))
+        return min(
+            self.settings.interval, min(FIRST_RETRY, self.settings.interval) * 2 ** (failures - 1)
+        )
 
     def reconcile(self) -> Result:
         """One reconcile, recorded (status, events, metrics); returns what happened, never raises a GenError."""
@@ -93,9 +95,12 @@ class Agent:
             result = e.result
         except GenError as e:
             result = Result(FAILED, reasons=("internal",), message=str(e))
-        except Exception as e:  # noqa: BLE001 - a bug must not stop a loop that runs for months
-            result = Result(FAILED, reasons=("internal",), message=f"internal error (a bug in gen, please report "
-                                                                  f"it): {type(e).__name__}: {e}")
+        except Exception as e:
+            result = Result(
+                FAILED,
+                reasons=("internal",),
+                message=f"internal error (a bug in gen, please report it): {type(e).__name__}: {e}",
+            )
         result = replace(result, duration=time.monotonic() - started)
         problems = status.record(self.kube, self.settings, result, self.metrics, self.clock())
         self._heartbeat = time.monotonic()
@@ -117,10 +122,14 @@ class Agent:
         desired, unopened = self._materialize(self._load(tip))
         set_id = plan.applyset_id(s.parent_name, s.namespace)
         wanted = {**plan.members_of(desired.objects), **{oid: "v1" for oid in unopened}}
-        with ThreadPoolExecutor(max_workers=max(1, s.workers), thread_name_prefix="gen-agent") as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, s.workers), thread_name_prefix="gen-agent"
+        ) as pool:
             widened = self._write_parent(set_id, {**parent.members, **wanted}, tip.commit, parent)
             live = apply.observe(self.kube, desired.objects, set_id, pool)
-            report = apply.apply(self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep)
+            report = apply.apply(
+                self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep
+            )
             report.errors.update(unopened)
             pruning = self._prune(parent.members, wanted, report, set_id, pool)
             final = {**{oid: parent.members[oid] for oid, _ in pruning.kept}, **wanted}
@@ -139,7 +148,9 @@ class Agent:
         try:
             return prune.read(self.kube, self.settings)
         except KubeError as e:
-            raise _Stop(Result(FAILED, reasons=("apply",), message=f"cannot read the ApplySet parent: {e}")) from e
+            raise _Stop(
+                Result(FAILED, reasons=("apply",), message=f"cannot read the ApplySet parent: {e}")
+            ) from e
 
     def _load(self, tip: Tip) -> Desired:
         try:
@@ -154,18 +165,30 @@ class Agent:
         objects, unopened = encrypted.materialize_all(desired.objects, keys)
         return replace(desired, objects=objects), unopened
 
-    def _write_parent(self, set_id: str, members: plan.Members, commit: str, current: prune.Parent) -> prune.Parent:
+    def _write_parent(
+        self, set_id: str, members: plan.Members, commit: str, current: prune.Parent
+    ) -> prune.Parent:
         try:
             return prune.write(self.kube, self.settings, set_id, members, commit, current)
         except KubeError as e:
-            raise _Stop(Result(FAILED, commit, ("apply",), f"cannot write the ApplySet parent: {e}")) from e
+            raise _Stop(
+                Result(FAILED, commit, ("apply",), f"cannot write the ApplySet parent: {e}")
+            ) from e
 
-    def _prune(self, previous: plan.Members, wanted: plan.Members, report: apply.Report, set_id: str,
-               pool: ThreadPoolExecutor) -> _Pruning:
+    def _prune(
+        self,
+        previous: plan.Members,
+        wanted: plan.Members,
+        report: apply.Report,
+        set_id: str,
+        pool: ThreadPoolExecutor,
+    ) -> _Pruning:
         verdict = plan.prune_plan(previous, wanted, self.settings.prune)
         kept = list(verdict.retained)
         if verdict.delete and report.errors:
-            kept += [(oid, "prune postponed: some objects failed to apply") for oid in verdict.delete]
+            kept += [
+                (oid, "prune postponed: some objects failed to apply") for oid in verdict.delete
+            ]
             return _Pruning(kept=kept, refused=verdict.refused)
         done = prune.delete(self.kube, {oid: previous[oid] for oid in verdict.delete}, set_id, pool)
         kept += [(oid, why) for oid, why in done.failed.items()]
@@ -174,8 +197,11 @@ class Agent:
     def _health(self, report: apply.Report) -> list[tuple[ObjectId, str]]:
         """Wait (up to the timeout) for what was applied now; the rest is judged as observed."""
         applied = set(report.applied)
-        unhealthy = [(oid, h.message) for oid, obj in report.live.items()
-                     if oid not in applied and not (h := health.assess(obj)).current]
+        unhealthy = [
+            (oid, h.message)
+            for oid, obj in report.live.items()
+            if oid not in applied and not (h := health.assess(obj)).current
+        ]
         pending = {oid: report.live[oid] for oid in report.applied if oid in report.live}
         deadline = time.monotonic() + self.settings.health_timeout
         while pending:
@@ -208,28 +234,59 @@ class Agent:
                     (Path(tmp) / "n9e" / name).parent.mkdir(parents=True, exist_ok=True)
                     (Path(tmp) / "n9e" / name).write_bytes(data)
                 intent = n9e_reconcile.load(Path(tmp))
-            api = n9e_client.Client(n9e_client.Settings(settings.url, settings.timeout),
-                                    n9e_client.Credentials(settings.username, settings.password, settings.token))
+            api = n9e_client.Client(
+                n9e_client.Settings(settings.url, settings.timeout),
+                n9e_client.Credentials(settings.username, settings.password, settings.token),
+            )
             api.login()
             outcome = n9e_reconcile.run(api, intent)
         except GenError as e:
             return str(e)
         return "; ".join(str(r) for r in outcome.rejections)
 
-    def _result(self, tip: Tip, desired: Desired, report: apply.Report, pruning: _Pruning,
-                unhealthy: list[tuple[ObjectId, str]], n9e_error: str, members: int) -> Result:
+    def _result(
+        self,
+        tip: Tip,
+        desired: Desired,
+        report: apply.Report,
+        pruning: _Pruning,
+        unhealthy: list[tuple[ObjectId, str]],
+        n9e_error: str,
+        members: int,
+    ) -> Result:
         reasons = _reasons(tip, report, pruning, unhealthy, n9e_error)
         errors = [(str(oid), why) for oid, why in sorted(report.errors.items())]
         errors += [(str(oid), why) for oid, why in sorted(pruning.failed.items())]
         errors += [("n9e", n9e_error)] if n9e_error else []
-        errors += [("envelope " + line.split(":", 1)[0], line.split(":", 1)[-1].strip()) for line in tip.rejected]
-        message = pruning.refused or ("; ".join(f"{what}: {why}" for what, why in errors[:3]) if errors else "")
+        errors += [
+            ("envelope " + line.split(":", 1)[0], line.split(":", 1)[-1].strip())
+            for line in tip.rejected
+        ]
+        message = pruning.refused or (
+            "; ".join(f"{what}: {why}" for what, why in errors[:3]) if errors else ""
+        )
         if not message and unhealthy:
-            message = f"{len(unhealthy)} object(s) not healthy: {unhealthy[0][0]}: {unhealthy[0][1]}"
-        retained = [(str(oid), why) for oid, why in pruning.kept] + [(str(oid), why) for oid, why in pruning.released]
-        return Result(DEGRADED if reasons else SYNCED, desired.commit, tuple(reasons), message,
-                      tuple(report.applied), len(report.unchanged), tuple(pruning.deleted), members, tuple(errors),
-                      tuple(retained), tuple((str(oid), why) for oid, why in unhealthy), tip.notes, report.dry_runs)
+            message = (
+                f"{len(unhealthy)} object(s) not healthy: {unhealthy[0][0]}: {unhealthy[0][1]}"
+            )
+        retained = [(str(oid), why) for oid, why in pruning.kept] + [
+            (str(oid), why) for oid, why in pruning.released
+        ]
+        return Result(
+            DEGRADED if reasons else SYNCED,
+            desired.commit,
+            tuple(reasons),
+            message,
+            tuple(report.applied),
+            len(report.unchanged),
+            tuple(pruning.deleted),
+            members,
+            tuple(errors),
+            tuple(retained),
+            tuple((str(oid), why) for oid, why in unhealthy),
+            tip.notes,
+            report.dry_runs,
+        )
 
 
 @dataclass
@@ -241,8 +298,13 @@ class _Pruning:
     released: list[tuple[ObjectId, str]] = field(default_factory=list)
 
 
-def _reasons(tip: Tip, report: apply.Report, pruning: _Pruning, unhealthy: list[tuple[ObjectId, str]],
-             n9e_error: str) -> list[str]:
+def _reasons(
+    tip: Tip,
+    report: apply.Report,
+    pruning: _Pruning,
+    unhealthy: list[tuple[ObjectId, str]],
+    n9e_error: str,
+) -> list[str]:
     reasons = []
     if report.errors:
         reasons.append("apply")

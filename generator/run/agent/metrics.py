@@ -28,8 +28,18 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-REASONS = ("source", "signature", "manifests", "apply", "prune", "prune-guard", "health", "n9e", "status",
-           "internal")
+REASONS = (
+    "source",
+    "signature",
+    "manifests",
+    "apply",
+    "prune",
+    "prune-guard",
+    "health",
+    "n9e",
+    "status",
+    "internal",
+)
 
 
 class Metrics:
@@ -38,25 +48,53 @@ class Metrics:
     def __init__(self, interval: float) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.duration = Histogram("gen_agent_reconcile_duration_seconds", "Time of one reconcile.", ["result"],
-                                  registry=r, buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
-        self.reconciles = Counter("gen_agent_reconciles", "Reconciles by result.", ["result"], registry=r)
-        self.last_success = Gauge("gen_agent_last_success_timestamp_seconds",
-                                  "Unix time the last synced reconcile ended.", registry=r)
-        self.last_reconcile = Gauge("gen_agent_last_reconcile_timestamp_seconds",
-                                    "Unix time the last reconcile ended.", registry=r)
-        self.sync_ok = Gauge("gen_agent_sync_ok", "1 if the last reconcile synced, else 0.", registry=r)
-        self.commit = Gauge("gen_agent_applied_commit_info", "The commit last applied.", ["commit", "branch"],
-                            registry=r)
+        self.duration = Histogram(
+            "gen_agent_reconcile_duration_seconds",
+            "Time of one reconcile.",
+            ["result"],
+            registry=r,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+        )
+        self.reconciles = Counter(
+            "gen_agent_reconciles", "Reconciles by result.", ["result"], registry=r
+        )
+        self.last_success = Gauge(
+            "gen_agent_last_success_timestamp_seconds",
+            "Unix time the last synced reconcile ended.",
+            registry=r,
+        )
+        self.last_reconcile = Gauge(
+            "gen_agent_last_reconcile_timestamp_seconds",
+            "Unix time the last reconcile ended.",
+            registry=r,
+        )
+        self.sync_ok = Gauge(
+            "gen_agent_sync_ok", "1 if the last reconcile synced, else 0.", registry=r
+        )
+        self.commit = Gauge(
+            "gen_agent_applied_commit_info",
+            "The commit last applied.",
+            ["commit", "branch"],
+            registry=r,
+        )
         self.objects = Gauge("gen_agent_objects", "Members of the agent's ApplySet.", registry=r)
-        self.applied = Counter("gen_agent_objects_applied", "Objects written by server-side apply.", registry=r)
+        self.applied = Counter(
+            "gen_agent_objects_applied", "Objects written by server-side apply.", registry=r
+        )
         self.pruned = Counter("gen_agent_objects_pruned", "Objects deleted by pruning.", registry=r)
         self.failures = Counter("gen_agent_failures", "Failures by reason.", ["reason"], registry=r)
-        self.refusals = Counter("gen_agent_signature_refusals", "Commits or envelopes refused for their signature.",
-                                registry=r)
-        Gauge("gen_agent_interval_seconds", "Configured seconds between reconciles.", registry=r).set(interval)
+        self.refusals = Counter(
+            "gen_agent_signature_refusals",
+            "Commits or envelopes refused for their signature.",
+            registry=r,
+        )
+        Gauge(
+            "gen_agent_interval_seconds", "Configured seconds between reconciles.", registry=r
+        ).set(interval)
         for reason in REASONS:
-            self.failures.labels(reason)  # present from the start, so rate() works on the first failure
+            self.failures.labels(
+                reason
+            )  # present from the start, so rate() works on the first failure
 
     def set_commit(self, commit: str, branch: str) -> None:
         """Show ``commit`` as the one applied (the previous label set is removed)."""
@@ -68,16 +106,20 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def serve(metrics: Metrics, address: str, port: int, alive: Callable[[], bool]) -> ThreadingHTTPServer:
+def serve(
+    metrics: Metrics, address: str, port: int, alive: Callable[[], bool]
+) -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` (200 while ``alive()``, else 503) on a daemon thread."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             if self.path.split("?")[0] == "/metrics":
                 self._send(200, metrics.text(), CONTENT_TYPE_LATEST)
             elif self.path.split("?")[0] in ("/healthz", "/livez", "/readyz"):
                 ok = alive()
-                self._send(200 if ok else 503, b"ok\n" if ok else b"reconcile loop stuck\n", "text/plain")
+                self._send(
+                    200 if ok else 503, b"ok\n" if ok else b"reconcile loop stuck\n", "text/plain"
+                )
             else:
                 self._send(404, b"not found\n", "text/plain")
 
@@ -88,7 +130,7 @@ def serve(metrics: Metrics, address: str, port: int, alive: Callable[[], bool]) 
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: scrapes are not news
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer((address, port), Handler)

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from generator.run.agent.settings import PruneSettings
 from generator.core.objects import ObjectId, identity
+from generator.run.agent.settings import PruneSettings
 
 PART_OF = "applyset.kubernetes.io/part-of"
 ID_LABEL = "applyset.kubernetes.io/id"
@@ -30,12 +30,42 @@ NAMESPACES = "applyset.kubernetes.io/additional-namespaces"
 FIRST = ("Namespace", "CustomResourceDefinition")
 # Helm's install order (pkg/release/util/kind_sorter.go); kinds not listed come after, by name.
 KIND_ORDER = (
-    "PriorityClass", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy", "PodDisruptionBudget",
-    "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass", "PersistentVolume",
-    "PersistentVolumeClaim", "ClusterRole", "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList",
-    "Role", "RoleList", "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController",
-    "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass",
-    "Ingress", "APIService", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "PriorityClass",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
 )
 PROTECTED = {"PersistentVolumeClaim": "persistent_volume_claims", "Namespace": "namespaces"}
 
@@ -80,7 +110,9 @@ class PrunePlan:
     """Why the whole prune was refused ("" when it was not)."""
 
 
-def prune_plan(previous: Iterable[ObjectId], desired: Iterable[ObjectId], settings: PruneSettings) -> PrunePlan:
+def prune_plan(
+    previous: Iterable[ObjectId], desired: Iterable[ObjectId], settings: PruneSettings
+) -> PrunePlan:
     """Members of the previous set that are no longer desired: deleted, or retained with a reason."""
     before = set(previous)
     gone = sorted(before - set(desired))
@@ -88,13 +120,19 @@ def prune_plan(previous: Iterable[ObjectId], desired: Iterable[ObjectId], settin
         return PrunePlan()
     if not settings.enabled:
         return PrunePlan(retained=tuple((oid, "pruning is disabled") for oid in gone))
-    kept = [(oid, f"{oid.kind} deletion is not allowed (prune.{PROTECTED[oid.kind]})") for oid in gone
-            if oid.kind in PROTECTED and not getattr(settings, PROTECTED[oid.kind])]
+    kept = [
+        (oid, f"{oid.kind} deletion is not allowed (prune.{PROTECTED[oid.kind]})")
+        for oid in gone
+        if oid.kind in PROTECTED and not getattr(settings, PROTECTED[oid.kind])
+    ]
     kept_ids = {oid for oid, _ in kept}
     delete = [oid for oid in gone if oid not in kept_ids]
     refused = guard(len(delete), len(before), settings)
     if refused:
-        return PrunePlan(retained=tuple(kept) + tuple((oid, "mass-delete guard") for oid in delete), refused=refused)
+        return PrunePlan(
+            retained=tuple(kept) + tuple((oid, "mass-delete guard") for oid in delete),
+            refused=refused,
+        )
     return PrunePlan(tuple(delete), tuple(kept))
 
 
@@ -102,9 +140,11 @@ def guard(deleting: int, size: int, settings: PruneSettings) -> str:
     """Why deleting ``deleting`` of a set of ``size`` at once is refused ("" if it is allowed)."""
     if deleting <= settings.min_refused or size == 0 or deleting <= settings.max_share * size:
         return ""
-    return (f"prune refused: it would delete {deleting} of the {size} objects of the set "
-            f"({deleting / size:.0%}), more than the allowed {settings.max_share:.0%} at once; if this is "
-            f"intended, raise the limit for one reconcile (--prune-max-share / GEN_AGENT_PRUNE_MAX_SHARE)")
+    return (
+        f"prune refused: it would delete {deleting} of the {size} objects of the set "
+        f"({deleting / size:.0%}), more than the allowed {settings.max_share:.0%} at once; if this is "
+        f"intended, raise the limit for one reconcile (--prune-max-share / GEN_AGENT_PRUNE_MAX_SHARE)"
+    )
 
 
 Members = dict[ObjectId, str]

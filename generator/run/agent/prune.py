@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from generator import __version__
+from generator.core.objects import ObjectId
 from generator.run.agent import plan
 from generator.run.agent.kube import Kube, KubeError, NotFound
 from generator.run.agent.plan import Members
 from generator.run.agent.settings import FIELD_MANAGER, Settings
-from generator.core.objects import ObjectId
 
 COMMIT = "gen-agent/commit"
 """Parent annotation: the commit whose objects the set was last widened for (rollback protection)."""
@@ -60,28 +60,46 @@ def read(kube: Kube, settings: Settings) -> Parent:
     if obj is None:
         return Parent()
     annotations = obj["metadata"].get("annotations") or {}
-    return Parent(plan.decode_members((obj.get("data") or {}).get(MEMBERS, "")), annotations.get(COMMIT, ""), True)
+    return Parent(
+        plan.decode_members((obj.get("data") or {}).get(MEMBERS, "")),
+        annotations.get(COMMIT, ""),
+        True,
+    )
 
 
-def write(kube: Kube, settings: Settings, set_id: str, members: Members, commit: str, current: Parent) -> Parent:
+def write(
+    kube: Kube, settings: Settings, set_id: str, members: Members, commit: str, current: Parent
+) -> Parent:
     """Record ``members`` (and ``commit``) in the parent; no request if that is what it holds."""
     if current.exists and current.members == members and current.commit == commit:
         return current
     ids = list(members)
     body = {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": {
-            "name": settings.parent_name, "namespace": settings.namespace,
+            "name": settings.parent_name,
+            "namespace": settings.namespace,
             "labels": {plan.ID_LABEL: set_id},
-            "annotations": {plan.TOOLING: f"gen-agent/{__version__}", plan.GROUP_KINDS: plan.group_kinds(ids),
-                            plan.NAMESPACES: plan.namespaces(ids, settings.namespace), COMMIT: commit},
+            "annotations": {
+                plan.TOOLING: f"gen-agent/{__version__}",
+                plan.GROUP_KINDS: plan.group_kinds(ids),
+                plan.NAMESPACES: plan.namespaces(ids, settings.namespace),
+                COMMIT: commit,
+            },
         },
         "data": {MEMBERS: plan.encode_members(members)},
     }
     try:
         kube.apply(kube.resource("v1", "ConfigMap"), body, FIELD_MANAGER)
-    except NotFound:  # the agent's namespace does not exist yet (a first run from outside the cluster)
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace}}
+    except (
+        NotFound
+    ):  # the agent's namespace does not exist yet (a first run from outside the cluster)
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": settings.namespace},
+        }
         kube.apply(kube.resource("v1", "Namespace"), namespace, FIELD_MANAGER)
         kube.apply(kube.resource("v1", "ConfigMap"), body, FIELD_MANAGER)
     return Parent(dict(members), commit, True)
@@ -90,8 +108,10 @@ def write(kube: Kube, settings: Settings, set_id: str, members: Members, commit:
 def delete(kube: Kube, candidates: Members, set_id: str, pool: ThreadPoolExecutor) -> Pruned:
     """Delete each candidate that still carries our label; never raises for one object's failure."""
     result = Pruned()
-    for oid, outcome in pool.map(lambda item: (item[0], _delete_one(kube, item[0], item[1], set_id)),
-                                 sorted(candidates.items())):
+    for oid, outcome in pool.map(
+        lambda item: (item[0], _delete_one(kube, item[0], item[1], set_id)),
+        sorted(candidates.items()),
+    ):
         if outcome == "deleted":
             result.deleted.append(oid)
         elif outcome == "gone":

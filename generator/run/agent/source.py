@@ -21,14 +21,14 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.run.agent.settings import EnvelopeSource, GitSource, Settings
 from generator.core import layout, yamlio
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId, identity
+from generator.deliver import publish
 from generator.deliver.ferry import receive
 from generator.deliver.git import bundle, tree
-from generator.deliver import publish
 from generator.deliver.git.repo import GitError, Repo, open_repo
+from generator.run.agent.settings import EnvelopeSource, GitSource, Settings
 
 FETCHED = "refs/gen-agent/fetched"
 MANIFESTS = f"{layout.MANIFESTS}/"
@@ -89,8 +89,16 @@ def fetch(repo: Repo, settings: Settings) -> Tip:
 
 def _fetch_git(repo: Repo, source: GitSource, ref: str) -> Tip:
     try:
-        repo.run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--end-of-options", source.url,
-                 f"+{ref}:{FETCHED}", env=_ssh_env(repo, source))
+        repo.run(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--end-of-options",
+            source.url,
+            f"+{ref}:{FETCHED}",
+            env=_ssh_env(repo, source),
+        )
     except GitError as e:
         raise SourceError(f"cannot fetch {ref} from {source.url}: {e}") from e
     tip = repo.resolve(FETCHED)
@@ -112,8 +120,11 @@ def _ssh_env(repo: Repo, source: GitSource) -> dict[str, str]:
         os.chmod(key, 0o600)
     except OSError as e:
         raise SourceError(f"cannot use the ssh key {source.ssh_key}: {e.strerror}") from e
-    hosts = f"-o UserKnownHostsFile={shlex.quote(str(source.known_hosts))} -o StrictHostKeyChecking=yes" \
-        if source.known_hosts else "-o StrictHostKeyChecking=accept-new"
+    hosts = (
+        f"-o UserKnownHostsFile={shlex.quote(str(source.known_hosts))} -o StrictHostKeyChecking=yes"
+        if source.known_hosts
+        else "-o StrictHostKeyChecking=accept-new"
+    )
     return {"GIT_SSH_COMMAND": f"ssh -i {shlex.quote(str(key))} -o IdentitiesOnly=yes {hosts}"}
 
 
@@ -123,12 +134,18 @@ def _import_envelopes(repo: Repo, source: EnvelopeSource, settings: Settings) ->
         raise SourceError(f"envelope directory {where} does not exist (is the volume mounted?)")
     inside = receive.Settings(repo.git_dir, settings.allowed_signers, (settings.site,))
     report = receive.receive(source.transport, inside)
-    notes = tuple(f"{o.status.value} {o.name}: {o.message}" for o in report.outcomes) + report.repaired
-    rejected = tuple(f"{o.name}: {o.message}" for o in report.outcomes if o.status is receive.Status.REJECTED)
+    notes = (
+        tuple(f"{o.status.value} {o.name}: {o.message}" for o in report.outcomes) + report.repaired
+    )
+    rejected = tuple(
+        f"{o.name}: {o.message}" for o in report.outcomes if o.status is receive.Status.REJECTED
+    )
     tip = repo.resolve(publish.branch(settings.site))
     if tip is None:
-        raise SourceError(f"no envelope of site {settings.site} has been imported yet from {where}"
-                          + (f" ({'; '.join(notes)})" if notes else ""))
+        raise SourceError(
+            f"no envelope of site {settings.site} has been imported yet from {where}"
+            + (f" ({'; '.join(notes)})" if notes else "")
+        )
     return Tip(tip, notes, rejected)
 
 
@@ -138,9 +155,12 @@ def verify(repo: Repo, tip: str, known: str, settings: Settings) -> int:
     checks = bundle.check_signatures(repo, tip, base, settings.allowed_signers)
     untrusted = [c.describe() for c in checks if not c.trusted]
     if untrusted:
-        raise Refused(f"refused {tip[:12]}: {len(untrusted)} of {len(checks)} new commit(s) not signed by an allowed "
-                      f"signer ({settings.allowed_signers}): {'; '.join(untrusted[:5])}"
-                      f"{' ...' if len(untrusted) > 5 else ''}; the cluster is left as it is", tip)
+        raise Refused(
+            f"refused {tip[:12]}: {len(untrusted)} of {len(checks)} new commit(s) not signed by an allowed "
+            f"signer ({settings.allowed_signers}): {'; '.join(untrusted[:5])}"
+            f"{' ...' if len(untrusted) > 5 else ''}; the cluster is left as it is",
+            tip,
+        )
     return len(checks)
 
 
@@ -149,9 +169,12 @@ def _base(repo: Repo, tip: str, known: str, settings: Settings) -> str | None:
     if known and known != tip and repo.resolve(known) and repo.is_ancestor(known, tip):
         return known
     if known and known != tip and not settings.allow_rewind:
-        raise Refused(f"refused {tip[:12]}: it does not descend from the last applied commit {known[:12]} (a "
-                      "rewritten or rolled-back branch); the cluster is left as it is. If this is intended, "
-                      "run once with --allow-rewind", tip)
+        raise Refused(
+            f"refused {tip[:12]}: it does not descend from the last applied commit {known[:12]} (a "
+            "rewritten or rolled-back branch); the cluster is left as it is. If this is intended, "
+            "run once with --allow-rewind",
+            tip,
+        )
     return repo.resolve(f"{tip}^")
 
 
@@ -169,7 +192,9 @@ def load(repo: Repo, commit: str, cache: Parsed | None = None) -> Desired:
     listing = _listing(repo, commit)
     manifests = {p: oid for p, oid in listing.items() if p.startswith(MANIFESTS)}
     others = {p: oid for p, oid in listing.items() if not p.startswith(MANIFESTS)}
-    blobs = _cat(repo, sorted({oid for oid in manifests.values() if oid not in cache} | set(others.values())))
+    blobs = _cat(
+        repo, sorted({oid for oid in manifests.values() if oid not in cache} | set(others.values()))
+    )
     for path, oid in sorted(manifests.items()):
         if oid not in cache:
             cache[oid] = (hashlib.sha256(blobs[oid]).hexdigest(), _parse(blobs[oid], path, commit))
@@ -186,7 +211,7 @@ def load(repo: Repo, commit: str, cache: Parsed | None = None) -> Desired:
                 raise ManifestError(f"{commit[:12]}: {key} is in both {seen[key]} and {path}")
             seen[key] = path
             objects.append(obj)
-    n9e = {p[len(N9E):]: blobs[oid] for p, oid in others.items() if p.startswith(N9E)}
+    n9e = {p[len(N9E) :]: blobs[oid] for p, oid in others.items() if p.startswith(N9E)}
     return Desired(commit, objects, n9e)
 
 
@@ -201,9 +226,15 @@ def _parse(data: bytes, path: str, commit: str) -> list[dict[str, Any]]:
 
 def _checked_identity(obj: dict[str, Any], path: str) -> ObjectId:
     meta = obj.get("metadata")
-    if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str) \
-            or not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
-        raise ManifestError(f"{path}: not a Kubernetes object (apiVersion, kind and metadata.name are needed)")
+    if (
+        not isinstance(obj.get("apiVersion"), str)
+        or not isinstance(obj.get("kind"), str)
+        or not isinstance(meta, dict)
+        or not isinstance(meta.get("name"), str)
+    ):
+        raise ManifestError(
+            f"{path}: not a Kubernetes object (apiVersion, kind and metadata.name are needed)"
+        )
     return identity(obj)
 
 
@@ -217,7 +248,9 @@ def _check_index(index: bytes | None, digests: dict[str, str], commit: str) -> N
         raise ManifestError(str(e)) from e
     problems = layout.mismatches(parsed, digests, MANIFESTS)
     if problems:
-        raise ManifestError(f"{commit[:12]}: {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}")
+        raise ManifestError(
+            f"{commit[:12]}: {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}"
+        )
 
 
 # The agent's hot path reads through the git binary, not gitpython: for a commit of 1,000

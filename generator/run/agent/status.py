@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from generator.core.objects import ObjectId
 from generator.run.agent.kube import Kube, KubeError
 from generator.run.agent.metrics import Metrics
 from generator.run.agent.settings import FIELD_MANAGER, Settings
-from generator.core.objects import ObjectId
 
 SYNCED, DEGRADED, FAILED, REFUSED = "synced", "degraded", "failed", "refused"
 MAX_LISTED = 50
@@ -56,8 +56,13 @@ class Result:
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
-        parts = [f"{self.result}", f"commit {self.commit[:12] or '-'}", f"{len(self.applied)} applied",
-                 f"{self.unchanged} unchanged", f"{len(self.pruned)} pruned"]
+        parts = [
+            f"{self.result}",
+            f"commit {self.commit[:12] or '-'}",
+            f"{len(self.applied)} applied",
+            f"{self.unchanged} unchanged",
+            f"{len(self.pruned)} pruned",
+        ]
         if self.errors:
             parts.append(f"{len(self.errors)} error(s)")
         if self.unhealthy:
@@ -68,7 +73,9 @@ class Result:
         return f"{text}: {self.message}" if self.message else text
 
 
-def record(kube: Kube, settings: Settings, result: Result, metrics: Metrics, now: float) -> list[str]:
+def record(
+    kube: Kube, settings: Settings, result: Result, metrics: Metrics, now: float
+) -> list[str]:
     """Metrics, status ConfigMap and Events for ``result``; problems recording are returned, not raised."""
     _metrics(metrics, settings, result, now)
     problems: list[str] = []
@@ -106,11 +113,18 @@ def status_data(settings: Settings, result: Result, previous: dict[str, str]) ->
     if result.commit and result.result in (SYNCED, DEGRADED) and not result.errors:
         applied = result.commit
     return {
-        "site": settings.site, "branch": settings.ref, "source": settings.source.describe(),
-        "result": result.result, "reasons": ",".join(result.reasons), "message": result.message,
-        "commit": result.commit or previous.get("commit", ""), "lastAppliedCommit": applied,
+        "site": settings.site,
+        "branch": settings.ref,
+        "source": settings.source.describe(),
+        "result": result.result,
+        "reasons": ",".join(result.reasons),
+        "message": result.message,
+        "commit": result.commit or previous.get("commit", ""),
+        "lastAppliedCommit": applied,
         "objects": str(result.members or previous.get("objects", "0")),
-        "errors": _lines(result.errors), "retained": _lines(result.retained), "unhealthy": _lines(result.unhealthy),
+        "errors": _lines(result.errors),
+        "retained": _lines(result.retained),
+        "unhealthy": _lines(result.unhealthy),
     }
 
 
@@ -133,10 +147,16 @@ def _write_status(kube: Kube, settings: Settings, result: Result, now: float) ->
         data["lastSyncTime"] = _time(now)
     elif "lastSyncTime" in previous:
         data["lastSyncTime"] = previous["lastSyncTime"]
-    body = {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": settings.status_name, "namespace": settings.namespace,
-                         "labels": {"app.kubernetes.io/managed-by": "gen-agent"}},
-            "data": data}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": settings.status_name,
+            "namespace": settings.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "gen-agent"},
+        },
+        "data": data,
+    }
     written = kube.apply(res, body, FIELD_MANAGER)
     return True, written["metadata"]["uid"]
 
@@ -144,13 +164,24 @@ def _write_status(kube: Kube, settings: Settings, result: Result, now: float) ->
 def _events(kube: Kube, settings: Settings, result: Result, changed: bool, uid: str) -> None:
     events: list[tuple[str, str, str]] = []
     if result.applied:
-        events.append(("Normal", "Applied", f"applied {len(result.applied)} object(s) of {result.commit[:12]}: "
-                                            f"{_names(result.applied)}"))
+        events.append(
+            (
+                "Normal",
+                "Applied",
+                f"applied {len(result.applied)} object(s) of {result.commit[:12]}: "
+                f"{_names(result.applied)}",
+            )
+        )
     if result.pruned:
-        events.append(("Normal", "Pruned", f"deleted {len(result.pruned)} object(s): {_names(result.pruned)}"))
+        events.append(
+            ("Normal", "Pruned", f"deleted {len(result.pruned)} object(s): {_names(result.pruned)}")
+        )
     if changed and not result.ok:
         events.append(("Warning", _reason(result), result.message or result.result))
-        events += [("Warning", "ObjectFailed", f"{what}: {why}") for what, why in result.errors[:MAX_EVENTS]]
+        events += [
+            ("Warning", "ObjectFailed", f"{what}: {why}")
+            for what, why in result.errors[:MAX_EVENTS]
+        ]
     if changed and result.ok:
         events.append(("Normal", "Synced", f"cluster matches {result.commit[:12]}"))
     res = kube.resource("v1", "Event")
@@ -159,9 +190,16 @@ def _events(kube: Kube, settings: Settings, result: Result, changed: bool, uid: 
 
 
 def _reason(result: Result) -> str:
-    names = {"signature": "SignatureRefused", "source": "SourceFailed", "manifests": "ManifestsInvalid",
-             "prune-guard": "PruneRefused", "health": "Unhealthy", "apply": "ApplyFailed", "prune": "PruneFailed",
-             "n9e": "N9eSyncFailed"}
+    names = {
+        "signature": "SignatureRefused",
+        "source": "SourceFailed",
+        "manifests": "ManifestsInvalid",
+        "prune-guard": "PruneRefused",
+        "health": "Unhealthy",
+        "apply": "ApplyFailed",
+        "prune": "PruneFailed",
+        "n9e": "N9eSyncFailed",
+    }
     return next((names[r] for r in result.reasons if r in names), "ReconcileFailed")
 
 
@@ -171,27 +209,51 @@ def _names(ids: tuple[ObjectId, ...]) -> str:
 
 
 def _event(settings: Settings, uid: str, kind: str, reason: str, message: str) -> dict[str, Any]:
-    stamp = _time(datetime.now(timezone.utc).timestamp())
-    return {"apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{settings.name}-", "namespace": settings.namespace},
-            "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": settings.status_name,
-                               "namespace": settings.namespace, "uid": uid},
-            "type": kind, "reason": reason, "message": message[:1000], "count": 1,
-            "firstTimestamp": stamp, "lastTimestamp": stamp,
-            "source": {"component": FIELD_MANAGER, "host": socket.gethostname()},
-            "reportingComponent": FIELD_MANAGER, "reportingInstance": socket.gethostname()}
+    stamp = _time(datetime.now(UTC).timestamp())
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{settings.name}-", "namespace": settings.namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": settings.status_name,
+            "namespace": settings.namespace,
+            "uid": uid,
+        },
+        "type": kind,
+        "reason": reason,
+        "message": message[:1000],
+        "count": 1,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "source": {"component": FIELD_MANAGER, "host": socket.gethostname()},
+        "reportingComponent": FIELD_MANAGER,
+        "reportingInstance": socket.gethostname(),
+    }
 
 
 def _time(unix: float) -> str:
-    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def as_json(result: Result) -> str:
     """The result as JSON (``gen agent run --once --format json``)."""
-    return json.dumps({"result": result.result, "commit": result.commit, "reasons": list(result.reasons),
-                       "message": result.message, "applied": [str(i) for i in result.applied],
-                       "unchanged": result.unchanged, "pruned": [str(i) for i in result.pruned],
-                       "members": result.members, "errors": [list(e) for e in result.errors],
-                       "retained": [list(r) for r in result.retained],
-                       "unhealthy": [list(u) for u in result.unhealthy], "notes": list(result.notes),
-                       "duration": round(result.duration, 3)}, indent=2)
+    return json.dumps(
+        {
+            "result": result.result,
+            "commit": result.commit,
+            "reasons": list(result.reasons),
+            "message": result.message,
+            "applied": [str(i) for i in result.applied],
+            "unchanged": result.unchanged,
+            "pruned": [str(i) for i in result.pruned],
+            "members": result.members,
+            "errors": [list(e) for e in result.errors],
+            "retained": [list(r) for r in result.retained],
+            "unhealthy": [list(u) for u in result.unhealthy],
+            "notes": list(result.notes),
+            "duration": round(result.duration, 3),
+        },
+        indent=2,
+    )

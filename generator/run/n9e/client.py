@@ -63,8 +63,10 @@ class Credentials:
 
     def __post_init__(self) -> None:
         if not self.token and not (self.username and self.password):
-            raise N9eError("no n9e credentials: give --user and --password (or GEN_N9E_USER and GEN_N9E_PASSWORD), "
-                           "or --token (GEN_N9E_TOKEN)")
+            raise N9eError(
+                "no n9e credentials: give --user and --password (or GEN_N9E_USER and GEN_N9E_PASSWORD), "
+                "or --token (GEN_N9E_TOKEN)"
+            )
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class Client:
     def __init__(self, settings: Settings, credentials: Credentials) -> None:
         parsed = urllib.parse.urlparse(settings.url)
         if "@" in parsed.netloc:
-            raise N9eError("the n9e URL holds credentials; give them with --user/--password or --token instead")
+            raise N9eError(
+                "the n9e URL holds credentials; give them with --user/--password or --token instead"
+            )
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise N9eError(f"not an http(s) URL of an n9e server: {settings.url!r}")
         self.base = settings.url.rstrip("/")
@@ -105,7 +109,9 @@ class Client:
         dat = envelope.get("dat") if isinstance(envelope, dict) else None
         if err or not isinstance(dat, dict) or not dat.get("access_token"):
             reason = err or "no access token in the answer"
-            raise LoginFailed(f"n9e at {self.base} refused the login of user {self._credentials.username!r}: {reason}")
+            raise LoginFailed(
+                f"n9e at {self.base} refused the login of user {self._credentials.username!r}: {reason}"
+            )
         self._token = str(dat["access_token"])
 
     def get(self, path: str, query: dict[str, str] | None = None) -> Any:
@@ -117,7 +123,9 @@ class Client:
         """``dat`` of a request below /api/n9e; a non-empty ``err`` raises ``ApiError``."""
         envelope = self._send(method, API + path, body)
         if not isinstance(envelope, dict):
-            raise ApiError(f"{method} {self.base}{API}{path}: the answer is not n9e's JSON envelope")
+            raise ApiError(
+                f"{method} {self.base}{API}{path}: the answer is not n9e's JSON envelope"
+            )
         if envelope.get("err"):
             raise ApiError(f"{method} {API}{path}: {envelope['err']}")
         return envelope.get("dat")
@@ -126,7 +134,9 @@ class Client:
         """The whole envelope of a request below /api/n9e (for answers that carry per-item errors)."""
         envelope = self._send(method, API + path, body)
         if not isinstance(envelope, dict):
-            raise ApiError(f"{method} {self.base}{API}{path}: the answer is not n9e's JSON envelope")
+            raise ApiError(
+                f"{method} {self.base}{API}{path}: the answer is not n9e's JSON envelope"
+            )
         return envelope
 
     def _send(self, method: str, path: str, body: Any, authorized: bool = True) -> Any:
@@ -136,20 +146,26 @@ class Client:
             if not self._token:
                 self.login()
             headers["Authorization"] = f"Bearer {self._token}"
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=headers
+        )
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as e:
             status, raw = e.code, e.read()
             if e.code in (401, 403):
-                raise LoginFailed(f"n9e at {self.base} refused {method} {path} (HTTP {e.code}: {_reason(raw)}); "
-                                  "check the user, password or token") from e
+                raise LoginFailed(
+                    f"n9e at {self.base} refused {method} {path} (HTTP {e.code}: {_reason(raw)}); "
+                    "check the user, password or token"
+                ) from e
             if not _is_envelope(raw):
                 raise ApiError(f"{method} {self.base}{path}: HTTP {e.code}: {_reason(raw)}") from e
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise Unreachable(f"cannot reach n9e at {self.base}: {reason}; check --url and the network") from e
+            raise Unreachable(
+                f"cannot reach n9e at {self.base}: {reason}; check --url and the network"
+            ) from e
         return _decode(raw, status, f"{method} {self.base}{path}")
 
 
@@ -194,4 +210,4 @@ def _gist(text: str) -> str:
 
 def _one_line(text: str) -> str:
     line = " ".join(text.split())
-    return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 3] + "..."
+    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 3] + "..."

@@ -114,10 +114,18 @@ class Result:
         """A JSON-friendly summary (``gen n9e apply --format json``)."""
         # The key is newer than the format: present only when used.
         warned = {"warnings": list(self.warnings)} if self.warnings else {}
-        return {"dry_run": self.dry_run, "changed": self.changed, **warned,
-                "actions": [{"verb": a.verb, "kind": a.kind, "name": a.name, "fields": list(a.fields)}
-                            for a in self.actions],
-                "rejected": [{"kind": r.kind, "name": r.name, "reason": r.reason} for r in self.rejections]}
+        return {
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            **warned,
+            "actions": [
+                {"verb": a.verb, "kind": a.kind, "name": a.name, "fields": list(a.fields)}
+                for a in self.actions
+            ],
+            "rejected": [
+                {"kind": r.kind, "name": r.name, "reason": r.reason} for r in self.rejections
+            ],
+        }
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -126,9 +134,15 @@ class Result:
 def load(site_dir: Path) -> Intent:
     """The intent in ``compiled/<site>/`` (its ``n9e/`` files); a missing or broken file is a user error."""
     site = _read(site_dir, layout.N9E_SITE)
-    return Intent(site=str(site["site"]), busi_group=str(site["busi_group"]), team=str(site["team"]),
-                  alert_rules=_read(site_dir, layout.N9E_ALERT_RULES), channels=_read(site_dir, layout.N9E_CHANNELS),
-                  templates=_read(site_dir, layout.N9E_TEMPLATES), notify_rules=_read(site_dir, layout.N9E_NOTIFY_RULES))
+    return Intent(
+        site=str(site["site"]),
+        busi_group=str(site["busi_group"]),
+        team=str(site["team"]),
+        alert_rules=_read(site_dir, layout.N9E_ALERT_RULES),
+        channels=_read(site_dir, layout.N9E_CHANNELS),
+        templates=_read(site_dir, layout.N9E_TEMPLATES),
+        notify_rules=_read(site_dir, layout.N9E_NOTIFY_RULES),
+    )
 
 
 def _read(site_dir: Path, rel: str) -> Any:
@@ -136,16 +150,21 @@ def _read(site_dir: Path, rel: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise errors.GenError(f"{path}: missing; run `gen compile` for a site with site.monitoring") from e
+        raise errors.GenError(
+            f"{path}: missing; run `gen compile` for a site with site.monitoring"
+        ) from e
     except json.JSONDecodeError as e:
-        raise errors.located(Location(str(path), e.lineno, e.colno), f"invalid JSON: {e.msg}") from e
+        raise errors.located(
+            Location(str(path), e.lineno, e.colno), f"invalid JSON: {e.msg}"
+        ) from e
 
 
 # -- the run ------------------------------------------------------------------------------------------
 
 
-def run(api: Api, intent: Intent, dry_run: bool = False,
-        allow_missing_datasource: bool = False) -> Result:
+def run(
+    api: Api, intent: Intent, dry_run: bool = False, allow_missing_datasource: bool = False
+) -> Result:
     """Bring the site's n9e to ``intent``; with ``dry_run`` change nothing and report the plan.
 
     Raises ``datasources.NoDatasource`` before any change when a rule would select no datasource,
@@ -161,12 +180,27 @@ def run(api: Api, intent: Intent, dry_run: bool = False,
     ctx = _Run(api, intent, result, dry_run)
     team = ctx.team()
     group = ctx.busi_group(team)
-    channels = ctx.named("channel", "/notify-channel-configs", "/notify-channel-config", intent.channels,
-                         lambda obj: obj)
-    templates = ctx.named("template", "/message-templates", "/message-template", intent.templates,
-                          lambda obj: _template(obj, team))
-    notify = ctx.named("notify-rule", "/notify-rules", "/notify-rule", intent.notify_rules,
-                       lambda obj: _notify_rule(obj, team, channels, templates))
+    channels = ctx.named(
+        "channel",
+        "/notify-channel-configs",
+        "/notify-channel-config",
+        intent.channels,
+        lambda obj: obj,
+    )
+    templates = ctx.named(
+        "template",
+        "/message-templates",
+        "/message-template",
+        intent.templates,
+        lambda obj: _template(obj, team),
+    )
+    notify = ctx.named(
+        "notify-rule",
+        "/notify-rules",
+        "/notify-rule",
+        intent.notify_rules,
+        lambda obj: _notify_rule(obj, team, channels, templates),
+    )
     ctx.alert_rules(group, sorted(notify.values()))
     ctx.prune_notify()
     return result
@@ -191,7 +225,9 @@ class _Run:
         self._act("create", "team", name)
         if self.dry_run:
             return PENDING
-        self.api.call("POST", "/user-groups", {"name": name, "note": model.managed_note(self.intent.site)})
+        self.api.call(
+            "POST", "/user-groups", {"name": name, "note": model.managed_note(self.intent.site)}
+        )
         return _id_of(self.api.get("/user-groups", {"limit": "5000", "query": name}), name, "team")
 
     def busi_group(self, team: int) -> int:
@@ -204,12 +240,26 @@ class _Run:
         self._act("create", "busi-group", name)
         if self.dry_run:
             return PENDING
-        self.api.call("POST", "/busi-groups", {"name": name, "label_enable": 0, "label_value": "",
-                                               "members": [{"user_group_id": team, "perm_flag": "rw"}]})
+        self.api.call(
+            "POST",
+            "/busi-groups",
+            {
+                "name": name,
+                "label_enable": 0,
+                "label_value": "",
+                "members": [{"user_group_id": team, "perm_flag": "rw"}],
+            },
+        )
         return _id_of(self.api.get("/busi-groups", query), name, "business group")
 
-    def named(self, kind: str, collection: str, item: str, desired: list[dict[str, Any]],
-              shape: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, int]:
+    def named(
+        self,
+        kind: str,
+        collection: str,
+        item: str,
+        desired: list[dict[str, Any]],
+        shape: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, int]:
         """Upsert objects matched by name; returns every desired name's id."""
         existing = _by_name(_as_list(self.api.get(collection)))
         ids: dict[str, int] = {}
@@ -231,24 +281,37 @@ class _Run:
         if created and not self.dry_run:
             self.api.call("POST", collection, created)
             after = _by_name(_as_list(self.api.get(collection)))
-            ids.update({b["name"]: _id_of([after.get(b["name"], {})], b["name"], kind) for b in created})
+            ids.update(
+                {b["name"]: _id_of([after.get(b["name"], {})], b["name"], kind) for b in created}
+            )
         return ids
 
     def alert_rules(self, group: int, notify_ids: list[int]) -> None:
         """Upsert the site's alert rules in the business group; delete gen's undeclared ones."""
-        existing = [] if group == PENDING else _as_list(self.api.get(f"/busi-group/{group}/alert-rules"))
+        existing = (
+            [] if group == PENDING else _as_list(self.api.get(f"/busi-group/{group}/alert-rules"))
+        )
         owned = [r for r in existing if _owned(r, self.intent.site)]
         foreign = {r.get("name") for r in existing if not _owned(r, self.intent.site)}
         matches = _match(self.intent.alert_rules, owned)
-        desired = {rule["name"]: {**rule, "notify_rule_ids": notify_ids} for rule in self.intent.alert_rules}
+        desired = {
+            rule["name"]: {**rule, "notify_rule_ids": notify_ids}
+            for rule in self.intent.alert_rules
+        }
         stale = [r for r in owned if int(r["id"]) not in {int(m["id"]) for m in matches.values()}]
         self._delete_rules(group, stale)
         creates = []
         for name, body in desired.items():
             current = matches.get(name)
             if current is None and name in foreign:
-                self.result.rejections.append(Rejection("alert-rule", name, "a rule of that name exists in the "
-                                                        "business group and is not gen's; rename or remove it"))
+                self.result.rejections.append(
+                    Rejection(
+                        "alert-rule",
+                        name,
+                        "a rule of that name exists in the "
+                        "business group and is not gen's; rename or remove it",
+                    )
+                )
             elif current is None:
                 creates.append(body)
             else:
@@ -259,7 +322,9 @@ class _Run:
         for rule in stale:
             self._act("delete", "alert-rule", str(rule.get("name")))
         if stale and not self.dry_run:
-            self.api.call("DELETE", f"/busi-group/{group}/alert-rules", {"ids": [int(r["id"]) for r in stale]})
+            self.api.call(
+                "DELETE", f"/busi-group/{group}/alert-rules", {"ids": [int(r["id"]) for r in stale]}
+            )
 
     def _update_rule(self, group: int, body: dict[str, Any], current: dict[str, Any]) -> None:
         diff = differences(body, current)
@@ -268,8 +333,11 @@ class _Run:
         self._act("update", "alert-rule", body["name"], diff)
         if self.dry_run:
             return
-        answer = self.api.call_raw("PUT", f"/busi-group/{group}/alert-rule/{current['id']}",
-                                   {**body, "id": current["id"], "group_id": group})
+        answer = self.api.call_raw(
+            "PUT",
+            f"/busi-group/{group}/alert-rule/{current['id']}",
+            {**body, "id": current["id"], "group_id": group},
+        )
         if answer.get("err"):
             self.result.rejections.append(Rejection("alert-rule", body["name"], str(answer["err"])))
 
@@ -280,7 +348,9 @@ class _Run:
             return
         answer = self.api.call_raw("POST", f"/busi-group/{group}/alert-rules", creates)
         if answer.get("err"):
-            self.result.rejections += [Rejection("alert-rule", b["name"], str(answer["err"])) for b in creates]
+            self.result.rejections += [
+                Rejection("alert-rule", b["name"], str(answer["err"])) for b in creates
+            ]
             return
         dat = answer.get("dat")
         per_rule: dict[str, Any] = dat if isinstance(dat, dict) else {}
@@ -293,19 +363,38 @@ class _Run:
         """Delete the site's notify rules, then templates, then channels that are no longer declared."""
         note = model.managed_note(self.intent.site)
         # Read before deleting anything: a template is the site's through its channel.
-        channels = [c for c in _as_list(self.api.get("/notify-channel-configs"))
-                    if c.get("description") == note]
+        channels = [
+            c
+            for c in _as_list(self.api.get("/notify-channel-configs"))
+            if c.get("description") == note
+        ]
         idents = {c.get("ident") for c in channels}
         for kind, collection, desired, ours in (
-                ("notify-rule", "/notify-rules", self.intent.notify_rules,
-                 lambda obj: obj.get("description") == note),
-                ("template", "/message-templates", self.intent.templates,
-                 lambda obj: obj.get("notify_channel_ident") in idents),
-                ("channel", "/notify-channel-configs", self.intent.channels,
-                 lambda obj: obj.get("description") == note)):
+            (
+                "notify-rule",
+                "/notify-rules",
+                self.intent.notify_rules,
+                lambda obj: obj.get("description") == note,
+            ),
+            (
+                "template",
+                "/message-templates",
+                self.intent.templates,
+                lambda obj: obj.get("notify_channel_ident") in idents,
+            ),
+            (
+                "channel",
+                "/notify-channel-configs",
+                self.intent.channels,
+                lambda obj: obj.get("description") == note,
+            ),
+        ):
             wanted = {obj["name"] for obj in desired}
-            stale = [obj for obj in _as_list(self.api.get(collection))
-                     if ours(obj) and obj["name"] not in wanted]
+            stale = [
+                obj
+                for obj in _as_list(self.api.get(collection))
+                if ours(obj) and obj["name"] not in wanted
+            ]
             for obj in stale:
                 self._act("delete", kind, obj["name"])
             if stale and not self.dry_run:
@@ -317,7 +406,9 @@ class _Run:
 
 def differences(desired: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     """Top-level keys of ``desired`` whose value ``actual`` does not hold (server-set keys ignored)."""
-    return sorted(k for k in desired if k not in IGNORED and not _covers(k, desired[k], actual.get(k)))
+    return sorted(
+        k for k in desired if k not in IGNORED and not _covers(k, desired[k], actual.get(k))
+    )
 
 
 def _covers(key: str, want: Any, have: Any) -> bool:
@@ -328,8 +419,11 @@ def _covers(key: str, want: Any, have: Any) -> bool:
     if isinstance(want, dict):
         return isinstance(have, dict) and all(_covers(k, v, have.get(k)) for k, v in want.items())
     if isinstance(want, list):
-        return isinstance(have, list) and len(want) == len(have) and all(
-            _covers(key, w, h) for w, h in zip(want, have))
+        return (
+            isinstance(have, list)
+            and len(want) == len(have)
+            and all(_covers(key, w, h) for w, h in zip(want, have))
+        )
     if isinstance(want, bool) or isinstance(have, bool):
         return want is have or (want == have and type(want) is type(have))
     return bool(want == have or (want in ("", 0, False) and have is None))
@@ -347,7 +441,10 @@ def _match(desired: list[dict[str, Any]], owned: list[dict[str, Any]]) -> dict[s
     used: set[int] = set()
     out: dict[str, dict[str, Any]] = {}
     for rule in desired:
-        for candidate in (by_identity.get(rule["annotations"][model.IDENTITY_ANNOTATION]), by_name.get(rule["name"])):
+        for candidate in (
+            by_identity.get(rule["annotations"][model.IDENTITY_ANNOTATION]),
+            by_name.get(rule["name"]),
+        ):
             if candidate is not None and int(candidate["id"]) not in used:
                 out[rule["name"]] = candidate
                 used.add(int(candidate["id"]))
@@ -355,7 +452,9 @@ def _match(desired: list[dict[str, Any]], owned: list[dict[str, Any]]) -> dict[s
     return out
 
 
-def _notify_rule(obj: dict[str, Any], team: int, channels: dict[str, int], templates: dict[str, int]) -> dict[str, Any]:
+def _notify_rule(
+    obj: dict[str, Any], team: int, channels: dict[str, int], templates: dict[str, int]
+) -> dict[str, Any]:
     configs = []
     for config in obj["notify_configs"]:
         resolved = {k: v for k, v in config.items() if k not in ("channel", "template")}

@@ -45,7 +45,9 @@ def run_build_script(script: str) -> Path:
     proc = subprocess.run([str(TOOLS / script)], stdout=subprocess.PIPE, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     if proc.returncode != 0 or not lines:
-        raise ServerStartError(f"tools/{script} failed (exit {proc.returncode}); stdout:\n{proc.stdout}")
+        raise ServerStartError(
+            f"tools/{script} failed (exit {proc.returncode}); stdout:\n{proc.stdout}"
+        )
     return Path(lines[-1].strip())
 
 
@@ -58,15 +60,26 @@ def _set_pdeathsig() -> None:
         pass
 
 
-def spawn(args: Sequence[str], log_path: Path, *, cwd: Path | None = None,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: Sequence[str],
+    log_path: Path,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start ``args`` with stdout+stderr appended to ``log_path``, in its own process group."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+    log: IO[bytes] = open(log_path, "ab")
     try:
         return subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=cwd, env=env, start_new_session=True, preexec_fn=_set_pdeathsig,
+            list(args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_set_pdeathsig,
         )
     finally:
         log.close()
@@ -94,9 +107,15 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return f"--- last {min(lines, len(data))} lines of {path}:\n" + "\n".join(data[-lines:])
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
-               procs: Sequence[tuple[str, subprocess.Popen[bytes]]] = (),
-               logs: Sequence[Path] = (), interval: float = 0.25) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    procs: Sequence[tuple[str, subprocess.Popen[bytes]]] = (),
+    logs: Sequence[Path] = (),
+    interval: float = 0.25,
+) -> None:
     """Poll ``check`` until true; fail early if one of ``procs`` exits; logs' tails go in the error."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -105,16 +124,18 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
             if p.poll() is not None:
                 raise ServerStartError(
                     f"{name} exited with code {p.returncode} while waiting for {what}\n"
-                    + "\n".join(log_tail(lg) for lg in logs))
+                    + "\n".join(log_tail(lg) for lg in logs)
+                )
         try:
             if check():
                 return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
     raise ServerStartError(
         f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_exc!r})\n"
-        + "\n".join(log_tail(lg) for lg in logs))
+        + "\n".join(log_tail(lg) for lg in logs)
+    )
 
 
 def _proc_tree(pid: int) -> list[int]:
@@ -147,7 +168,7 @@ def _decode_addr(hexaddr: str) -> str:
     if len(raw) == 4:
         ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
     else:  # /proc/net/tcp6: four little-endian 32-bit words
-        words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+        words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
         ip = socket.inet_ntop(socket.AF_INET6, words)
     return f"{ip}:{int(port_hex, 16)}"
 
@@ -170,10 +191,15 @@ def listening_addresses(pid: int) -> list[str]:
 def assert_loopback_only(pid: int, name: str) -> list[str]:
     """Raise unless every listener of ``pid`` (and children) is on 127.0.0.0/8 or ::1."""
     addrs = listening_addresses(pid)
-    bad = [a for a in addrs
-           if not (a.split(":", 1)[1].startswith("127.") or a.split(":", 1)[1].startswith("::1:")
-                   or a.split(":", 1)[1].startswith("::ffff:127."))]
+    bad = [
+        a
+        for a in addrs
+        if not (
+            a.split(":", 1)[1].startswith("127.")
+            or a.split(":", 1)[1].startswith("::1:")
+            or a.split(":", 1)[1].startswith("::ffff:127.")
+        )
+    ]
     if bad:
         raise ServerStartError(f"{name} listens on non-loopback addresses: {bad} (all: {addrs})")
     return addrs
-

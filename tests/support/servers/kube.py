@@ -69,8 +69,11 @@ class _KeyPair:
 
     @property
     def key_pem(self) -> bytes:
-        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
 
 def _name(cn: str, orgs: Sequence[str] = ()) -> x509.Name:
@@ -81,42 +84,79 @@ def _name(cn: str, orgs: Sequence[str] = ()) -> x509.Name:
 
 def _new_ca(cn: str) -> _KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(cn)).issuer_name(_name(cn))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + _CERT_VALIDITY)
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + _CERT_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return _KeyPair(key, cert)
 
 
-def _issue(ca: _KeyPair, cn: str, orgs: Sequence[str] = (), *, server: bool = False,
-           dns: Sequence[str] = (), ips: Sequence[str] = ()) -> _KeyPair:
+def _issue(
+    ca: _KeyPair,
+    cn: str,
+    orgs: Sequence[str] = (),
+    *,
+    server: bool = False,
+    dns: Sequence[str] = (),
+    ips: Sequence[str] = (),
+) -> _KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(cn, orgs)).issuer_name(ca.cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + _CERT_VALIDITY)
+        .subject_name(_name(cn, orgs))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + _CERT_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
-                                     content_commitment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(
-            [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
     )
     if dns or ips:
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
@@ -166,14 +206,27 @@ class ControlPlane:
         return {name: p.pid for name, p in self._procs.items()}
 
 
-def _write_kubeconfig(path: Path, url: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes,
-                      user: str) -> None:
+def _write_kubeconfig(
+    path: Path, url: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, user: str
+) -> None:
     cfg = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "envtest", "cluster": {
-            "server": url, "certificate-authority-data": _b64(ca_pem)}}],
-        "users": [{"name": user, "user": {
-            "client-certificate-data": _b64(cert_pem), "client-key-data": _b64(key_pem)}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "envtest",
+                "cluster": {"server": url, "certificate-authority-data": _b64(ca_pem)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": _b64(cert_pem),
+                    "client-key-data": _b64(key_pem),
+                },
+            }
+        ],
         "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": user}}],
         "current-context": "envtest",
         "preferences": {},
@@ -193,8 +246,9 @@ def _no_proxy_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def start_control_plane(workdir: Path, *, timeout: float = 180.0,
-                        extra_apiserver_args: Sequence[str] = ()) -> Iterator[ControlPlane]:
+def start_control_plane(
+    workdir: Path, *, timeout: float = 180.0, extra_apiserver_args: Sequence[str] = ()
+) -> Iterator[ControlPlane]:
     """Start etcd and kube-apiserver on free 127.0.0.1 ports; stop and clean up on exit.
 
     ``workdir`` receives the logs (``etcd.log``, ``kube-apiserver.log``) and kubeconfigs, which
@@ -216,9 +270,13 @@ def start_control_plane(workdir: Path, *, timeout: float = 180.0,
     # Certificates: serving CA + serving cert, client CA + admin cert, SA signing key pair.
     serving_ca = _new_ca("envtest-serving-ca")
     client_ca = _new_ca("envtest-client-ca")
-    serving = _issue(serving_ca, "kube-apiserver", server=True,
-                     dns=["localhost", "kubernetes", "kubernetes.default",
-                          "kubernetes.default.svc"], ips=[LOOPBACK, "10.0.0.1"])
+    serving = _issue(
+        serving_ca,
+        "kube-apiserver",
+        server=True,
+        dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+        ips=[LOOPBACK, "10.0.0.1"],
+    )
     admin = _issue(client_ca, "admin", ["system:masters"])
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     files = {
@@ -226,11 +284,14 @@ def start_control_plane(workdir: Path, *, timeout: float = 180.0,
         "client-ca.crt": client_ca.cert_pem,
         "apiserver.crt": serving.cert_pem,
         "apiserver.key": serving.key_pem,
-        "sa.key": sa_key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()),
-        "sa.pub": sa_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo),
+        "sa.key": sa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        "sa.pub": sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
     }
     for name, content in files.items():
         (pki / name).write_bytes(content)
@@ -251,36 +312,57 @@ def start_control_plane(workdir: Path, *, timeout: float = 180.0,
 
     try:
         peer = f"http://{LOOPBACK}:{etcd_peer}"
-        procs["etcd"] = spawn([
-            str(etcd_bin), "--name=envtest", f"--data-dir={data}",
-            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=envtest={peer}", "--initial-cluster-state=new",
-            "--unsafe-no-fsync=true", "--log-level=warn",
-        ], etcd_log, cwd=workdir, env=env)
-        wait_until(lambda: _direct_get(f"{etcd_url}/health", None)[0] == 200, timeout=60,
-                   what="etcd /health", procs=[("etcd", procs["etcd"])], logs=[etcd_log])
+        procs["etcd"] = spawn(
+            [
+                str(etcd_bin),
+                "--name=envtest",
+                f"--data-dir={data}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=envtest={peer}",
+                "--initial-cluster-state=new",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+            etcd_log,
+            cwd=workdir,
+            env=env,
+        )
+        wait_until(
+            lambda: _direct_get(f"{etcd_url}/health", None)[0] == 200,
+            timeout=60,
+            what="etcd /health",
+            procs=[("etcd", procs["etcd"])],
+            logs=[etcd_log],
+        )
 
-        procs["kube-apiserver"] = spawn([
-            str(apiserver_bin),
-            f"--etcd-servers={etcd_url}",
-            f"--cert-dir={pki}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}",
-            f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--secure-port={api_port}",
-            f"--bind-address={LOOPBACK}",
-            f"--advertise-address={LOOPBACK}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount",
-            "--authorization-mode=RBAC",
-            f"--client-ca-file={pki / 'client-ca.crt'}",
-            f"--service-account-issuer={url}/",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--endpoint-reconciler-type=none",
-            *extra_apiserver_args,
-        ], api_log, cwd=workdir, env=env)
+        procs["kube-apiserver"] = spawn(
+            [
+                str(apiserver_bin),
+                f"--etcd-servers={etcd_url}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--secure-port={api_port}",
+                f"--bind-address={LOOPBACK}",
+                f"--advertise-address={LOOPBACK}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--disable-admission-plugins=ServiceAccount",
+                "--authorization-mode=RBAC",
+                f"--client-ca-file={pki / 'client-ca.crt'}",
+                f"--service-account-issuer={url}/",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--endpoint-reconciler-type=none",
+                *extra_apiserver_args,
+            ],
+            api_log,
+            cwd=workdir,
+            env=env,
+        )
 
         tls = ssl.create_default_context(cafile=str(pki / "serving-ca.crt"))
         adm_cert, adm_key = pki / "admin.crt", pki / "admin.key"
@@ -288,10 +370,21 @@ def start_control_plane(workdir: Path, *, timeout: float = 180.0,
         adm_key.write_bytes(admin.key_pem)
         tls.load_cert_chain(str(adm_cert), str(adm_key))
         both = [("kube-apiserver", procs["kube-apiserver"]), ("etcd", procs["etcd"])]
-        wait_until(lambda: _direct_get(f"{url}/readyz", tls)[0] == 200, timeout=timeout,
-                   what="kube-apiserver /readyz", procs=both, logs=[api_log, etcd_log], interval=0.5)
-        wait_until(lambda: _direct_get(f"{url}/api/v1/namespaces/default", tls)[0] == 200,
-                   timeout=60, what="namespace default", procs=both, logs=[api_log, etcd_log])
+        wait_until(
+            lambda: _direct_get(f"{url}/readyz", tls)[0] == 200,
+            timeout=timeout,
+            what="kube-apiserver /readyz",
+            procs=both,
+            logs=[api_log, etcd_log],
+            interval=0.5,
+        )
+        wait_until(
+            lambda: _direct_get(f"{url}/api/v1/namespaces/default", tls)[0] == 200,
+            timeout=60,
+            what="namespace default",
+            procs=both,
+            logs=[api_log, etcd_log],
+        )
         status, body = _direct_get(f"{url}/version", tls)
         version = json.loads(body).get("gitVersion", "?") if status == 200 else "?"
 
@@ -299,11 +392,21 @@ def start_control_plane(workdir: Path, *, timeout: float = 180.0,
         assert_loopback_only(procs["kube-apiserver"].pid, "kube-apiserver")
 
         kubeconfig = workdir / "kubeconfig"
-        _write_kubeconfig(kubeconfig, url, serving_ca.cert_pem, admin.cert_pem, admin.key_pem,
-                          "admin")
-        cp = ControlPlane(workdir=workdir, url=url, kubeconfig=kubeconfig, ca_file=ca_file,
-                          etcd_url=etcd_url, assets=assets, version=version,
-                          _serving_ca=serving_ca, _client_ca=client_ca, _procs=procs)
+        _write_kubeconfig(
+            kubeconfig, url, serving_ca.cert_pem, admin.cert_pem, admin.key_pem, "admin"
+        )
+        cp = ControlPlane(
+            workdir=workdir,
+            url=url,
+            kubeconfig=kubeconfig,
+            ca_file=ca_file,
+            etcd_url=etcd_url,
+            assets=assets,
+            version=version,
+            _serving_ca=serving_ca,
+            _client_ca=client_ca,
+            _procs=procs,
+        )
     except BaseException:
         shutdown()
         raise
@@ -324,4 +427,3 @@ def _direct_get(url: str, tls: ssl.SSLContext | None) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-

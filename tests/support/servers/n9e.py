@@ -71,8 +71,9 @@ def set_toml(text: str, section: str, key: str, value: object) -> str:
     new = f"{key} = {_toml_value(value)}"
     if start is None:
         return text.rstrip("\n") + f"\n\n[{section}]\n{new}\n"
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
-               len(lines))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines)
+    )
     live = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
     commented = re.compile(r"^\s*#\s*" + re.escape(key) + r"\s*=")
     for pattern in (live, commented):
@@ -100,8 +101,9 @@ class N9e:
 
     def login(self, username: str = ROOT_USER, password: str = ROOT_PASSWORD) -> str:
         """Log in and return an access token (not cached)."""
-        body = _http_json("POST", f"{self.url}/api/n9e/auth/login",
-                          {"username": username, "password": password})
+        body = _http_json(
+            "POST", f"{self.url}/api/n9e/auth/login", {"username": username, "password": password}
+        )
         if body.get("err"):
             raise RuntimeError(f"n9e login as {username} failed: {body['err']}")
         return str(body["dat"]["access_token"])
@@ -119,8 +121,9 @@ class N9e:
         With ``check`` (default) a non-empty ``err`` raises; otherwise the whole envelope is
         returned.
         """
-        env = _http_json(method, f"{self.url}{path}", body,
-                         headers={"Authorization": f"Bearer {self.token()}"})
+        env = _http_json(
+            method, f"{self.url}{path}", body, headers={"Authorization": f"Bearer {self.token()}"}
+        )
         if not check:
             return env
         if isinstance(env, dict) and env.get("err"):
@@ -128,11 +131,20 @@ class N9e:
         return env.get("dat") if isinstance(env, dict) else env
 
 
-def _http_json(method: str, url: str, body: Any = None,
-               headers: dict[str, str] | None = None, timeout: float = 10.0) -> Any:
+def _http_json(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=timeout) as resp:
@@ -146,8 +158,9 @@ def _http_json(method: str, url: str, body: Any = None,
     return json.loads(raw) if raw else None
 
 
-def _write_config(config_dir: Path, workdir: Path, assets: Path, http_port: int,
-                  redis_port: int, ibex_port: int) -> None:
+def _write_config(
+    config_dir: Path, workdir: Path, assets: Path, http_port: int, redis_port: int, ibex_port: int
+) -> None:
     path = config_dir / "config.toml"
     text = path.read_text()
     settings: list[tuple[str, str, object]] = [
@@ -201,17 +214,31 @@ def start_n9e(workdir: Path, *, timeout: float = 120.0) -> Iterator[N9e]:
 
     env = dict(os.environ)
     # Belt and braces for whatever honours them (n9e's version check does not: see the module doc).
-    env.update({"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-                "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-                "N9E_CONFIGS": str(config_dir)})
+    env.update(
+        {
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "http_proxy": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "N9E_CONFIGS": str(config_dir),
+        }
+    )
     proc: subprocess.Popen[bytes] | None = None
     try:
         proc = spawn([str(assets / "n9e"), "-configs", str(config_dir)], log, cwd=workdir, env=env)
-        server = N9e(workdir=workdir, url=url, config_dir=config_dir, log=log, assets=assets,
-                     pid=proc.pid)
-        wait_until(lambda: bool(server.token()), timeout=timeout, what="n9e login as root",
-                   procs=[("n9e", proc)], logs=[log], interval=0.5)
+        server = N9e(
+            workdir=workdir, url=url, config_dir=config_dir, log=log, assets=assets, pid=proc.pid
+        )
+        wait_until(
+            lambda: bool(server.token()),
+            timeout=timeout,
+            what="n9e login as root",
+            procs=[("n9e", proc)],
+            logs=[log],
+            interval=0.5,
+        )
         assert_loopback_only(proc.pid, "n9e")
     except BaseException:
         stop(proc)
