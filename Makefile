@@ -23,6 +23,8 @@ check: $(STAMP)
 # The servers are built first (they need the module proxy); the tests then run in a network
 # namespace with only loopback (tools/offline), and nothing may skip.
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(VENV)/bin/gen compile --check
