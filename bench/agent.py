@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Benchmark ``gen agent`` against ``kubectl apply --server-side`` on a synthetic 1,000-object site.
+"""Benchmark ``gen agent`` against ``kubectl apply --server-side`` on a synthetic 1,000-object
+site.
 
     .venv/bin/python bench/agent.py                 # 1,000 objects, 3 rounds, text table
     .venv/bin/python bench/agent.py --objects 200 --rounds 1 --json
 
-A real etcd + kube-apiserver is started (tests/support/servers/kube.py; binaries from tools/build-envtest.sh
-or $KUBEBUILDER_ASSETS). The site is ConfigMaps, headless Services, ServiceAccounts and Deployments spread
-over four namespaces, written as a compiled-site tree and committed, SSH-signed, to a deploy branch.
-Each round uses fresh namespaces for each tool and measures, in the same run and on the same server:
+A real etcd + kube-apiserver is started (tests/support/servers/kube.py; binaries from
+tools/build-envtest.sh or $KUBEBUILDER_ASSETS). The site is ConfigMaps, headless Services,
+ServiceAccounts and Deployments spread over four namespaces, written as a compiled-site tree and
+committed, SSH-signed, to a deploy branch. Each round uses fresh namespaces for each tool and
+measures, in the same run and on the same server:
 
     first apply       empty namespaces -> every object created
     no-op             the same commit again (the agent's interval reconcile; kubectl applied again)
@@ -37,7 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from generator.core import objects, yamlio  # noqa: E402
+from generator.core import layout, objects, yamlio  # noqa: E402
 from generator.run.agent import kube  # noqa: E402
 from generator.run.agent.loop import Agent  # noqa: E402
 from generator.run.agent.metrics import Metrics  # noqa: E402
@@ -104,7 +106,7 @@ def kubectl_apply(kubeconfig: Path, directory: Path) -> float:
 def write_tree(directory: Path, objs: list[dict[str, Any]]) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     for obj in objs:
-        path = directory / objects.relative_path(obj)
+        path = directory / layout.manifest_path(obj)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yamlio.dump(objects.canonical(obj)))
 
@@ -225,7 +227,8 @@ def summarize(rounds: list[dict[str, Any]], count: int, version: str) -> dict[st
 def table(report: dict[str, Any]) -> str:
     m = report["median"]
     lines = [
-        f"{report['objects']} objects, median of {report['rounds']} round(s), kube-apiserver {report['server']}, "
+        f"{report['objects']} objects, median of {report['rounds']} round(s), "
+        f"kube-apiserver {report['server']}, "
         f"{report['cpus']} CPUs",
         "",
         "| case | gen agent | kubectl apply --server-side | agent requests |",

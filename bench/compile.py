@@ -3,10 +3,11 @@
 
 Run with the project's venv (it writes YAML with PyYAML, a dependency of gen):
 
-    .venv/bin/python bench/compile.py                      # 200 sites x 20 services (~15,700 objects)
+    .venv/bin/python bench/compile.py          # 200 sites x 20 services (~15,700 objects)
     .venv/bin/python bench/compile.py --sites 20 --services 5 --keep
     .venv/bin/python bench/compile.py --json > bench.json
-    .venv/bin/python bench/compile.py --profile /tmp/prof.out   # also cProfile a single-process cold compile
+    # also cProfile a single-process cold compile:
+    .venv/bin/python bench/compile.py --profile /tmp/prof.out
 
 A project is generated in a temporary directory (or ``--workdir``): this repository's
 ``components/`` and ``schemas/`` are copied, and an inventory shaped like the reference one is
@@ -15,33 +16,38 @@ overrides). Each case is a separate ``gen compile --root DIR`` subprocess, so in
 is included, exactly as a user or CI pays it. Before the cases, one unreported warm-up compile fills
 the OS page cache and Python's bytecode cache.
 
-    cold, empty validator cache   first compile on a machine: no compiled/, no .gen-cache/, empty $GEN_CACHE_DIR
+    cold, empty validator cache   first compile on a machine: no compiled/, no .gen-cache/,
+                                  empty $GEN_CACHE_DIR
     cold                          no compiled/, no .gen-cache/, validator code cache warm
     no-op                         recompile with nothing changed
     one site changed              recompile after changing one value in one target file
-    baseline                      cold with --no-cache --jobs 1 (single process): ratios are against it
+    baseline                      cold with --no-cache --jobs 1 (single process): ratios are
+                                  against it
 
 Reported per case: wall time (median of ``--repeat`` runs), CPU time (user + sys of gen and its
 workers, from ``os.wait4``: the figure to trust when the machine is busy), the 1-minute load average
 before the run, peak memory, the number of files under compiled/ and gen's own summary line.
 
-The code measured is a copy of ``generator/`` taken when the bench starts (``--no-snapshot`` runs the
-live tree): other people editing generator/ meanwhile would otherwise change the code between cases
-and, through the tool fingerprint, invalidate the compile cache. gen runs with bytecode caching on
-(into ``<workdir>/pycache``) even where PYTHONDONTWRITEBYTECODE is set (``--keep-env`` keeps it).
+The code measured is a copy of ``generator/`` taken when the bench starts (``--no-snapshot`` runs
+the live tree): other people editing generator/ meanwhile would otherwise change the code between
+cases and, through the tool fingerprint, invalidate the compile cache. gen runs with bytecode
+caching on (into ``<workdir>/pycache``) even where PYTHONDONTWRITEBYTECODE is set (``--keep-env``
+keeps it).
 
 Checks (exit status 1 if one fails): the no-op recompiles no site and rewrites no file; after the
-one-value edit only that site's index.json changes and only its files are touched; the single-process
-baseline produces byte-identical output (same index.json hashes) to the incremental runs.
+one-value edit only that site's index.json changes and only its files are touched; the
+single-process baseline produces byte-identical output (same index.json hashes) to the incremental
+runs.
 
 Peak memory is measured three ways (no psutil needed, Linux only for the /proc sampling):
-  * ``max_rss``: ``ru_maxrss`` from ``os.wait4`` on the gen process: the largest resident set of any
-    single process of the tree (gen itself or one of its workers), exact;
+  * ``max_rss``: ``ru_maxrss`` from ``os.wait4`` on the gen process: the largest resident set of
+    any single process of the tree (gen itself or one of its workers), exact;
   * ``tree_rss``: the largest sum of RSS over gen and all its descendants, sampled from /proc every
     ``--sample-ms`` ms (descendants re-listed every 4th sample; the sampler costs ~3% of one core).
-    It counts copy-on-write pages shared by forked workers once per process, so it overstates real use;
-  * ``tree_pss``: the same with PSS (shared pages divided among the processes sharing them): the best
-    estimate of the memory the compile really occupies.
+    It counts copy-on-write pages shared by forked workers once per process, so it overstates real
+    use;
+  * ``tree_pss``: the same with PSS (shared pages divided among the processes sharing them): the
+    best estimate of the memory the compile really occupies.
 The 1 GiB target is checked against ``tree_rss``, the most pessimistic of the three.
 """
 
@@ -176,7 +182,8 @@ def service_class(i: int, name: str, names: list[str]) -> dict[str, Any]:
     svc["env"] = env
     if i % 5 != 4:
         files = {
-            "app.yaml": f'listen: ":{base_port}"\nredis: redis-cluster:6379\nlog_level: {env["LOG_LEVEL"]}\n'
+            "app.yaml": f'listen: ":{base_port}"\nredis: redis-cluster:6379\n'
+            f"log_level: {env['LOG_LEVEL']}\n"
             f"workers: {2 + i % 6}\n"
         }
         if i % 3 == 0:
@@ -373,7 +380,8 @@ def _proc_children() -> dict[int, list[int]]:
 
 
 def _rss_pss(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in bytes from smaps_rollup, or (RSS, RSS) from statm; (0, 0) if the process is gone."""
+    """(RSS, PSS) in bytes from smaps_rollup, or (RSS, RSS) from statm; (0, 0) if the process is
+    gone."""
     try:
         with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
             rss = pss = 0
@@ -481,7 +489,8 @@ def count_files(compiled: Path) -> int:
 
 
 def index_hashes(compiled: Path) -> dict[str, str]:
-    """sha256 of every site's index.json (which holds the sha256 of every other file of the site)."""
+    """sha256 of every site's index.json (which holds the sha256 of every other file of the
+    site)."""
     out = {}
     for entry in sorted(os.scandir(compiled), key=lambda e: e.name) if compiled.is_dir() else ():
         index = Path(entry.path) / "index.json"
@@ -541,14 +550,16 @@ class Bench:
         self.compiled = project / "compiled"
         self.env = {**os.environ, "GEN_CACHE_DIR": str(gen_cache)}
         if args.snapshot:
-            # gen's code as it was when the bench started: others editing generator/ meanwhile would change
-            # the tool fingerprint (invalidating the compile cache) and the code measured from case to case.
+            # gen's code as it was when the bench started: others editing generator/ meanwhile
+            # would change the tool fingerprint (invalidating the compile cache) and the code
+            # measured from case to case.
             self.env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(args.snapshot), os.environ.get("PYTHONPATH")])
             )
         if not args.keep_env:
-            # Python as users run it: bytecode cached (this sandbox sets PYTHONDONTWRITEBYTECODE=1), but in
-            # a prefix under the work directory so nothing is written into the repository or the venv.
+            # Python as users run it: bytecode cached (this sandbox sets PYTHONDONTWRITEBYTECODE=1),
+            # but in a prefix under the work directory so nothing is written into the repository or
+            # the venv.
             self.env.pop("PYTHONDONTWRITEBYTECODE", None)
             self.env["PYTHONPYCACHEPREFIX"] = str(gen_cache.parent / "pycache")
         self.cases: list[Case] = []
@@ -586,7 +597,8 @@ class Bench:
                 before()
             runs.append(run_gen(cmd, self.env, self.args.sample_ms))
             self.log(
-                f"  {name}: {runs[-1].wall:.2f}s wall, {runs[-1].cpu:.2f}s CPU, load {runs[-1].load:.1f}  "
+                f"  {name}: {runs[-1].wall:.2f}s wall, {runs[-1].cpu:.2f}s CPU, "
+                f"load {runs[-1].load:.1f}  "
                 f"{runs[-1].stdout.strip()}"
             )
         case.walls = [r.wall for r in runs]
@@ -630,7 +642,8 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     generated = time.perf_counter() - started
     inputs = sum(len(f) for _, _, f in os.walk(project / "inventory"))
     bench.log(
-        f"generated {args.sites} sites x {args.services} services in {project} ({inputs} inventory files, "
+        f"generated {args.sites} sites x {args.services} services in {project} "
+        f"({inputs} inventory files, "
         f"{generated:.2f}s)"
     )
     repeat = args.repeat
@@ -776,7 +789,8 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "python_env": (
             "as given (--keep-env)"
             if args.keep_env
-            else "PYTHONDONTWRITEBYTECODE unset, PYTHONPYCACHEPREFIX=<workdir>/pycache (bytecode cached)"
+            else "PYTHONDONTWRITEBYTECODE unset, "
+            "PYTHONPYCACHEPREFIX=<workdir>/pycache (bytecode cached)"
         ),
         "cases": [{**{k: v for k, v in asdict(c).items()}, "ok": c.ok} for c in bench.cases],
         "rss_target_bytes": RSS_TARGET,
@@ -797,7 +811,8 @@ def snapshot(dest: Path) -> Path:
 
 
 def code_version(code: Path | None) -> dict[str, Any]:
-    """The git commit of the repository and a hash of the measured generator/*.py (dirty trees differ)."""
+    """The git commit of the repository and a hash of the measured generator/*.py (dirty trees
+    differ)."""
     package = (code or REPO) / "generator"
     h = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
@@ -838,10 +853,11 @@ def _cpu_model() -> str:
 
 
 def run_profile(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
-    """cProfile a cold single-process compile (--no-cache --jobs 1, validator cache warm) and summarise it.
+    """cProfile a cold single-process compile (--no-cache --jobs 1, validator cache warm) and
+    summarise it.
 
-    cProfile's default (wall-clock) timer: on a busy machine every figure is inflated alike, so read the
-    percentages. ``top_cumulative`` lists gen's own functions (the chain of CLI wrappers above
+    cProfile's default (wall-clock) timer: on a busy machine every figure is inflated alike, so read
+    the percentages. ``top_cumulative`` lists gen's own functions (the chain of CLI wrappers above
     ``compile.run`` left out), ``top_self`` every function by its own time.
     """
     import pstats
@@ -921,8 +937,10 @@ def _short(file: str) -> str:
 def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(
-        f"gen compile, {result['sites']} sites x {result['services']} services = {result['objects']} objects "
-        f"({result['inventory_files']} inventory files); {m['cpus']} CPUs, Python {m['python']}, {result['date']}"
+        f"gen compile, {result['sites']} sites x {result['services']} services = "
+        f"{result['objects']} objects "
+        f"({result['inventory_files']} inventory files); {m['cpus']} CPUs, "
+        f"Python {m['python']}, {result['date']}"
     )
     print(f"start-up floor (gen --version): {result['startup_floor_seconds']:.2f}s")
     header = (
@@ -970,17 +988,21 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             "  ".join(
                 str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                for i, (v, w) in enumerate(zip(row, widths))
+                for i, (v, w) in enumerate(zip(row, widths, strict=True))
             )
         )
     code = result["code"]
     print(
-        f"code: commit {code['commit']}{' + uncommitted generator/ changes' if code['generator_dirty'] else ''}, "
-        f"generator/*.py sha256 {code['generator_sha256']}{' (snapshot)' if code['snapshot'] else ''}"
+        f"code: commit {code['commit']}"
+        f"{' + uncommitted generator/ changes' if code['generator_dirty'] else ''}, "
+        f"generator/*.py sha256 {code['generator_sha256']}"
+        f"{' (snapshot)' if code['snapshot'] else ''}"
     )
     print(
-        f"x base: baseline wall / case wall (baseline = cold, --no-cache --jobs 1). CPU s: user+sys of gen and "
-        f"its workers. load: 1-min load average before the run (> {m['cpus']}: the machine was busy, wall "
+        f"x base: baseline wall / case wall (baseline = cold, --no-cache --jobs 1). "
+        f"CPU s: user+sys of gen and "
+        f"its workers. load: 1-min load average before the run (> {m['cpus']}: "
+        f"the machine was busy, wall "
         f"times are inflated). sites: compiled+unchanged. "
         f"Memory: {result['memory_method']}. "
         f"Peak tree RSS {'<=' if result['rss_ok'] else '>'} 1 GiB in every case."
@@ -990,18 +1012,21 @@ def print_report(result: dict[str, Any]) -> None:
     p = result.get("profile")
     if p:
         print(
-            f"\nprofile of a cold compile, --no-cache --jobs 1 ({p['file']}; {p['profiled_seconds']:.1f}s "
+            f"\nprofile of a cold compile, --no-cache --jobs 1 "
+            f"({p['file']}; {p['profiled_seconds']:.1f}s "
             f"profiled, {p['wall_under_profiler']:.1f}s wall under cProfile)"
         )
         print("gen's functions by cumulative time:   cum%   cum s  own s     calls")
         for r in p["top_cumulative"]:
             print(
-                f"  {r['cum_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  {r['function']}"
+                f"  {r['cum_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  "
+                f"{r['function']}"
             )
         print("all functions by own time:            own%   cum s  own s     calls")
         for r in p["top_self"]:
             print(
-                f"  {r['own_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  {r['function']}"
+                f"  {r['own_pct']:5.1f} {r['cumtime']:7.2f} {r['tottime']:6.2f} {r['calls']:>9}  "
+                f"{r['function']}"
             )
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark ``gen diff`` on a synthetic project of N sites x M services in a real git repository.
+"""Benchmark ``gen diff`` on a synthetic project of N sites x M services in a real git
+repository.
 
     .venv/bin/python bench/diff.py                  # 200 sites x 20 services, 3 runs per case
     .venv/bin/python bench/diff.py --sites 20 --repeat 1 --json
@@ -8,19 +9,21 @@ The project comes from bench/compile.py's generator. It is compiled and committe
 one line of one target is changed on a feature branch (bench/compile.py's ``change_one_value``).
 Each case is a ``gen diff`` subprocess (interpreter start-up included, as on a laptop or in CI):
 
-    edited, not compiled          a laptop after the edit: the compile cache says 199 sites are current
-                                  and they are read from compiled/; one site compiles in memory
+    edited, not compiled          a laptop after the edit: the compile cache says 199 sites are
+                                  current and they are read from compiled/; one site compiles in
+                                  memory
     edited and compiled           a laptop after `gen compile`: every site is read from compiled/
-    CI: --worktree                a clean clone after `gen compile --check` passed: no compile at all
+    CI: --worktree                a clean clone after `gen compile --check` passed: no compile at
+                                  all
     CI: --worktree, markdown      the same, rendering the merge-request comment
     CI: compiling, no cache       a clean clone diffing without --worktree: all sites compile
     CI: compile --check           for scale: what the gate before the diff costs in the same clone
     class change, --worktree      one line of a class used by every site: every site differs
 
-gen runs from a snapshot of generator/ taken at the start (PYTHONPATH), so editing the package while
-the benchmark runs does not change what is measured. Wall time and CPU time (user + system, gen and the processes it waited for) are the medians of
---repeat runs (one run for the two cases that compile every site);
-max RSS is ru_maxrss of the largest process of the run.
+gen runs from a snapshot of generator/ taken at the start (PYTHONPATH), so editing the package
+while the benchmark runs does not change what is measured. Wall time and CPU time (user + system,
+gen and the processes it waited for) are the medians of --repeat runs (one run for the two cases
+that compile every site); max RSS is ru_maxrss of the largest process of the run.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ depend on how busy a shared machine is (wall time is reported too)."""
 
 
 def _bench_compile() -> ModuleType:
-    """bench/compile.py (its project generator), imported by path: ``compile`` is no package name."""
+    """bench/compile.py (its project generator), imported by path: ``compile`` is no package
+    name."""
     spec = importlib.util.spec_from_file_location("bench_compile", REPO / "bench" / "compile.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -81,7 +85,8 @@ class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args, self.project = args, workdir / "project"
         # gen runs a snapshot of generator/ taken now: an edit of the package during the run would
-        # change the compile cache's tool fingerprint and turn the incremental cases into full compiles.
+        # change the compile cache's tool fingerprint and turn the incremental cases into full
+        # compiles.
         shutil.copytree(REPO / "generator", workdir / "src" / "generator")
         self.env = {
             **os.environ,
@@ -94,7 +99,8 @@ class Bench:
         self.cases: list[Case] = []
 
     def gen(self, *args: str, cwd: Path | None = None) -> tuple[float, float, int, int, bytes]:
-        """(wall s, CPU s, ru_maxrss bytes, exit status, stdout) of one gen run; 0 and 1 are both fine."""
+        """(wall s, CPU s, ru_maxrss bytes, exit status, stdout) of one gen run; 0 and 1 are both
+        fine."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             started = time.perf_counter()
             proc = subprocess.Popen(
@@ -203,7 +209,8 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     bc.generate(project, args.sites, args.services)
     (project / ".gitignore").write_text(".gen-cache/\n")
     bench.log(
-        f"generated {args.sites} sites x {args.services} services in {time.perf_counter() - started:.1f}s"
+        f"generated {args.sites} sites x {args.services} services "
+        f"in {time.perf_counter() - started:.1f}s"
     )
     wall, *_ = bench.gen("compile")
     bench.log(f"  initial compile (not reported): {wall:.1f}s")
@@ -264,8 +271,10 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(
-        f"gen diff, {result['sites']} sites x {result['services']} services ({result['compiled_files']} compiled "
-        f"files); {m['cpus']} CPUs, Python {m['python']}, load {m['load_average']}, {result['date']}"
+        f"gen diff, {result['sites']} sites x {result['services']} services "
+        f"({result['compiled_files']} compiled "
+        f"files); {m['cpus']} CPUs, Python {m['python']}, load {m['load_average']}, "
+        f"{result['date']}"
     )
     print(f"edit: {result['edit']}; class edit: {result['class_edit']}")
     rows = [("case", "wall s", "CPU s", "target (CPU)", "max RSS", "exit", "output")]
@@ -286,7 +295,8 @@ def print_report(result: dict[str, Any]) -> None:
     for row in rows:
         print(
             "  ".join(
-                v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))
+                v.ljust(w) if i == 0 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(row, widths, strict=True))
             )
         )
 

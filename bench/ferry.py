@@ -49,7 +49,8 @@ TARGETS = {"incremental envelope bytes": 10 * 1024, "import incremental s": 2.0}
 
 
 def object_yaml(i: int, revision: int) -> str:
-    """A ConfigMap-sized object whose data varies with its index (so packs compress realistically)."""
+    """A ConfigMap-sized object whose data varies with its index (so packs compress
+    realistically)."""
     digest = hashlib.sha256(f"{i}-{revision}".encode()).hexdigest()
     lines = [f'  key-{k}: "{digest[k : k + 40]}-{(i * 31 + k) % 997}"' for k in range(14)]
     return (
@@ -94,8 +95,8 @@ def change_one(site: Path, objects: int, revision: int) -> None:
 
 
 CPU: dict[str, float] = {}
-"""CPU seconds (user + system, gen and every git/ssh-keygen it ran) per step: steadier than wall time
-on a shared machine."""
+"""CPU seconds (user + system, gen and every git/ssh-keygen it ran) per step: steadier than wall
+time on a shared machine."""
 
 
 def gen(env: dict[str, str], step: str, *args: str) -> float:
@@ -136,7 +137,8 @@ def run(objects: int, commits: int, work: Path) -> dict[str, Any]:
     )
     allowed = work / "allowed_signers"
     allowed.write_text(
-        f'{PRINCIPAL} namespaces="git,gen-ferry" {" ".join(key.with_suffix(".pub").read_text().split()[:2])}\n'
+        f'{PRINCIPAL} namespaces="git,gen-ferry" '
+        f"{' '.join(key.with_suffix('.pub').read_text().split()[:2])}\n"
     )
     root, deploy, history_s = build_history(work, key, objects, commits)
     env = {

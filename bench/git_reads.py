@@ -78,8 +78,11 @@ def with_gitpython(root: Path, commit: str, prefix: str, count: int) -> dict[str
     repo = _KEPT.setdefault(root, git.Repo(root)) if not prefix else git.Repo(root)
     try:
         top = repo.commit(commit).tree / prefix.rstrip("/") if prefix else repo.commit(commit).tree
+        assert isinstance(top, git.Tree), f"{prefix} is no directory"
         ids = {
-            item.path[len(prefix) :]: item.binsha for item in top.traverse() if item.type == "blob"
+            str(item.path)[len(prefix) :]: item.binsha
+            for item in top.traverse()
+            if isinstance(item, git.Blob)
         }
         chosen = sorted(ids)[:count]
         return {p: repo.odb.stream(ids[p]).read() for p in chosen}

@@ -1,10 +1,13 @@
-"""Benchmark of generator.build.kube_schema: codegen, cache loads, per-object validation vs plain jsonschema.
+"""Benchmark of generator.build.kube_schema: codegen, cache loads, per-object validation vs plain
+jsonschema.
 
-Run: .venv/bin/python bench/kube_schema.py [kubernetes-version]   (uses a throw-away cache directory)
+Run: .venv/bin/python bench/kube_schema.py [kubernetes-version]   (uses a throw-away cache
+directory)
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 import time
@@ -12,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from generator.build import kube_schema
 from generator.build.kube_schema import Validator
+from generator.core import units
 
 CONTAINER = {
     "name": "web",
@@ -110,7 +116,7 @@ def per_call(fn: Callable[[], object], seconds: float = 0.3) -> float:
 def main(version: str) -> None:
     picked, warning = kube_schema.schema_version_for(version)
     bundle = kube_schema._bundle()
-    schema_dir = bundle.root / bundle.dirs[kube_schema._parse_version(picked)]
+    schema_dir = bundle.root / bundle.dirs[units.kube_version(picked).minor_version]
     print(
         f"Kubernetes {version} -> schemas {picked} (kubernetes-validate {bundle.version})"
         + (f"\n  warning: {warning}" if warning else "")
@@ -140,27 +146,40 @@ def warm(version: str, cache: Path, schema_dir: Path) -> None:
         "\nwarm: load from the disk cache, per kind   (.pyc + exec  |  compile(.py) + exec instead)"
     )
     for kind, obj in OBJECTS.items():
-        load = per_call(
-            lambda: Validator(cache_dir=cache).prepare(version, obj["apiVersion"], kind), 0.2
-        )
+
+        def prepare(obj: dict[str, Any] = obj, kind: str = kind) -> bool:
+            return Validator(cache_dir=cache).prepare(version, obj["apiVersion"], kind)
+
+        load = per_call(prepare, 0.2)
         stem = kube_schema.schema_file_name(obj["apiVersion"], kind).removesuffix(".json")
         py = next(cache.rglob(f"{schema_dir.name}/{stem}.py"))
         source = py.read_bytes()
-        recompile = per_call(lambda: exec(compile(source, str(py), "exec"), {}), 0.2)
+
+        def run_source(source: bytes = source, py: Path = py) -> None:
+            exec(compile(source, str(py), "exec"), {})
+
+        recompile = per_call(run_source, 0.2)
         print(f"  {kind:14} {ms(load)}   |  {ms(recompile)}")
 
 
 def per_object(version: str, cache: Path, schema_dir: Path) -> None:
     print(
-        "\nper object, valid objects: Validator.validate (fast path)  vs  jsonschema Draft202012Validator"
+        "\nper object, valid objects: Validator.validate (fast path)  "
+        "vs  jsonschema Draft202012Validator"
     )
     validator = Validator(cache_dir=cache)
     for kind, obj in OBJECTS.items():
         file = kube_schema.schema_file_name(obj["apiVersion"], kind)
         reference = kube_schema._reference_validator(schema_dir, file)
         assert validator.validate(obj, version) == [] and reference.is_valid(obj)
-        fast = per_call(lambda: validator.validate(obj, version))
-        slow = per_call(lambda: list(reference.iter_errors(obj)))
+        fast = per_call(functools.partial(validator.validate, obj, version))
+
+        def reference_errors(
+            obj: dict[str, Any] = obj, reference: jsonschema.Draft202012Validator = reference
+        ) -> list[jsonschema.ValidationError]:
+            return list(reference.iter_errors(obj))
+
+        slow = per_call(reference_errors)
         print(f"  {kind:14} {us(fast)}  vs  {us(slow)}   x{slow / fast:5.1f}")
     sts = OBJECTS["StatefulSet"]
     total = per_call(lambda: validator.validate(sts, version)) * 16000
