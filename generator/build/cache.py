@@ -2,8 +2,9 @@
 
 For each site we record what its compile read (the target, its classes, the schemas, the files of
 the components it used, with sha256; an optional input that was absent, such as a component's
-schema.json, with ""), the paths it probed and did not find (a class created there could change it), a fingerprint of the tool itself, and the size and mtime of every compiled file.
-A site is fresh when all of these still hold; anything else recompiles it. The state lives in
+schema.json, with ""), the paths it probed and did not find (a class created there could change it),
+a fingerprint of the tool itself, and the size and mtime of every compiled file. A site is fresh
+when all of these still hold; anything else recompiles it. The state lives in
 ``.gen-cache/compile-state.json`` under the root (not committed) and is only an accelerator:
 deleting it changes nothing but speed.
 """
@@ -101,7 +102,8 @@ def tool_fingerprint() -> str:
 
 
 def load(root: Path, tool: str) -> State:
-    """The saved state, or an empty one if it is missing, unreadable or from another tool version."""
+    """The saved state, or an empty one if it is missing, unreadable or from another tool
+    version."""
     try:
         raw = json.loads((root / STATE_FILE).read_text())
         if raw.get("tool") != tool:

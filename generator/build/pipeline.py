@@ -39,7 +39,8 @@ class Options:
     root: Path
     """Project root holding inventory/, components/, schemas/ and compiled/."""
     targets: tuple[str, ...] = ()
-    """Targets to compile; empty means all (and compiled/ entries of removed targets are deleted)."""
+    """Targets to compile; empty means all (and compiled/ entries of removed targets are
+    deleted)."""
     check: bool = False
     """Write nothing; report what a compile would change."""
     jobs: int = 0
@@ -91,7 +92,8 @@ class Context:
 
     @classmethod
     def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
-        """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay off."""
+        """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay
+        off."""
         from generator.build import kube_schema, render
         from generator.build import schemas as validate
         from generator.build.stages import agent_rbac
@@ -175,7 +177,7 @@ def compile_sites(
         results.append(result)
         if progress:
             progress(len(results), len(names))
-    problems = {name: r for name, r in zip(names, results) if isinstance(r, list)}
+    problems = {name: r for name, r in zip(names, results, strict=True) if isinstance(r, list)}
     if problems:
         from generator.build import schemas as validate
 

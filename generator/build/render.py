@@ -1,4 +1,5 @@
-"""jinja2 environment + components/ -> Kubernetes objects (plain dicts), each tagged with its template.
+"""jinja2 environment + components/ -> Kubernetes objects (plain dicts), each tagged with its
+template.
 
 A component is a directory ``components/<name>/`` of ``*.yml.j2`` / ``*.yaml.j2`` templates. A
 service names its component (``services.<name>.component``) and each template is rendered once
@@ -36,7 +37,8 @@ class Rendered:
     unit: str
     """What the template was rendered for: ``service gatekeeper`` or ``site``."""
     key: tuple[str, int] | None = None
-    """(rendered text, document index) when the object came from a template: equal keys, equal objects."""
+    """(rendered text, document index) when the object came from a template: equal keys, equal
+    objects."""
 
 
 class TemplateFailure(errors.GenError):
@@ -231,7 +233,8 @@ def image_ref(site: dict[str, Any], service: dict[str, Any]) -> str:
 
 
 def ingress_host(site: dict[str, Any], name: str, entry: dict[str, Any]) -> str:
-    """The host of an ingress entry: explicit host, nip.io on the entry's IP, the site's domain, or its first IP."""
+    """The host of an ingress entry: explicit host, nip.io on the entry's IP, the site's domain, or
+    its first IP."""
     if entry.get("host"):
         return str(entry["host"])
     ingress = site["ingress"]
@@ -243,7 +246,8 @@ def ingress_host(site: dict[str, Any], name: str, entry: dict[str, Any]) -> str:
 
 
 def port_name(port: dict[str, Any]) -> str:
-    """A port's name, ``http-<port>`` (``udp-<port>``, ``sctp-<port>``) when unset, as in the article."""
+    """A port's name, ``http-<port>`` (``udp-<port>``, ``sctp-<port>``) when unset, as in the
+    article."""
     if port.get("name"):
         return str(port["name"])
     protocol = port.get("protocol", "TCP")
@@ -251,7 +255,8 @@ def port_name(port: dict[str, Any]) -> str:
 
 
 def probe(spec: dict[str, Any]) -> dict[str, Any]:
-    """A Kubernetes probe from the inventory's short form (tcp_port, http_path + http_port, command)."""
+    """A Kubernetes probe from the inventory's short form (tcp_port, http_path + http_port,
+    command)."""
     out: dict[str, Any] = {}
     if "tcp_port" in spec:
         out["tcpSocket"] = {"port": spec["tcp_port"]}

@@ -1,4 +1,5 @@
-"""Merged target parameters -> a list of located problems (JSON Schema 2020-12 plus a few cross-checks).
+"""Merged target parameters -> a list of located problems (JSON Schema 2020-12 plus a few
+cross-checks).
 
 The schemas live in ``schemas/`` of the project (``target.schema.json`` is the root; the others are
 found by their ``$id``) and in ``components/<name>/schema.json`` (see ``components``: a service's
@@ -44,7 +45,8 @@ class Schemas:
     resolver: referencing._core.Resolver[Any]
     files: tuple[str, ...]
     fast: Callable[[Any], Any] | None = None
-    """A compiled yes/no check with the same verdicts (fastjsonschema); the reference explains failures."""
+    """A compiled yes/no check with the same verdicts (fastjsonschema); the reference explains
+    failures."""
     target: Any = None
     """The target schema, whose defaults ``with_defaults`` fills in first."""
     components: dict[str, component_types.Component] = field(default_factory=dict)
@@ -56,7 +58,8 @@ class Schemas:
 
 
 def load(root: Path, fast: bool = True) -> Schemas:
-    """Load ``schemas/*.json`` and ``components/*/schema.json``; a broken one is a located user error.
+    """Load ``schemas/*.json`` and ``components/*/schema.json``; a broken one is a located user
+    error.
 
     ``fast`` also compiles the fast path (about 0.2 s, repaid after a few targets).
     """
@@ -171,7 +174,8 @@ def _valid(schemas: Schemas, instance: Any) -> bool:
 
 
 def check(schemas: Schemas, target: Target, components: Iterable[str]) -> list[Problem]:
-    """Every problem of one target: schema violations first, then cross-checks if the shape is right."""
+    """Every problem of one target: schema violations first, then cross-checks if the shape is
+    right."""
     problems = (
         []
         if _valid(schemas, target.parameters)
@@ -192,7 +196,7 @@ def _errors(schemas: Schemas, instance: Any) -> Iterator[ValidationError]:
 def _problem(target: Target, error: ValidationError) -> list[Problem]:
     path = tuple(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = set((error.schema or {}).get("properties", {}))  # type: ignore[union-attr]
+        known = set((error.schema or {}).get("properties", {}))
         extras = [k for k in error.instance if k not in known]
         return [
             Problem(
@@ -265,7 +269,7 @@ def _service_checks(
 def with_defaults(schemas: Schemas, params: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``params`` with the schemas' ``default`` values filled in where keys are absent:
     the target schema's, then each service's component's and each site component's."""
-    out = _copy(params)
+    out: dict[str, Any] = _copy(params)
     _fill(schemas.resolver, schemas.target, out, schemas.refs)
     site = out.get("site")
     for name, component in schemas.components.items():

@@ -50,14 +50,15 @@ class Entry:
     references: tuple[str, ...]
     """Inventory locations referencing it (``file:line:col``)."""
     state: str
-    """ok, missing (referenced, no file), unused (file, no reference), damaged, or stale (encrypted to
-    another number of recipients than the inventory lists: re-encrypt it)."""
+    """ok, missing (referenced, no file), unused (file, no reference), damaged, or stale (encrypted
+    to another number of recipients than the inventory lists: re-encrypt it)."""
     recipients: int = 0
     """How many recipients the file is encrypted to (0 when missing or damaged)."""
 
 
 def recipients(root: Path, target: str) -> Recipients:
-    """The target's recipients from its merged parameters; located errors when missing or invalid."""
+    """The target's recipients from its merged parameters; located errors when missing or
+    invalid."""
     tgt = _target(root, target)
     config = (tgt.parameters.get("site") or {}).get("secrets")
     if not isinstance(config, dict) or not config.get("recipients"):
@@ -83,7 +84,8 @@ def recipients(root: Path, target: str) -> Recipients:
 
 
 def set_value(root: Path, target: str, path: str, value: bytes, replace: bool = False) -> str:
-    """Encrypt ``value`` to the target's recipients into its secret file; the file (relative to root).
+    """Encrypt ``value`` to the target's recipients into its secret file; the file (relative to
+    root).
 
     A new secret unless ``replace`` (rotation): setting an existing one, or rotating a missing one,
     is an error naming the command to use instead.
@@ -251,7 +253,8 @@ def as_dict(entry: Entry) -> dict[str, Any]:
 
 
 def materialized(root: Path, target: str, keys: crypto.Identities) -> list[dict[str, Any]]:
-    """The Secrets of a compiled site (``compiled/<site>/``), decrypted: for applying by hand without the agent.
+    """The Secrets of a compiled site (``compiled/<site>/``), decrypted: for applying by hand
+    without the agent.
 
     Every EncryptedSecret that cannot be opened is a problem located at its compiled file.
     """

@@ -1,4 +1,5 @@
-"""Replace compiled/ with a new tree: unchanged files untouched, stale ones removed, each site atomically.
+"""Replace compiled/ with a new tree: unchanged files untouched, stale ones removed, each site
+atomically.
 
 Nothing is written before every site has compiled (the pipeline guarantees that). Then each site
 that changed is staged in ``compiled/.staging-<site>``: new files written, unchanged ones
@@ -95,7 +96,7 @@ def _site_change(directory: Path, site: str, files: dict[str, bytes]) -> SiteCha
     added = [rel for rel in files if rel not in existing]
     present = [rel for rel in files if rel in existing]
     same = _parallel(lambda rel: _same(directory / rel, files[rel]), present)
-    modified = [rel for rel, unchanged in zip(present, same) if not unchanged]
+    modified = [rel for rel, unchanged in zip(present, same, strict=True) if not unchanged]
     removed = sorted(set(existing) - set(files))
     return SiteChange(site, files, tuple(sorted(added)), tuple(sorted(modified)), tuple(removed))
 

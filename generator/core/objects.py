@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# Kinds that are not namespaced (built-in API only; a CRD's objects carry their own namespace or not).
+# Kinds that are not namespaced (built-in API only; a CRD's objects carry their own namespace or
+# not).
 CLUSTER_SCOPED = frozenset(
     {
         "Namespace",
@@ -45,7 +46,8 @@ _SORTED_MAPS = ("labels", "annotations")
 
 @dataclass(frozen=True, order=True)
 class ObjectId:
-    """What identifies an object in a cluster: group, kind, namespace ("" if cluster-scoped), name."""
+    """What identifies an object in a cluster: group, kind, namespace ("" if cluster-scoped),
+    name."""
 
     group: str
     kind: str

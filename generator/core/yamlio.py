@@ -34,12 +34,12 @@ from generator.core.location import Location
 
 __all__ = ["dump", "dump_all", "load_rendered"]
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Emitter
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
-# Strings written unquoted: ASCII words that no YAML 1.1 (PyYAML, go-yaml v2) or 1.2 (ruamel) resolver
-# turns into anything but a string and no indicator can misread. Everything else is quoted.
+# Strings written unquoted: ASCII words that no YAML 1.1 (PyYAML, go-yaml v2) or 1.2 (ruamel)
+# resolver turns into anything but a string and no indicator can misread. Everything else is quoted.
 # Possessive runs rather than a per-character alternation: twice as fast on a cold cache.
 _PLAIN = re.compile(
     r"""
@@ -49,7 +49,8 @@ _PLAIN = re.compile(
     (?!---|\.\.\.|-(?:[\ ._0-9]|\Z))                 # document markers, "- " entries, negatives
     [A-Za-z0-9_/.-]                                   # no indicator (!&*?|>'"%@`#,[]{}) up front
     [A-Za-z0-9_/.=+@,;()~$%^-]*+                      # then runs of safe characters joined by
-    (?:(?:\ ++:*+|:++)[A-Za-z0-9_/.=+@,;()~$%^-]++)*+  # spaces/colons: no ": ", no trailing " " or ":"
+    (?:(?:\ ++:*+|:++)[A-Za-z0-9_/.=+@,;()~$%^-]++)*+  # spaces/colons: no ": ",
+                                                      # no trailing " " or ":"
     """,
     re.VERBOSE,
 )
@@ -116,7 +117,8 @@ def _document(obj: object, out: list[str]) -> None:
 
 
 def _mapping(d: dict[Any, Any], indent: int, out: list[str], lead: str) -> None:
-    """Write ``d`` with keys at column ``indent``; ``lead`` precedes the first key (``""`` after ``- ``)."""
+    """Write ``d`` with keys at column ``indent``; ``lead`` precedes the first key (``""`` after
+    ``- ``)."""
     pad = " " * indent
     for k, v in d.items():
         key = _key(k)
@@ -177,7 +179,8 @@ def _sequence(items: list[Any], indent: int, out: list[str], lead: str) -> None:
 
 
 def _canonical(v: object) -> object:
-    """``v`` as an exact dict/list/str/int/float/bool/None (subclasses such as enums are unwrapped)."""
+    """``v`` as an exact dict/list/str/int/float/bool/None (subclasses such as enums are
+    unwrapped)."""
     if type(v) in _SCALARS or type(v) in (str, dict, list):
         return v
     if isinstance(v, int):  # bool cannot be subclassed, so this is an int subclass (IntEnum)
@@ -263,9 +266,9 @@ def _literal(s: str, indent: int) -> str:
     )
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Loader
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # Timestamps stay strings; "=" (the YAML 1.1 value key) has no safe constructor and would only fail.
@@ -275,7 +278,8 @@ _DROPPED_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
 class _Resolver(Resolver):
     """PyYAML's resolver minus the dropped tags, on a copy: the global tables stay untouched."""
 
-    yaml_implicit_resolvers = {
+    # Not ClassVar: types-PyYAML declares it an instance variable, which a ClassVar cannot override.
+    yaml_implicit_resolvers = {  # noqa: RUF012
         first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
         for first, resolvers in Resolver.yaml_implicit_resolvers.items()
     }
@@ -304,7 +308,8 @@ class _StrictConstructor(SafeConstructor):
             if first is not key_node:
                 raise errors.located(
                     _location(self.source, key_node.start_mark),
-                    f"duplicate key {key!r} in mapping (first defined at line {first.start_mark.line + 1})",
+                    f"duplicate key {key!r} in mapping "
+                    f"(first defined at line {first.start_mark.line + 1})",
                 )
 
 

@@ -1,4 +1,5 @@
-"""age encryption (the only module that imports pyrage): recipients, identities, armor, encrypt, decrypt.
+"""age encryption (the only module that imports pyrage): recipients, identities, armor, encrypt,
+decrypt.
 
 Files are ASCII-armored age (``-----BEGIN AGE ENCRYPTED FILE-----``), readable by the ``age`` tool
 (``age -d -i key.txt file.age``) and diffable line by line. Recipients are age X25519 public keys
@@ -35,7 +36,8 @@ class CryptoError(GenError):
 
 
 class NotForThisKey(CryptoError):
-    """The ciphertext is intact but none of the identities can open it (another site's, or an old key)."""
+    """The ciphertext is intact but none of the identities can open it (another site's, or an old
+    key)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class Identities:
     public: tuple[str, ...] = ()
     """The age recipients of the X25519 keys among them."""
     problem: str = ""
-    """Why there are no keys (not configured, unreadable), for the error of each secret they cannot open."""
+    """Why there are no keys (not configured, unreadable), for the error of each secret they cannot
+    open."""
 
     def describe(self) -> str:
         """``the identity in FILE (age1...)``: which keys were tried, for error messages."""
@@ -58,7 +61,8 @@ class Identities:
 
 @dataclass(frozen=True)
 class Header:
-    """What an armored age file's header says without any key: the kinds of its recipient stanzas."""
+    """What an armored age file's header says without any key: the kinds of its recipient
+    stanzas."""
 
     stanzas: tuple[str, ...]
 
@@ -92,13 +96,14 @@ def recipient(text: str) -> Any:
     except pyrage.RecipientError as e:
         raise CryptoError(f"invalid recipient {_short(text)}: {e}") from e
     raise CryptoError(
-        f"invalid recipient {_short(text)}: expected an age public key (age1...) or an SSH public key "
-        "(ssh-ed25519 ... or ssh-rsa ...)"
+        f"invalid recipient {_short(text)}: expected an age public key (age1...) "
+        "or an SSH public key (ssh-ed25519 ... or ssh-rsa ...)"
     )
 
 
 def encrypt(plaintext: bytes, recipients: Sequence[str]) -> bytes:
-    """ASCII-armored age ciphertext of ``plaintext`` for every recipient (randomized: never the same twice)."""
+    """ASCII-armored age ciphertext of ``plaintext`` for every recipient (randomized: never the same
+    twice)."""
     if not recipients:
         raise CryptoError(
             "no recipients to encrypt to: set site.secrets.recipients in the inventory"
@@ -112,7 +117,8 @@ def encrypt(plaintext: bytes, recipients: Sequence[str]) -> bytes:
 
 
 def inspect(armored: bytes) -> Header:
-    """Check an armored age file's structure (armor, base64, header) without a key; CryptoError if broken."""
+    """Check an armored age file's structure (armor, base64, header) without a key; CryptoError if
+    broken."""
     lines = armored.decode("ascii", "replace").strip().splitlines()
     if not lines or lines[0].strip() != ARMOR_BEGIN:
         raise CryptoError(f"not an ASCII-armored age file: it does not start with {ARMOR_BEGIN}")
@@ -138,7 +144,8 @@ def inspect(armored: bytes) -> Header:
 
 
 def identities(data: bytes, source: str) -> Identities:
-    """Identities from an age identity file or an unencrypted OpenSSH private key; CryptoError if none."""
+    """Identities from an age identity file or an unencrypted OpenSSH private key; CryptoError if
+    none."""
     if _SSH_PRIVATE in data:
         return Identities((_ssh_identity(data, source),), source)
     keys, public = [], []
@@ -173,7 +180,8 @@ def load_identities(path: Path) -> Identities:
 
 
 def decrypt(armored: bytes, keys: Identities, what: str) -> bytes:
-    """The plaintext of an armored age file; ``what`` names it in errors (which never hold the value).
+    """The plaintext of an armored age file; ``what`` names it in errors (which never hold the
+    value).
 
     NotForThisKey when no identity opens it; CryptoError when it is damaged.
     """

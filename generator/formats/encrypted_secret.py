@@ -1,15 +1,16 @@
-"""The EncryptedSecret object: what compiled/ carries instead of a Secret, and how the agent opens it.
+"""The EncryptedSecret object: what compiled/ carries instead of a Secret, and how the agent opens
+it.
 
     apiVersion: secrets.gen-gitops.io/v1alpha1
     kind: EncryptedSecret
     metadata: {name: abc-service-secrets, namespace: project, labels: {...}}
     spec:
-      type: Opaque                       # the type of the Secret to create
-      encryptedData:                     # key -> ASCII-armored age ciphertext of its value
+      type: Opaque                    # the type of the Secret to create
+      encryptedData:                  # key -> ASCII-armored age ciphertext of its value
         REDIS_PASSWORD: |
           -----BEGIN AGE ENCRYPTED FILE-----
           ...
-      dockerConfig:                      # optional: a .dockerconfigjson built from these at apply time
+      dockerConfig:                   # optional: a .dockerconfigjson built from these at apply time
         server: dockerhub.kubekey.local
         username: admin
         encryptedPassword: |
@@ -88,7 +89,8 @@ def build(
 
 def site_identities(path: Path | None) -> crypto.Identities:
     """The site's identities from the mounted key file; never raises: without usable keys, an empty
-    ``Identities`` whose ``problem`` says why (every EncryptedSecret then fails with that reason)."""
+    ``Identities`` whose ``problem`` says why (every EncryptedSecret then fails with that
+    reason)."""
     if path is None:
         return crypto.Identities((), "", problem=NO_IDENTITY)
     try:
@@ -144,7 +146,8 @@ def materialize_all(
 
 
 def spec_digest(obj: Mapping[str, Any]) -> str:
-    """sha256 of an EncryptedSecret's spec (stable JSON): changes exactly when a ciphertext is rotated."""
+    """sha256 of an EncryptedSecret's spec (stable JSON): changes exactly when a ciphertext is
+    rotated."""
     text = json.dumps(obj.get("spec"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -178,7 +181,8 @@ def _open(armored: Any, keys: crypto.Identities, what: str) -> bytes:
 
 
 def _docker_config(config: Any, keys: crypto.Identities, what: str) -> bytes:
-    """A ``.dockerconfigjson`` for one registry, built from its server, username and encrypted password."""
+    """A ``.dockerconfigjson`` for one registry, built from its server, username and encrypted
+    password."""
     if not isinstance(config, dict) or not all(
         isinstance(config.get(k), str) and config.get(k)
         for k in ("server", "username", "encryptedPassword")
@@ -196,7 +200,8 @@ def _docker_config(config: Any, keys: crypto.Identities, what: str) -> bytes:
 
 
 def _check_docker_config(data: str | None, what: str) -> None:
-    """A dockerconfigjson Secret must hold JSON with ``auths`` (the API server would refuse it later)."""
+    """A dockerconfigjson Secret must hold JSON with ``auths`` (the API server would refuse it
+    later)."""
     if data is None:
         raise SecretError(f"{what}: type {DOCKER_CONFIG_TYPE} needs the key {DOCKER_CONFIG_KEY}")
     try:

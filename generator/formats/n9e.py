@@ -83,7 +83,8 @@ def format_duration(seconds: int) -> str:
 
 
 def stable_uuid(site: str, identity: str) -> int:
-    """A positive id derived from the rule's identity, below 2**53 so the web UI's JavaScript keeps it."""
+    """A positive id derived from the rule's identity, below 2**53 so the web UI's JavaScript keeps
+    it."""
     digest = hashlib.sha256(f"{site}/{identity}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % (2**53 - 1) + 1
 

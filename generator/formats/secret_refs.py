@@ -92,7 +92,8 @@ def file_for(site: str, path: str) -> str:
 
 
 def path_of(site: str, file: str) -> str | None:
-    """The secret path a file of ``secrets/<site>/`` stores (the inverse of ``file_for``), or None."""
+    """The secret path a file of ``secrets/<site>/`` stores (the inverse of ``file_for``), or
+    None."""
     prefix = f"{SECRETS_DIR}/{site}/"
     if not file.startswith(prefix) or not file.endswith(SUFFIX):
         return None
@@ -100,7 +101,8 @@ def path_of(site: str, file: str) -> str | None:
 
 
 def find(params: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
-    """Every string in a parameter tree that looks like a reference, with its key path, in tree order."""
+    """Every string in a parameter tree that looks like a reference, with its key path, in tree
+    order."""
     if isinstance(params, dict):
         for key, value in params.items():
             yield from find(value, (*path, key))

@@ -35,7 +35,8 @@ DERIVED = layout.DERIVED
 """Files of a site that only restate other files (hashes, the image list); counted, not detailed."""
 
 LIST_KEYS = ("name", "alert", "record", "mountPath", "containerPort", "port", "ip", "host", "key")
-"""Fields that name the items of a list, tried in order: the first one every item has, uniquely, wins."""
+"""Fields that name the items of a list, tried in order: the first one every item has, uniquely,
+wins."""
 
 _VISIBLE_SECRET_FIELDS = (
     ("apiVersion",),
@@ -65,11 +66,13 @@ class Options:
     targets: tuple[str, ...] = ()
     """Only these sites; empty means every target (and sites removed from the inventory)."""
     worktree: bool = False
-    """Take compiled/ as it is on disk instead of compiling (after ``gen compile --check`` passed)."""
+    """Take compiled/ as it is on disk instead of compiling (after ``gen compile --check``
+    passed)."""
     jobs: int = 0
     """Worker processes for the compile; 0 picks the number of CPUs."""
     use_cache: bool = True
-    """Read sites the compile cache knows are up to date from compiled/ instead of compiling them."""
+    """Read sites the compile cache knows are up to date from compiled/ instead of compiling
+    them."""
     progress: Callable[[int, int], None] | None = None
     """Called with (done, total) as sites finish compiling."""
 
@@ -90,7 +93,8 @@ class Result:
 
 
 def run(options: Options) -> Result:
-    """Compare what the inventory compiles to (or compiled/ on disk) with compiled/ at the base commit."""
+    """Compare what the inventory compiles to (or compiled/ on disk) with compiled/ at the base
+    commit."""
     root = options.root
     base = tree.resolve(root, options.base) if options.base else tree.default_base(root)
     committed = tree.listing(root, base)
@@ -139,7 +143,8 @@ def _differing(
 
 def _compiled(options: Options) -> _Current:
     """What the inventory compiles to. Sites the compile cache knows are current are taken from
-    compiled/; when that is every site, the compiler (jinja2, schemas, validators) is not even loaded."""
+    compiled/; when that is every site, the compiler (jinja2, schemas, validators) is not even
+    loaded."""
     names = _target_names(options.root, options.targets)
     fresh: list[str] = []
     if options.use_cache:
@@ -159,7 +164,8 @@ def _compiled(options: Options) -> _Current:
 
 
 def _target_names(root: Path, wanted: tuple[str, ...]) -> list[str]:
-    """Every target, or the wanted ones (an unknown name is never fresh: ``_compile`` reports it)."""
+    """Every target, or the wanted ones (an unknown name is never fresh: ``_compile`` reports
+    it)."""
     from generator.build import inventory
 
     known = list(inventory.Inventory(root).target_files())
@@ -197,7 +203,8 @@ def _worktree(root: Path, targets: tuple[str, ...]) -> _Current:
 
 
 def _on_disk(root: Path, sites: set[str], top_level: bool = False) -> dict[str, str]:
-    """Blob ids of the sites' files under compiled/ (and of files directly in it, with ``top_level``)."""
+    """Blob ids of the sites' files under compiled/ (and of files directly in it, with
+    ``top_level``)."""
     if not sites and not top_level:
         return {}
     return {
@@ -248,7 +255,8 @@ class FieldChange:
 
     @property
     def where(self) -> str:
-        """``spec.template.spec.containers[name=gatekeeper].image``; ``.`` for the whole document."""
+        """``spec.template.spec.containers[name=gatekeeper].image``; ``.`` for the whole
+        document."""
         return format_path(self.path)
 
 
@@ -298,7 +306,8 @@ class Diff:
 
 
 def compare(old: Mapping[str, bytes], new: Mapping[str, bytes], sites: Iterable[str] = ()) -> Diff:
-    """The diff of two trees keyed ``site/relative/path``; ``sites`` also names sites that may be equal."""
+    """The diff of two trees keyed ``site/relative/path``; ``sites`` also names sites that may be
+    equal."""
     by_site: dict[str, tuple[dict[str, bytes], dict[str, bytes]]] = {
         name: ({}, {}) for name in sites
     }
@@ -430,7 +439,8 @@ def _entries(before: list[_Unit], after: list[_Unit]) -> list[Entry]:
 
 
 def _by_key(units: list[_Unit]) -> dict[ObjectId | str, _Unit]:
-    """Units by identity; a second file holding the same object (a broken tree) keeps its path as key."""
+    """Units by identity; a second file holding the same object (a broken tree) keeps its path as
+    key."""
     out: dict[ObjectId | str, _Unit] = {}
     for unit in units:
         out[unit.key if unit.key not in out else unit.path] = unit
@@ -596,7 +606,8 @@ def line_changes(old: str, new: str) -> list[tuple[str, str]]:
 
 
 def format_path(path: Iterable[Segment]) -> str:
-    """A field path as reviewers read it: ``metadata.labels['app.kubernetes.io/name']``, ``ports[0]``."""
+    """A field path as reviewers read it: ``metadata.labels['app.kubernetes.io/name']``,
+    ``ports[0]``."""
     out = ""
     for part in path:
         if isinstance(part, int):

@@ -1,7 +1,8 @@
-"""Render a ``diff.Result`` for people (text, markdown for a merge-request comment) or scripts (JSON).
+"""Render a ``diff.Result`` for people (text, markdown for a merge-request comment) or scripts
+(JSON).
 
-Pure: values in, a string or a JSON-ready dict out. Colour is the caller's business: ``text`` takes a
-``paint(text, role)`` function (roles: ``added``, ``removed``, ``changed``, ``site``, ``file``,
+Pure: values in, a string or a JSON-ready dict out. Colour is the caller's business: ``text`` takes
+a ``paint(text, role)`` function (roles: ``added``, ``removed``, ``changed``, ``site``, ``file``,
 ``dim``) and the CLI passes one that colours only when colour is wanted.
 """
 
@@ -228,7 +229,7 @@ def _entry_markdown(entry: Entry) -> list[str]:
         where += f" (moved from {_code(entry.old_path)})"
     lines = [f"**{_SIGN[entry.op]} {entry.op.value}** {_code(entry.name)}{where}", ""]
     if not entry.fields and not entry.lines:
-        return lines + [_no_detail(entry).capitalize() + ".", ""]
+        return [*lines, _no_detail(entry).capitalize() + ".", ""]
     if entry.lines:
         lines += ["```diff", *(f"{sign} {line}" for sign, line in entry.lines), "```", ""]
     rows = [c for c in entry.fields if not _multiline(c)]

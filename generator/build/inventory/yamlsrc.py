@@ -81,8 +81,8 @@ def load_text(text: str, display: str) -> Document:
 
 
 def _duplicate_path(text: str, mapping_mark: Any, key: str) -> str:
-    """The key path of a duplicate key: re-read with duplicates allowed, find the mapping that starts
-    at ``mapping_mark``; "" if that fails."""
+    """The key path of a duplicate key: re-read with duplicates allowed, find the mapping that
+    starts at ``mapping_mark``; "" if that fails."""
     y = _yaml()
     y.allow_duplicate_keys = True
     try:

@@ -25,7 +25,8 @@ class Builtin:
     for_: str
     threshold: float | None = None
     needs: str = ""
-    """What the subject must have for the rule to apply: ``cpu_limit``, ``memory_limit``, ``claims``."""
+    """What the subject must have for the rule to apply: ``cpu_limit``, ``memory_limit``,
+    ``claims``."""
 
 
 _FS = 'fstype!~"tmpfs|overlay|squashfs|nsfs|ramfs"'
@@ -44,7 +45,8 @@ SYSTEM = (
         "node-cpu-high",
         "system",
         "node CPU high",
-        '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{{{node}, mode="idle"}}[5m]))) > {threshold}',
+        "100 * (1 - avg by (instance) "
+        '(rate(node_cpu_seconds_total{{{node}, mode="idle"}}[5m]))) > {threshold}',
         "CPU of {{{{ $labels.instance }}}} above {threshold}%",
         "warning",
         "10m",
@@ -54,7 +56,8 @@ SYSTEM = (
         "node-memory-high",
         "system",
         "node memory high",
-        "100 * (1 - node_memory_MemAvailable_bytes{{{node}}} / node_memory_MemTotal_bytes{{{node}}}) > {threshold}",
+        "100 * (1 - node_memory_MemAvailable_bytes{{{node}}} / "
+        "node_memory_MemTotal_bytes{{{node}}}) > {threshold}",
         "Memory of {{{{ $labels.instance }}}} above {threshold}%",
         "warning",
         "5m",
@@ -66,7 +69,8 @@ SYSTEM = (
         "node disk space low",
         f"100 * (1 - node_filesystem_avail_bytes{{{{{{node}}, {_FS}}}}} / "
         f"node_filesystem_size_bytes{{{{{{node}}, {_FS}}}}}) > {{threshold}}",
-        "Filesystem {{{{ $labels.mountpoint }}}} of {{{{ $labels.instance }}}} above {threshold}% full",
+        "Filesystem {{{{ $labels.mountpoint }}}} of {{{{ $labels.instance }}}} "
+        "above {threshold}% full",
         "warning",
         "5m",
         85,
@@ -77,7 +81,8 @@ SYSTEM = (
         "node inodes low",
         f"100 * (1 - node_filesystem_files_free{{{{{{node}}, {_FS}}}}} / "
         f"node_filesystem_files{{{{{{node}}, {_FS}}}}}) > {{threshold}}",
-        "Inodes of {{{{ $labels.mountpoint }}}} on {{{{ $labels.instance }}}} above {threshold}% used",
+        "Inodes of {{{{ $labels.mountpoint }}}} on {{{{ $labels.instance }}}} "
+        "above {threshold}% used",
         "warning",
         "5m",
         85,
@@ -110,7 +115,8 @@ SERVICE = (
         "pods-not-ready",
         "service",
         "pods not ready",
-        'sum by (namespace, pod) (kube_pod_status_ready{{{ksm}, {pods}, condition="false"}}) > {threshold}',
+        "sum by (namespace, pod) "
+        '(kube_pod_status_ready{{{ksm}, {pods}, condition="false"}}) > {threshold}',
         "{subject}: pod {{{{ $labels.pod }}}} not ready",
         "warning",
         "10m",
@@ -121,8 +127,8 @@ SERVICE = (
         "service",
         "restart loop",
         "increase(kube_pod_container_status_restarts_total{{{ksm}, {pods}}}[15m]) > {threshold}",
-        "{subject}: container {{{{ $labels.container }}}} of {{{{ $labels.pod }}}} restarted more than "
-        "{threshold} times in 15 minutes",
+        "{subject}: container {{{{ $labels.container }}}} of {{{{ $labels.pod }}}} "
+        "restarted more than {threshold} times in 15 minutes",
         "warning",
         "0s",
         3,

@@ -42,7 +42,8 @@ PROMETHEUS_SEVERITY = {"critical": "critical", "warning": "warning", "info": "in
 def for_site(
     site_name: str, params: dict[str, Any], rendered: Iterable[rules.RenderedLike], locate: Locate
 ) -> dict[str, bytes]:
-    """The n9e files of one site (empty without monitoring); settings problems raise a located report."""
+    """The n9e files of one site (empty without monitoring); settings problems raise a located
+    report."""
     monitoring = params["site"].get("monitoring")
     if not monitoring or not monitoring.get("enabled", True):
         return {}
@@ -83,11 +84,12 @@ def render(
     }
 
 
-# -- alert rules -------------------------------------------------------------------------------------
+# -- alert rules -----------------------------------------------------------------------------------
 
 
 def alert_rule(site_name: str, monitoring: dict[str, Any], rule: Rule) -> dict[str, Any]:
-    """One rule in n9e's shape: Prometheus v1 rule_config, effective windows written out, new notify."""
+    """One rule in n9e's shape: Prometheus v1 rule_config, effective windows written out, new
+    notify."""
     interval = model.parse_duration(monitoring["eval_interval"], "site.monitoring.eval_interval")
     repeat = model.parse_duration(monitoring["repeat_every"], "site.monitoring.repeat_every")
     windows = monitoring["windows"]
@@ -171,7 +173,7 @@ def _cross_field(rule: dict[str, Any]) -> Iterator[str]:
         yield "enable_stimes, enable_etimes and enable_days_of_weeks differ in length"
 
 
-# -- notification ------------------------------------------------------------------------------------
+# -- notification ----------------------------------------------------------------------------------
 
 
 def object_name(site_name: str, key: str) -> str:
@@ -227,7 +229,8 @@ def template_object(site_name: str, channel: Channel) -> dict[str, Any]:
 
 
 def notify_rule_objects(site_name: str, channels: list[Channel]) -> list[dict[str, Any]]:
-    """The site's notify rule: one config per routed channel, filtered by the receivers' severities."""
+    """The site's notify rule: one config per routed channel, filtered by the receivers'
+    severities."""
     configs = [_notify_config(site_name, ch) for ch in channels if ch.severities]
     if not configs:
         return []
@@ -263,7 +266,7 @@ def site_object(site_name: str, monitoring: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- Prometheus --------------------------------------------------------------------------------------
+# -- Prometheus ------------------------------------------------------------------------------------
 
 
 def prometheus_rules(

@@ -1,4 +1,5 @@
-"""A site's merged, defaulted parameters and compiled workloads -> its alert rules and channels (pure).
+"""A site's merged, defaulted parameters and compiled workloads -> its alert rules and channels
+(pure).
 
 Built-in rules come from ``builtin``: system rules once per site, service rules once per compiled
 workload (StatefulSet, Deployment, DaemonSet), external rules once per external resource. A
@@ -129,7 +130,7 @@ def check(params: dict[str, Any], rules: list[Rule]) -> list[Finding]:
     return found
 
 
-# -- built-in rules ----------------------------------------------------------------------------------
+# -- built-in rules --------------------------------------------------------------------------------
 
 
 def _selectors(monitoring: dict[str, Any]) -> dict[str, str]:
@@ -283,7 +284,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-# -- business rules ----------------------------------------------------------------------------------
+# -- business rules --------------------------------------------------------------------------------
 
 
 def _business(services: dict[str, Any]) -> Iterator[Rule]:
@@ -316,7 +317,7 @@ def _with_tags(rule: Rule, site_name: str, extra: dict[str, str]) -> Rule:
     return Rule(**{**rule.__dict__, "tags": dict(sorted(tags.items()))})
 
 
-# -- channels ----------------------------------------------------------------------------------------
+# -- channels --------------------------------------------------------------------------------------
 
 SMS_BODY = '{"phones": {{ jsonMarshal $params.phones }}, "content": {{ jsonMarshal $tpl.content }}}'
 """Default body of an SMS gateway request: the comma-separated phone numbers and the message."""
@@ -324,7 +325,8 @@ WEBHOOK_BODY = "{{ jsonMarshal $events }}"
 """Default body of a webhook: the alert events as n9e sends them to its own callbacks."""
 DEFAULT_MESSAGE = (
     "{{if $event.IsRecovered}}[RECOVERED]{{else}}[S{{$event.Severity}}]{{end}} "
-    "{{$event.RuleName}} {{$event.TagsMap.site}} {{$event.TargetIdent}} value={{$event.TriggerValue}}"
+    "{{$event.RuleName}} {{$event.TagsMap.site}} {{$event.TargetIdent}} "
+    "value={{$event.TriggerValue}}"
 )
 """Default one-line message ($tpl.content): short enough for a text message."""
 
@@ -350,7 +352,7 @@ def _timeout_ms(key: str, spec: dict[str, Any]) -> int:
     return parse_duration(spec["timeout"], f"site.monitoring.channels.{key}.timeout") * 1000
 
 
-# -- checks ------------------------------------------------------------------------------------------
+# -- checks ----------------------------------------------------------------------------------------
 
 
 def _check_receivers(monitoring: dict[str, Any]) -> Iterator[Finding]:
@@ -380,7 +382,8 @@ def _check_service_override(service: str, rule_id: str) -> Iterator[Finding]:
     if spec.level != "service":
         yield (
             ("services", service, "monitoring", "builtin", rule_id),
-            f"{rule_id!r} is a {spec.level} rule, not a service rule; set it in site.monitoring.builtin",
+            f"{rule_id!r} is a {spec.level} rule, not a service rule; "
+            "set it in site.monitoring.builtin",
         )
 
 

@@ -37,7 +37,8 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 APPLY_VERBS = ("get", "list", "create", "patch")
 CLUSTER_VERBS = ("get", "create", "patch")
 
-# Resource names of the kinds compiled sites use; other kinds are pluralised the way kubectl guesses.
+# Resource names of the kinds compiled sites use; other kinds are pluralised the way kubectl
+# guesses.
 PLURALS = {
     "Endpoints": "endpoints",
     "EndpointSlice": "endpointslices",
@@ -75,7 +76,8 @@ def rules(
     agent_namespace: str,
     prune: dict[str, Any],
 ) -> dict[str, Any]:
-    """RBAC rules for applying and pruning ``objects`` and running the agent in ``agent_namespace``."""
+    """RBAC rules for applying and pruning ``objects`` and running the agent in
+    ``agent_namespace``."""
     scopes = _crd_scopes(objects)
     namespaced: dict[str, set[tuple[str, str]]] = {
         agent_namespace: {("", "configmaps"), ("", "events")}

@@ -1,12 +1,14 @@
-"""The compile stage for secrets: references in the parameters -> rewritten parameters + EncryptedSecrets.
+"""The compile stage for secrets: references in the parameters -> rewritten parameters +
+EncryptedSecrets.
 
 ``seal`` runs before rendering. It finds every ``?{age:<path>}`` under ``site`` and ``services``,
 reads the site's secret files (their ciphertext, as it is: compile never encrypts, so output stays
 byte-for-byte stable) and rewrites the parameters so templates stay simple:
 
-- ``services.<name>.env.<VAR>: ?{age:p}`` becomes ``{secretKeyRef: {name: <name>-secrets, key: VAR}}``
-  (a template renders a mapping as ``valueFrom``), and the service gets ``secrets_checksum`` (the
-  pods roll when a secret is rotated);
+- ``services.<name>.env.<VAR>: ?{age:p}`` becomes
+  ``{secretKeyRef: {name: <name>-secrets, key: VAR}}`` (a template renders a mapping as
+  ``valueFrom``), and the service gets ``secrets_checksum`` (the pods roll when a secret is
+  rotated);
 - ``site.registry_auth`` (username + password reference, or a dockerconfigjson reference) adds its
   Secret (``registry-pull``) to ``site.image_pull_secrets``, which every pod lists;
 - a reference anywhere else under ``site`` or ``services`` is a located error (other top-level keys
@@ -75,7 +77,8 @@ class Placed:
 
 @dataclass(frozen=True)
 class Sealed:
-    """Parameters with references replaced, the secret files read, and where each secret was declared."""
+    """Parameters with references replaced, the secret files read, and where each secret was
+    declared."""
 
     params: dict[str, Any]
     inputs: tuple[str, ...] = ()
@@ -104,7 +107,8 @@ def placing(ctx: Context, build: SiteBuild) -> SiteBuild:
 
 
 def seal(root: Path, site: str, params: dict[str, Any], locate: Locate) -> Sealed:
-    """Rewrite the references of one site's (defaulted) parameters; ProblemReport with every problem."""
+    """Rewrite the references of one site's (defaulted) parameters; ProblemReport with every
+    problem."""
     found = list(refs.find({"site": params["site"], "services": params["services"]}))
     if not found and not params["site"].get("registry_auth"):
         free = {k: v for k, v in params.items() if k not in ("site", "services")}
@@ -119,7 +123,8 @@ def seal(root: Path, site: str, params: dict[str, Any], locate: Locate) -> Seale
 
 
 def place(sealed: Sealed, rendered: Sequence[RenderedLike]) -> list[Placed]:
-    """The EncryptedSecrets of a sealed site; ProblemReport for a secret no pod uses or a stray reference."""
+    """The EncryptedSecrets of a sealed site; ProblemReport for a secret no pod uses or a stray
+    reference."""
     if not sealed.any_refs:
         return []
     problems = list(_stray(rendered))
@@ -192,7 +197,8 @@ class _Sealer:
         self.problems.append(Problem(self.locate(path), format_path(path), message))
 
     def reference(self, path: KeyPath, text: str) -> None:
-        """One reference found in the parameters: an env value, registry auth (done later), or an error."""
+        """One reference found in the parameters: an env value, registry auth (done later), or an
+        error."""
         if path[:2] == ("site", "registry_auth") and path[2:] in (
             ("password",),
             ("dockerconfigjson",),
@@ -292,7 +298,8 @@ class _Sealer:
         return spec
 
     def ciphertext(self, path: KeyPath, text: Any) -> tuple[str | None, str]:
-        """The armored ciphertext a reference points at, and its file; (None, file) after a problem."""
+        """The armored ciphertext a reference points at, and its file; (None, file) after a
+        problem."""
         if not refs.looks_like_ref(text):
             self.problem(
                 path,
@@ -351,7 +358,8 @@ def _checksum(spec: dict[str, Any]) -> str:
 
 
 def _used(rendered: Iterable[dict[str, Any]], default_ns: str) -> dict[str, set[str]]:
-    """Secret name -> namespaces whose pods reference it (env, envFrom, volumes, imagePullSecrets)."""
+    """Secret name -> namespaces whose pods reference it (env, envFrom, volumes,
+    imagePullSecrets)."""
     used: dict[str, set[str]] = {}
     for obj in rendered:
         namespace = (obj.get("metadata") or {}).get("namespace") or default_ns
@@ -374,7 +382,8 @@ def _secret_names(pod: dict[str, Any]) -> Iterator[str]:
 
 
 def _stray(rendered: Sequence[RenderedLike]) -> Iterator[Problem]:
-    """A reference that reached a rendered object (through a free top-level key) is an error at its template."""
+    """A reference that reached a rendered object (through a free top-level key) is an error at its
+    template."""
     for item in rendered:
         for path, _ in refs.find(item.obj):
             yield Problem(
