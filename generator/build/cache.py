@@ -69,9 +69,10 @@ class Hasher:
         return self.memo[rel]
 
 
-# Modules that cannot change what a compile writes; editing them keeps the cache valid.
-_NOT_COMPILE_INPUTS = ("cli/", "ferry/", "gitops/", "diff.py", "report.py", "cache.py")
-_AGENT_COMPILE_INPUTS = ("agent/access.py",)  # the agent's RBAC is computed at compile time
+# The layers a compile runs (core < formats < build); editing anything else (deliver, review, run,
+# cli) cannot change what it writes, and keeps the cache valid. The cache itself does not either.
+_COMPILE_LAYERS = ("core/", "formats/", "build/")
+_NOT_COMPILE_INPUTS = ("build/cache.py",)
 
 
 def tool_fingerprint() -> str:
@@ -80,9 +81,7 @@ def tool_fingerprint() -> str:
     package = Path(generator.__file__).parent
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package).as_posix()
-        if rel.startswith(_NOT_COMPILE_INPUTS) or (
-            rel.startswith("agent/") and rel not in _AGENT_COMPILE_INPUTS
-        ):
+        if not rel.startswith(_COMPILE_LAYERS) or rel in _NOT_COMPILE_INPUTS:
             continue
         h.update(rel.encode())
         h.update(path.read_bytes())
