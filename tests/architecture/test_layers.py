@@ -88,8 +88,9 @@ def test_the_compile_path_importing_the_agent_breaks_the_layers(
 def test_the_agent_reaching_the_compiler_indirectly_breaks_a_contract(
     package_copy: Path, tmp_path: Path
 ) -> None:
-    # The agent imports the ferry; deliver may not import build (independent layers), and the agent's
-    # path through the ferry to the compiler is caught by the run-never-compiles contract as well.
+    # The agent imports the ferry; deliver may not import build (independent layers), and the
+    # agent's path through the ferry to the compiler is caught by the run-never-compiles contract
+    # as well.
     root = with_import(
         package_copy,
         tmp_path,

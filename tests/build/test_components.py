@@ -217,11 +217,14 @@ SCHEMA = "components/backup-job/schema.json"
 BROKEN = {
     '{"x-gen-checks": ["nope"]}': f"{SCHEMA}  $.x-gen-checks[0]  unknown check 'nope'; "
     "expected one of: ingress, unique-mounts, unique-ports",
-    '{"properties": {"enabled": {"type": "string"}}}': f"{SCHEMA}  $.properties.enabled  'enabled' is a parameter every service has "
+    '{"properties": {"enabled": {"type": "string"}}}': f"{SCHEMA}  $.properties.enabled  "
+    "'enabled' is a parameter every service has "
     "(schemas/service.schema.json); a component may not redefine it",
-    '{"additionalProperties": false}': f"{SCHEMA}  $.additionalProperties  leave additionalProperties out: a service takes "
+    '{"additionalProperties": false}': f"{SCHEMA}  $.additionalProperties  "
+    "leave additionalProperties out: a service takes "
     "the common parameters and the component's, and no others",
-    '{"type": 5}': f"{SCHEMA}  $.type  invalid schema: 5 is not valid under any of the given schemas",
+    '{"type": 5}': f"{SCHEMA}  $.type  "
+    "invalid schema: 5 is not valid under any of the given schemas",
     '{"type": "object",\n "required": [}': f"{SCHEMA}:2:15  invalid JSON: Expecting value",
 }
 

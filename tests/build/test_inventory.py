@@ -289,7 +289,8 @@ def test_class_including_itself_is_a_cycle(tmp_path: Path) -> None:
 def test_missing_class_error_names_file_and_line(tmp_path: Path) -> None:
     files = {T: "classes:\n  - common\n  - services.nope\n", C + "common.yml": ""}
     assert error(tmp_path, files) == (
-        f"{T}:3:5  class 'services.nope' not found: expected inventory/classes/services/nope.yml or "
+        f"{T}:3:5  class 'services.nope' not found: "
+        "expected inventory/classes/services/nope.yml or "
         ".../init.yml (or set ignore_class_notfound in inventory/reclass-config.yml)"
     )
 
@@ -314,8 +315,9 @@ def test_ignore_class_notfound_skips_missing_class(tmp_path: Path) -> None:
 def test_ignore_class_notfound_regexp_limits_what_is_skipped(tmp_path: Path) -> None:
     files = {
         T: "classes:\n  - optional.x\n  - required\n",
-        "inventory/reclass-config.yml": "ignore_class_notfound: true\nignore_class_notfound_regexp:\n"
-        "  - optional\\..*\n",
+        "inventory/reclass-config.yml": (
+            "ignore_class_notfound: true\nignore_class_notfound_regexp:\n  - optional\\..*\n"
+        ),
     }
     assert error(tmp_path, files).startswith(f"{T}:3:5  class 'required' not found")
 
@@ -435,7 +437,8 @@ def test_tilde_key_in_a_new_key_is_taken_off(tmp_path: Path) -> None:
 
 
 def test_tilde_key_inside_layer_merged_over_a_reference(tmp_path: Path) -> None:
-    # d is a reference, so the target's layer is merged only once ${base} is resolved: ~e still replaces
+    # d is a reference, so the target's layer is merged only once ${base} is resolved:
+    # ~e still replaces
     t = load(
         tmp_path,
         {
@@ -477,9 +480,13 @@ def test_null_replaced_and_replacing(tmp_path: Path) -> None:
     t = load(
         tmp_path,
         {
-            T: "classes: [a]\nparameters:\n  was_null: {k: 1}\n  now_null: ~\n  list_was_null: [1]\n  scalar: null\n",
-            C
-            + "a.yml": "parameters:\n  was_null: null\n  now_null: {k: 1}\n  list_was_null:\n  scalar: 5\n",
+            T: (
+                "classes: [a]\nparameters:\n  was_null: {k: 1}\n  now_null: ~\n"
+                "  list_was_null: [1]\n  scalar: null\n"
+            ),
+            C + "a.yml": (
+                "parameters:\n  was_null: null\n  now_null: {k: 1}\n  list_was_null:\n  scalar: 5\n"
+            ),
         },
     )
     assert params(t) == {
@@ -666,8 +673,9 @@ def test_reference_resolves_after_all_merging(tmp_path: Path) -> None:
         tmp_path,
         {
             T: "classes: [a]\nparameters:\n  name: site\n",
-            C
-            + "a.yml": "parameters:\n  name: default\n  greeting: 'hello ${name}'\n  copy: ${name}\n",
+            C + "a.yml": (
+                "parameters:\n  name: default\n  greeting: 'hello ${name}'\n  copy: ${name}\n"
+            ),
         },
     )
     assert params(t) == {"name": "site", "greeting": "hello site", "copy": "site"}
@@ -1033,7 +1041,10 @@ def test_location_points_at_the_file_that_set_the_value(tmp_path: Path) -> None:
     t = load(
         tmp_path,
         {
-            T: "classes: [a, b]\nparameters:\n  l: [site]\n  s: 3\n  copy: ${d}\n  lcopy: ${l}\n  text: 'x${s}'\n",
+            T: (
+                "classes: [a, b]\nparameters:\n  l: [site]\n  s: 3\n"
+                "  copy: ${d}\n  lcopy: ${l}\n  text: 'x${s}'\n"
+            ),
             C + "a.yml": "parameters:\n  l:\n    - a\n  d:\n    k: 1\n  s: 1\n",
             C + "b.yml": "parameters:\n  l: [b]\n  d:\n    j: 2\n",
         },

@@ -32,7 +32,7 @@ def fast_verdict(schema: Schema, instance: Any, formats: frozenset[str] = frozen
 
 def reference_verdict(schema: Schema, instance: Any, formats: frozenset[str] = frozenset()) -> bool:
     checker = jsonschema.FormatChecker(formats)
-    return jsonschema.Draft202012Validator(schema, format_checker=checker).is_valid(instance)
+    return bool(jsonschema.Draft202012Validator(schema, format_checker=checker).is_valid(instance))
 
 
 # -- the enum safety check ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""generator.build.kube_schema: verdicts equal to jsonschema's, version selection, the on-disk code cache."""
+"""generator.build.kube_schema: verdicts equal to jsonschema's, version selection,
+the on-disk code cache."""
 
 from __future__ import annotations
 
@@ -159,7 +160,7 @@ def configmap() -> dict[str, Any]:
 VALID = [statefulset, service, ingress, endpointslice, endpoints, configmap]
 
 
-# --- an independent reference: jsonschema on the files, as kubernetes-validate itself does ---------
+# --- an independent reference: jsonschema on the files, as kubernetes-validate itself does ---
 
 
 @functools.cache
@@ -245,7 +246,8 @@ def test_unknown_field(validator: Validator) -> None:
     obj = statefulset()
     obj["spec"]["template"]["spec"]["containers"][0]["bogus"] = 1
     assert validator.validate(obj, "1.33") == [
-        "$.spec.template.spec.containers[0]: Additional properties are not allowed ('bogus' was unexpected)"
+        "$.spec.template.spec.containers[0]: "
+        "Additional properties are not allowed ('bogus' was unexpected)"
     ]
 
 
@@ -383,7 +385,7 @@ def _slots(node: Any) -> list[tuple[Any, Any]]:
 
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
-    obj = draw(st.sampled_from([statefulset, service, ingress, endpointslice]))()
+    obj: dict[str, Any] = draw(st.sampled_from([statefulset, service, ingress, endpointslice]))()
     for _ in range(draw(st.integers(1, 3))):
         container, key = draw(st.sampled_from(_slots(obj)))
         if key in ("apiVersion", "kind") and container is obj:

@@ -1,4 +1,5 @@
-"""Monitoring as code, compile side: inventory -> n9e alert rules, channels, notify rules, Prometheus rules."""
+"""Monitoring as code, compile side: inventory -> n9e alert rules, channels, notify rules,
+Prometheus rules."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import yaml
 
 from generator.build import pipeline
 from generator.build import schemas as validate
-from generator.build.monitoring import files, rules
+from generator.build.monitoring import builtin, files
 from generator.core import errors, layout
 from generator.formats import n9e as model
 from tests.support.project import REPO
@@ -31,7 +32,8 @@ def by_identity(alert_rules: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def site_files(project: Path, site: str, change: Any = None) -> dict[str, bytes]:
-    """Compile one site's n9e files in memory, after ``change(params)`` edits its defaulted parameters."""
+    """Compile one site's n9e files in memory,
+    after ``change(params)`` edits its defaulted parameters."""
     ctx = pipeline.Context.create(project)
     target = ctx.inv.target(site)
     params = validate.with_defaults(ctx.schemas, target.parameters)
@@ -75,7 +77,7 @@ def test_reference_sites_compile_rules_that_meet_n9e_rule_contract(site: str) ->
 
 def test_site_is_monitored_at_system_service_external_and_business_level() -> None:
     ids = set(by_identity(compiled("cn-east-1", "alert-rules.json")))
-    assert {f"system/site/{b.id}" for b in rules.builtin.SYSTEM} <= ids
+    assert {f"system/site/{b.id}" for b in builtin.SYSTEM} <= ids
     for service in ("gatekeeper", "abc-service"):
         assert {
             f"service/{service}/{rule}"
@@ -239,8 +241,8 @@ def test_tag_that_gen_sets_itself_is_a_located_problem(project: Path) -> None:
     )
     message = compile_problems(project)
     assert (
-        "$.services.abc-service.monitoring.rules.error-rate-high.tags.site  tag 'site' is set by gen"
-        in message
+        "$.services.abc-service.monitoring.rules.error-rate-high.tags.site  "
+        "tag 'site' is set by gen" in message
     )
     assert "inventory/classes/services/abc-service.yml:" in message
 
@@ -258,8 +260,8 @@ def test_schema_rejects_a_name_n9e_would_refuse_and_an_unknown_builtin(project: 
     )
     message = compile_problems(project)
     assert (
-        "$.services.gatekeeper.monitoring.rules.transfer-backlog.name  'gatekeeper <backlog>' does not match"
-        in message
+        "$.services.gatekeeper.monitoring.rules.transfer-backlog.name  "
+        "'gatekeeper <backlog>' does not match" in message
     )
     assert "$.services.gatekeeper.monitoring.builtin" in message and "restart-loops" in message
 

@@ -27,7 +27,7 @@ def test_reference_platform_matches_committed_golden_tree(project: Path) -> None
     compile_(project, use_cache=False)
     produced = tree_digest(project / "compiled")
     if produced != golden:
-        diffs = []
+        diffs: list[str] = []
         for rel in sorted(set(golden) | set(produced)):
             if golden.get(rel) == produced.get(rel):
                 continue

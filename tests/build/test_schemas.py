@@ -10,6 +10,7 @@ import pytest
 
 from generator.build import inventory
 from generator.build import schemas as validate
+from generator.core import errors
 from tests.support.project import REPO
 
 
@@ -96,6 +97,6 @@ def test_unreadable_schema_is_a_located_error(tmp_path: Path) -> None:
         '{"type": "object",\n  "required": [}\n'
     )
     with pytest.raises(
-        validate.errors.ProblemReport, match=r"schemas/target.schema.json:2:\d+  invalid JSON"
+        errors.ProblemReport, match=r"schemas/target.schema.json:2:\d+  invalid JSON"
     ):
         validate.load(tmp_path)

@@ -1,4 +1,5 @@
-"""``gen secrets`` end to end: values in through stdin only, ciphertext on disk, plaintext only for key holders."""
+"""``gen secrets`` end to end: values in through stdin only, ciphertext on disk,
+plaintext only for key holders."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def test_set_refuses_to_overwrite_and_rotate_refuses_a_missing_secret(
     again = secret_project.gen("secrets", "set", "-t", EAST, "redis/password", stdin=b"x")
     assert again.exit_code == 1
     assert (
-        "secrets/cn-east-1/redis/password.age  the secret redis/password of cn-east-1 exists; change it with "
+        "secrets/cn-east-1/redis/password.age  "
+        "the secret redis/password of cn-east-1 exists; change it with "
         "`gen secrets rotate -t cn-east-1 redis/password`" in again.output
     )
     missing = secret_project.gen("secrets", "rotate", "-t", EAST, "nope", stdin=b"x")
@@ -203,6 +205,7 @@ def test_materialize_prints_the_sites_secrets_for_kubectl(secret_project: Secret
     )
     assert wrong.exit_code == 1 and "3 secret(s) of cn-east-1 cannot be decrypted" in wrong.output
     assert (
-        "compiled/cn-east-1/manifests/project/encryptedsecret-abc-service-secrets.yaml  EncryptedSecret "
+        "compiled/cn-east-1/manifests/project/encryptedsecret-abc-service-secrets.yaml  "
+        "EncryptedSecret "
         "project/abc-service-secrets key REDIS_PASSWORD is not encrypted to" in wrong.output
     )

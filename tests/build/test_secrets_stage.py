@@ -1,4 +1,5 @@
-"""Compiling references: ciphertext copied from the secret files into EncryptedSecrets, located errors.
+"""Compiling references: ciphertext copied from the secret files into EncryptedSecrets, located
+errors.
 
 The project is the reference platform with fresh keys and known values (``tests.support.secrets``).
 """
@@ -164,8 +165,10 @@ def test_a_missing_secret_file_is_located_at_the_reference(secret_project: Secre
     secret_project.file(EAST, "redis/password").unlink()
     line = line_of(secret_project, ABC_CLASS, "REDIS_PASSWORD: ?{age:")
     assert problems_of(secret_project, EAST) == [
-        f"{ABC_CLASS}:{line}:9  $.services.abc-service.env.REDIS_PASSWORD  ?{{age:redis/password}}: the secret "
-        "file secrets/cn-east-1/redis/password.age does not exist; create it with `gen secrets set -t cn-east-1 "
+        f"{ABC_CLASS}:{line}:9  $.services.abc-service.env.REDIS_PASSWORD  "
+        "?{age:redis/password}: the secret "
+        "file secrets/cn-east-1/redis/password.age does not exist; "
+        "create it with `gen secrets set -t cn-east-1 "
         "redis/password` (the value is read from stdin) (target: cn-east-1)"
     ]
 
@@ -297,8 +300,8 @@ def test_a_component_that_does_not_render_secret_env_is_an_error(
     edit(secret_project, ABC_CLASS, "component: stateful-service", "component: plain")
     [problem] = problems_of(secret_project, EAST)
     assert (
-        "$.services.abc-service.env.REDIS_PASSWORD  the secret abc-service-secrets is used by no pod"
-        in problem
+        "$.services.abc-service.env.REDIS_PASSWORD  "
+        "the secret abc-service-secrets is used by no pod" in problem
     )
 
 

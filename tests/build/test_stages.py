@@ -1,4 +1,5 @@
-"""The compile stages: the agent's RBAC comes from the objects already rendered, never a re-render."""
+"""The compile stages: the agent's RBAC comes from the objects already rendered,
+never a re-render."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ COMPILER = (
     "kubernetes_validate",
     "referencing",
 )
-BLOCK_COMPILER = "import sys\nfor m in %r: sys.modules[m] = None\n" % (COMPILER,)
+BLOCK_COMPILER = f"import sys\nfor m in {COMPILER!r}: sys.modules[m] = None\n"
 """Makes importing any compiler library fail as if it were not installed."""
 
 

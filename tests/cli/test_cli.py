@@ -32,34 +32,39 @@ def edit(path: Path, old: str, new: str) -> None:
 GATEKEEPER = "inventory/classes/services/gatekeeper.yml"
 EAST = "inventory/targets/cn-east-1.yml"
 
+
+def _cyclic_classes(root: Path) -> None:
+    edit(
+        root / "inventory/classes/sites/kubekey.yml",
+        "parameters:",
+        "classes: [common]\nparameters:",
+    )
+    edit(
+        root / "inventory/classes/common.yml",
+        "parameters:",
+        "classes: [sites.kubekey]\nparameters:",
+    )
+
+
 BAD_INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
     "malformed yaml": (
         lambda r: edit(r / GATEKEEPER, "      replicas: 1\n", "      replicas: [1\n"),
-        "inventory/classes/services/gatekeeper.yml:11:19  invalid YAML: while parsing a flow sequence expected ',' or ']', but got ':'",
+        "inventory/classes/services/gatekeeper.yml:11:19  "
+        "invalid YAML: while parsing a flow sequence expected ',' or ']', but got ':'",
     ),
     "duplicate key": (
         lambda r: edit(
             r / GATEKEEPER, "      replicas: 1\n", "      replicas: 1\n      replicas: 2\n"
         ),
-        "inventory/classes/services/gatekeeper.yml:11:7  $.parameters.services.gatekeeper.replicas  duplicate key 'replicas'",
+        "inventory/classes/services/gatekeeper.yml:11:7  "
+        "$.parameters.services.gatekeeper.replicas  duplicate key 'replicas'",
     ),
     "unknown class": (
         lambda r: edit(r / EAST, "  - sites.kubekey\n", "  - sites.kubekee\n"),
         "inventory/targets/cn-east-1.yml:4:5  class 'sites.kubekee' not found",
     ),
     "cyclic classes": (
-        lambda r: (
-            edit(
-                r / "inventory/classes/sites/kubekey.yml",
-                "parameters:",
-                "classes: [common]\nparameters:",
-            ),
-            edit(
-                r / "inventory/classes/common.yml",
-                "parameters:",
-                "classes: [sites.kubekey]\nparameters:",
-            ),
-        ),
+        _cyclic_classes,
         "class cycle: common -> sites.kubekey -> common",
     ),
     "cyclic reference": (
@@ -68,11 +73,13 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
             "gatekeeper_version: v362",
             "gatekeeper_version: ${services:gatekeeper:tag}",
         ),
-        "$.services.gatekeeper.tag  reference cycle: $.services.gatekeeper.tag -> $.gatekeeper_version -> $.services.gatekeeper.tag",
+        "$.services.gatekeeper.tag  reference cycle: "
+        "$.services.gatekeeper.tag -> $.gatekeeper_version -> $.services.gatekeeper.tag",
     ),
     "unresolvable reference": (
         lambda r: edit(r / GATEKEEPER, "tag: ${gatekeeper_version}", "tag: ${gatekeeper_versoin}"),
-        "inventory/classes/services/gatekeeper.yml:9:7  $.services.gatekeeper.tag  cannot resolve reference "
+        "inventory/classes/services/gatekeeper.yml:9:7  "
+        "$.services.gatekeeper.tag  cannot resolve reference "
         "${gatekeeper_versoin}: key 'gatekeeper_versoin' not found in $",
     ),
     "dict over scalar": (
@@ -81,12 +88,14 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
             '    kubernetes_version: "1.25.16"\n',
             '    namespace: {name: x}\n    kubernetes_version: "1.25.16"\n',
         ),
-        "inventory/targets/cn-east-1.yml:10:5  $.site.namespace  cannot merge a mapping over a str ('project') "
+        "inventory/targets/cn-east-1.yml:10:5  "
+        "$.site.namespace  cannot merge a mapping over a str ('project') "
         "set at inventory/classes/common.yml:5:5",
     ),
     "wrong type": (
         lambda r: edit(r / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n"),
-        "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  'three' is not of type 'integer'",
+        "inventory/classes/services/gatekeeper.yml:10:7  "
+        "$.services.gatekeeper.replicas  'three' is not of type 'integer'",
     ),
     "template failure": (
         lambda r: edit(
@@ -94,7 +103,8 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
             "  type: {{ service.service_type }}",
             "  type: {{ service.servce_type }}",
         ),
-        "components/stateful-service/service.yml.j2:9  service gatekeeper: undefined value: 'dict object' has no "
+        "components/stateful-service/service.yml.j2:9  "
+        "service gatekeeper: undefined value: 'dict object' has no "
         "attribute 'servce_type'",
     ),
     "kubernetes schema violation": (
@@ -103,7 +113,8 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
             "  type: {{ service.service_type }}",
             "  type: {{ service.service_type }}\n  sessionAffinityy: None",
         ),
-        "components/stateful-service/service.yml.j2  service gatekeeper: Service project/gatekeeper: $.spec: "
+        "components/stateful-service/service.yml.j2  "
+        "service gatekeeper: Service project/gatekeeper: $.spec: "
         "Additional properties are not allowed ('sessionAffinityy' was unexpected)",
     ),
 }
@@ -128,20 +139,22 @@ def test_validate_reports_every_problem_at_once_pointing_at_the_setting_file(pro
         '    kubernetes_version: "1.25.16"\n',
         "    kubernetes_version: 1.25\n    colour: blue\n",
     )
-    code, out, err = gen("validate", "--root", str(project))
+    code, _out, err = gen("validate", "--root", str(project))
     assert code == 1
     lines = err.splitlines()
     assert (
-        "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  -1 is less than the "
+        "inventory/classes/services/gatekeeper.yml:10:7  "
+        "$.services.gatekeeper.replicas  -1 is less than the "
         "minimum of 0 (target: cn-east-1)" in lines
     )
     assert (
-        "inventory/classes/services/gatekeeper.yml:10:7  $.services.gatekeeper.replicas  -1 is less than the "
+        "inventory/classes/services/gatekeeper.yml:10:7  "
+        "$.services.gatekeeper.replicas  -1 is less than the "
         "minimum of 0 (target: cn-north-2)" not in lines
     )  # cn-north-2 overrides replicas
     assert (
-        "inventory/targets/cn-east-1.yml:10:5  $.site.kubernetes_version  1.25 is not of type 'string'"
-        in lines
+        "inventory/targets/cn-east-1.yml:10:5  "
+        "$.site.kubernetes_version  1.25 is not of type 'string'" in lines
     )
     assert any(
         line.startswith("inventory/targets/cn-east-1.yml:11:5  $.site.colour  unknown key 'colour'")

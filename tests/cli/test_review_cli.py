@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -48,10 +48,11 @@ def bumped(repo: Path) -> Path:
 # ------------------------------------------------------------------------------------------------
 
 
+STATEFULSET = "manifests/project/statefulset-gatekeeper.yaml"
 EAST_SECTION = f"""
 <details open><summary><b>cn-east-1</b>: +0 -0 ~2</summary>
 
-**~ changed** `StatefulSet.apps project/gatekeeper` in `manifests/project/statefulset-gatekeeper.yaml`
+**~ changed** `StatefulSet.apps project/gatekeeper` in `{STATEFULSET}`
 
 | | field | old | new |
 | --- | --- | --- | --- |
@@ -76,8 +77,9 @@ def test_markdown_for_a_one_line_change_names_the_objects_and_fields(bumped: Pat
         "of the inventory in the working tree compared with `merge-base(HEAD, main) ("
     )
     assert (
-        "| site | added | removed | changed |\n| :--- | ---: | ---: | ---: |\n| `cn-east-1` | 0 | 0 | 2 |\n"
-        in out
+        "| site | added | removed | changed |\n"
+        "| :--- | ---: | ---: | ---: |\n"
+        "| `cn-east-1` | 0 | 0 | 2 |\n" in out
     )
     assert "1 site unchanged." in out
     assert EAST_SECTION in out
@@ -94,8 +96,8 @@ def test_text_report_and_exit_status(bumped: Path) -> None:
         "cn-east-1     0    0    2",
     ]
     assert (
-        f'      ~ spec.template.spec.containers[name=gatekeeper].image: "{IMAGE}:v362" -> "{IMAGE}:v363"'
-        in lines
+        "      ~ spec.template.spec.containers[name=gatekeeper].image: "
+        f'"{IMAGE}:v362" -> "{IMAGE}:v363"' in lines
     )
     assert "\x1b[" not in out  # not a terminal: no colour
 
@@ -324,7 +326,8 @@ def test_top_level_help_documents_exit_statuses() -> None:
     code, out, _ = gen("--help", env={"COLUMNS": "300"})
     assert code == 0
     assert (
-        "Exit status: 0 success; 1 a user error, a validation problem, or differences (compile --check, diff); "
+        "Exit status: 0 success; 1 a user error, a validation problem, "
+        "or differences (compile --check, diff); "
         "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted."
     ) in out
     assert "NO_COLOR" in out and "--install-completion" in out
@@ -354,8 +357,8 @@ def test_shell_completion_of_targets_and_refs(repo: Path) -> None:
 class FakeGitLab(BaseHTTPRequestHandler):
     """Records requests to the notes API; answers like GitLab."""
 
-    calls: list[tuple[str, str, dict[str, Any] | None]] = []
-    notes: list[dict[str, Any]] = []
+    calls: ClassVar[list[tuple[str, str, dict[str, Any] | None]]] = []
+    notes: ClassVar[list[dict[str, Any]]] = []
 
     def _reply(self, data: Any) -> None:
         body = json.dumps(data).encode()

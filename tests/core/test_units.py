@@ -87,7 +87,7 @@ def test_whole_seconds(text: str, seconds: int) -> None:
 
 
 def test_whole_seconds_refuses_a_fraction_of_a_second() -> None:
-    with pytest.raises(GenError, match="^for: '1500ms' is not a whole number of seconds$"):
+    with pytest.raises(GenError, match=r"^for: '1500ms' is not a whole number of seconds$"):
         units.whole_seconds("1500ms", "for")
 
 
@@ -136,5 +136,5 @@ def test_a_malformed_kubernetes_version_is_refused_naming_the_field(text: str) -
 
 
 def test_a_kubernetes_version_that_is_not_a_string_is_refused() -> None:
-    with pytest.raises(GenError, match="unsupported Kubernetes version 1.25"):
+    with pytest.raises(GenError, match=r"unsupported Kubernetes version 1\.25"):
         units.kube_version(1.25)  # type: ignore[arg-type]

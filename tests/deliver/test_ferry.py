@@ -26,11 +26,12 @@ from generator.deliver import publish
 from generator.deliver.ferry import ledger
 from generator.deliver.ferry import pack as packer
 from generator.deliver.ferry import status as ferry_status
-from generator.deliver.ferry.receive import QUARANTINE, Status
+from generator.deliver.ferry.receive import QUARANTINE, Report, Status
 from generator.deliver.git import plumbing, sign
 from generator.deliver.git.repo import RefUpdate, open_repo
 from generator.formats import envelope
-from tests.support.ferry import IDENTITY, OTHER_SITE, REPO, SITE, World, refs, rev
+from tests.support.ferry import IDENTITY, OTHER_SITE, SITE, World, refs, rev
+from tests.support.project import REPO
 
 BRANCH = publish.branch(SITE)
 
@@ -40,10 +41,11 @@ synced = pytest.mark.parametrize("world", ["synced"], indirect=True)
 
 
 def assert_rejected(
-    w: World, report: object, name: str, before: dict[str, str], *words: str
+    w: World, report: Report, name: str, before: dict[str, str], *words: str
 ) -> str:
-    """The envelope was rejected for a reason containing ``words``, moved aside with it, refs untouched."""
-    outcome = w.outcome(report, name)  # type: ignore[arg-type]
+    """The envelope was rejected for a reason containing ``words``, moved aside with it,
+    refs untouched."""
+    outcome = w.outcome(report, name)
     assert outcome.status is Status.REJECTED, outcome
     for word in words:
         assert word in outcome.message, outcome.message
@@ -51,7 +53,7 @@ def assert_rejected(
     assert outcome.message in reason and name in reason
     assert not (w.drop / name).exists()
     assert refs(w.inside) == before
-    assert not report.ok  # type: ignore[attr-defined]
+    assert not report.ok
     return outcome.message
 
 
@@ -65,15 +67,16 @@ def test_full_then_incremental_envelope_arrive_verified_on_the_inside(world: Wor
     assert rev(world.inside, BRANCH) == rev(world.deploy, BRANCH)
     tip = world.change()
     second = packer.pack(packer.Request(SITE), world.drop, world.pack_settings())
+    assert second.path is not None, second.note
     assert second.manifest and not second.manifest.full and second.manifest.basis_sequence == 1
     assert second.size < 10_000
     report = world.receive()
-    assert [(o.name, o.status) for o in report.outcomes] == [(second.path.name, Status.IMPORTED)]  # type: ignore[union-attr]
+    assert [(o.name, o.status) for o in report.outcomes] == [(second.path.name, Status.IMPORTED)]
     assert rev(world.inside, BRANCH) == tip
     assert sorted(p.name for p in (world.drop / "imported").iterdir()) == [
         first.name,
         second.path.name,
-    ]  # type: ignore[union-attr]
+    ]
 
 
 def test_inside_repository_gets_only_the_sites_it_takes_and_only_their_branches(
@@ -124,10 +127,9 @@ def test_manifest_is_canonical_and_names_basis_tip_hashes_and_expiry(world: Worl
         tip,
         1,
     )
-    assert (
-        body["basis"]
-        == ledger.Ledger(open_repo(world.deploy), ledger.SENT).find(SITE, 1).manifest.tip
-    )  # type: ignore[union-attr]
+    basis = ledger.Ledger(open_repo(world.deploy), ledger.SENT).find(SITE, 1)
+    assert basis is not None
+    assert body["basis"] == basis.manifest.tip
     assert body["files"] == [
         {
             "name": "bundle",
@@ -385,7 +387,9 @@ def test_envelopes_delivered_in_reverse_order_are_imported_in_sequence_order(wor
     for _ in range(2):
         world.change()
         names.append(world.pack().name)
-    for label, name in zip("cba", names):  # the gatekeeper's names sort the other way round
+    for label, name in zip(
+        "cba", names, strict=True
+    ):  # the gatekeeper's names sort the other way round
         os.rename(world.drop / name, world.drop / f"{label}-{name}")
     report = world.receive()
     assert [o.sequence for o in report.outcomes] == [1, 2, 3] and report.ok

@@ -123,7 +123,7 @@ def test_a_file_missing_from_the_index_is_refused(world: World) -> None:
     (world.root / "compiled" / SITE / "stray.yaml").write_text("x: 1\n")
     git(world.root, "add", "-A")
     git(world.root, "commit", "-qm", "stray")
-    with pytest.raises(GenError, match="stray.yaml is not listed in"):
+    with pytest.raises(GenError, match=r"stray\.yaml is not listed in"):
         publish.publish(world.root, [SITE], world.publish_settings())
 
 
@@ -157,7 +157,7 @@ def test_a_directory_that_is_not_a_repository_is_never_used_nor_a_parent_searche
 def test_missing_signing_key_moves_no_branch(world: World, tmp_path: Path) -> None:
     edit_compiled(world.root, SITE, "images.txt", "registry.local/y:1\n")
     before = refs(world.deploy)
-    with pytest.raises(GenError, match="signing key .*no-key does not exist"):
+    with pytest.raises(GenError, match=r"signing key .*no-key does not exist"):
         publish.publish(
             world.root, [SITE], publish.Settings(world.deploy, tmp_path / "no-key", IDENTITY)
         )

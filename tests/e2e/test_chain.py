@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -107,8 +107,10 @@ def versions(objs: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 def n9e_state(api: Any, busi_group: str) -> dict[str, Any]:
     """What the site's n9e holds, with the server's update stamps (a write would change them)."""
-    groups = api.get("/busi-groups", {"all": "true", "limit": "5000", "query": busi_group}) or []
-    groups = groups.get("list") if isinstance(groups, dict) else groups
+    answer = api.get("/busi-groups", {"all": "true", "limit": "5000", "query": busi_group}) or []
+    groups = cast(
+        "list[dict[str, Any]]", answer.get("list") if isinstance(answer, dict) else answer
+    )
     ids = [g["id"] for g in groups if g["name"] == busi_group]
     rules = api.get(f"/busi-group/{ids[0]}/alert-rules") if ids else []
     stamp = {"rules": {r["name"]: r["update_at"] for r in rules}}

@@ -1,10 +1,12 @@
-"""No plaintext of any test secret in compiled/, a published deploy branch, a ferry envelope or command output.
+"""No plaintext of any test secret in compiled/, a published deploy branch, a ferry envelope or
+command output.
 
-Each scan looks for every form a value could leak in: the plaintext, its base64 (a Secret's ``data``),
-and the exact ``data`` strings of the Secrets the site's key would materialize (the registry's
-``.dockerconfigjson``). Git objects are scanned decompressed (``cat-file --batch-all-objects``), and
-the bundle is fetched into a fresh repository first: a scan of the packed bytes would find nothing
-even if a value were there. A planted Secret proves every scan can see one.
+Each scan looks for every form a value could leak in: the plaintext, its base64 (a Secret's
+``data``), and the exact ``data`` strings of the Secrets the site's key would materialize (the
+registry's ``.dockerconfigjson``). Git objects are scanned decompressed (``cat-file
+--batch-all-objects``), and the bundle is fetched into a fresh repository first: a scan of the
+packed bytes would find nothing even if a value were there. A planted Secret proves every scan can
+see one.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def needles(project: SecretProject) -> set[bytes]:
 
 
 def leaks(blobs: Iterable[tuple[str, bytes]], secrets: set[bytes]) -> list[str]:
-    """``where: which`` for every blob holding one of ``secrets`` (never printing the secret itself)."""
+    """``where: which`` for every blob holding one of ``secrets``
+    (never printing the secret itself)."""
     return [
         f"{name}: secret #{sorted(secrets).index(s)}"
         for name, data in blobs

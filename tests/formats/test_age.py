@@ -1,7 +1,8 @@
 """age through pyrage: armored files, recipients and identities, and errors that say what to do.
 
-The interoperability test builds the reference ``age`` tool (filippo.io/age) from the Go module proxy
-once into the gen cache and checks both directions; it is skipped when Go or the proxy is missing.
+The interoperability test builds the reference ``age`` tool (filippo.io/age) from the Go module
+proxy once into the gen cache and checks both directions; it is skipped when Go or the proxy is
+missing.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def test_an_invalid_recipient_is_named(text: str) -> None:
 
 
 def test_encrypting_to_nobody_is_refused() -> None:
-    with pytest.raises(crypto.CryptoError, match="site.secrets.recipients"):
+    with pytest.raises(crypto.CryptoError, match=r"site\.secrets\.recipients"):
         crypto.encrypt(b"v", [])
 
 
@@ -151,7 +152,8 @@ def test_encrypting_to_nobody_is_refused() -> None:
 
 @pytest.fixture(scope="module")
 def age_tool() -> Path:
-    """``age`` built from the Go module proxy once into the gen cache (skipped when it cannot be)."""
+    """``age`` built from the Go module proxy once into the gen cache
+    (skipped when it cannot be)."""
     cache = (
         os.environ.get("GEN_CACHE_DIR")
         or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gen"

@@ -1,10 +1,12 @@
-"""What the agent calls at apply time: EncryptedSecret -> Secret, with errors that name object and key only."""
+"""What the agent calls at apply time: EncryptedSecret -> Secret,
+with errors that name object and key only."""
 
 from __future__ import annotations
 
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ def keypair() -> tuple[crypto.Identities, str]:
     return crypto.identities(identity.encode(), "site.key"), public
 
 
-def env_secret(public: str, **values: bytes) -> dict:
+def env_secret(public: str, **values: bytes) -> dict[str, Any]:
     return encrypted.build(
         "abc-service-secrets",
         "project",
@@ -30,7 +32,7 @@ def env_secret(public: str, **values: bytes) -> dict:
     )
 
 
-def decoded(secret: dict) -> dict[str, bytes]:
+def decoded(secret: dict[str, Any]) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in secret["data"].items()}
 
 
@@ -125,13 +127,13 @@ def test_without_an_identity_an_encrypted_secret_says_how_to_give_one(tmp_path: 
     for keys in (None, encrypted.site_identities(None)):
         with pytest.raises(
             encrypted.SecretError,
-            match="cannot decrypt it: no age identity is configured .*GEN_AGENT_AGE_IDENTITY",
+            match=r"cannot decrypt it: no age identity is configured .*GEN_AGENT_AGE_IDENTITY",
         ):
             encrypted.materialize(obj, keys)
     unreadable = encrypted.site_identities(tmp_path / "missing.key")
     with pytest.raises(
         encrypted.SecretError,
-        match="cannot decrypt it: cannot read the identity file .*missing.key",
+        match=r"cannot decrypt it: cannot read the identity file .*missing\.key",
     ):
         encrypted.materialize(obj, unreadable)
 

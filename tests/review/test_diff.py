@@ -1,4 +1,5 @@
-"""The semantic diff: trees in, sites/objects/fields out; the git tree reader on real repositories."""
+"""The semantic diff: trees in, sites/objects/fields out;
+the git tree reader on real repositories."""
 
 from __future__ import annotations
 
@@ -522,7 +523,7 @@ def test_worktree_mode_sees_hand_edits_of_compiled(repo: Path) -> None:
         diff.Options(repo)
     ).diff.differs  # compiling ignores the hand edits: that is the point
     with pytest.raises(
-        errors.GenError, match="no compiled/cn-west-9/ in .*; sites: cn-east-1, cn-north-2"
+        errors.GenError, match=r"no compiled/cn-west-9/ in .*; sites: cn-east-1, cn-north-2"
     ):
         diff.run(diff.Options(repo, worktree=True, targets=("cn-west-9",)))
 

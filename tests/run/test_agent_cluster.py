@@ -52,7 +52,7 @@ def parent(site: Site) -> prune.Parent:
     return prune.read(site.admin, site.settings)
 
 
-# -- apply ---------------------------------------------------------------------------------------------
+# -- apply -----------------------------------------------------------------------------------------
 
 
 def test_first_apply_brings_an_empty_cluster_to_the_reference_site(site: Site) -> None:
@@ -138,7 +138,7 @@ def test_one_bad_object_is_reported_and_does_not_block_the_others(site: Site) ->
     assert "Not_A_Valid_Name" in site.status()["errors"]
 
 
-# -- prune ---------------------------------------------------------------------------------------------
+# -- prune -----------------------------------------------------------------------------------------
 
 
 def test_a_removed_object_is_pruned_but_a_foreign_one_with_a_copied_label_is_not(
@@ -210,7 +210,7 @@ def test_pvcs_and_namespaces_are_kept_unless_allowed(site: Site) -> None:
     assert len(parent(site).members) == 5  # kept in the set: pruned once it is allowed
 
 
-# -- drift, signatures, crashes ------------------------------------------------------------------------
+# -- drift, signatures, crashes --------------------------------------------------------------------
 
 
 def test_drift_is_corrected_on_the_next_reconcile_without_a_new_commit(site: Site) -> None:
@@ -218,9 +218,9 @@ def test_drift_is_corrected_on_the_next_reconcile_without_a_new_commit(site: Sit
     site.agent().reconcile()
     res = site.admin.resource("v1", "ConfigMap")
     site.admin.apply(res, configmap("a", site.namespace, value="hand-edited"), "kubectl-edit")
-    site.admin.delete(
-        res, site.namespace, "b", site.get("v1", "ConfigMap", "b")["metadata"]["uid"], ""
-    )  # type: ignore[index]
+    b = site.get("v1", "ConfigMap", "b")
+    assert b is not None
+    site.admin.delete(res, site.namespace, "b", b["metadata"]["uid"], "")
     result = site.agent().reconcile()
     assert sorted(o.name for o in result.applied) == ["a", "b"]
     assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "1"}  # type: ignore[index]
@@ -274,7 +274,7 @@ def test_a_crash_mid_apply_converges_on_the_next_run(site: Site) -> None:
     assert all(site.get("v1", "ConfigMap", n) is not None for n in "adef")
 
 
-# -- health, status, metrics ---------------------------------------------------------------------------
+# -- health, status, metrics -----------------------------------------------------------------------
 
 
 def test_health_wait_reads_the_status_the_controller_writes(site: Site) -> None:
@@ -293,7 +293,7 @@ def test_health_wait_reads_the_status_the_controller_writes(site: Site) -> None:
                     "readyReplicas": 2,
                     "availableReplicas": 2,
                 }
-                site.admin.update_status(res, live)  # type: ignore[attr-defined]
+                site.admin.update_status(res, live)
                 return
             time.sleep(0.05)
 
@@ -376,7 +376,7 @@ def test_the_parent_is_one_kubectl_recognises(
     )
 
 
-# -- sources -------------------------------------------------------------------------------------------
+# -- sources ---------------------------------------------------------------------------------------
 
 
 def test_envelopes_dropped_by_the_gatekeeper_are_imported_and_applied(
@@ -412,7 +412,7 @@ def test_an_unreachable_source_fails_the_reconcile_and_says_why(site: Site, tmp_
     )
 
 
-# -- least privilege -----------------------------------------------------------------------------------
+# -- least privilege -------------------------------------------------------------------------------
 
 
 def test_the_agent_as_its_own_service_account_applies_the_site_with_exactly_its_rbac(
@@ -489,7 +489,7 @@ def _compile_site_into(root: Path, namespace: str, agent_namespace: str) -> Path
     return compiled
 
 
-# -- the command line ----------------------------------------------------------------------------------
+# -- the command line ------------------------------------------------------------------------------
 
 
 def test_gen_agent_run_once_reconciles_and_exits_by_result(
@@ -512,14 +512,14 @@ def test_gen_agent_run_once_reconciles_and_exits_by_result(
     assert refused.exit_code == 1 and "refused" in refused.output
 
 
-# -- n9e -----------------------------------------------------------------------------------------------
+# -- n9e -------------------------------------------------------------------------------------------
 
 
 def test_the_commits_n9e_rules_are_synced_when_configured(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from generator.run.agent import loop
     from generator.run.agent.settings import N9eSettings
+    from generator.run.n9e import client as n9e_client
     from tests.support.n9e import ApiDouble, add_site_datasource
 
     n9e_dir = REPO / "compiled" / "cn-east-1" / "n9e"
@@ -531,7 +531,7 @@ def test_the_commits_n9e_rules_are_synced_when_configured(
     double = ApiDouble()
     add_site_datasource(double)  # apply refuses rules that select no datasource
     double.login = lambda: None  # type: ignore[attr-defined]
-    monkeypatch.setattr(loop.n9e_client, "Client", lambda settings, credentials: double)
+    monkeypatch.setattr(n9e_client, "Client", lambda settings, credentials: double)
     result = site.agent(n9e=N9eSettings("http://n9e.invalid:17000", token="t")).reconcile()
     assert result.ok, result.errors
     names = {r["name"] for rules in double.rules.values() for r in rules}
@@ -551,7 +551,7 @@ def _site_files(objs: list[dict[str, Any]]) -> dict[str, bytes]:
     return site_files(objs)
 
 
-# -- secrets -------------------------------------------------------------------------------------------
+# -- secrets ---------------------------------------------------------------------------------------
 
 
 def test_an_encrypted_secret_the_agent_cannot_open_is_reported_and_kept_in_the_set(

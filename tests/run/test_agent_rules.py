@@ -1,4 +1,5 @@
-"""The agent's pure rules: apply order, prune safety, drift comparison, kstatus health, RBAC from objects."""
+"""The agent's pure rules: apply order, prune safety, drift comparison, kstatus health,
+RBAC from objects."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ def ids(n: int, kind: str = "ConfigMap") -> list[ObjectId]:
     return [ObjectId("", kind, "ns", f"o{i}") for i in range(n)]
 
 
-# -- plan --------------------------------------------------------------------------------------------
+# -- plan ------------------------------------------------------------------------------------------
 
 
 def test_applyset_id_is_kubectls_hash_of_name_namespace_kind_group() -> None:
-    # kubectl: base64.RawURLEncoding(sha256("<name>.<namespace>.<Kind>.<group>")), prefixed and suffixed
+    # kubectl: base64.RawURLEncoding(sha256("<name>.<namespace>.<Kind>.<group>")), prefixed and
+    # suffixed
     digest = hashlib.sha256(b"gen-agent-applyset.gen-agent.ConfigMap.").digest()
     expected = "applyset-" + base64.urlsafe_b64encode(digest).decode().rstrip("=") + "-v1"
     assert plan.applyset_id("gen-agent-applyset", "gen-agent") == expected
@@ -101,7 +103,7 @@ def test_members_round_trip_through_the_parent_encoding() -> None:
     assert plan.group_kinds(members) == "Deployment.apps,Namespace"
 
 
-# -- drift -------------------------------------------------------------------------------------------
+# -- drift -----------------------------------------------------------------------------------------
 
 
 def test_covers_ignores_server_defaults_and_foreign_fields() -> None:
@@ -145,7 +147,7 @@ def test_same_object_ignores_resource_version_and_managed_fields() -> None:
     assert not drift.same_object(a, {**b, "data": {"k": "w"}})
 
 
-# -- health ------------------------------------------------------------------------------------------
+# -- health ----------------------------------------------------------------------------------------
 
 
 def deployment(replicas: int = 2, generation: int = 2, **status: Any) -> dict[str, Any]:
@@ -184,7 +186,7 @@ def test_deployment_past_its_progress_deadline_has_failed() -> None:
 
 def test_statefulset_waits_for_the_update_revision_and_respects_a_partition() -> None:
     base = {"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 3}}
-    rolling = {
+    rolling: dict[str, Any] = {
         **base,
         "status": {
             "observedGeneration": 1,
@@ -223,7 +225,7 @@ def test_objects_without_status_are_current() -> None:
     assert health.assess({"kind": "ConfigMap", "metadata": {}}).current
 
 
-# -- access ------------------------------------------------------------------------------------------
+# -- access ----------------------------------------------------------------------------------------
 
 
 def test_rbac_grants_the_kinds_of_each_namespace_and_cluster_objects_by_name() -> None:
@@ -289,7 +291,7 @@ def test_plural_guesses_like_kubectl() -> None:
     ]
 
 
-# -- settings ----------------------------------------------------------------------------------------
+# -- settings --------------------------------------------------------------------------------------
 
 
 def test_durations_and_shares_parse_the_way_operators_write_them() -> None:
@@ -299,7 +301,7 @@ def test_durations_and_shares_parse_the_way_operators_write_them() -> None:
         parse_share("150%")
     with pytest.raises(GenError):
         seconds("soon")
-    with pytest.raises(GenError, match="^--interval: '90' is not a positive duration: a unit is"):
+    with pytest.raises(GenError, match=r"^--interval: '90' is not a positive duration: a unit is"):
         seconds("90")
 
 

@@ -20,7 +20,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -32,7 +32,7 @@ from tests.support.project import REPO
 _names = itertools.count(1)
 
 
-# -- servers ------------------------------------------------------------------------------------------
+# -- servers ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(params=["double", pytest.param("real", marks=pytest.mark.n9e)])
@@ -45,11 +45,12 @@ def api(request: pytest.FixtureRequest) -> reconcile.Api:
     return root_client(request.getfixturevalue("real_n9e").url)
 
 
-# -- helpers ------------------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 
 
 def intent_as(tmp_path: Path, source: str = "cn-east-1", site: str = "") -> reconcile.Intent:
-    """The compiled intent of ``source`` renamed to a fresh site (one real server serves every test)."""
+    """The compiled intent of ``source`` renamed to a fresh site
+    (one real server serves every test)."""
     site = site or f"t{next(_names)}-{os.getpid() % 1000}"
     directory = tmp_path / site / "n9e"
     directory.mkdir(parents=True)
@@ -63,8 +64,9 @@ def with_rules(intent: reconcile.Intent, rules: list[dict[str, Any]]) -> reconci
 
 
 def group_id(api: reconcile.Api, intent: reconcile.Intent) -> int:
-    groups = api.get("/busi-groups", {"all": "true", "limit": "5000", "query": intent.busi_group})
-    groups = groups.get("list") if isinstance(groups, dict) else groups
+    groups = _list(
+        api.get("/busi-groups", {"all": "true", "limit": "5000", "query": intent.busi_group})
+    )
     return next(int(g["id"]) for g in groups if g["name"] == intent.busi_group)
 
 
@@ -77,7 +79,7 @@ def notify_rule_id(api: reconcile.Api, intent: reconcile.Intent) -> int:
     return int(rule["id"])
 
 
-# -- behaviour ----------------------------------------------------------------------------------------
+# -- behaviour -------------------------------------------------------------------------------------
 
 
 def test_first_apply_creates_everything_and_reads_back_as_compiled(
@@ -296,10 +298,11 @@ def test_rules_whose_datasource_matches_nothing_are_refused_before_any_change(
 
 
 def _list(dat: Any) -> list[dict[str, Any]]:
-    return dat.get("list") if isinstance(dat, dict) else dat
+    # n9e answers some list endpoints with {"list": [...]}, others with the bare list.
+    return cast("list[dict[str, Any]]", dat.get("list") if isinstance(dat, dict) else dat)
 
 
-# -- errors at the edges ------------------------------------------------------------------------------
+# -- errors at the edges ---------------------------------------------------------------------------
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
@@ -490,7 +493,7 @@ def test_cli_reports_a_missing_compiled_site(tmp_path: Path) -> None:
     assert "n9e/site.json: missing; run `gen compile`" in done.stderr
 
 
-# -- the pure parts -----------------------------------------------------------------------------------
+# -- the pure parts --------------------------------------------------------------------------------
 
 
 def test_differences_ignore_server_fields_but_see_removed_annotations() -> None:

@@ -1,5 +1,5 @@
-"""The agent opens EncryptedSecrets at apply time: Secrets in the real API server, pruned like the rest,
-another site's ciphertext refused by name, and no value in its status, Events or log.
+"""The agent opens EncryptedSecrets at apply time: Secrets in the real API server, pruned like the
+rest, another site's ciphertext refused by name, and no value in its status, Events or log.
 
 Uses the agent's own test world (``tests.support.agent``): a control plane for the session, a
 signed deploy branch and namespaces per test.
@@ -104,8 +104,8 @@ def test_another_sites_ciphertext_is_refused_by_name_and_the_live_secret_is_kept
     [(what, why)] = result.errors
     assert what == f"Secret {site.namespace}/app-secrets"
     assert (
-        f"EncryptedSecret {site.namespace}/app-secrets key PASSWORD is not encrypted to the identity in {key}"
-        in why
+        f"EncryptedSecret {site.namespace}/app-secrets key PASSWORD "
+        f"is not encrypted to the identity in {key}" in why
     )
     assert live_values(site) == {"PASSWORD": b"ours"}  # kept: neither replaced nor pruned
     told = everything_the_agent_told(site, log)

@@ -1,8 +1,9 @@
-"""From ``gen secrets set`` to a Secret in a real kube-apiserver (etcd + kube-apiserver, no kubelet).
+"""From ``gen secrets set`` to a Secret in a real kube-apiserver (etcd + kube-apiserver, no
+kubelet).
 
 What the agent does at apply time is played by ``gen secrets materialize`` (the same ``materialize``
-the agent calls) piped into ``kubectl apply --server-side`` with the agent's field manager. Each test
-applies into namespaces of its own.
+the agent calls) piped into ``kubectl apply --server-side`` with the agent's field manager. Each
+test applies into namespaces of its own.
 """
 
 from __future__ import annotations

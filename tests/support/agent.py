@@ -1,8 +1,9 @@
 """A real control plane, real signed deploy branches, and agents pointed at them.
 
-The control plane (etcd + kube-apiserver, ``tests.support.servers.kube``) starts once per session; each test
-works in namespaces of its own (envtest never finishes deleting a namespace). Deploy branches are
-real git repositories whose commits are SSH-signed by ``ssh-keygen`` keys made for the session.
+The control plane (etcd + kube-apiserver, ``tests.support.servers.kube``) starts once per session;
+each test works in namespaces of its own (envtest never finishes deleting a namespace). Deploy
+branches are real git repositories whose commits are SSH-signed by ``ssh-keygen`` keys made for the
+session.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """etcd + kube-apiserver for the whole session (skipped with the reason if they cannot start)."""
+    """etcd + kube-apiserver for the whole session
+    (skipped with the reason if they cannot start)."""
     try:
         from tests.support.servers.kube import start_control_plane
     except ImportError as e:  # pragma: no cover - cryptography missing
@@ -65,7 +67,8 @@ def agent_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 
 def site_files(objs: list[dict[str, Any]]) -> dict[str, bytes]:
-    """A compiled-site tree for ``objs``: one file per object plus an ``index.json`` that matches."""
+    """A compiled-site tree for ``objs``:
+    one file per object plus an ``index.json`` that matches."""
     files = {layout.manifest_path(o): yamlio.dump(objects.canonical(o)).encode() for o in objs}
     files[layout.INDEX] = layout.Index.build("test", "1.33.4", files, {}).dumps()
     return files
@@ -91,7 +94,8 @@ class Branch:
         key: Key | None = None,
         signed: bool = True,
     ) -> str:
-        """Commit ``objs`` (or raw ``files``) on top of the branch, signed by ``key`` (default: release)."""
+        """Commit ``objs`` (or raw ``files``) on top of the branch, signed by ``key``
+        (default: release)."""
         repo = open_repo(self.path, create=True)
         content = files if files is not None else site_files(objs or [])
         tree = plumbing.write_tree(

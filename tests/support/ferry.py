@@ -20,6 +20,7 @@ from generator.core import layout
 from generator.deliver import publish
 from generator.deliver.ferry import pack as packer
 from generator.deliver.ferry import receive
+from generator.deliver.ferry.receive import Outcome, Report
 from generator.deliver.git.plumbing import Identity
 from tests.support.project import REPO
 
@@ -42,7 +43,8 @@ class Key:
 
 @dataclass(frozen=True)
 class Keys:
-    """The release key everyone trusts, a stranger's key, and an allowed signers file trusting the first."""
+    """The release key everyone trusts, a stranger's key,
+    and an allowed signers file trusting the first."""
 
     release: Key
     stranger: Key
@@ -102,7 +104,8 @@ def rev(repo: Path, name: str) -> str | None:
 
 
 def edit_compiled(root: Path, site: str, rel: str, content: str | None) -> None:
-    """Change (or, with None, remove) a compiled file and keep ``index.json`` consistent, then commit."""
+    """Change (or, with None, remove) a compiled file and keep ``index.json`` consistent,
+    then commit."""
     directory = root / "compiled" / site
     index_path = directory / layout.INDEX
     index = layout.parse(index_path.read_bytes(), f"compiled/{site}")
@@ -122,7 +125,8 @@ def edit_compiled(root: Path, site: str, rel: str, content: str | None) -> None:
 
 @dataclass
 class World:
-    """Both sides of the gatekeeper: source project, deploy repository, drop folder, inside repository."""
+    """Both sides of the gatekeeper: source project, deploy repository, drop folder,
+    inside repository."""
 
     root: Path
     deploy: Path
@@ -165,10 +169,11 @@ class World:
         assert packed.path is not None, packed.note
         return packed.path
 
-    def receive(self, *sites: str, now: datetime | None = None) -> receive.Report:
+    def receive(self, *sites: str, now: datetime | None = None) -> Report:
         return receive.receive(self.drop, self.receive_settings(*sites), now)
 
-    def outcome(self, report: receive.Report, name: str) -> receive.Outcome:
+    # The method ``receive`` shadows the module inside the class body, hence the bare names.
+    def outcome(self, report: Report, name: str) -> Outcome:
         return next(o for o in report.outcomes if o.name == name)
 
 
@@ -183,7 +188,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 @pytest.fixture(scope="session")
 def published(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> tuple[Path, Path]:
-    """A committed source project (compiled/ of the reference platform) and a deploy repo published from it."""
+    """A committed source project (compiled/ of the reference platform) and a deploy repo
+    published from it."""
     base = tmp_path_factory.mktemp("published")
     root = base / "source"
     shutil.copytree(REPO / "compiled", root / "compiled")

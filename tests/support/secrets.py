@@ -1,4 +1,5 @@
-"""Fixtures of the secrets tests: a copy of the reference platform with fresh keys and known test values.
+"""Fixtures of the secrets tests: a copy of the reference platform with fresh keys and known test
+values.
 
 The copy's sites get new age key pairs (the recipients in its targets are replaced) and every secret
 the inventory references is set again, through the library, to a value unique to this session, so
@@ -63,14 +64,16 @@ def unique_value(site: str, path: str) -> bytes:
 
 
 def copy_reference(root: Path) -> Path:
-    """inventory/, components/ and schemas/ of this repository under ``root`` (no secrets, no compiled/)."""
+    """inventory/, components/ and schemas/ of this repository under ``root``
+    (no secrets, no compiled/)."""
     for name in ("inventory", "components", "schemas"):
         shutil.copytree(REPO / name, root / name)
     return root
 
 
 def rekey(root: Path, site: str, keys_dir: Path) -> Path:
-    """Give ``site`` a fresh key pair: its target's recipients are replaced; the identity file's path."""
+    """Give ``site`` a fresh key pair: its target's recipients are replaced;
+    the identity file's path."""
     keys_dir.mkdir(parents=True, exist_ok=True)
     key = keys_dir / f"{site}.key"
     public = store.keygen(key, f"test key of {site}")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
-    """Write ``{relative path: text}`` under ``root``; text is dedented and stripped of a leading newline."""
+    """Write ``{relative path: text}`` under ``root``;
+    text is dedented and stripped of a leading newline."""
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@
 
 Binaries are built once by ``tools/build-envtest.sh`` / ``tools/build-n9e.sh`` and cached under
 ``${GEN_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/gen}``; see ``tools/README.md``. Import the
-submodules directly (``from tests.support.servers.kube import start_control_plane``): ``kube`` needs the
-``cryptography`` package.
+submodules directly (``from tests.support.servers.kube import start_control_plane``): ``kube`` needs
+the ``cryptography`` package.
 """
 
 from ._common import ServerStartError, listening_addresses

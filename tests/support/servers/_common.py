@@ -52,7 +52,8 @@ def run_build_script(script: str) -> Path:
 
 
 def _set_pdeathsig() -> None:
-    """In the child: get SIGTERM when the parent (the test process) dies, so nothing is left behind."""
+    """In the child: get SIGTERM when the parent (the test process) dies,
+    so nothing is left behind."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -116,7 +117,8 @@ def wait_until(
     logs: Sequence[Path] = (),
     interval: float = 0.25,
 ) -> None:
-    """Poll ``check`` until true; fail early if one of ``procs`` exits; logs' tails go in the error."""
+    """Poll ``check`` until true; fail early if one of ``procs`` exits;
+    logs' tails go in the error."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
     while time.monotonic() < deadline:
