@@ -46,7 +46,8 @@ COMPILE_EXTRA = {
 none of them, and every command imports them only when it compiles."""
 
 EPILOG = (
-    "Exit status: 0 success; 1 a user error, a validation problem, or differences (compile --check, diff); "
+    "Exit status: 0 success; 1 a user error, a validation problem, or differences "
+    "(compile --check, diff); "
     "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted.\n\n"
     "Colour is off when the output is not a terminal, when NO_COLOR is set, or with --color never. "
     "Shell completion: gen --install-completion. Every command takes -h.\n\n"
@@ -55,7 +56,9 @@ EPILOG = (
 
 app = typer.Typer(
     name="gen",
-    help="Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style.",
+    help=(
+        "Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style."
+    ),
     epilog=EPILOG,
     no_args_is_help=True,
     add_completion=True,
@@ -167,7 +170,8 @@ class Output:
         )
 
     def paint(self, err: bool = False) -> Callable[[str, str], str]:
-        """``paint(text, role)``: styled text if colour is on for that stream, else the text as is."""
+        """``paint(text, role)``: styled text if colour is on for that stream,
+        else the text as is."""
         if not self.colored(err):
             return lambda text, role: text
         return lambda text, role: typer.style(text, **_STYLES.get(role, {}))
@@ -181,7 +185,8 @@ class Output:
 
 
 def output(quiet: bool = False, verbose: int = 0, color: Color | None = None) -> Output:
-    """The invocation's Output (global -q/-v/--color), with a command's own options applied on top."""
+    """The invocation's Output (global -q/-v/--color),
+    with a command's own options applied on top."""
     ctx = _current_context()
     base = ctx.find_root().obj if ctx is not None else None
     if not isinstance(base, Output):
@@ -191,7 +196,8 @@ def output(quiet: bool = False, verbose: int = 0, color: Color | None = None) ->
 
 
 def _current_context() -> Any:
-    """The running command's context, from the click that typer runs on (newer typer vendors its own)."""
+    """The running command's context, from the click that typer runs on
+    (newer typer vendors its own)."""
     for name in ("typer._click.globals", "click.globals"):
         try:
             ctx = importlib.import_module(name).get_current_context(silent=True)
@@ -253,7 +259,8 @@ def run(action: Callable[[], T]) -> T:
             raise typer.Exit(EXIT_USER) from None
         traceback.print_exc(file=sys.stderr)
         typer.echo(
-            f"gen {__version__}: internal error (a bug). Please report it with the command you ran and "
+            f"gen {__version__}: internal error (a bug). "
+            "Please report it with the command you ran and "
             "the traceback above.",
             err=True,
         )
@@ -281,8 +288,9 @@ def _causes(e: BaseException) -> Iterator[BaseException]:
 
 
 def run_json(action: Callable[[], T], as_json: bool) -> T:
-    """``run``; with ``as_json`` a user error is printed as JSON on stdout (then exit 1) for scripts:
-    ``{"ok": false, "summary": ..., "problems": [...]}`` (no problems for an error that has no location)."""
+    """``run``; with ``as_json`` a user error is printed as JSON on stdout (then exit 1) for
+    scripts: ``{"ok": false, "summary": ..., "problems": [...]}`` (no problems for an error that
+    has no location)."""
     from generator.core import errors
 
     if not as_json:
@@ -380,7 +388,8 @@ def _without_compiler_is_one_line(start: Callable[[], Any]) -> None:
         sys.exit(EXIT_USER)
 
 
-from generator.cli import (
+# Last: the command modules import this one and register their commands on ``app``.
+from generator.cli import (  # noqa: E402
     _agent,  # noqa: F401
     _compile,  # noqa: F401  (registers the commands)
     _ferry,  # noqa: F401

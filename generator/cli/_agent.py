@@ -248,7 +248,7 @@ def run_agent(
 
     gen agent run --site cn-east-1 --envelopes /srv/inbox --allowed-signers /etc/gen-agent/allowed_signers
     gen agent run --site cn-north-2 --git-url ssh://git@git.internal/deploy.git --allowed-signers FILE --once
-    """
+    """  # noqa: E501 (--help shows this verbatim: example commands stay whole, one line each)
     from generator.core.errors import GenError
     from generator.deliver.ferry.transport import DropDir
     from generator.run.agent import settings as agent_settings
@@ -256,11 +256,13 @@ def run_agent(
     def build() -> Settings:
         if (git_url is None) == (envelopes is None):
             raise GenError("give exactly one source: --git-url or --envelopes")
-        source: agent_settings.GitSource | agent_settings.EnvelopeSource = (
-            agent_settings.GitSource(git_url, git_ssh_key, git_known_hosts)
-            if git_url
-            else agent_settings.EnvelopeSource(DropDir(envelopes))
-        )  # type: ignore[arg-type]
+        source: agent_settings.GitSource | agent_settings.EnvelopeSource
+        if git_url:
+            source = agent_settings.GitSource(git_url, git_ssh_key, git_known_hosts)
+        elif envelopes is not None:
+            source = agent_settings.EnvelopeSource(DropDir(envelopes))
+        else:  # --git-url "": no source at all
+            raise GenError("give exactly one source: --git-url or --envelopes")
         prune_settings = agent_settings.PruneSettings(
             prune,
             agent_settings.parse_share(prune_max_share),

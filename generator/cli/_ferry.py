@@ -6,6 +6,7 @@ CronJob configures them once (README "Publish and ferry" lists them).
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -151,7 +152,7 @@ def pack(
     outbox = DropDir(out)
     for site in target:
         request = packer.Request(site, full, since, sequence)
-        packed = run(lambda: packer.pack(request, outbox, settings))
+        packed = run(functools.partial(packer.pack, request, outbox, settings))
         if packed.manifest is None:
             typer.echo(f"{site}: {packed.note}; no envelope written")
             continue
@@ -233,7 +234,8 @@ def status(
     for r in rows:
         typer.echo(
             f"{r.site:<20} {r.side:<8} sequence {r.sequence:<6} tip {r.tip[:12]}  "
-            f"{envelope.format_time(r.time)}  {'full' if r.full else 'incremental'}  branch {r.branch}"
+            f"{envelope.format_time(r.time)}  {'full' if r.full else 'incremental'}  "
+            f"branch {r.branch}"
         )
 
 

@@ -79,11 +79,11 @@ def apply(
 ) -> None:
     """Make the site's n9e hold exactly the compiled rules, channels, templates and notify rules.
 
-    Business group, team, channels, templates and the notify rule are found by name or created; alert
-    rules are upserted and gen's rules that are no longer compiled are deleted. Rules gen did not
-    create are never touched. A second run with nothing changed changes nothing. Exit status 1 if
-    the server rejects anything (each rejected rule is printed with the server's reason), or if a
-    rule's datasource pattern matches no datasource on the server (nothing is changed then).
+    Business group, team, channels, templates and the notify rule are found by name or created;
+    alert rules are upserted and gen's rules that are no longer compiled are deleted. Rules gen did
+    not create are never touched. A second run with nothing changed changes nothing. Exit status 1
+    if the server rejects anything (each rejected rule is printed with the server's reason), or if
+    a rule's datasource pattern matches no datasource on the server (nothing is changed then).
 
       GEN_N9E_USER=root GEN_N9E_PASSWORD=... gen n9e apply -t cn-east-1 --url http://10.86.3.30:17000
     """

@@ -45,8 +45,8 @@ def diff_(
             "-b",
             envvar="GEN_DIFF_BASE",
             autocompletion=_complete_refs,
-            help="Commit to compare with (default: the merge base of HEAD with main, origin/main, master or "
-            "origin/master, else HEAD).",
+            help="Commit to compare with (default: the merge base of HEAD with main, origin/main, "
+            "master or origin/master, else HEAD).",
             show_default=False,
         ),
     ] = None,

@@ -1,4 +1,5 @@
-"""``gen secrets``: age-encrypted secret files of a site (set, rotate, show, list, keygen, materialize).
+"""``gen secrets``: age-encrypted secret files of a site
+(set, rotate, show, list, keygen, materialize).
 
 Values are read from stdin (or a hidden prompt on a terminal), never from the command line, and are
 printed only by ``show`` and ``materialize``, which need a private key the engineer holds.
@@ -119,7 +120,7 @@ def rotate(
 
     printf %s "$NEW" | gen secrets rotate -t cn-east-1 redis/password
     gen secrets rotate -t cn-east-1 --reencrypt -i ~/.config/gen/me.key
-    """
+    """  # noqa: E501 (the first line is the one-line help in `gen secrets -h`: kept whole)
     from generator.build import secret_store as store
 
     out = output()
@@ -165,8 +166,8 @@ def list_(
 ) -> None:
     """List a site's secrets: referenced and stored, and each file's state (no key needed).
 
-    States: ok; missing (referenced, no file); unused (file, no reference); damaged; stale (encrypted
-    to another number of keys than the inventory lists: gen secrets rotate --reencrypt).
+    States: ok; missing (referenced, no file); unused (file, no reference); damaged; stale
+    (encrypted to another number of keys than the inventory lists: gen secrets rotate --reencrypt).
     """
     from generator.build import secret_store as store
 
@@ -179,7 +180,8 @@ def list_(
             role = "ok" if e.state == "ok" else "warning"
             where = ", ".join(e.references) or "-"
             out.echo(
-                f"{e.path}  {out.paint()(e.state, role)}  {e.file}  recipients: {e.recipients}  used at: {where}"
+                f"{e.path}  {out.paint()(e.state, role)}  {e.file}  "
+                f"recipients: {e.recipients}  used at: {where}"
             )
     if any(e.state != "ok" for e in entries):
         raise typer.Exit(1)
@@ -200,8 +202,9 @@ def keygen(
 ) -> None:
     """Make an age key pair: the private identity goes to --out, the public recipient to stdout.
 
-    For a site: run it at installation, create the agent's key Secret from the file (docs/secrets.md),
-    put the printed recipient in site.secrets.recipients, and keep no other copy of the file.
+    For a site: run it at installation, create the agent's key Secret from the file
+    (docs/secrets.md), put the printed recipient in site.secrets.recipients, and keep no other copy
+    of the file.
     """
     from generator.build import secret_store as store
 

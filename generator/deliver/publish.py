@@ -1,4 +1,5 @@
-"""``gen publish``: each site's ``compiled/<site>/`` becomes a signed commit on its own deploy branch.
+"""``gen publish``: each site's ``compiled/<site>/`` becomes a signed commit on its own deploy
+branch.
 
 The deploy branch ``refs/heads/deploy/<site>`` holds that site's files and nothing else (its tree
 is ``compiled/<site>/`` itself), so handing a site its branch can never show it another customer's
@@ -35,8 +36,8 @@ class Settings:
     deploy_repo: Path
     """The deploy repository (a local path; created as a bare repository if it does not exist)."""
     signing_key: Path
-    """SSH private key that signs the commits (or its ``.pub`` when the key is in ssh-agent). Keep it
-    outside every repository: only its signatures are stored."""
+    """SSH private key that signs the commits (or its ``.pub`` when the key is in ssh-agent).
+    Keep it outside every repository: only its signatures are stored."""
     identity: Identity | None = None
     """Author and committer of deploy commits; None uses git's ``user.name``/``user.email``."""
     allow_dirty: bool = False
@@ -73,7 +74,8 @@ def branch(site: str) -> str:
 
 
 def publish(root: Path, sites: Sequence[str], settings: Settings) -> list[Published]:
-    """Commit every selected site (all of ``compiled/`` when ``sites`` is empty) to its deploy branch.
+    """Commit every selected site (all of ``compiled/`` when ``sites`` is empty) to its deploy
+    branch.
 
     Every site is checked before any branch moves; each branch then moves on its own, so a failure
     part-way leaves each site either published or as it was.
@@ -92,7 +94,8 @@ def publish(root: Path, sites: Sequence[str], settings: Settings) -> list[Publis
 
 
 def select(compiled: Path, wanted: Sequence[str]) -> list[str]:
-    """The compiled sites to publish, in name order; an unknown one is an error naming those there are."""
+    """The compiled sites to publish, in name order;
+    an unknown one is an error naming those there are."""
     if not compiled.is_dir():
         raise GenError(f"{compiled}: no compiled tree; run `gen compile` first")
     present = sorted(
@@ -101,7 +104,8 @@ def select(compiled: Path, wanted: Sequence[str]) -> list[str]:
     missing = sorted(set(wanted) - set(present))
     if missing:
         raise GenError(
-            f"{compiled}: no compiled site {', '.join(missing)}; sites: {', '.join(present) or 'none'}"
+            f"{compiled}: no compiled site {', '.join(missing)}; "
+            f"sites: {', '.join(present) or 'none'}"
         )
     return sorted(set(wanted)) if wanted else present
 
@@ -131,7 +135,8 @@ def _check_publishable(directory: Path, site: str, source: Source, settings: Set
 
 
 def check_index(directory: Path, site: str) -> None:
-    """Raise unless the site's files are exactly those its ``index.json`` lists, with those hashes."""
+    """Raise unless the site's files are exactly those its ``index.json`` lists,
+    with those hashes."""
     try:
         index = layout.parse((directory / layout.INDEX).read_bytes(), f"compiled/{site}")
     except OSError as e:
@@ -155,7 +160,9 @@ def publish_site(
     ref = branch(site)
     parent = repo.resolve(ref)
     files = _files(directory)
-    blobs = dict(zip(files, plumbing.hash_files(repo, [directory / rel for rel in files])))
+    blobs = dict(
+        zip(files, plumbing.hash_files(repo, [directory / rel for rel in files]), strict=True)
+    )
     old = _blobs(repo, parent) if parent else {}
     changes = _changes(old, blobs)
     if parent and not changes:
@@ -201,6 +208,7 @@ def _message(site: str, source: Source, changes: list[str], dirty: bool) -> str:
     lines.append(f"Source-Commit: {source.commit or 'none'}")
     if dirty:
         lines.append(
-            "Source-Dirty: yes (compiled/ differed from the source commit; published with --allow-dirty)"
+            "Source-Dirty: yes (compiled/ differed from the source commit; "
+            "published with --allow-dirty)"
         )
     return "\n".join(lines) + "\n"

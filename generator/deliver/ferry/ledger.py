@@ -29,7 +29,8 @@ _SUBJECT = re.compile(r"^\w+ (\S+) sequence (\d+)\b")
 
 @dataclass(frozen=True)
 class Record:
-    """One envelope a side remembers: its manifest, the manifest's sha256, when, and the journal entry."""
+    """One envelope a side remembers: its manifest, the manifest's sha256, when,
+    and the journal entry."""
 
     manifest: Manifest
     digest: str

@@ -34,7 +34,8 @@ class Settings:
     signing_key: Path
     """SSH private key that signs manifests (or its ``.pub`` when the key is in ssh-agent)."""
     sender: str | None = None
-    """The principal the receiver's allowed signers file gives the key; None: git's ``user.email``."""
+    """The principal the receiver's allowed signers file gives the key; None:
+    git's ``user.email``."""
     expires_in: timedelta = timedelta(days=30)
     """How long an envelope may take to be imported; older ones are refused (no freeze attacks)."""
 
@@ -47,10 +48,11 @@ class Request:
     full: bool = False
     """Bundle the whole branch, whatever was sent before (always importable)."""
     since: int | None = None
-    """Build on the tip of this sent sequence (what the receiver says it has) instead of the last one."""
+    """Build on the tip of this sent sequence
+    (what the receiver says it has) instead of the last one."""
     sequence: int | None = None
-    """Use this sequence number instead of the next one (above every one sent): to recover from a lost
-    ledger, pass one above what the receiver's ``gen ferry status`` shows."""
+    """Use this sequence number instead of the next one (above every one sent): to recover from a
+    lost ledger, pass one above what the receiver's ``gen ferry status`` shows."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def pack(
     tip = repo.resolve(publish.branch(site))
     if tip is None:
         raise GenError(
-            f"{settings.deploy_repo}: no deploy branch for {site}; run `gen publish -t {site}` first"
+            f"{settings.deploy_repo}: no deploy branch for {site}; "
+            f"run `gen publish -t {site}` first"
         )
     ledger = Ledger(repo, SENT)
     last = ledger.last(site)
@@ -131,7 +134,8 @@ def _basis(ledger: Ledger, request: Request, last: Record | None) -> Record | No
     found = ledger.find(request.site, request.since)
     if found is None:
         raise GenError(
-            f"sequence {request.since} of {request.site} was never sent from {ledger.repo.git_dir}; "
+            f"sequence {request.since} of {request.site} "
+            f"was never sent from {ledger.repo.git_dir}; "
             "pack with --full"
         )
     return found

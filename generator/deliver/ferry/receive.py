@@ -48,7 +48,8 @@ class Settings:
     repo: Path
     """Repository receiving the deploy branches (created bare if it does not exist)."""
     allowed_signers: Path
-    """OpenSSH allowed_signers file: who may sign manifests (namespace gen-ferry) and commits (git)."""
+    """OpenSSH allowed_signers file: who may sign
+    manifests (namespace gen-ferry) and commits (git)."""
     sites: tuple[str, ...] = ()
     """Sites this repository takes; empty: the repository's ``ferry.site`` config values."""
 
@@ -86,7 +87,8 @@ class Report:
 
 
 class WrongSite(Rejected):
-    """The envelope belongs to another site: its bundle (another customer's configuration) is deleted."""
+    """The envelope belongs to another site: its bundle
+    (another customer's configuration) is deleted."""
 
 
 class Waiting(GenError):
@@ -155,7 +157,8 @@ def _sites(repo: Repo, settings: Settings) -> tuple[str, ...]:
     sites = settings.sites or tuple(repo.config_all(SITE_CONFIG))
     if not sites:
         raise GenError(
-            f"{repo.git_dir}: which sites does this repository take? Pass --site, or record it once "
+            f"{repo.git_dir}: which sites does this repository take? "
+            "Pass --site, or record it once "
             f"with `git --git-dir={repo.git_dir} config --add {SITE_CONFIG} SITE`"
         )
     return tuple(envelope.check_site(s) for s in sites)
@@ -179,7 +182,8 @@ def _clear_quarantine(repo: Repo) -> None:
 
 
 def _repair(ctx: _Context, site: str) -> str | None:
-    """Finish an import whose transaction was cut after the journal moved but before the branch did."""
+    """Finish an import whose transaction was cut after
+    the journal moved but before the branch did."""
     last = ctx.last(site)
     if last is None:
         return None
@@ -311,7 +315,8 @@ def _check_header(env: Opened) -> None:
 
 
 def _fetch_and_accept(ctx: _Context, env: Opened, current: str | None, last: Record | None) -> int:
-    """Fetch into quarantine, check the new history, then move branch and journal in one transaction."""
+    """Fetch into quarantine, check the new history,
+    then move branch and journal in one transaction."""
     m = env.manifest
     ref, quarantine = publish.branch(m.site), f"{QUARANTINE}{m.site}"
     try:

@@ -1,4 +1,5 @@
-"""``gen ferry status``: per site, the last envelope sent or imported and where its branch stands."""
+"""``gen ferry status``: per site,
+the last envelope sent or imported and where its branch stands."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class SiteStatus:
     """When it was imported (or packed)."""
     full: bool
     branch: str
-    """Where the deploy branch stands relative to ``tip``: at tip, ahead, behind, missing, diverged."""
+    """Where the deploy branch stands relative to
+    ``tip``: at tip, ahead, behind, missing, diverged."""
 
 
 def status(repo_path: Path) -> list[SiteStatus]:

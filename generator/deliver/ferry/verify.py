@@ -1,4 +1,5 @@
-"""Is an envelope intact and from a trusted sender? (Everything that needs only the envelope itself.)
+"""Is an envelope intact and from a trusted sender?
+(Everything that needs only the envelope itself.)
 
 In this order: the manifest's signature against the allowed signers (nothing in the manifest is
 believed before that), the manifest's strict and canonical form, then every file's size and

@@ -54,7 +54,8 @@ class CommitCheck:
 
     @property
     def trusted(self) -> bool:
-        """Good, and an SSH signature (an OpenPGP or X.509 one never counts, whatever gpg trusts)."""
+        """Good, and an SSH signature (an OpenPGP or X.509 one never counts,
+        whatever gpg trusts)."""
         return self.status == "G" and self.fingerprint.startswith("SHA256:")
 
     def describe(self) -> str:
@@ -73,7 +74,8 @@ def create(repo: Repo, path: Path, ref: str, basis: str | None) -> None:
 
 
 def read_header(path: Path) -> Header:
-    """Parse a v2/v3 bundle header (prerequisites and refs) without trusting the rest of the file."""
+    """Parse a v2/v3 bundle header
+    (prerequisites and refs) without trusting the rest of the file."""
     with open(path, "rb") as f:
         raw = f.read(MAX_HEADER)
     end = raw.find(b"\n\n")
@@ -124,7 +126,8 @@ def fetch(repo: Repo, path: Path, ref: str, into: str) -> str:
 def check_signatures(
     repo: Repo, tip: str, known: str | None, allowed_signers: Path
 ) -> list[CommitCheck]:
-    """Every commit reachable from ``tip`` but not from ``known``, with its signature status, oldest first.
+    """Every commit reachable from ``tip`` but not from ``known``, with its signature status,
+    oldest first.
 
     Signatures are checked by git against ``allowed_signers`` (``gpg.ssh.allowedSignersFile``).
     """
@@ -143,6 +146,6 @@ def check_signatures(
     out = repo.text(*args, "--")
     checks = []
     for line in out.splitlines():
-        commit, status, signer, fingerprint = (line.split("\0") + ["", "", ""])[:4]
+        commit, status, signer, fingerprint = [*line.split("\0"), "", "", ""][:4]
         checks.append(CommitCheck(commit, status, signer, fingerprint))
     return checks

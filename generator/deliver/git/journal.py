@@ -29,7 +29,8 @@ class Entry:
 
 
 def write(repo: Repo, files: Mapping[str, bytes], message: str, parent: str | None) -> str:
-    """Store an entry's commit (after ``parent``, the current head, if any); the ref is not moved."""
+    """Store an entry's commit (after ``parent``, the current head, if any);
+    the ref is not moved."""
     blobs = {name: plumbing.hash_bytes(repo, content) for name, content in files.items()}
     tree = plumbing.flat_tree(repo, blobs)
     return plumbing.commit_tree(repo, tree, [parent] if parent else [], message, IDENTITY)

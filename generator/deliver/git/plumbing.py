@@ -60,7 +60,8 @@ def hash_bytes(repo: Repo, data: bytes) -> str:
     """Store ``data`` as a blob and return its id."""
     with wrapped(repo.git_dir, "the object store (writing a blob)"):
         stored = repo.handle.odb.store(IStream("blob", len(data), io.BytesIO(data)))
-    return stored.hexsha.decode()
+    sha: bytes = stored.hexsha
+    return sha.decode()
 
 
 def write_tree(repo: Repo, blobs: Mapping[str, str]) -> str:
@@ -94,7 +95,8 @@ def commit_tree(
     identity: Identity | None = None,
     signing_key: Path | None = None,
 ) -> str:
-    """A commit of ``tree`` with ``parents``; SSH-signed (``gpg.format=ssh``) when ``signing_key`` is given.
+    """A commit of ``tree`` with ``parents``; SSH-signed (``gpg.format=ssh``) when
+    ``signing_key`` is given.
 
     Without ``identity`` git's own configuration (``user.name``/``user.email``) decides.
     """

@@ -59,7 +59,8 @@ each is wrapped into a GitError where it enters, naming the repository and what 
 
 @contextmanager
 def wrapped(where: object, what: str) -> Iterator[None]:
-    """Turn gitpython's errors in the block into a GitError: ``<where>: reading <what> failed: ...``."""
+    """Turn gitpython's errors in the block into a
+    GitError: ``<where>: reading <what> failed: ...``."""
     try:
         yield
     except GITPYTHON_ERRORS as e:
@@ -77,7 +78,8 @@ def _gitpython_message(e: Exception) -> str:
 class RefUpdate:
     """One step of an atomic ref transaction.
 
-    ``new`` None deletes the ref; ``old`` None means "whatever it is now", ``ZERO`` "must not exist".
+    ``new`` None deletes the ref; ``old`` None means "whatever it is now", ``ZERO`` "must not
+    exist".
     """
 
     ref: str
@@ -118,7 +120,8 @@ class Repo:
     def run(
         self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
     ) -> bytes:
-        """Run ``git <args>`` on this repository and return its stdout; raise GitError on failure."""
+        """Run ``git <args>`` on this repository and return its stdout;
+        raise GitError on failure."""
         proc = self.call(*args, input=input, env=env)
         if proc.returncode != 0:
             raise GitError(f"{self.git_dir}: git {_short(args)} failed: {_stderr(proc)}")
@@ -165,12 +168,14 @@ class Repo:
         return found
 
     def update_refs(self, updates: Sequence[RefUpdate]) -> None:
-        """Apply every update or none (``git update-ref --stdin`` transaction with old-value checks)."""
+        """Apply every update or none
+        (``git update-ref --stdin`` transaction with old-value checks)."""
         script = "start\n" + "".join(u.command() for u in updates) + "prepare\ncommit\n"
         self.run("update-ref", "--stdin", input=script.encode())
 
     def config(self, key: str) -> str | None:
-        """A configuration value as git resolves it for this repository (global and system included)."""
+        """A configuration value as git resolves it for this repository
+        (global and system included)."""
         values = self.config_all(key)
         return values[-1] if values else None
 
@@ -179,7 +184,7 @@ class Repo:
         # Through git itself, not gitpython's config_reader: that one ignores GIT_CONFIG_GLOBAL,
         # GIT_CONFIG_COUNT (``git -c``) and includeIf, so user.email could differ from git's.
         try:
-            out = self.handle.git.config("--get-all", key)
+            out: str = self.handle.git.config("--get-all", key)
         except git.GitCommandError as e:
             if e.status == 1:
                 return []  # unset
@@ -219,7 +224,8 @@ def run_git(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run the git binary with a clean environment (plus ``env``); never raises for a failed command."""
+    """Run the git binary with a clean environment (plus ``env``);
+    never raises for a failed command."""
     full_env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
     full_env.update(env or {})
     try:

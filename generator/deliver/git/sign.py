@@ -36,7 +36,8 @@ class Verdict:
 
 
 def sign(data: bytes, key: Path, namespace: str) -> bytes:
-    """An armored SSHSIG signature of ``data`` by ``key`` (a private key, or a public key held in ssh-agent)."""
+    """An armored SSHSIG signature of ``data`` by ``key`` (a private key,
+    or a public key held in ssh-agent)."""
     if not key.is_file():
         raise SignError(f"signing key {key} does not exist")
     proc = _ssh_keygen(["-Y", "sign", "-f", str(key), "-n", namespace], data)
@@ -48,7 +49,8 @@ def sign(data: bytes, key: Path, namespace: str) -> bytes:
 def verify(
     data: bytes, signature: bytes, allowed_signers: Path, namespace: str, principal: str
 ) -> Verdict:
-    """Whether ``signature`` is ``principal``'s signature of ``data`` in ``namespace``, trusted by ``allowed_signers``.
+    """Whether ``signature`` is ``principal``'s signature of ``data`` in ``namespace``, trusted
+    by ``allowed_signers``.
 
     The reason distinguishes a damaged or tampered signature, a key nobody trusts (with its
     fingerprint) and a trusted key that belongs to someone other than ``principal``.

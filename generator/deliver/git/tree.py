@@ -30,7 +30,8 @@ from git.exc import BadName, BadObject
 from generator.core import errors
 
 DEFAULT_BRANCHES = ("main", "origin/main", "master", "origin/master")
-"""Branches whose merge base with HEAD is the default base, first found wins; HEAD if none exists."""
+"""Branches whose merge base with HEAD is the default base, first found wins;
+HEAD if none exists."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def default_base(root: Path) -> Ref:
 
 
 def listing(root: Path, ref: Ref, prefix: str = "compiled/") -> dict[str, str]:
-    """Blob id of every file under ``prefix`` (relative to ``root``) at ``ref``, by path below ``prefix``."""
+    """Blob id of every file under ``prefix`` (relative to ``root``) at ``ref``,
+    by path below ``prefix``."""
     out = _git(root, ["ls-tree", "-r", "-z", ref.commit, "--", prefix], str(ref))
     assert out is not None
     found: dict[str, str] = {}
@@ -151,7 +153,8 @@ def read(root: Path, ref: Ref, prefix: str = "compiled/") -> dict[str, bytes]:
 
 
 def worktree(root: Path, prefix: str = "compiled/") -> dict[str, str]:
-    """Blob id of every file under ``prefix`` in the working tree (tracked or untracked, not ignored).
+    """Blob id of every file under ``prefix`` in the working tree (tracked or untracked, not
+    ignored).
 
     Files git's index vouches for (tracked, unmodified by their stat data, as ``git status``
     decides) take their id from the index; the rest (modified, untracked, or only touched, as a
@@ -166,8 +169,11 @@ def worktree(root: Path, prefix: str = "compiled/") -> dict[str, str]:
         root, ["ls-files", "--others", "--exclude-standard", "-z", "--", prefix], "the working tree"
     )
     assert staged is not None and dirty is not None and untracked is not None
+    # "-z" ends every field with NUL: the split leaves one empty field over (uneven pairs).
     status = dirty.split(b"\0")
-    changed = {os.fsdecode(path): flag for flag, path in zip(status[0::2], status[1::2])}
+    changed = {
+        os.fsdecode(path): flag for flag, path in zip(status[0::2], status[1::2], strict=False)
+    }
     found: dict[str, str] = {}
     unknown: list[str] = [os.fsdecode(raw) for raw in untracked.split(b"\0") if raw]
     for record in staged.split(b"\0"):
@@ -184,7 +190,8 @@ def worktree(root: Path, prefix: str = "compiled/") -> dict[str, str]:
 
 
 def _hash_files(root: Path, paths: list[str]) -> dict[str, str]:
-    """Blob ids of files (relative to ``root``), hashed by one ``git hash-object`` (nothing written)."""
+    """Blob ids of files (relative to ``root``), hashed by one ``git hash-object``
+    (nothing written)."""
     if not paths:
         return {}
     out = _git(
@@ -194,7 +201,7 @@ def _hash_files(root: Path, paths: list[str]) -> dict[str, str]:
         stdin="".join(f"{path}\n" for path in paths).encode(),
     )
     assert out is not None
-    return dict(zip(paths, out.decode().split()))
+    return dict(zip(paths, out.decode().split(), strict=True))
 
 
 def object_format(root: Path) -> str:

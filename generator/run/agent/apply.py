@@ -56,7 +56,8 @@ class Report:
 def observe(
     kube: Kube, objects: Iterable[Obj], set_id: str, pool: ThreadPoolExecutor
 ) -> dict[ObjectId, Obj]:
-    """The live copies of the desired objects that carry our label (absent ones are simply missing)."""
+    """The live copies of the desired objects that carry our label
+    (absent ones are simply missing)."""
     groups: dict[tuple[str, str, str], list[Obj]] = {}
     for obj in objects:
         groups.setdefault(
@@ -97,7 +98,8 @@ def apply(
     pool: ThreadPoolExecutor,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Report:
-    """Apply every phase in order (see the module docstring); never raises for one object's failure."""
+    """Apply every phase in order (see the module docstring);
+    never raises for one object's failure."""
     report = Report()
     for number, objs in enumerate(phases):
         todo = []
@@ -135,7 +137,8 @@ def _record(report: Report, oid: ObjectId, verdict: Verdict, detail: Obj | str, 
 def _one(
     kube: Kube, obj: Obj, current: Obj | None, set_id: str
 ) -> tuple[ObjectId, Verdict, Obj | str, bool]:
-    """Apply one object if it differs; (id, verdict, the server's copy or the error, whether it was dry-run)."""
+    """Apply one object if it differs; (id, verdict, the server's copy or the error,
+    whether it was dry-run)."""
     oid = identity(obj)
     want = plan.member(obj, set_id)
     if current is not None and drift.covers(current, want):
@@ -156,7 +159,8 @@ def _one(
 def _wait_established(
     kube: Kube, crds: list[Obj], report: Report, sleep: Callable[[float], None]
 ) -> None:
-    """Wait (bounded) for applied CRDs to be established; a CRD that is not gets an error of its own."""
+    """Wait (bounded) for applied CRDs to be established;
+    a CRD that is not gets an error of its own."""
     deadline = time.monotonic() + CRD_TIMEOUT
     pending = {identity(c): c for c in crds}
     while pending:

@@ -40,7 +40,8 @@ VOLATILE = ("resourceVersion", "managedFields", "generation")
 
 
 def covers(live: Any, want: Any) -> bool:
-    """Whether ``live`` holds every value of ``want`` (maps: a superset; lists: same length, element-wise)."""
+    """Whether ``live`` holds every value of ``want`` (maps: a superset; lists: same length,
+    element-wise)."""
     if isinstance(want, dict):
         if not isinstance(live, dict):
             return not want and live is None
@@ -48,7 +49,9 @@ def covers(live: Any, want: Any) -> bool:
     if isinstance(want, list):
         if not isinstance(live, list):
             return not want and live is None
-        return len(live) == len(want) and all(covers(lv, wv) for lv, wv in zip(live, want))
+        return len(live) == len(want) and all(
+            covers(lv, wv) for lv, wv in zip(live, want, strict=True)
+        )
     if live == want and type(live) is type(want):
         return True
     return _same_scalar(live, want)
@@ -72,7 +75,8 @@ def _same_scalar(live: Any, want: Any) -> bool:
 
 
 def quantity(text: str) -> Decimal | None:
-    """The value of a Kubernetes quantity (``500m``, ``1Gi``, ``2``, ``1e3``), or None if it is not one."""
+    """The value of a Kubernetes quantity (``500m``, ``1Gi``, ``2``, ``1e3``),
+    or None if it is not one."""
     match = _QUANTITY.match(text)
     if not match:
         return None

@@ -189,11 +189,12 @@ class Client:
             return None
 
     def list(self, res: Resource, namespace: str, selector: str = "") -> builtins.list[Obj]:
-        """Every object of ``res`` in ``namespace`` (all namespaces if empty) matching ``selector``."""
+        """Every object of ``res`` in ``namespace``
+        (all namespaces if empty) matching ``selector``."""
         query = [("labelSelector", selector)] if selector else []
         items: builtins.list[Obj] = []
         while True:
-            body = self._request("GET", res.path(namespace), query + [("limit", "500")])
+            body = self._request("GET", res.path(namespace), [*query, ("limit", "500")])
             for item in body.get("items", []):
                 items.append({"apiVersion": res.api_version, "kind": res.kind, **item})
             token = (body.get("metadata") or {}).get("continue")
@@ -202,7 +203,8 @@ class Client:
             query = [q for q in query if q[0] != "continue"] + [("continue", token)]
 
     def apply(self, res: Resource, obj: Obj, manager: str, dry_run: bool = False) -> Obj:
-        """Server-side apply ``obj`` (forcing conflicts) as ``manager``; the object the server holds after."""
+        """Server-side apply ``obj`` (forcing conflicts) as ``manager``;
+        the object the server holds after."""
         meta = obj["metadata"]
         query = [("fieldManager", manager), ("force", "true")] + (
             [("dryRun", "All")] if dry_run else []
@@ -218,7 +220,8 @@ class Client:
     def delete(
         self, res: Resource, namespace: str, name: str, uid: str, resource_version: str
     ) -> None:
-        """Delete exactly the object that was read (uid and resourceVersion preconditions), in the background."""
+        """Delete exactly the object that was read (uid and resourceVersion preconditions),
+        in the background."""
         preconditions = {
             k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
         }
@@ -254,7 +257,7 @@ class Client:
         body: Any = None,
         content_type: str = "application/json",
         retry_conflicts: bool = True,
-    ) -> Any:
+    ) -> Obj:
         delay = BACKOFF
         for attempt in range(1, RETRIES + 1):
             try:
@@ -273,7 +276,7 @@ class Client:
         query: builtins.list[tuple[str, str]],
         body: Any,
         content_type: str,
-    ) -> Any:
+    ) -> Obj:
         _, url, headers, _, _ = self._api.param_serialize(
             method,
             path,
@@ -289,7 +292,8 @@ class Client:
         except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as e:
             raise Unavailable(f"{method} {path}: the API server cannot be reached: {e}") from e
         if 200 <= response.status < 300:
-            return json.loads(data) if data else {}
+            answer: Obj = json.loads(data) if data else {}  # the API server answers with objects
+            return answer
         raise _error(method, path, response.status, data)
 
 
@@ -319,13 +323,17 @@ def _error(method: str, path: str, status: int, data: bytes) -> KubeError:
 def connect(
     kubeconfig: Path | None = None, context: str | None = None, timeout: float = 30.0
 ) -> Client:
-    """A client with the given kubeconfig, else in-cluster credentials in a pod, else the default kubeconfig."""
+    """A client with the given kubeconfig, else in-cluster credentials in a pod,
+    else the default kubeconfig."""
     configuration = k8s_client.Configuration()
     try:
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            # (here and below) kubernetes' config loaders carry no annotations
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
         else:
-            k8s_config.load_kube_config(
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig) if kubeconfig else None,
                 context=context,
                 client_configuration=configuration,

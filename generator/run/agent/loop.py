@@ -63,14 +63,16 @@ class Agent:
         return self._repo
 
     def alive(self) -> bool:
-        """False when the loop has not moved for much longer than a reconcile may take (``/healthz``)."""
+        """False when the loop has not moved for much longer than a reconcile may take
+        (``/healthz``)."""
         limit = 2 * self.settings.interval + self.settings.health_timeout + 600
         return time.monotonic() - self._heartbeat < limit
 
-    # -- the loop -----------------------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Reconcile until ``stop`` is set: every interval, sooner (with backoff) after a failure."""
+        """Reconcile until ``stop`` is set: every interval, sooner
+        (with backoff) after a failure."""
         failures = 0
         while not stop.is_set():
             result = self.reconcile()
@@ -82,11 +84,12 @@ class Agent:
         if failures == 0:
             return self.settings.interval
         return min(
-            self.settings.interval, min(FIRST_RETRY, self.settings.interval) * 2 ** (failures - 1)
+            self.settings.interval, min(FIRST_RETRY, self.settings.interval) * 2.0 ** (failures - 1)
         )
 
     def reconcile(self) -> Result:
-        """One reconcile, recorded (status, events, metrics); returns what happened, never raises a GenError."""
+        """One reconcile, recorded (status, events, metrics); returns what happened,
+        never raises a GenError."""
         self._heartbeat = time.monotonic()
         started = time.monotonic()
         try:
@@ -109,7 +112,7 @@ class Agent:
             self.log(f"  {line}")
         return result
 
-    # -- the stages ---------------------------------------------------------------------------------
+    # -- the stages --------------------------------------------------------------------------------
 
     def _reconcile(self) -> Result:
         s = self.settings
@@ -159,8 +162,8 @@ class Agent:
             raise _Stop(Result(FAILED, tip.commit, ("manifests",), str(e), notes=tip.notes)) from e
 
     def _materialize(self, desired: Desired) -> tuple[Desired, dict[ObjectId, str]]:
-        """EncryptedSecrets decrypted into Secrets; those that cannot be opened, by the Secret they stand for
-        (reported like a failed apply, and kept in the set: never pruned for it)."""
+        """EncryptedSecrets decrypted into Secrets; those that cannot be opened, by the Secret they
+        stand for (reported like a failed apply, and kept in the set: never pruned for it)."""
         keys = encrypted.site_identities(self.settings.age_identity)
         objects, unopened = encrypted.materialize_all(desired.objects, keys)
         return replace(desired, objects=objects), unopened

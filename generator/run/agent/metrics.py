@@ -4,17 +4,21 @@ The only module importing ``prometheus_client``. Metrics live in a registry of t
 agent: no module globals), named ``gen_agent_*``:
 
     gen_agent_reconcile_duration_seconds        histogram, by result
-    gen_agent_reconciles_total                  counter, by result (synced, degraded, failed, refused)
+    gen_agent_reconciles_total                  counter, by result (synced, degraded, failed,
+                                                refused)
     gen_agent_last_success_timestamp_seconds    gauge: end of the last reconcile that synced
-    gen_agent_last_reconcile_timestamp_seconds  gauge: end of the last reconcile, whatever its result
+    gen_agent_last_reconcile_timestamp_seconds  gauge: end of the last reconcile, whatever its
+                                                result
     gen_agent_sync_ok                           gauge: 1 if the last reconcile synced, else 0
     gen_agent_applied_commit_info               gauge = 1, labels commit and branch
     gen_agent_objects                           gauge: members of the set
     gen_agent_objects_applied_total             counter: objects written (not the unchanged ones)
     gen_agent_objects_pruned_total              counter
-    gen_agent_failures_total                    counter, by reason (source, signature, manifests, apply,
-                                                prune, prune-guard, health, n9e, status, internal)
-    gen_agent_signature_refusals_total          counter: tips and envelopes refused for their signatures
+    gen_agent_failures_total                    counter, by reason (source, signature, manifests,
+                                                apply, prune, prune-guard, health, n9e, status,
+                                                internal)
+    gen_agent_signature_refusals_total          counter: tips and envelopes refused for their
+                                                signatures
     gen_agent_interval_seconds                  gauge: the configured interval (stale alerts use it)
 """
 

@@ -1,4 +1,5 @@
-"""Desired objects + the previous ApplySet -> what to apply, in which order, and what to prune (pure).
+"""Desired objects + the previous ApplySet -> what to apply, in which order, and what to prune
+(pure).
 
 Order: Namespaces and CustomResourceDefinitions first (phase 0, then the agent waits for CRDs to be
 established), then everything else (phase 1) in Helm's install order of kinds, so ServiceAccounts,
@@ -105,7 +106,8 @@ class PrunePlan:
 
     delete: tuple[ObjectId, ...] = ()
     retained: tuple[tuple[ObjectId, str], ...] = ()
-    """Members that left the branch but are kept, with the reason (protected kind, guard, disabled)."""
+    """Members that left the branch but are kept, with
+    the reason (protected kind, guard, disabled)."""
     refused: str = ""
     """Why the whole prune was refused ("" when it was not)."""
 
@@ -113,7 +115,8 @@ class PrunePlan:
 def prune_plan(
     previous: Iterable[ObjectId], desired: Iterable[ObjectId], settings: PruneSettings
 ) -> PrunePlan:
-    """Members of the previous set that are no longer desired: deleted, or retained with a reason."""
+    """Members of the previous set that are no longer desired: deleted,
+    or retained with a reason."""
     before = set(previous)
     gone = sorted(before - set(desired))
     if not gone:
@@ -142,13 +145,15 @@ def guard(deleting: int, size: int, settings: PruneSettings) -> str:
         return ""
     return (
         f"prune refused: it would delete {deleting} of the {size} objects of the set "
-        f"({deleting / size:.0%}), more than the allowed {settings.max_share:.0%} at once; if this is "
-        f"intended, raise the limit for one reconcile (--prune-max-share / GEN_AGENT_PRUNE_MAX_SHARE)"
+        f"({deleting / size:.0%}), more than the allowed {settings.max_share:.0%} at once; "
+        "if this is intended, raise the limit for one reconcile "
+        "(--prune-max-share / GEN_AGENT_PRUNE_MAX_SHARE)"
     )
 
 
 Members = dict[ObjectId, str]
-"""Members of a set with the apiVersion each was applied as (needed to find it again for a delete)."""
+"""Members of a set with the apiVersion each was applied as
+(needed to find it again for a delete)."""
 
 
 def members_of(objects: Iterable[dict[str, Any]]) -> Members:
@@ -173,10 +178,12 @@ def decode_members(text: str) -> Members:
 
 
 def group_kinds(members: Iterable[ObjectId]) -> str:
-    """The parent's ``contains-group-kinds`` annotation: sorted ``Kind.group`` (``Kind`` for core)."""
+    """The parent's ``contains-group-kinds`` annotation: sorted ``Kind.group``
+    (``Kind`` for core)."""
     return ",".join(sorted({f"{m.kind}.{m.group}" if m.group else m.kind for m in members}))
 
 
 def namespaces(members: Iterable[ObjectId], own: str) -> str:
-    """The parent's ``additional-namespaces`` annotation: member namespaces other than the parent's."""
+    """The parent's ``additional-namespaces`` annotation:
+    member namespaces other than the parent's."""
     return ",".join(sorted({m.namespace for m in members if m.namespace and m.namespace != own}))

@@ -27,7 +27,8 @@ from generator.run.agent.plan import Members
 from generator.run.agent.settings import FIELD_MANAGER, Settings
 
 COMMIT = "gen-agent/commit"
-"""Parent annotation: the commit whose objects the set was last widened for (rollback protection)."""
+"""Parent annotation: the commit whose objects the set was last widened for
+(rollback protection)."""
 MEMBERS = "members"
 
 
@@ -132,7 +133,10 @@ def _delete_one(kube: Kube, oid: ObjectId, api_version: str, set_id: str) -> str
         meta = live["metadata"]
         label = (meta.get("labels") or {}).get(plan.PART_OF)
         if label != set_id:
-            return f"released:no longer labelled {plan.PART_OF}={set_id} (label is {label or 'absent'}); not deleted"
+            return (
+                f"released:no longer labelled {plan.PART_OF}={set_id} "
+                f"(label is {label or 'absent'}); not deleted"
+            )
         kube.delete(res, oid.namespace, oid.name, meta["uid"], meta["resourceVersion"])
         return "deleted"
     except KubeError as e:

@@ -22,9 +22,11 @@ class GitSource:
 
     url: str
     ssh_key: Path | None = None
-    """Private key for ssh URLs (copied with mode 0600 first: mounted Secrets are often group-readable)."""
+    """Private key for ssh URLs (copied with mode 0600 first:
+    mounted Secrets are often group-readable)."""
     known_hosts: Path | None = None
-    """known_hosts file for ssh URLs; with a key and no file, host keys are checked against nothing."""
+    """known_hosts file for ssh URLs; with a key and no file,
+    host keys are checked against nothing."""
 
     def describe(self) -> str:
         return f"git {self.url}"
@@ -46,7 +48,8 @@ class PruneSettings:
     """When the agent may delete objects that left the deploy branch."""
 
     enabled: bool = True
-    """False: never delete anything; objects that left the branch stay in the set and are reported."""
+    """False: never delete anything;
+    objects that left the branch stay in the set and are reported."""
     max_share: float = 0.5
     """Refuse a prune that would delete more than this share of the previous set at once (0..1)."""
     min_refused: int = 3
@@ -93,7 +96,8 @@ class Settings:
     """Seconds between health checks while waiting."""
     prune: PruneSettings = PruneSettings()
     kubeconfig: Path | None = None
-    """Kubeconfig file; None: in-cluster credentials when running in a pod, else the default kubeconfig."""
+    """Kubeconfig file; None: in-cluster credentials when running in a pod,
+    else the default kubeconfig."""
     context: str | None = None
     n9e: N9eSettings | None = None
     metrics_address: str = "0.0.0.0"
@@ -102,7 +106,8 @@ class Settings:
     workers: int = 8
     """Concurrent API requests while listing and applying."""
     age_identity: Path | None = None
-    """The site's age identity file: EncryptedSecrets are decrypted with it into Secrets (docs/secrets.md)."""
+    """The site's age identity file: EncryptedSecrets are decrypted with it into Secrets
+    (docs/secrets.md)."""
     allow_rewind: bool = False
     """Accept a tip that does not descend from the last applied commit (a rewritten branch)."""
     request_timeout: float = 30.0

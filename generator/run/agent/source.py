@@ -3,9 +3,9 @@
 Two kinds of source, so a site needs no git server:
 
 - a git URL: fetched into a local bare repository (``<state>/repo.git``) under ``refs/gen-agent/``;
-- an envelope directory: ferry envelopes are imported into that repository by ``generator.deliver.ferry``
-  with exactly the checks of ``gen ferry import`` (manifest signature, hashes, sequence, expiry,
-  fast-forward, commit signatures).
+- an envelope directory: ferry envelopes are imported into that repository by
+  ``generator.deliver.ferry`` with exactly the checks of ``gen ferry import`` (manifest signature,
+  hashes, sequence, expiry, fast-forward, commit signatures).
 
 Either way the tip is trusted only if every commit since the last one applied (only the tip itself
 when nothing was applied yet) is signed by an allowed signer, and the tip descends from the last
@@ -48,12 +48,14 @@ class Refused(GenError):
 
 
 class ManifestError(GenError):
-    """The commit's files are not a valid compiled site (bad YAML, an index mismatch, a duplicate)."""
+    """The commit's files are not a valid compiled site (bad YAML, an index mismatch,
+    a duplicate)."""
 
 
 @dataclass(frozen=True)
 class Tip:
-    """The branch's commit after fetching, and what the source had to say (rejected envelopes, ...)."""
+    """The branch's commit after fetching, and what the
+    source had to say (rejected envelopes, ...)."""
 
     commit: str
     notes: tuple[str, ...] = ()
@@ -150,13 +152,15 @@ def _import_envelopes(repo: Repo, source: EnvelopeSource, settings: Settings) ->
 
 
 def verify(repo: Repo, tip: str, known: str, settings: Settings) -> int:
-    """Raise Refused unless ``tip`` is trusted (see the module docstring); the number of commits checked."""
+    """Raise Refused unless ``tip`` is trusted (see the module docstring);
+    the number of commits checked."""
     base = _base(repo, tip, known, settings)
     checks = bundle.check_signatures(repo, tip, base, settings.allowed_signers)
     untrusted = [c.describe() for c in checks if not c.trusted]
     if untrusted:
         raise Refused(
-            f"refused {tip[:12]}: {len(untrusted)} of {len(checks)} new commit(s) not signed by an allowed "
+            f"refused {tip[:12]}: {len(untrusted)} of {len(checks)} new commit(s) "
+            "not signed by an allowed "
             f"signer ({settings.allowed_signers}): {'; '.join(untrusted[:5])}"
             f"{' ...' if len(untrusted) > 5 else ''}; the cluster is left as it is",
             tip,
@@ -179,7 +183,8 @@ def _base(repo: Repo, tip: str, known: str, settings: Settings) -> str | None:
 
 
 Parsed = dict[str, tuple[str, list[dict[str, Any]]]]
-"""Blob id -> (sha256, objects): manifests already read, so an unchanged file is never parsed twice."""
+"""Blob id -> (sha256, objects): manifests already read,
+so an unchanged file is never parsed twice."""
 
 
 def load(repo: Repo, commit: str, cache: Parsed | None = None) -> Desired:
@@ -239,7 +244,8 @@ def _checked_identity(obj: dict[str, Any], path: str) -> ObjectId:
 
 
 def _check_index(index: bytes | None, digests: dict[str, str], commit: str) -> None:
-    """The commit's index.json and its manifests agree (a publish that went wrong is caught here)."""
+    """The commit's index.json and its manifests agree
+    (a publish that went wrong is caught here)."""
     if index is None:
         return
     try:
@@ -257,7 +263,8 @@ def _check_index(index: bytes | None, digests: dict[str, str], commit: str) -> N
 # manifests gitpython's tree walk and per-blob odb.stream cost 1.5x (first reconcile: 0.127 s
 # against 0.083 s) and 1.7x (no-op: 0.012 s against 0.007 s); bench/git_reads.py.
 def _listing(repo: Repo, commit: str) -> dict[str, str]:
-    """Blob id of every file under manifests/ and n9e/, and of index.json, by path (one git process)."""
+    """Blob id of every file under manifests/ and n9e/, and of index.json, by path
+    (one git process)."""
     listing = repo.run("ls-tree", "-r", "-z", "--full-tree", commit)
     wanted: dict[str, str] = {}
     for record in listing.split(b"\0"):

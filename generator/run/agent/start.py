@@ -10,7 +10,8 @@ from generator.run.agent.settings import Settings
 
 
 def agent(settings: Settings, log: Callable[[str], None], serve: bool = True) -> Agent:
-    """An agent connected to the cluster; with ``serve`` its ``/metrics`` and ``/healthz`` are up."""
+    """An agent connected to the cluster;
+    with ``serve`` its ``/metrics`` and ``/healthz`` are up."""
     client = kube.connect(settings.kubeconfig, settings.context, settings.request_timeout)
     registry = metrics.Metrics(settings.interval)
     built = Agent(settings, client, registry, log)

@@ -76,7 +76,8 @@ class Result:
 def record(
     kube: Kube, settings: Settings, result: Result, metrics: Metrics, now: float
 ) -> list[str]:
-    """Metrics, status ConfigMap and Events for ``result``; problems recording are returned, not raised."""
+    """Metrics, status ConfigMap and Events for ``result``;
+    problems recording are returned, not raised."""
     _metrics(metrics, settings, result, now)
     problems: list[str] = []
     try:

@@ -1,8 +1,8 @@
 """A small client of Nightingale's (n9e v8/v9) HTTP API, on the standard library only.
 
 Every answer of n9e is an envelope ``{"dat": ..., "err": ""}``, often with HTTP 200 even when the
-request failed, so each call checks ``err``. Transport, HTTP and JSON problems are wrapped where they
-enter, as ``N9eError`` subclasses (user errors: exit status 1):
+request failed, so each call checks ``err``. Transport, HTTP and JSON problems are wrapped where
+they enter, as ``N9eError`` subclasses (user errors: exit status 1):
 
     N9eError
       ├── Unreachable     the server cannot be reached (refused, timed out, DNS, TLS)
@@ -64,7 +64,8 @@ class Credentials:
     def __post_init__(self) -> None:
         if not self.token and not (self.username and self.password):
             raise N9eError(
-                "no n9e credentials: give --user and --password (or GEN_N9E_USER and GEN_N9E_PASSWORD), "
+                "no n9e credentials: give --user and --password "
+                "(or GEN_N9E_USER and GEN_N9E_PASSWORD), "
                 "or --token (GEN_N9E_TOKEN)"
             )
 
@@ -110,7 +111,8 @@ class Client:
         if err or not isinstance(dat, dict) or not dat.get("access_token"):
             reason = err or "no access token in the answer"
             raise LoginFailed(
-                f"n9e at {self.base} refused the login of user {self._credentials.username!r}: {reason}"
+                f"n9e at {self.base} refused the login of user "
+                f"{self._credentials.username!r}: {reason}"
             )
         self._token = str(dat["access_token"])
 
@@ -131,7 +133,8 @@ class Client:
         return envelope.get("dat")
 
     def call_raw(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """The whole envelope of a request below /api/n9e (for answers that carry per-item errors)."""
+        """The whole envelope of a request below /api/n9e
+        (for answers that carry per-item errors)."""
         envelope = self._send(method, API + path, body)
         if not isinstance(envelope, dict):
             raise ApiError(

@@ -9,9 +9,9 @@ creates, updates or deletes what differs (with ``dry_run`` it only reports what 
 2. channels, message templates and the notify rule, matched by name and updated or created (a
    template's ident is made by the server and never changes, so an update keeps the server's);
 3. alert rules, with the site's notify rule ids in ``notify_rule_ids``, matched by their identity
-   annotation (``gen_rule``) and then by name. A rule is gen's when it carries ``managed-by=gen`` and
-   ``site=<site>``: gen's rules that are no longer declared are deleted; any other rule is never
-   touched (a declared rule whose name a foreign rule holds is reported, not forced);
+   annotation (``gen_rule``) and then by name. A rule is gen's when it carries ``managed-by=gen``
+   and ``site=<site>``: gen's rules that are no longer declared are deleted; any other rule is
+   never touched (a declared rule whose name a foreign rule holds is reported, not forced);
 4. channels, templates and notify rules gen created for the site and no longer declares. The site
    is known by an exact marker, never a name prefix (``cn-east`` must not own ``cn-east-1``'s): a
    channel or notify rule is the site's when its description is exactly ``managed_note(site)``; a
@@ -128,11 +128,12 @@ class Result:
         }
 
 
-# -- loading ------------------------------------------------------------------------------------------
+# -- loading ---------------------------------------------------------------------------------------
 
 
 def load(site_dir: Path) -> Intent:
-    """The intent in ``compiled/<site>/`` (its ``n9e/`` files); a missing or broken file is a user error."""
+    """The intent in ``compiled/<site>/`` (its ``n9e/`` files);
+    a missing or broken file is a user error."""
     site = _read(site_dir, layout.N9E_SITE)
     return Intent(
         site=str(site["site"]),
@@ -159,7 +160,7 @@ def _read(site_dir: Path, rel: str) -> Any:
         ) from e
 
 
-# -- the run ------------------------------------------------------------------------------------------
+# -- the run ---------------------------------------------------------------------------------------
 
 
 def run(
@@ -360,7 +361,8 @@ class _Run:
                 self.result.rejections.append(Rejection("alert-rule", body["name"], str(reason)))
 
     def prune_notify(self) -> None:
-        """Delete the site's notify rules, then templates, then channels that are no longer declared."""
+        """Delete the site's notify rules, then templates,
+        then channels that are no longer declared."""
         note = model.managed_note(self.intent.site)
         # Read before deleting anything: a template is the site's through its channel.
         channels = [
@@ -401,11 +403,12 @@ class _Run:
                 self.api.call("DELETE", collection, {"ids": [int(obj["id"]) for obj in stale]})
 
 
-# -- pure helpers -------------------------------------------------------------------------------------
+# -- pure helpers ----------------------------------------------------------------------------------
 
 
 def differences(desired: dict[str, Any], actual: dict[str, Any]) -> list[str]:
-    """Top-level keys of ``desired`` whose value ``actual`` does not hold (server-set keys ignored)."""
+    """Top-level keys of ``desired`` whose value ``actual`` does not hold
+    (server-set keys ignored)."""
     return sorted(
         k for k in desired if k not in IGNORED and not _covers(k, desired[k], actual.get(k))
     )
@@ -422,7 +425,7 @@ def _covers(key: str, want: Any, have: Any) -> bool:
         return (
             isinstance(have, list)
             and len(want) == len(have)
-            and all(_covers(key, w, h) for w, h in zip(want, have))
+            and all(_covers(key, w, h) for w, h in zip(want, have, strict=True))
         )
     if isinstance(want, bool) or isinstance(have, bool):
         return want is have or (want == have and type(want) is type(have))
@@ -435,7 +438,8 @@ def _owned(rule: dict[str, Any], site: str) -> bool:
 
 
 def _match(desired: list[dict[str, Any]], owned: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Desired rule name -> the owned rule it updates: same identity annotation first, then same name."""
+    """Desired rule name -> the owned rule it updates: same identity annotation first,
+    then same name."""
     by_identity = {(r.get("annotations") or {}).get(model.IDENTITY_ANNOTATION): r for r in owned}
     by_name = {r.get("name"): r for r in owned}
     used: set[int] = set()
