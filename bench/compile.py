@@ -904,7 +904,8 @@ def run_profile(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         (
             r["cumtime"]
             for r in rows
-            if r["function"].endswith("(run)") and r["function"].startswith("generator/compile.py")
+            if r["function"].endswith("(run)")
+            and r["function"].startswith("generator/build/pipeline.py")
         ),
         default=total,
     )
