@@ -241,3 +241,39 @@ def test_a_node_may_have_its_own_ssh_secret(project: Path) -> None:
         "redis/password",
         "registry/password",
     ]
+
+
+def test_a_registry_kk_installs_needs_a_registry_node_and_nothing_is_written(
+    project: Path,
+) -> None:
+    edit(project / EAST_TARGET, "roles: [registry]}", "roles: [worker]}")
+    before = tree_digest(project / "compiled")
+    rel = "inventory/classes/sites/kubekey.yml"
+    line = line_of(project, rel, "type: harbor")
+    assert problems_of(project) == [
+        f"{rel}:{line}:9  $.site.kubekey.registry.type  registry type harbor needs a node with "
+        "role registry in site.nodes; no node has it (target: cn-east-1)"
+    ]
+    assert tree_digest(project / "compiled") == before
+
+
+def test_kubekeys_etcd_needs_etcd_nodes(project: Path) -> None:
+    target = project / EAST_TARGET
+    target.write_text(
+        target.read_text().replace("roles: [etcd, control-plane]", "roles: [control-plane]")
+    )
+    line = line_of(project, EAST_TARGET, "nodes:")
+    assert problems_of(project) == [
+        f"{EAST_TARGET}:{line}:5  $.site.nodes  etcd_type kubekey needs a node with "
+        "role etcd in site.nodes; no node has it"
+    ]
+
+
+def test_a_cluster_needs_control_plane_nodes(project: Path) -> None:
+    target = project / EAST_TARGET
+    target.write_text(target.read_text().replace("roles: [etcd, control-plane]", "roles: [etcd]"))
+    line = line_of(project, EAST_TARGET, "nodes:")
+    assert problems_of(project) == [
+        f"{EAST_TARGET}:{line}:5  $.site.nodes  a Cluster needs a node with role control-plane "
+        "in site.nodes; no node has it"
+    ]

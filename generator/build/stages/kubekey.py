@@ -56,6 +56,8 @@ def add(ctx: Context, build: SiteBuild) -> SiteBuild:
         for rel, (doc, schema) in docs.items()
         for problem in check(ctx.root, rel, doc, schema, build.target.location, kubekey or {})
     ]
+    if kubekey is not None:
+        problems += roles(site, build.target.location)
     if problems:
         raise errors.ProblemReport(problems)
     files = dict(build.files)
@@ -250,6 +252,29 @@ def check(
             format_path(inventory),
             f"{rel} {format_path(path)}: {error.message} (KubeKey {API_VERSION}, {schema})",
         )
+
+
+def roles(site: dict[str, Any], locate: Locate) -> list[Problem]:
+    """What ``kk create cluster`` would stop on: a role group it needs that no node has."""
+    kubekey = site["kubekey"]
+    needed: list[tuple[str, tuple[str, ...], str]] = [
+        ("control-plane", ("site", "nodes"), "a Cluster")
+    ]
+    if kubekey["etcd_type"] == "kubekey":
+        needed.append(("etcd", ("site", "nodes"), "etcd_type kubekey"))
+    if kubekey["registry"]["type"]:
+        where = ("site", "kubekey", "registry", "type")
+        needed.append(("registry", where, f"registry type {kubekey['registry']['type']}"))
+    have = {role for node in site["nodes"] for role in node.get("roles", ())}
+    return [
+        Problem(
+            locate(path) or locate(("site",)),
+            format_path(path),
+            f"{why} needs a node with role {role} in site.nodes; no node has it",
+        )
+        for role, path, why in needed
+        if role not in have
+    ]
 
 
 def _sets(override: Any, path: tuple[Any, ...]) -> bool:
