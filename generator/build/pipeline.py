@@ -217,6 +217,7 @@ def stages() -> tuple[Stage, ...]:
     """How a site compiles, in order (``generator.build.stages``); a new feature adds a stage."""
     from generator.build.stages import (
         agent_rbac,
+        kubekey,
         manifests,
         monitoring,
         parameters,
@@ -233,7 +234,8 @@ def stages() -> tuple[Stage, ...]:
         agent_rbac.render,  # the agent's RBAC from the objects so far; the templates reading it
         monitoring.n9e,  # n9e/ files from the parameters and workloads
         manifests.check,  # every object checked and laid out under manifests/
-        site_files.add,  # images.txt, kubekey-manifest.yaml, index.json
+        kubekey.add,  # kubekey-manifest.yaml, kubekey-cluster.yaml, checked against KubeKey
+        site_files.add,  # images.txt, index.json
     )
 
 

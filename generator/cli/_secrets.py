@@ -1,8 +1,9 @@
 """``gen secrets``: age-encrypted secret files of a site
-(set, rotate, show, list, keygen, materialize).
+(set, rotate, show, list, keygen, materialize, kubekey-config).
 
 Values are read from stdin (or a hidden prompt on a terminal), never from the command line, and are
-printed only by ``show`` and ``materialize``, which need a private key the engineer holds.
+printed only by ``show`` and ``materialize`` (``kubekey-config`` writes them to a 0600 file), which
+need a private key the engineer holds.
 """
 
 from __future__ import annotations
@@ -227,6 +228,34 @@ def materialize(
     keys = _identities(identity)
     secrets = run(lambda: store.materialized(root, target, keys))
     sys.stdout.write(yamlio.dump_all(secrets))
+
+
+@secrets_app.command("kubekey-config")
+def kubekey_config(
+    target: SiteOption,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", dir_okay=False, help="File to write (mode 0600, replaced atomically)."
+        ),
+    ],
+    identity: IdentityOption = None,
+    root: RootOption = Path("."),
+) -> None:
+    """Write the site's KubeKey Cluster with its passwords and keys decrypted, for kk.
+
+    Inside the site, with the site's key, from compiled/<site>/kubekey-cluster.yaml and
+    kubekey-secrets.json; the file holds plain-text passwords: only its owner can read it
+    (mode 0600). Remove it once the cluster is installed:
+
+      gen secrets kubekey-config -t cn-east-1 -i site.key -o config.yaml
+      kk create cluster -f config.yaml -a artifact.tar.gz --with-packages
+    """
+    from generator.build import kubekey_config as config
+
+    keys = _identities(identity)
+    run(lambda: config.write(root, target, keys, out))
+    output().echo(f"wrote {out} (mode 0600): kk create cluster -f {out}; remove it afterwards")
 
 
 def _identities(paths: list[Path] | None) -> crypto.Identities:

@@ -4,7 +4,12 @@ This is what crosses the air gap, so it has one owner. A site's directory holds:
 
 - ``manifests/<namespace or _cluster>/<kind>-<name>.yaml``: one Kubernetes object per file;
 - ``n9e/``: the site's Nightingale files (``N9E_FILES``), when it has monitoring;
-- ``images.txt`` and ``kubekey-manifest.yaml``: the images its pods run;
+- ``images.txt``: the images its pods run;
+- ``kubekey-manifest.yaml``: KubeKey's artifact Manifest (``kk artifact export -m``), those images
+  and, for a site with ``site.kubekey``, its OS packages and component versions;
+- ``kubekey-cluster.yaml``: KubeKey's Cluster (``kk create cluster -f``), its secrets as
+  ``?{age:<path>}`` references, and ``kubekey-secrets.json``: their ciphertexts (path -> age armor),
+  for ``gen secrets kubekey-config`` inside the site;
 - ``index.json``: every other file with its sha256 and size, and for a manifest the object and the
   template that produced it.
 
@@ -32,6 +37,8 @@ N9E = "n9e"
 """Directory of the Nightingale files."""
 IMAGES = "images.txt"
 KUBEKEY_MANIFEST = "kubekey-manifest.yaml"
+KUBEKEY_CLUSTER = "kubekey-cluster.yaml"
+KUBEKEY_SECRETS = "kubekey-secrets.json"
 INDEX = "index.json"
 
 N9E_ALERT_RULES = f"{N9E}/alert-rules.json"
@@ -50,7 +57,7 @@ N9E_FILES = (
     N9E_SITE,
 )
 
-DERIVED = frozenset({INDEX, KUBEKEY_MANIFEST})
+DERIVED = frozenset({INDEX, KUBEKEY_MANIFEST, KUBEKEY_SECRETS})
 """Files computed from the others: a review lists them as changed but does not detail them."""
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -52,7 +52,9 @@ def test_set_refuses_to_overwrite_and_rotate_refuses_a_missing_secret(
     )
     missing = secret_project.gen("secrets", "rotate", "-t", EAST, "nope", stdin=b"x")
     assert missing.exit_code == 1 and "no secret nope for cn-east-1 to rotate" in missing.output
-    assert "(its secrets: redis/password, registry/password)" in missing.output
+    assert (
+        "(its secrets: kubekey/ssh-password, redis/password, registry/password)" in missing.output
+    )
 
 
 def test_an_empty_value_or_a_bad_path_is_refused(secret_project: SecretProject) -> None:
@@ -102,7 +104,7 @@ def test_show_of_an_unknown_path_lists_the_sites_secrets(secret_project: SecretP
     code, output = show(secret_project, "redis/pasword", secret_project.keys[EAST])
     assert code == 1 and output.strip() == (
         "secrets/cn-east-1/redis/pasword.age  no secret redis/pasword for target "
-        "cn-east-1 (its secrets: redis/password, registry/password)"
+        "cn-east-1 (its secrets: kubekey/ssh-password, redis/password, registry/password)"
     )
 
 
@@ -147,11 +149,12 @@ def test_reencrypt_with_a_key_that_opens_only_some_secrets_changes_nothing(
     odd.write_bytes(crypto.encrypt(b"v", crypto.load_identities(other).public))
     before = {
         p: secret_project.file(EAST, p).read_bytes()
-        for p in ("redis/password", "registry/password")
+        for p in ("kubekey/ssh-password", "redis/password", "registry/password")
     }
     result = secret_project.gen("secrets", "rotate", "-t", EAST, "--reencrypt", "-i", str(other))
     assert (
-        result.exit_code == 1 and "redis/password of cn-east-1 is not encrypted to" in result.output
+        result.exit_code == 1
+        and "kubekey/ssh-password of cn-east-1 is not encrypted to" in result.output
     )
     assert {p: secret_project.file(EAST, p).read_bytes() for p in before} == before
 
@@ -186,6 +189,7 @@ def test_list_reports_missing_unused_and_damaged_files(secret_project: SecretPro
     assert result.exit_code == 1
     states = {e["path"]: e["state"] for e in json.loads(result.output)["secrets"]}
     assert states == {
+        "kubekey/ssh-password": "ok",
         "old/token": "unused",
         "redis/password": "missing",
         "registry/password": "damaged",

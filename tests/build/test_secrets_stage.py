@@ -226,8 +226,9 @@ def test_a_reference_outside_env_and_registry_auth_is_refused(
         "$.services.abc-service.config.files['app.yaml']",
     ]
     assert found[0].endswith(
-        "secret references are allowed in services.<name>.env values and site.registry_auth "
-        "(password or dockerconfigjson) only (target: cn-east-1)"
+        "secret references are allowed in services.<name>.env values, site.registry_auth "
+        "(password or dockerconfigjson) and the SSH password or private_key of site.kubekey.ssh "
+        "and site.nodes[] only (target: cn-east-1)"
     )
 
 

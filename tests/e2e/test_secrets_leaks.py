@@ -145,6 +145,7 @@ def test_every_scan_finds_a_planted_secret(
 def test_no_plaintext_in_what_the_commands_print(secret_project: SecretProject) -> None:
     project = secret_project
     secrets = needles(project) | {b"rotated-in-a-log-test"}
+    key, config = str(project.keys["cn-east-1"]), project.root.parent / "kk-config.yaml"
     outputs = [
         project.gen("compile", "-v", "--no-cache"),
         project.gen(
@@ -166,11 +167,15 @@ def test_no_plaintext_in_what_the_commands_print(secret_project: SecretProject) 
         project.gen(
             "secrets", "materialize", "-t", "cn-east-1", "-i", str(project.keys["cn-north-2"])
         ),
+        project.gen("secrets", "kubekey-config", "-t", "cn-east-1", "-i", key, "-o", str(config)),
     ]
-    assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 1, 1, 0]
     assert (
         leaks(((f"command {i}", r.output.encode()) for i, r in enumerate(outputs)), secrets) == []
     )
+    # The one place the values are in clear: the operator's 0600 config for kk.
+    assert project.values[("cn-east-1", "kubekey/ssh-password")] in config.read_bytes()
+    assert config.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_reference_platform_compiles_to_ciphertext_only() -> None:
@@ -178,7 +183,7 @@ def test_the_reference_platform_compiles_to_ciphertext_only() -> None:
     secrets: set[bytes] = set()
     for site in SITES:
         keys = crypto.load_identities(REPO / "tests" / "fixtures" / "age" / f"{site}.key")
-        for path in ("redis/password", "registry/password"):
+        for path in ("redis/password", "registry/password", "kubekey/ssh-password"):
             assert (REPO / refs.file_for(site, path)).is_file()
             value = store.show(REPO, site, path, keys)
             secrets |= {value, base64.b64encode(value)}

@@ -217,6 +217,6 @@ def test_the_reference_platform_creates_its_registry_and_redis_secrets(
 
 def test_the_reference_secret_files_are_ascii_armored_age_for_one_recipient() -> None:
     for site in ("cn-east-1", "cn-north-2"):
-        for path in ("redis/password", "registry/password"):
+        for path in ("redis/password", "registry/password", "kubekey/ssh-password"):
             data = (REPO / refs.file_for(site, path)).read_bytes()
             assert crypto.inspect(data).recipients == 1, (site, path)

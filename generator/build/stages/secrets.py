@@ -11,6 +11,9 @@ byte-for-byte stable) and rewrites the parameters so templates stay simple:
   rotated);
 - ``site.registry_auth`` (username + password reference, or a dockerconfigjson reference) adds its
   Secret (``registry-pull``) to ``site.image_pull_secrets``, which every pod lists;
+- the SSH password or private key of KubeKey's hosts (``site.kubekey.ssh``, ``site.nodes[]``) stay
+  references; their ciphertexts (and the registry password's) are noted under ``KUBEKEY_KEY`` for
+  the KubeKey stage, which ships them beside the Cluster;
 - a reference anywhere else under ``site`` or ``services`` is a located error (other top-level keys
   are free: they may hold references that ``${...}`` copies into env values).
 
@@ -46,8 +49,14 @@ if TYPE_CHECKING:
 
 PARAMS_KEY = "_gen_secrets"
 """Key of the rewritten parameters describing each secret to place (name -> description)."""
+KUBEKEY_KEY = "_gen_kubekey_secrets"
+"""Key of the rewritten parameters holding the KubeKey references' ciphertexts (path -> armor)."""
 REGISTRY_SECRET = "registry-pull"
-ALLOWED = "services.<name>.env values and site.registry_auth (password or dockerconfigjson)"
+ALLOWED = (
+    "services.<name>.env values, site.registry_auth (password or dockerconfigjson) and the SSH "
+    "password or private_key of site.kubekey.ssh and site.nodes[]"
+)
+_SSH_KEYS = ("password", "private_key")
 
 Locate = Callable[[KeyPath], Location | None]
 
@@ -110,13 +119,17 @@ def seal(root: Path, site: str, params: dict[str, Any], locate: Locate) -> Seale
     """Rewrite the references of one site's (defaulted) parameters; ProblemReport with every
     problem."""
     found = list(refs.find({"site": params["site"], "services": params["services"]}))
-    if not found and not params["site"].get("registry_auth"):
+    ssh = list(_ssh_secrets(params["site"]))
+    if not found and not ssh and not params["site"].get("registry_auth"):
         free = {k: v for k, v in params.items() if k not in ("site", "services")}
         return Sealed(params, any_refs=next(refs.find(free), None) is not None)
     sealer = _Sealer(root, site, copy.deepcopy(params), locate)
     for path, text in found:
         sealer.reference(path, text)
     sealer.registry()
+    for path, value in ssh:
+        if not refs.looks_like_ref(value):
+            sealer.ciphertext(path, value)  # a plain-text password: refused, never echoed
     if sealer.problems:
         raise errors.ProblemReport(sealer.problems)
     return Sealed(sealer.params, tuple(sealer.files), sealer.where)
@@ -204,6 +217,9 @@ class _Sealer:
             ("dockerconfigjson",),
         ):
             return
+        if _is_ssh_secret(path):
+            self.kubekey(path, text)
+            return
         service = (
             self.params["services"].get(path[1])
             if path[0] == "services" and len(path) > 1
@@ -215,6 +231,12 @@ class _Sealer:
             self.env(str(path[1]), str(path[3]), path, text)
         else:
             self.problem(path, f"secret references are allowed in {ALLOWED} only")
+
+    def kubekey(self, path: KeyPath, text: str) -> None:
+        """An SSH secret of KubeKey's hosts: its ciphertext noted for the KubeKey stage."""
+        ciphertext, _ = self.ciphertext(path, text)
+        if ciphertext is not None:
+            self.params.setdefault(KUBEKEY_KEY, {})[refs.parse(text).path] = ciphertext
 
     def env(self, name: str, var: str, path: KeyPath, text: str) -> None:
         ciphertext, source = self.ciphertext(path, text)
@@ -262,6 +284,8 @@ class _Sealer:
         if form == "dockerconfigjson":
             spec["encryptedData"][encrypted.DOCKER_CONFIG_KEY] = ciphertext
         else:
+            # KubeKey's Cluster lists the same credentials for the registry it installs.
+            self.params.setdefault(KUBEKEY_KEY, {})[refs.parse(auth[form]).path] = ciphertext
             spec["dockerConfig"] = {
                 "server": auth.get("server") or site["registry"].split("/", 1)[0],
                 "username": auth["username"],
@@ -341,6 +365,25 @@ class _Sealer:
                 self._texts[file] = None
             self.files.append(file)
         return self._texts[file]
+
+
+def _ssh_secrets(site: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
+    """The SSH passwords and private keys of KubeKey's hosts, with their key paths."""
+    ssh = (site.get("kubekey") or {}).get("ssh") or {}
+    for key in _SSH_KEYS:
+        if key in ssh:
+            yield ("site", "kubekey", "ssh", key), ssh[key]
+    for i, node in enumerate(site.get("nodes") or []):
+        for key in _SSH_KEYS:
+            if key in node:
+                yield ("site", "nodes", i, key), node[key]
+
+
+def _is_ssh_secret(path: KeyPath) -> bool:
+    """``site.kubekey.ssh.<password|private_key>`` or ``site.nodes[i].<password|private_key>``."""
+    return (path[:3] == ("site", "kubekey", "ssh") and path[3:] in [(k,) for k in _SSH_KEYS]) or (
+        len(path) == 4 and path[:2] == ("site", "nodes") and path[3] in _SSH_KEYS
+    )
 
 
 def _add_source(spec: dict[str, Any], source: str) -> None:
