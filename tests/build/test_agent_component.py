@@ -18,6 +18,10 @@ ENVELOPES = "          claim: {size: 2Gi, volume_name: gen-ferry-inbox}\n"
 HOST_INBOX = (
     "          volume: {hostPath: {path: /data0/gen-ferry/inbox, type: DirectoryOrCreate}}\n"
 )
+WHY = (
+    "a hostPath envelope volume is an explicit opt-in: Pod Security restricted and baseline "
+    "forbid hostPath, so it needs pod_security: privileged (docs/agent.md)"
+)
 RESTRICTED_VOLUMES = {"persistentVolumeClaim", "emptyDir", "configMap", "secret"}
 
 
@@ -103,7 +107,7 @@ def test_a_hostpath_drop_folder_without_the_privileged_opt_in_is_refused_and_not
         compile_(project)
     report = str(info.value)
     assert "inventory/classes/common.yml:" in report
-    assert "$.site.agent  'pod_security' is a required property" in report
+    assert f"$.site.agent  'pod_security' is a required property: {WHY}" in report
     assert "nothing was written" in report
     assert tree_digest(project / "compiled") == before
 
@@ -113,7 +117,7 @@ def test_a_hostpath_drop_folder_at_the_restricted_level_is_refused(project: Path
     edit_agent(project, ENVELOPES, HOST_INBOX + "      pod_security: restricted\n")
     with pytest.raises(errors.ProblemReport) as info:
         compile_(project)
-    assert "$.site.agent.pod_security  'privileged' was expected" in str(info.value)
+    assert f"$.site.agent.pod_security  'privileged' was expected: {WHY}" in str(info.value)
     assert tree_digest(project / "compiled") == before
 
 
