@@ -209,7 +209,23 @@ def _problem(target: Target, error: ValidationError) -> list[Problem]:
     message = error.message
     if error.context:
         message += f" ({best_match(error.context).message})"
+    message += _why(error)
     return [Problem(target.location(path), format_path(path), message)]
+
+
+def _why(error: ValidationError) -> str:
+    """``: <description>`` for an error of an if/then rule whose failing schema says why it holds
+    ("'x' is a required property" alone does not tell which condition asked for x); else ``""``."""
+    where = list(error.absolute_schema_path)
+    if "then" not in where:
+        return ""
+    # Only the rule's own keywords and its direct properties: a then that $refs a whole schema
+    # (a component type's) is not a rule, and its description is not a reason.
+    tail = where[len(where) - where[::-1].index("then") :]
+    if not (len(tail) == 1 or (len(tail) == 3 and tail[0] == "properties")):
+        return ""
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    return f": {description}" if isinstance(description, str) else ""
 
 
 def _cross_checks(
