@@ -210,6 +210,98 @@ def test_pvcs_and_namespaces_are_kept_unless_allowed(site: Site) -> None:
     assert len(parent(site).members) == 5  # kept in the set: pruned once it is allowed
 
 
+# -- removed fields --------------------------------------------------------------------------------
+
+
+def _rich(site: Site) -> list[dict[str, Any]]:
+    """A ConfigMap and a Deployment with something to remove at every level the issue names."""
+    cm = configmap("conf", site.namespace, value="1", extra="2")
+    cm["metadata"]["labels"] = {"team": "core"}
+    cm["metadata"]["annotations"] = {"note": "keep me?"}
+    web = deployment("web", site.namespace)
+    pod = web["spec"]["template"]["spec"]
+    pod["containers"][0]["env"] = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    pod["containers"][0]["ports"] = [{"containerPort": 80}, {"containerPort": 81}]
+    pod["volumes"] = [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    return [cm, web]
+
+
+REMOVALS: dict[str, tuple[int, tuple[str | int, ...], Any]] = {
+    # name: (object index, path of the removed field, how to remove it from the branch)
+    "label": (0, ("metadata", "labels", "team"), lambda o: o["metadata"].pop("labels")),
+    "annotation": (
+        0,
+        ("metadata", "annotations", "note"),
+        lambda o: o["metadata"].pop("annotations"),
+    ),
+    "configmap key": (0, ("data", "extra"), lambda o: o["data"].pop("extra")),
+    "env var": (
+        1,
+        ("spec", "template", "spec", "containers", 0, "env", 1),
+        lambda o: o["spec"]["template"]["spec"]["containers"][0]["env"].pop(),
+    ),
+    "port": (
+        1,
+        ("spec", "template", "spec", "containers", 0, "ports", 1),
+        lambda o: o["spec"]["template"]["spec"]["containers"][0]["ports"].pop(),
+    ),
+    "keyed list entry": (
+        1,
+        ("spec", "template", "spec", "volumes", 1),
+        lambda o: o["spec"]["template"]["spec"]["volumes"].pop(),
+    ),
+}
+
+
+def _at(obj: Any, path: tuple[str | int, ...]) -> Any:
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(obj, list) or step >= len(obj):
+                return None
+        elif not isinstance(obj, dict) or step not in obj:
+            return None
+        obj = obj[step]
+    return obj
+
+
+@pytest.mark.parametrize("removal", sorted(REMOVALS))
+def test_a_field_removed_from_the_branch_is_removed_from_the_cluster(
+    site: Site, removal: str
+) -> None:
+    index, path, remove = REMOVALS[removal]
+    objs = _rich(site)
+    site.branch.commit(objs)
+    assert site.agent().reconcile().errors == ()
+    name = objs[index]["metadata"]["name"]
+    live = site.get(objs[index]["apiVersion"], objs[index]["kind"], name)
+    assert _at(live, path) is not None
+    remove(objs[index])
+    site.branch.commit(objs)
+    result = site.agent().reconcile()
+    assert [o.name for o in result.applied] == [name] and result.errors == ()
+    assert _at(site.get(objs[index]["apiVersion"], objs[index]["kind"], name), path) is None
+    counting = Counting(site.admin)
+    again = site.agent(counting).reconcile()
+    assert again.applied == () and counting.writes == 0 and "dry-run" not in counting.calls
+
+
+def test_a_removed_field_another_manager_also_owns_is_left_alone_and_not_retried(
+    site: Site,
+) -> None:
+    site.branch.commit([configmap("conf", site.namespace, value="1", extra="2")])
+    site.agent().reconcile()
+    res = site.admin.resource("v1", "ConfigMap")
+    site.admin.apply(res, configmap("conf", site.namespace, extra="2"), "ops-team")
+    site.branch.commit([configmap("conf", site.namespace, value="1")])
+    result = site.agent().reconcile()
+    live = site.get("v1", "ConfigMap", "conf")
+    assert live is not None and live["data"] == {"value": "1", "extra": "2"}
+    assert [o.name for o in result.applied] == ["conf"]  # gave up its claim on extra, nothing else
+    counting = Counting(site.admin)
+    again = site.agent(counting).reconcile()
+    assert again.applied == () and counting.writes == 0 and "dry-run" not in counting.calls
+
+
 # -- drift, signatures, crashes --------------------------------------------------------------------
 
 

@@ -5,8 +5,14 @@ one GET per cluster-scoped object (its RBAC names them one by one). ``apply`` th
 of a phase, concurrently:
 
     not live (or lost our label)    -> apply
-    live, ``drift.covers`` holds     -> nothing (no request at all)
+    live, ``drift.covers`` holds and
+      we own no field the branch lost -> nothing (no request at all)
     live, looks different            -> server dry-run; apply only if the result differs from live
+                                        (content, or the fields we own)
+
+A field removed from the branch is found in the live copy's ``managedFields`` (``owned``): server
+side apply removes the fields our manager owned and no longer applies, so the branch stays the
+truth, while a field another manager also owns is left alone by the server.
 
 Every apply uses field manager ``gen-agent`` and forces conflicts (the branch is the truth). One
 object's failure is recorded against it and the rest go on. Between phases the agent waits for the
@@ -23,7 +29,7 @@ from enum import Enum
 from typing import Any
 
 from generator.core.objects import ObjectId, identity
-from generator.run.agent import drift, health, plan
+from generator.run.agent import drift, health, owned, plan
 from generator.run.agent.kube import Forbidden, Kube, KubeError
 from generator.run.agent.settings import FIELD_MANAGER
 
@@ -105,7 +111,7 @@ def apply(
         todo = []
         for obj in objs:  # the common case, nothing to do, stays off the thread pool
             oid, current = identity(obj), live.get(identity(obj))
-            if current is not None and drift.covers(current, plan.member(obj, set_id)):
+            if current is not None and holds(current, plan.member(obj, set_id)):
                 _record(report, oid, Verdict.UNCHANGED, current, False)
             else:
                 todo.append(obj)
@@ -141,19 +147,31 @@ def _one(
     whether it was dry-run)."""
     oid = identity(obj)
     want = plan.member(obj, set_id)
-    if current is not None and drift.covers(current, want):
+    if current is not None and holds(current, want):
         return oid, Verdict.UNCHANGED, current, False
     try:
         res = kube.resource(obj["apiVersion"], obj["kind"])
         if current is not None:
             dry = kube.apply(res, want, FIELD_MANAGER, dry_run=True)
-            if drift.same_object(dry, current):
+            if drift.same_object(dry, current) and _same_ownership(dry, current):
                 return oid, Verdict.UNCHANGED, current, True
         return oid, Verdict.APPLIED, kube.apply(res, want, FIELD_MANAGER), current is not None
     except Forbidden as e:
         return oid, Verdict.FAILED, f"{e} ({FORBIDDEN_HINT})", False
     except KubeError as e:
         return oid, Verdict.FAILED, str(e), False
+
+
+def holds(current: Obj, want: Obj) -> bool:
+    """Whether the live copy already is what applying ``want`` would make it: it holds every
+    desired value, and our manager owns no field that ``want`` no longer has."""
+    return drift.covers(current, want) and not owned.removed(current, want, FIELD_MANAGER)
+
+
+def _same_ownership(a: Obj, b: Obj) -> bool:
+    # A removed field that another manager also owns stays, but we must give up our claim on it
+    # (one write), or it would look removed, and cost a dry-run, on every reconcile.
+    return owned.fields_of(a, FIELD_MANAGER) == owned.fields_of(b, FIELD_MANAGER)
 
 
 def _wait_established(
