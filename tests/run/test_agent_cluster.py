@@ -22,10 +22,20 @@ from generator.build.stages import agent_rbac as access
 from generator.cli import app
 from generator.deliver.ferry.transport import DropDir
 from generator.formats import encrypted_secret as encrypted
-from generator.run.agent import kube, plan, prune
+from generator.run.agent import apply, kube, plan, prune, status
 from generator.run.agent.metrics import Metrics, serve
 from generator.run.agent.settings import EnvelopeSource, PruneSettings
-from tests.support.agent import Counting, Crash, Site, configmap, deployment, service, unique
+from tests.support.agent import (
+    Counting,
+    Crash,
+    Severed,
+    Site,
+    configmap,
+    deployment,
+    service,
+    unique,
+    unreachable_kubeconfig,
+)
 from tests.support.project import REPO
 
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / "cn-east-1.key"
@@ -582,6 +592,80 @@ def _compile_site_into(root: Path, namespace: str, agent_namespace: str) -> Path
 
 
 # -- the command line ------------------------------------------------------------------------------
+
+
+# -- an API server that goes away ------------------------------------------------------------------
+
+
+def test_an_api_server_lost_mid_round_ends_it_in_seconds_with_one_message(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
+    names = [f"cm{i:02}" for i in range(40)]
+    site.branch.commit(cms(site, *names))
+    dead = kube.connect(unreachable_kubeconfig(control_plane, tmp_path))
+    severed = Severed(site.admin, dead)
+    result = site.agent(severed).reconcile()
+    assert result.result == "failed" and result.reasons == ("api",)
+    assert result.message.startswith(
+        f"the API server is unavailable ({apply.DOWN_AFTER} objects in a row failed after "
+        "retries): PATCH /api/v1/namespaces/"
+    )
+    assert (
+        result.message.endswith("not attempted, nothing pruned; retrying with backoff")
+        and "the API server cannot be reached" in result.message
+    )
+    attempted = severed.calls["apply"] - 1  # the first apply widened the parent, before the cut
+    assert attempted <= site.settings.workers + apply.DOWN_AFTER
+    assert f"stopped with {len(names) - attempted} of {len(names)} object(s)" in result.message
+    assert result.duration < 15, result.duration  # one retry cycle per object would be ~40 s
+    assert result.status_error.startswith(
+        "cannot record status: GET /api/v1/namespaces/"  # discovery was cached before the cut
+    )
+    assert json.loads(status.as_json(result))["status_error"] == result.status_error
+    assert site.get("v1", "ConfigMap", "cm39") is None and site.status() == {}
+
+
+def test_a_status_that_could_not_be_written_is_reported_by_the_next_successful_run(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
+    site.branch.commit(cms(site, "a"))
+    dead = kube.connect(unreachable_kubeconfig(control_plane, tmp_path))
+    lost = site.agent(dead).reconcile()
+    assert lost.result == "failed" and lost.reasons == ("api",)
+    assert lost.message.startswith(
+        "cannot read the ApplySet parent: GET /api/v1: the API server cannot be reached: "
+    )
+    pending = site.settings.state_dir / status.UNRECORDED
+    missed = pending.read_text()
+    assert missed.endswith(
+        f"failed, commit -, 0 applied, 0 unchanged, 0 pruned in "
+        f"{lost.duration:.2f}s: {lost.message}\n"
+    )
+    result = site.agent().reconcile()
+    assert result.ok and result.status_error == ""
+    assert site.status()["unrecorded"] == missed and not pending.exists()
+
+
+def test_gen_agent_run_once_json_reports_a_status_it_could_not_write(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
+    site.branch.commit(cms(site, "cli"))
+    env = {
+        "GEN_AGENT_SITE": "test",
+        "GEN_AGENT_GIT_URL": str(site.branch.path),
+        "GEN_ALLOWED_SIGNERS": str(site.settings.allowed_signers),
+        "GEN_AGENT_STATE": str(tmp_path / "cli-state"),
+        "GEN_AGENT_KUBECONFIG": str(unreachable_kubeconfig(control_plane, tmp_path)),
+        "GEN_AGENT_NAMESPACE": site.agent_namespace,
+    }
+    out = CliRunner().invoke(app, ["agent", "run", "--once", "--format", "json"], env=env)
+    assert out.exit_code == 1, out.output
+    report = json.loads(out.stdout)
+    assert report["result"] == "failed" and report["reasons"] == ["api"]
+    assert report["status_error"].startswith(
+        "cannot record status: GET /api/v1: the API server cannot be reached: "
+    )
+    assert (tmp_path / "cli-state" / status.UNRECORDED).is_file()
 
 
 def test_gen_agent_run_once_reconciles_and_exits_by_result(

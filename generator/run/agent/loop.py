@@ -22,7 +22,7 @@ from generator.core.objects import ObjectId
 from generator.deliver.git.repo import Repo
 from generator.formats import encrypted_secret as encrypted
 from generator.run.agent import apply, health, plan, prune, source, status
-from generator.run.agent.kube import Kube, KubeError
+from generator.run.agent.kube import Kube, KubeError, Unavailable
 from generator.run.agent.metrics import Metrics
 from generator.run.agent.settings import Settings
 from generator.run.agent.source import Desired, Refused, Tip
@@ -106,6 +106,7 @@ class Agent:
             )
         result = replace(result, duration=time.monotonic() - started)
         problems = status.record(self.kube, self.settings, result, self.metrics, self.clock())
+        result = replace(result, status_error="; ".join(problems))
         self._heartbeat = time.monotonic()
         self.log(result.summary())
         for line in (*result.notes, *problems):
@@ -133,6 +134,8 @@ class Agent:
             report = apply.apply(
                 self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep
             )
+            if report.down:
+                raise _Stop(_down(tip.commit, report, len(desired.objects)))
             report.errors.update(unopened)
             pruning = self._prune(parent.members, wanted, report, set_id, pool)
             final = {**{oid: parent.members[oid] for oid, _ in pruning.kept}, **wanted}
@@ -152,7 +155,7 @@ class Agent:
             return prune.read(self.kube, self.settings)
         except KubeError as e:
             raise _Stop(
-                Result(FAILED, reasons=("apply",), message=f"cannot read the ApplySet parent: {e}")
+                Result(FAILED, reasons=(_why(e),), message=f"cannot read the ApplySet parent: {e}")
             ) from e
 
     def _load(self, tip: Tip) -> Desired:
@@ -175,7 +178,7 @@ class Agent:
             return prune.write(self.kube, self.settings, set_id, members, commit, current)
         except KubeError as e:
             raise _Stop(
-                Result(FAILED, commit, ("apply",), f"cannot write the ApplySet parent: {e}")
+                Result(FAILED, commit, (_why(e),), f"cannot write the ApplySet parent: {e}")
             ) from e
 
     def _prune(
@@ -290,6 +293,25 @@ class Agent:
             tip.notes,
             report.dry_runs,
         )
+
+
+def _why(error: KubeError) -> str:
+    """The failure reason of a step that met ``error``: "api" when the server did not answer."""
+    return "api" if isinstance(error, Unavailable) else "apply"
+
+
+def _down(commit: str, report: apply.Report, total: int) -> Result:
+    """The round that stopped early because the API server is gone (nothing pruned)."""
+    return Result(
+        FAILED,
+        commit,
+        ("api",),
+        f"{report.down}; stopped with {report.skipped} of {total} object(s) not attempted, "
+        "nothing pruned; retrying with backoff",
+        applied=tuple(report.applied),
+        unchanged=len(report.unchanged),
+        errors=tuple((str(oid), why) for oid, why in sorted(report.errors.items())),
+    )
 
 
 @dataclass
