@@ -416,6 +416,40 @@ def test_an_unhealthy_rollout_is_reported_after_the_timeout(site: Site) -> None:
     assert "not yet observed" in site.status()["unhealthy"]
 
 
+def test_the_health_wait_ends_at_its_timeout_not_a_poll_later(site: Site) -> None:
+    site.branch.commit([deployment("web", site.namespace)])
+    result = site.agent(health_timeout=1.0, health_poll=30.0).reconcile()
+    assert result.result == "degraded" and result.reasons == ("health",)
+    assert 1.0 <= result.duration < 4.0, result.duration  # a whole poll past it would be 30 s
+
+
+def _commit_info(metrics: Metrics, name: str) -> list[str]:
+    prefix = f"gen_agent_{name}_commit_info{{"
+    return [line for line in metrics.text().decode().splitlines() if line.startswith(prefix)]
+
+
+def test_a_commit_with_a_failed_object_is_attempted_but_not_named_applied(site: Site) -> None:
+    good = site.branch.commit(cms(site, "a"))
+    site.agent().reconcile()
+    bad = site.branch.commit([*cms(site, "a"), configmap("Not_Valid", site.namespace)])
+    agent = site.agent()
+    result = agent.reconcile()
+    assert result.reasons == ("apply",) and not result.complete
+    assert json.loads(status.as_json(result))["complete"] is False
+    branch = 'branch="refs/heads/deploy/test"'
+    assert _commit_info(agent.metrics, "attempted") == [
+        f'gen_agent_attempted_commit_info{{{branch},commit="{bad}"}} 1.0'
+    ]
+    assert _commit_info(agent.metrics, "applied") == []  # this process never applied one whole
+    assert site.status()["commit"] == bad and site.status()["lastAppliedCommit"] == good
+    fixed = site.branch.commit(cms(site, "a", "b"))
+    assert agent.reconcile().complete
+    assert _commit_info(agent.metrics, "applied") == [
+        f'gen_agent_applied_commit_info{{{branch},commit="{fixed}"}} 1.0'
+    ]
+    assert site.status()["commit"] == site.status()["lastAppliedCommit"] == fixed
+
+
 def test_status_events_and_metrics_report_what_happened(site: Site) -> None:
     commit = site.branch.commit(cms(site, "a"))
     agent = site.agent()

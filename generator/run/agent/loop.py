@@ -201,7 +201,8 @@ class Agent:
         return _Pruning(done.deleted, kept, verdict.refused, done.failed, done.released)
 
     def _health(self, report: apply.Report) -> list[tuple[ObjectId, str]]:
-        """Wait (up to the timeout) for what was applied now; the rest is judged as observed."""
+        """Wait (up to the timeout, never a poll past it) for what was applied now; the rest is
+        judged as observed."""
         applied = set(report.applied)
         unhealthy = [
             (oid, h.message)
@@ -212,9 +213,10 @@ class Agent:
         deadline = time.monotonic() + self.settings.health_timeout
         while pending:
             pending = {oid: obj for oid, obj in pending.items() if not health.assess(obj).current}
-            if not pending or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
                 break
-            self.sleep(self.settings.health_poll)
+            self.sleep(min(self.settings.health_poll, left))  # the last look is at the deadline
             pending = {oid: self._refresh(obj) for oid, obj in pending.items()}
         unhealthy += [(oid, health.assess(obj).message) for oid, obj in pending.items()]
         return sorted(unhealthy)

@@ -32,6 +32,8 @@ MAX_LISTED = 50
 """Per-object lines kept in the status ConfigMap (the rest are counted)."""
 MAX_EVENTS = 10
 """Warning events per reconcile about single objects (the rest are in the status)."""
+INCOMPLETE = frozenset({"api", "apply", "prune", "prune-guard"})
+"""Reasons that leave the cluster short of the commit (it is attempted, not applied)."""
 UNRECORDED = "unrecorded-status"
 """File in the state directory: summaries of results whose status could not be written."""
 
@@ -63,6 +65,16 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.result == SYNCED
+
+    @property
+    def complete(self) -> bool:
+        """Whether every object of ``commit`` was applied and every object that left it pruned
+        (health and n9e aside): the cluster holds the commit."""
+        return (
+            bool(self.commit)
+            and self.result in (SYNCED, DEGRADED)
+            and not INCOMPLETE.intersection(self.reasons)
+        )
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -123,6 +135,8 @@ def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -
     if result.ok:
         metrics.last_success.set(now)
     if result.commit and result.result != REFUSED:
+        metrics.set_attempted(result.commit, settings.ref)
+    if result.complete:
         metrics.set_commit(result.commit, settings.ref)
     if result.members:
         metrics.objects.set(result.members)
@@ -137,7 +151,7 @@ def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -
 def status_data(settings: Settings, result: Result, previous: dict[str, str]) -> dict[str, str]:
     """The status ConfigMap's data for ``result`` (without timestamps; pure)."""
     applied = previous.get("lastAppliedCommit", "")
-    if result.commit and result.result in (SYNCED, DEGRADED) and not result.errors:
+    if result.complete:
         applied = result.commit
     return {
         "site": settings.site,
@@ -285,6 +299,7 @@ def as_json(result: Result) -> str:
             "unhealthy": [list(u) for u in result.unhealthy],
             "notes": list(result.notes),
             "duration": round(result.duration, 3),
+            "complete": result.complete,
             "status_error": result.status_error,
         },
         indent=2,
