@@ -121,12 +121,14 @@ class Site:
     settings: Settings
     admin: kube.Client
     metrics: list[Metrics] = field(default_factory=list)
+    agents: list[Agent] = field(default_factory=list)
 
     def agent(self, client: kube.Kube | None = None, **changes: Any) -> Agent:
         """An agent for this site (the admin client unless another is given)."""
         m = Metrics(self.settings.interval)
         self.metrics.append(m)
-        return Agent(replace(self.settings, **changes), client or self.admin, m)
+        self.agents.append(Agent(replace(self.settings, **changes), client or self.admin, m))
+        return self.agents[-1]
 
     @property
     def set_id(self) -> str:
@@ -146,8 +148,9 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, admin: kube.Client, agent_keys: Keys) -> Site:
-    """A fresh site: an application namespace and an agent namespace (created), an empty branch."""
+def site(tmp_path: Path, admin: kube.Client, agent_keys: Keys) -> Iterator[Site]:
+    """A fresh site: an application namespace and an agent namespace (created), an empty branch;
+    the agents made for it are closed afterwards."""
     namespace, agent_ns = unique("app"), unique("agent")
     ns_res = admin.resource("v1", "Namespace")
     for ns in (namespace, agent_ns):
@@ -170,7 +173,10 @@ def site(tmp_path: Path, admin: kube.Client, agent_keys: Keys) -> Site:
         metrics_port=-1,
         workers=4,
     )
-    return Site(namespace, agent_ns, branch, settings, admin)
+    made = Site(namespace, agent_ns, branch, settings, admin)
+    yield made
+    for agent in made.agents:
+        agent.close()
 
 
 def configmap(name: str, namespace: str, **data: str) -> dict[str, Any]:

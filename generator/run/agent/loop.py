@@ -55,12 +55,29 @@ class Agent:
     _heartbeat: float = field(default_factory=time.monotonic)
     _repo: Repo | None = None
     _parsed: source.Parsed = field(default_factory=dict)
+    _pool: ThreadPoolExecutor | None = None
 
     @property
     def repo(self) -> Repo:
         if self._repo is None:
             self._repo = source.open_local(self.settings)
         return self._repo
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The request threads, kept from one reconcile to the next (starting them again each
+        time costs a no-op reconcile a third of its time on a loaded node)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=max(1, self.settings.workers), thread_name_prefix="gen-agent"
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the request threads (a later reconcile starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def alive(self) -> bool:
         """False when the loop has not moved for much longer than a reconcile may take
@@ -74,10 +91,13 @@ class Agent:
         """Reconcile until ``stop`` is set: every interval, sooner
         (with backoff) after a failure."""
         failures = 0
-        while not stop.is_set():
-            result = self.reconcile()
-            failures = 0 if result.result in (SYNCED, REFUSED) else failures + 1
-            stop.wait(self.delay(failures))
+        try:
+            while not stop.is_set():
+                result = self.reconcile()
+                failures = 0 if result.result in (SYNCED, REFUSED) else failures + 1
+                stop.wait(self.delay(failures))
+        finally:
+            self.close()
 
     def delay(self, failures: int) -> float:
         """Seconds until the next reconcile after ``failures`` failed ones in a row."""
@@ -126,20 +146,18 @@ class Agent:
         desired, unopened = self._materialize(self._load(tip))
         set_id = plan.applyset_id(s.parent_name, s.namespace)
         wanted = {**plan.members_of(desired.objects), **{oid: "v1" for oid in unopened}}
-        with ThreadPoolExecutor(
-            max_workers=max(1, s.workers), thread_name_prefix="gen-agent"
-        ) as pool:
-            widened = self._write_parent(set_id, {**parent.members, **wanted}, tip.commit, parent)
-            live = apply.observe(self.kube, desired.objects, set_id, pool)
-            report = apply.apply(
-                self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep
-            )
-            if report.down:
-                raise _Stop(_down(tip.commit, report, len(desired.objects)))
-            report.errors.update(unopened)
-            pruning = self._prune(parent.members, wanted, report, set_id, pool)
-            final = {**{oid: parent.members[oid] for oid, _ in pruning.kept}, **wanted}
-            self._write_parent(set_id, final, tip.commit, widened)
+        pool = self.pool
+        widened = self._write_parent(set_id, {**parent.members, **wanted}, tip.commit, parent)
+        live = apply.observe(self.kube, desired.objects, set_id, pool)
+        report = apply.apply(
+            self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep
+        )
+        if report.down:
+            raise _Stop(_down(tip.commit, report, len(desired.objects)))
+        report.errors.update(unopened)
+        pruning = self._prune(parent.members, wanted, report, set_id, pool)
+        final = {**{oid: parent.members[oid] for oid, _ in pruning.kept}, **wanted}
+        self._write_parent(set_id, final, tip.commit, widened)
         unhealthy = self._health(report)
         n9e_error = self._n9e(desired)
         return self._result(tip, desired, report, pruning, unhealthy, n9e_error, len(final))
