@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,68 @@ def test_a_removed_field_another_manager_also_owns_is_left_alone_and_not_retried
     counting = Counting(site.admin)
     again = site.agent(counting).reconcile()
     assert again.applied == () and counting.writes == 0 and "dry-run" not in counting.calls
+
+
+# -- immutable fields ------------------------------------------------------------------------------
+
+
+def _statefulset(namespace: str, size: str) -> dict[str, Any]:
+    web = deployment("db", namespace)
+    web["kind"] = "StatefulSet"
+    web["spec"]["serviceName"] = "db"
+    web["spec"]["volumeClaimTemplates"] = [
+        {
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+            },
+        }
+    ]
+    return web
+
+
+def _reselected(namespace: str) -> dict[str, Any]:
+    web = deployment("db", namespace)
+    web["spec"]["selector"]["matchLabels"]["tier"] = "db"
+    web["spec"]["template"]["metadata"]["labels"]["tier"] = "db"
+    return web
+
+
+Make = Callable[[str], dict[str, Any]]
+IMMUTABLE: dict[str, tuple[Make, Make, str, str]] = {
+    "statefulset volume size": (
+        lambda ns: _statefulset(ns, "10Gi"),
+        lambda ns: _statefulset(ns, "20Gi"),
+        "immutable field spec changed; a StatefulSet's spec beyond replicas",
+        "delete statefulset db --cascade=orphan",
+    ),
+    "deployment selector": (
+        lambda ns: deployment("db", ns),
+        _reselected,
+        "immutable field spec.selector changed; this field cannot change in place",
+        "delete deployment db) after checking nothing is lost",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(IMMUTABLE))
+def test_an_immutable_change_is_reported_with_the_field_and_what_to_do_and_nothing_deleted(
+    site: Site, change: str
+) -> None:
+    before, after, field_text, how = IMMUTABLE[change]
+    site.branch.commit([before(site.namespace), *cms(site, "a")])
+    assert site.agent().reconcile().errors == ()
+    kind = before(site.namespace)["kind"]
+    uid = site.get("apps/v1", kind, "db")["metadata"]["uid"]  # type: ignore[index]
+    site.branch.commit([after(site.namespace), *cms(site, "a", value="2")])
+    result = site.agent().reconcile()
+    assert result.reasons[0] == "apply" and len(result.errors) == 1
+    what, why = result.errors[0]
+    assert what == f"{kind}.apps {site.namespace}/db"
+    assert why.startswith(field_text) and how in why
+    assert site.get("apps/v1", kind, "db")["metadata"]["uid"] == uid  # type: ignore[index]
+    assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "2"}  # type: ignore[index]
 
 
 # -- drift, signatures, crashes --------------------------------------------------------------------

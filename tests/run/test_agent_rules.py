@@ -13,8 +13,9 @@ from generator.build.stages import agent_rbac as access
 from generator.core import units
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId
-from generator.run.agent import drift, health, owned, plan
+from generator.run.agent import drift, health, immutable, owned, plan
 from generator.run.agent.health import State
+from generator.run.agent.kube import Invalid
 from generator.run.agent.settings import PruneSettings, parse_share
 
 
@@ -172,6 +173,21 @@ def test_owned_ignores_other_managers_updates_and_subresources() -> None:
     update = _managed("gen-agent", PORTS, operation="Update")
     assert owned.removed(update, want, "gen-agent") == ""
     assert owned.removed({"metadata": {"name": "a"}}, want, "gen-agent") == ""
+
+
+def test_immutable_reads_the_field_from_the_servers_cause_and_ignores_other_refusals() -> None:
+    job = Invalid(
+        "PATCH ...: 422 Invalid",
+        422,
+        "Invalid",
+        (("spec.template", "Invalid value: ...: field is immutable"),),
+    )
+    assert immutable.fields(job) == ["spec.template"]
+    assert immutable.explain(job, "Job", "app", "migrate").startswith(
+        "immutable field spec.template changed; this field cannot change in place: revert it"
+    )
+    other = Invalid("...", 422, "Invalid", (("metadata.name", "a lowercase RFC 1123 label"),))
+    assert immutable.fields(other) == [] and immutable.explain(other, "Job", "app", "x") == ""
 
 
 def test_same_object_ignores_resource_version_and_managed_fields() -> None:

@@ -34,8 +34,8 @@ from enum import Enum
 from typing import Any
 
 from generator.core.objects import ObjectId, identity
-from generator.run.agent import drift, health, owned, plan
-from generator.run.agent.kube import Forbidden, Kube, KubeError, Unavailable
+from generator.run.agent import drift, health, immutable, owned, plan
+from generator.run.agent.kube import Forbidden, Invalid, Kube, KubeError, Unavailable
 from generator.run.agent.settings import FIELD_MANAGER
 
 Obj = dict[str, Any]
@@ -214,6 +214,10 @@ def _one(
         return oid, Verdict.APPLIED, kube.apply(res, want, FIELD_MANAGER), current is not None
     except Forbidden as e:
         return oid, Verdict.FAILED, f"{e} ({FORBIDDEN_HINT})", False
+    except Invalid as e:
+        meta = obj["metadata"]
+        hint = immutable.explain(e, obj["kind"], meta.get("namespace", ""), meta["name"])
+        return oid, Verdict.FAILED, hint or str(e), False
     except KubeError as e:
         return oid, Verdict.FAILED, e, False
 
