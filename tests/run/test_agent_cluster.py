@@ -392,6 +392,20 @@ def test_drift_is_corrected_on_the_next_reconcile_without_a_new_commit(site: Sit
     assert site.get("v1", "ConfigMap", "b") is not None
 
 
+def test_one_agent_remembers_what_held_its_commit_but_still_sees_a_hand_edit(site: Site) -> None:
+    site.branch.commit(cms(site, "a", "b"))
+    counting = Counting(site.admin)
+    agent = site.agent(counting)
+    agent.reconcile()
+    counting.calls.clear()
+    assert agent.reconcile().unchanged == 2 and counting.writes == 0
+    res = site.admin.resource("v1", "ConfigMap")
+    site.admin.apply(res, configmap("a", site.namespace, value="hand-edited"), "kubectl-edit")
+    result = agent.reconcile()
+    assert [o.name for o in result.applied] == ["a"]
+    assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "1"}  # type: ignore[index]
+
+
 def test_an_unsigned_tip_is_refused_and_the_cluster_left_as_it_is(site: Site) -> None:
     site.branch.commit(cms(site, "a"))
     site.agent().reconcile()

@@ -5,6 +5,7 @@ one GET per cluster-scoped object (its RBAC names them one by one). ``apply`` th
 of a phase, concurrently:
 
     not live (or lost our label)    -> apply
+    live, unchanged since it last held this very commit -> nothing (``Held``, no comparison)
     live, ``drift.covers`` holds and
       we own no field the branch lost -> nothing (no request at all)
     live, looks different            -> server dry-run; apply only if the result differs from live
@@ -69,6 +70,13 @@ class Report:
     """Why the round stopped early because the API server is unavailable ("" when it did not)."""
     skipped: int = 0
     """Objects not attempted because the API server was unavailable."""
+    held: dict[ObjectId, str] = field(default_factory=dict)
+    """resourceVersion of each object that now holds what was applied (see ``Held``)."""
+
+
+Held = dict[ObjectId, str]
+"""Objects known to hold the desired copy of one commit, by their live resourceVersion: while the
+commit and the resourceVersion stay the same, the object is unchanged and needs no comparison."""
 
 
 class Breaker:
@@ -142,15 +150,18 @@ def apply(
     set_id: str,
     pool: ThreadPoolExecutor,
     sleep: Callable[[float], None] = time.sleep,
+    held: Held | None = None,
 ) -> Report:
-    """Apply every phase in order (see the module docstring);
-    never raises for one object's failure."""
-    report, breaker = Report(), Breaker()
+    """Apply every phase in order (see the module docstring); ``held``: what held the same commit
+    last time. Never raises for one object's failure."""
+    report, breaker, known = Report(), Breaker(), held or {}
     for number, objs in enumerate(phases):
         todo = []
         for obj in objs:  # the common case, nothing to do, stays off the thread pool
             oid, current = identity(obj), live.get(identity(obj))
-            if current is not None and holds(current, plan.member(obj, set_id)):
+            if current is not None and (
+                _version(current) == known.get(oid) or holds(current, plan.member(obj, set_id))
+            ):
                 _record(report, oid, Verdict.UNCHANGED, current, False)
             else:
                 todo.append(obj)
@@ -183,6 +194,12 @@ def _record(report: Report, oid: ObjectId, verdict: Verdict, detail: Obj | str, 
     (report.applied if verdict is Verdict.APPLIED else report.unchanged).append(oid)
     if isinstance(detail, dict):
         report.live[oid] = detail
+        if _version(detail):
+            report.held[oid] = _version(detail)
+
+
+def _version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _guarded(

@@ -56,6 +56,8 @@ class Agent:
     _repo: Repo | None = None
     _parsed: source.Parsed = field(default_factory=dict)
     _pool: ThreadPoolExecutor | None = None
+    _held: tuple[str, apply.Held] = ("", {})
+    """The commit last applied and the objects that held it (``apply.Held``)."""
 
     @property
     def repo(self) -> Repo:
@@ -149,9 +151,11 @@ class Agent:
         pool = self.pool
         widened = self._write_parent(set_id, {**parent.members, **wanted}, tip.commit, parent)
         live = apply.observe(self.kube, desired.objects, set_id, pool)
+        held = self._held[1] if self._held[0] == tip.commit else {}
         report = apply.apply(
-            self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep
+            self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep, held
         )
+        self._held = (tip.commit, report.held)
         if report.down:
             raise _Stop(_down(tip.commit, report, len(desired.objects)))
         report.errors.update(unopened)
