@@ -97,6 +97,21 @@ def test_first_apply_brings_an_empty_cluster_to_the_reference_site(site: Site) -
     assert {u.split(" ")[0] for u, _ in result.unhealthy} == {"StatefulSet.apps", "Deployment.apps"}
 
 
+def test_a_second_agent_finds_the_reference_site_unchanged_without_a_dry_run(site: Site) -> None:
+    compiled = REPO / "compiled" / "cn-east-1"
+    files = {
+        p.relative_to(compiled).as_posix(): p.read_bytes()
+        for p in compiled.rglob("*")
+        if p.is_file()
+    }
+    site.branch.commit(files=files)
+    site.agent(namespace="gen-agent", age_identity=AGE_KEY).reconcile()
+    counting = Counting(site.admin)  # a new agent remembers nothing: every object is compared
+    result = site.agent(counting, namespace="gen-agent", age_identity=AGE_KEY).reconcile()
+    assert result.applied == () and result.errors == ()
+    assert counting.writes == 0 and "dry-run" not in counting.calls, counting.calls
+
+
 def _compiled_objects(compiled: Path) -> list[dict[str, Any]]:
     from generator.core import yamlio
 
