@@ -354,6 +354,17 @@ def _reselected(namespace: str) -> dict[str, Any]:
     return web
 
 
+def _job(namespace: str, image: str) -> dict[str, Any]:
+    pod = deployment("db", namespace, image=image)["spec"]["template"]
+    pod["spec"]["restartPolicy"] = "Never"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "db", "namespace": namespace},
+        "spec": {"template": pod},
+    }
+
+
 Make = Callable[[str], dict[str, Any]]
 IMMUTABLE: dict[str, tuple[Make, Make, str, str]] = {
     "statefulset volume size": (
@@ -368,6 +379,12 @@ IMMUTABLE: dict[str, tuple[Make, Make, str, str]] = {
         "immutable field spec.selector changed; this field cannot change in place",
         "delete deployment db) after checking nothing is lost",
     ),
+    "job template": (
+        lambda ns: _job(ns, "registry.local/app:1"),
+        lambda ns: _job(ns, "registry.local/app:2"),
+        "immutable field spec.template changed; this field cannot change in place",
+        "delete job db) after checking nothing is lost",
+    ),
 }
 
 
@@ -378,15 +395,15 @@ def test_an_immutable_change_is_reported_with_the_field_and_what_to_do_and_nothi
     before, after, field_text, how = IMMUTABLE[change]
     site.branch.commit([before(site.namespace), *cms(site, "a")])
     assert site.agent().reconcile().errors == ()
-    kind = before(site.namespace)["kind"]
-    uid = site.get("apps/v1", kind, "db")["metadata"]["uid"]  # type: ignore[index]
+    api_version, kind = before(site.namespace)["apiVersion"], before(site.namespace)["kind"]
+    uid = site.get(api_version, kind, "db")["metadata"]["uid"]  # type: ignore[index]
     site.branch.commit([after(site.namespace), *cms(site, "a", value="2")])
     result = site.agent().reconcile()
     assert result.reasons[0] == "apply" and len(result.errors) == 1
     what, why = result.errors[0]
-    assert what == f"{kind}.apps {site.namespace}/db"
-    assert why.startswith(field_text) and how in why
-    assert site.get("apps/v1", kind, "db")["metadata"]["uid"] == uid  # type: ignore[index]
+    assert what == f"{kind}.{api_version.split('/')[0]} {site.namespace}/db"
+    assert why.startswith(field_text) and how in why, why
+    assert site.get(api_version, kind, "db")["metadata"]["uid"] == uid  # type: ignore[index]
     assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "2"}  # type: ignore[index]
 
 
