@@ -304,11 +304,14 @@ def run_agent(
 def _once(settings: Settings, fmt: TextOrJson) -> None:
     from generator.run.agent import start, status
 
-    result = run(
-        lambda: start.agent(
-            settings, _log if fmt is TextOrJson.text else _quiet, serve=False
-        ).reconcile()
-    )
+    def once() -> status.Result:
+        agent = start.agent(settings, _log if fmt is TextOrJson.text else _quiet, serve=False)
+        try:
+            return agent.reconcile()
+        finally:
+            agent.close()
+
+    result = run(once)
     if fmt is TextOrJson.json:
         typer.echo(status.as_json(result))
     if not result.ok:

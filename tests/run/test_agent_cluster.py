@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,20 @@ from generator.build.stages import agent_rbac as access
 from generator.cli import app
 from generator.deliver.ferry.transport import DropDir
 from generator.formats import encrypted_secret as encrypted
-from generator.run.agent import kube, plan, prune
+from generator.run.agent import apply, kube, plan, prune, status
 from generator.run.agent.metrics import Metrics, serve
 from generator.run.agent.settings import EnvelopeSource, PruneSettings
-from tests.support.agent import Counting, Crash, Site, configmap, deployment, service, unique
+from tests.support.agent import (
+    Counting,
+    Crash,
+    Severed,
+    Site,
+    configmap,
+    deployment,
+    service,
+    unique,
+    unreachable_kubeconfig,
+)
 from tests.support.project import REPO
 
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / "cn-east-1.key"
@@ -89,6 +100,21 @@ def test_first_apply_brings_an_empty_cluster_to_the_reference_site(site: Site) -
         "Deployment.apps",
         "PersistentVolumeClaim",
     }
+
+
+def test_a_second_agent_finds_the_reference_site_unchanged_without_a_dry_run(site: Site) -> None:
+    compiled = REPO / "compiled" / "cn-east-1"
+    files = {
+        p.relative_to(compiled).as_posix(): p.read_bytes()
+        for p in compiled.rglob("*")
+        if p.is_file()
+    }
+    site.branch.commit(files=files)
+    site.agent(namespace="gen-agent", age_identity=AGE_KEY).reconcile()
+    counting = Counting(site.admin)  # a new agent remembers nothing: every object is compared
+    result = site.agent(counting, namespace="gen-agent", age_identity=AGE_KEY).reconcile()
+    assert result.applied == () and result.errors == ()
+    assert counting.writes == 0 and "dry-run" not in counting.calls, counting.calls
 
 
 def _compiled_objects(compiled: Path) -> list[dict[str, Any]]:
@@ -215,6 +241,177 @@ def test_pvcs_and_namespaces_are_kept_unless_allowed(site: Site) -> None:
     assert len(parent(site).members) == 5  # kept in the set: pruned once it is allowed
 
 
+# -- removed fields --------------------------------------------------------------------------------
+
+
+def _rich(site: Site) -> list[dict[str, Any]]:
+    """A ConfigMap and a Deployment with something to remove at every level the issue names."""
+    cm = configmap("conf", site.namespace, value="1", extra="2")
+    cm["metadata"]["labels"] = {"team": "core"}
+    cm["metadata"]["annotations"] = {"note": "keep me?"}
+    web = deployment("web", site.namespace)
+    pod = web["spec"]["template"]["spec"]
+    pod["containers"][0]["env"] = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    pod["containers"][0]["ports"] = [{"containerPort": 80}, {"containerPort": 81}]
+    pod["volumes"] = [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    return [cm, web]
+
+
+REMOVALS: dict[str, tuple[int, tuple[str | int, ...], Any]] = {
+    # name: (object index, path of the removed field, how to remove it from the branch)
+    "label": (0, ("metadata", "labels", "team"), lambda o: o["metadata"].pop("labels")),
+    "annotation": (
+        0,
+        ("metadata", "annotations", "note"),
+        lambda o: o["metadata"].pop("annotations"),
+    ),
+    "configmap key": (0, ("data", "extra"), lambda o: o["data"].pop("extra")),
+    "env var": (
+        1,
+        ("spec", "template", "spec", "containers", 0, "env", 1),
+        lambda o: o["spec"]["template"]["spec"]["containers"][0]["env"].pop(),
+    ),
+    "port": (
+        1,
+        ("spec", "template", "spec", "containers", 0, "ports", 1),
+        lambda o: o["spec"]["template"]["spec"]["containers"][0]["ports"].pop(),
+    ),
+    "keyed list entry": (
+        1,
+        ("spec", "template", "spec", "volumes", 1),
+        lambda o: o["spec"]["template"]["spec"]["volumes"].pop(),
+    ),
+}
+
+
+def _at(obj: Any, path: tuple[str | int, ...]) -> Any:
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(obj, list) or step >= len(obj):
+                return None
+        elif not isinstance(obj, dict) or step not in obj:
+            return None
+        obj = obj[step]
+    return obj
+
+
+@pytest.mark.parametrize("removal", sorted(REMOVALS))
+def test_a_field_removed_from_the_branch_is_removed_from_the_cluster(
+    site: Site, removal: str
+) -> None:
+    index, path, remove = REMOVALS[removal]
+    objs = _rich(site)
+    site.branch.commit(objs)
+    assert site.agent().reconcile().errors == ()
+    name = objs[index]["metadata"]["name"]
+    live = site.get(objs[index]["apiVersion"], objs[index]["kind"], name)
+    assert _at(live, path) is not None
+    remove(objs[index])
+    site.branch.commit(objs)
+    result = site.agent().reconcile()
+    assert [o.name for o in result.applied] == [name] and result.errors == ()
+    assert _at(site.get(objs[index]["apiVersion"], objs[index]["kind"], name), path) is None
+    counting = Counting(site.admin)
+    again = site.agent(counting).reconcile()
+    assert again.applied == () and counting.writes == 0 and "dry-run" not in counting.calls
+
+
+def test_a_removed_field_another_manager_also_owns_is_left_alone_and_not_retried(
+    site: Site,
+) -> None:
+    site.branch.commit([configmap("conf", site.namespace, value="1", extra="2")])
+    site.agent().reconcile()
+    res = site.admin.resource("v1", "ConfigMap")
+    site.admin.apply(res, configmap("conf", site.namespace, extra="2"), "ops-team")
+    site.branch.commit([configmap("conf", site.namespace, value="1")])
+    result = site.agent().reconcile()
+    live = site.get("v1", "ConfigMap", "conf")
+    assert live is not None and live["data"] == {"value": "1", "extra": "2"}
+    assert [o.name for o in result.applied] == ["conf"]  # gave up its claim on extra, nothing else
+    counting = Counting(site.admin)
+    again = site.agent(counting).reconcile()
+    assert again.applied == () and counting.writes == 0 and "dry-run" not in counting.calls
+
+
+# -- immutable fields ------------------------------------------------------------------------------
+
+
+def _statefulset(namespace: str, size: str) -> dict[str, Any]:
+    web = deployment("db", namespace)
+    web["kind"] = "StatefulSet"
+    web["spec"]["serviceName"] = "db"
+    web["spec"]["volumeClaimTemplates"] = [
+        {
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+            },
+        }
+    ]
+    return web
+
+
+def _reselected(namespace: str) -> dict[str, Any]:
+    web = deployment("db", namespace)
+    web["spec"]["selector"]["matchLabels"]["tier"] = "db"
+    web["spec"]["template"]["metadata"]["labels"]["tier"] = "db"
+    return web
+
+
+def _job(namespace: str, image: str) -> dict[str, Any]:
+    pod = deployment("db", namespace, image=image)["spec"]["template"]
+    pod["spec"]["restartPolicy"] = "Never"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "db", "namespace": namespace},
+        "spec": {"template": pod},
+    }
+
+
+Make = Callable[[str], dict[str, Any]]
+IMMUTABLE: dict[str, tuple[Make, Make, str, str]] = {
+    "statefulset volume size": (
+        lambda ns: _statefulset(ns, "10Gi"),
+        lambda ns: _statefulset(ns, "20Gi"),
+        "immutable field spec changed; a StatefulSet's spec beyond replicas",
+        "delete statefulset db --cascade=orphan",
+    ),
+    "deployment selector": (
+        lambda ns: deployment("db", ns),
+        _reselected,
+        "immutable field spec.selector changed; this field cannot change in place",
+        "delete deployment db) after checking nothing is lost",
+    ),
+    "job template": (
+        lambda ns: _job(ns, "registry.local/app:1"),
+        lambda ns: _job(ns, "registry.local/app:2"),
+        "immutable field spec.template changed; this field cannot change in place",
+        "delete job db) after checking nothing is lost",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(IMMUTABLE))
+def test_an_immutable_change_is_reported_with_the_field_and_what_to_do_and_nothing_deleted(
+    site: Site, change: str
+) -> None:
+    before, after, field_text, how = IMMUTABLE[change]
+    site.branch.commit([before(site.namespace), *cms(site, "a")])
+    assert site.agent().reconcile().errors == ()
+    api_version, kind = before(site.namespace)["apiVersion"], before(site.namespace)["kind"]
+    uid = site.get(api_version, kind, "db")["metadata"]["uid"]  # type: ignore[index]
+    site.branch.commit([after(site.namespace), *cms(site, "a", value="2")])
+    result = site.agent().reconcile()
+    assert result.reasons[0] == "apply" and len(result.errors) == 1
+    what, why = result.errors[0]
+    assert what == f"{kind}.{api_version.split('/')[0]} {site.namespace}/db"
+    assert why.startswith(field_text) and how in why, why
+    assert site.get(api_version, kind, "db")["metadata"]["uid"] == uid  # type: ignore[index]
+    assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "2"}  # type: ignore[index]
+
+
 # -- drift, signatures, crashes --------------------------------------------------------------------
 
 
@@ -230,6 +427,20 @@ def test_drift_is_corrected_on_the_next_reconcile_without_a_new_commit(site: Sit
     assert sorted(o.name for o in result.applied) == ["a", "b"]
     assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "1"}  # type: ignore[index]
     assert site.get("v1", "ConfigMap", "b") is not None
+
+
+def test_one_agent_remembers_what_held_its_commit_but_still_sees_a_hand_edit(site: Site) -> None:
+    site.branch.commit(cms(site, "a", "b"))
+    counting = Counting(site.admin)
+    agent = site.agent(counting)
+    agent.reconcile()
+    counting.calls.clear()
+    assert agent.reconcile().unchanged == 2 and counting.writes == 0
+    res = site.admin.resource("v1", "ConfigMap")
+    site.admin.apply(res, configmap("a", site.namespace, value="hand-edited"), "kubectl-edit")
+    result = agent.reconcile()
+    assert [o.name for o in result.applied] == ["a"]
+    assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "1"}  # type: ignore[index]
 
 
 def test_an_unsigned_tip_is_refused_and_the_cluster_left_as_it_is(site: Site) -> None:
@@ -317,6 +528,40 @@ def test_an_unhealthy_rollout_is_reported_after_the_timeout(site: Site) -> None:
     result = site.agent().reconcile()
     assert result.result == "degraded" and result.reasons == ("health",)
     assert "not yet observed" in site.status()["unhealthy"]
+
+
+def test_the_health_wait_ends_at_its_timeout_not_a_poll_later(site: Site) -> None:
+    site.branch.commit([deployment("web", site.namespace)])
+    result = site.agent(health_timeout=1.0, health_poll=30.0).reconcile()
+    assert result.result == "degraded" and result.reasons == ("health",)
+    assert 1.0 <= result.duration < 4.0, result.duration  # a whole poll past it would be 30 s
+
+
+def _commit_info(metrics: Metrics, name: str) -> list[str]:
+    prefix = f"gen_agent_{name}_commit_info{{"
+    return [line for line in metrics.text().decode().splitlines() if line.startswith(prefix)]
+
+
+def test_a_commit_with_a_failed_object_is_attempted_but_not_named_applied(site: Site) -> None:
+    good = site.branch.commit(cms(site, "a"))
+    site.agent().reconcile()
+    bad = site.branch.commit([*cms(site, "a"), configmap("Not_Valid", site.namespace)])
+    agent = site.agent()
+    result = agent.reconcile()
+    assert result.reasons == ("apply",) and not result.complete
+    assert json.loads(status.as_json(result))["complete"] is False
+    branch = 'branch="refs/heads/deploy/test"'
+    assert _commit_info(agent.metrics, "attempted") == [
+        f'gen_agent_attempted_commit_info{{{branch},commit="{bad}"}} 1.0'
+    ]
+    assert _commit_info(agent.metrics, "applied") == []  # this process never applied one whole
+    assert site.status()["commit"] == bad and site.status()["lastAppliedCommit"] == good
+    fixed = site.branch.commit(cms(site, "a", "b"))
+    assert agent.reconcile().complete
+    assert _commit_info(agent.metrics, "applied") == [
+        f'gen_agent_applied_commit_info{{{branch},commit="{fixed}"}} 1.0'
+    ]
+    assert site.status()["commit"] == site.status()["lastAppliedCommit"] == fixed
 
 
 def test_status_events_and_metrics_report_what_happened(site: Site) -> None:
@@ -495,6 +740,80 @@ def _compile_site_into(root: Path, namespace: str, agent_namespace: str) -> Path
 
 
 # -- the command line ------------------------------------------------------------------------------
+
+
+# -- an API server that goes away ------------------------------------------------------------------
+
+
+def test_an_api_server_lost_mid_round_ends_it_in_seconds_with_one_message(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
+    names = [f"cm{i:02}" for i in range(40)]
+    site.branch.commit(cms(site, *names))
+    dead = kube.connect(unreachable_kubeconfig(control_plane, tmp_path))
+    severed = Severed(site.admin, dead)
+    result = site.agent(severed).reconcile()
+    assert result.result == "failed" and result.reasons == ("api",)
+    assert result.message.startswith(
+        f"the API server is unavailable ({apply.DOWN_AFTER} objects in a row failed after "
+        "retries): PATCH /api/v1/namespaces/"
+    )
+    assert (
+        result.message.endswith("not attempted, nothing pruned; retrying with backoff")
+        and "the API server cannot be reached" in result.message
+    )
+    attempted = severed.calls["apply"] - 1  # the first apply widened the parent, before the cut
+    assert attempted <= site.settings.workers + apply.DOWN_AFTER
+    assert f"stopped with {len(names) - attempted} of {len(names)} object(s)" in result.message
+    assert result.duration < 15, result.duration  # one retry cycle per object would be ~40 s
+    assert result.status_error.startswith(
+        "cannot record status: GET /api/v1/namespaces/"  # discovery was cached before the cut
+    )
+    assert json.loads(status.as_json(result))["status_error"] == result.status_error
+    assert site.get("v1", "ConfigMap", "cm39") is None and site.status() == {}
+
+
+def test_a_status_that_could_not_be_written_is_reported_by_the_next_successful_run(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
+    site.branch.commit(cms(site, "a"))
+    dead = kube.connect(unreachable_kubeconfig(control_plane, tmp_path))
+    lost = site.agent(dead).reconcile()
+    assert lost.result == "failed" and lost.reasons == ("api",)
+    assert lost.message.startswith(
+        "cannot read the ApplySet parent: GET /api/v1: the API server cannot be reached: "
+    )
+    pending = site.settings.state_dir / status.UNRECORDED
+    missed = pending.read_text()
+    assert missed.endswith(
+        f"failed, commit -, 0 applied, 0 unchanged, 0 pruned in "
+        f"{lost.duration:.2f}s: {lost.message}\n"
+    )
+    result = site.agent().reconcile()
+    assert result.ok and result.status_error == ""
+    assert site.status()["unrecorded"] == missed and not pending.exists()
+
+
+def test_gen_agent_run_once_json_reports_a_status_it_could_not_write(
+    site: Site, control_plane: Any, tmp_path: Path
+) -> None:
+    site.branch.commit(cms(site, "cli"))
+    env = {
+        "GEN_AGENT_SITE": "test",
+        "GEN_AGENT_GIT_URL": str(site.branch.path),
+        "GEN_ALLOWED_SIGNERS": str(site.settings.allowed_signers),
+        "GEN_AGENT_STATE": str(tmp_path / "cli-state"),
+        "GEN_AGENT_KUBECONFIG": str(unreachable_kubeconfig(control_plane, tmp_path)),
+        "GEN_AGENT_NAMESPACE": site.agent_namespace,
+    }
+    out = CliRunner().invoke(app, ["agent", "run", "--once", "--format", "json"], env=env)
+    assert out.exit_code == 1, out.output
+    report = json.loads(out.stdout)
+    assert report["result"] == "failed" and report["reasons"] == ["api"]
+    assert report["status_error"].startswith(
+        "cannot record status: GET /api/v1: the API server cannot be reached: "
+    )
+    assert (tmp_path / "cli-state" / status.UNRECORDED).is_file()
 
 
 def test_gen_agent_run_once_reconciles_and_exits_by_result(

@@ -13,8 +13,9 @@ from generator.build.stages import agent_rbac as access
 from generator.core import units
 from generator.core.errors import GenError
 from generator.core.objects import ObjectId
-from generator.run.agent import drift, health, plan
+from generator.run.agent import drift, health, immutable, owned, plan
 from generator.run.agent.health import State
+from generator.run.agent.kube import Invalid
 from generator.run.agent.settings import PruneSettings, parse_share
 
 
@@ -132,6 +133,61 @@ def test_covers_normalises_quantities_the_server_rewrites() -> None:
 
 def test_covers_treats_an_empty_map_as_absent() -> None:
     assert drift.covers({"metadata": {"name": "a"}}, {"metadata": {"name": "a", "annotations": {}}})
+
+
+def _managed(manager: str, fields: dict[str, Any], **entry: str) -> dict[str, Any]:
+    record = {"manager": manager, "operation": "Apply", "fieldsV1": fields, **entry}
+    return {"metadata": {"name": "a", "managedFields": [record]}}
+
+
+PORTS: dict[str, Any] = {
+    "f:spec": {"f:ports": {'k:{"port":80,"protocol":"TCP"}': {".": {}, "f:port": {}}}}
+}
+
+
+def test_owned_finds_a_field_we_applied_that_the_branch_dropped_and_names_its_path() -> None:
+    live = _managed("gen-agent", {"f:data": {"f:a": {}, "f:b": {}}})
+    assert owned.removed(live, {"data": {"a": "1"}}, "gen-agent") == ".data.b"
+    assert owned.removed(live, {"data": {"a": "1", "b": "2"}}, "gen-agent") == ""
+    live = _managed("gen-agent", {"f:spec": {"f:finalizers": {'v:"x"': {}}}})
+    assert (
+        owned.removed(live, {"spec": {"finalizers": ["y"]}}, "gen-agent") == '.spec.finalizers["x"]'
+    )
+
+
+def test_owned_matches_keyed_entries_whose_defaulted_key_the_branch_leaves_out() -> None:
+    live = _managed("gen-agent", PORTS)
+    assert owned.removed(live, {"spec": {"ports": [{"port": 80}]}}, "gen-agent") == ""
+    assert (
+        owned.removed(live, {"spec": {"ports": [{"port": 81}]}}, "gen-agent")
+        == ".spec.ports[port=80,protocol=TCP]"
+    )
+
+
+def test_owned_ignores_other_managers_updates_and_subresources() -> None:
+    want: dict[str, Any] = {"spec": {"ports": []}}
+    assert owned.removed(_managed("kubectl", PORTS), want, "gen-agent") == ""
+    assert (
+        owned.removed(_managed("gen-agent", PORTS, subresource="status"), want, "gen-agent") == ""
+    )
+    update = _managed("gen-agent", PORTS, operation="Update")
+    assert owned.removed(update, want, "gen-agent") == ""
+    assert owned.removed({"metadata": {"name": "a"}}, want, "gen-agent") == ""
+
+
+def test_immutable_reads_the_field_from_the_servers_cause_and_ignores_other_refusals() -> None:
+    job = Invalid(
+        "PATCH ...: 422 Invalid",
+        422,
+        "Invalid",
+        (("spec.template", "Invalid value: ...: field is immutable"),),
+    )
+    assert immutable.fields(job) == ["spec.template"]
+    assert immutable.explain(job, "Job", "app", "migrate").startswith(
+        "immutable field spec.template changed; this field cannot change in place: revert it"
+    )
+    other = Invalid("...", 422, "Invalid", (("metadata.name", "a lowercase RFC 1123 label"),))
+    assert immutable.fields(other) == [] and immutable.explain(other, "Job", "app", "x") == ""
 
 
 def test_same_object_ignores_resource_version_and_managed_fields() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -120,12 +121,14 @@ class Site:
     settings: Settings
     admin: kube.Client
     metrics: list[Metrics] = field(default_factory=list)
+    agents: list[Agent] = field(default_factory=list)
 
     def agent(self, client: kube.Kube | None = None, **changes: Any) -> Agent:
         """An agent for this site (the admin client unless another is given)."""
         m = Metrics(self.settings.interval)
         self.metrics.append(m)
-        return Agent(replace(self.settings, **changes), client or self.admin, m)
+        self.agents.append(Agent(replace(self.settings, **changes), client or self.admin, m))
+        return self.agents[-1]
 
     @property
     def set_id(self) -> str:
@@ -145,8 +148,9 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, admin: kube.Client, agent_keys: Keys) -> Site:
-    """A fresh site: an application namespace and an agent namespace (created), an empty branch."""
+def site(tmp_path: Path, admin: kube.Client, agent_keys: Keys) -> Iterator[Site]:
+    """A fresh site: an application namespace and an agent namespace (created), an empty branch;
+    the agents made for it are closed afterwards."""
     namespace, agent_ns = unique("app"), unique("agent")
     ns_res = admin.resource("v1", "Namespace")
     for ns in (namespace, agent_ns):
@@ -169,7 +173,10 @@ def site(tmp_path: Path, admin: kube.Client, agent_keys: Keys) -> Site:
         metrics_port=-1,
         workers=4,
     )
-    return Site(namespace, agent_ns, branch, settings, admin)
+    made = Site(namespace, agent_ns, branch, settings, admin)
+    yield made
+    for agent in made.agents:
+        agent.close()
 
 
 def configmap(name: str, namespace: str, **data: str) -> dict[str, Any]:
@@ -277,3 +284,47 @@ class Counting:
 
 class Crash(BaseException):
     """Stands for the process dying: not an Exception, so nothing in the agent catches it."""
+
+
+def unreachable_kubeconfig(control_plane: Any, directory: Path) -> Path:
+    """A copy of the admin kubeconfig naming a loopback port where no server listens."""
+    with socket.socket() as s:  # a port the kernel just handed out and nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = Path(control_plane.kubeconfig).read_text()
+    path = directory / "kubeconfig-unreachable"
+    path.write_text(text.replace(control_plane.url.rstrip("/"), f"https://127.0.0.1:{port}"))
+    assert path.read_text() != text
+    return path
+
+
+class Severed(Counting):
+    """A Kube whose line to the API server is cut once the agent has listed what is live: every
+    later request goes to ``dead``, a real client of a port where nothing listens."""
+
+    def __init__(self, inner: kube.Kube, dead: kube.Kube) -> None:
+        super().__init__(inner)
+        self.dead = dead
+
+    def _line(self) -> kube.Kube:
+        return self.dead if self.calls.get("list") else self.inner
+
+    def get(self, res: kube.Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        self._count("get")
+        return self._line().get(res, namespace, name)
+
+    def apply(
+        self, res: kube.Resource, obj: dict[str, Any], manager: str, dry_run: bool = False
+    ) -> dict[str, Any]:
+        self._count("dry-run" if dry_run else "apply")
+        return self._line().apply(res, obj, manager, dry_run)
+
+    def delete(
+        self, res: kube.Resource, namespace: str, name: str, uid: str, resource_version: str
+    ) -> None:
+        self._count("delete")
+        self._line().delete(res, namespace, name, uid, resource_version)
+
+    def create(self, res: kube.Resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        self._count("create")
+        return self._line().create(res, namespace, obj)

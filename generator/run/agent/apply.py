@@ -5,16 +5,28 @@ one GET per cluster-scoped object (its RBAC names them one by one). ``apply`` th
 of a phase, concurrently:
 
     not live (or lost our label)    -> apply
-    live, ``drift.covers`` holds     -> nothing (no request at all)
+    live, unchanged since it last held this very commit -> nothing (``Held``, no comparison)
+    live, ``drift.covers`` holds and
+      we own no field the branch lost -> nothing (no request at all)
     live, looks different            -> server dry-run; apply only if the result differs from live
+                                        (content, or the fields we own)
+
+A field removed from the branch is found in the live copy's ``managedFields`` (``owned``): server
+side apply removes the fields our manager owned and no longer applies, so the branch stays the
+truth, while a field another manager also owns is left alone by the server.
 
 Every apply uses field manager ``gen-agent`` and forces conflicts (the branch is the truth). One
-object's failure is recorded against it and the rest go on. Between phases the agent waits for the
-CRDs it applied to be established and forgets its discovery cache, so their objects resolve.
+object's failure is recorded against it and the rest go on, except when the API server itself is
+gone: after ``DOWN_AFTER`` objects in a row failed with no usable answer (each request already
+retried with backoff), the objects not yet tried are skipped and ``Report.down`` says why, so an
+unreachable server ends the round in seconds instead of one retry cycle per object. Between
+phases the agent waits for the CRDs it applied to be established and forgets its discovery cache,
+so their objects resolve.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,12 +35,14 @@ from enum import Enum
 from typing import Any
 
 from generator.core.objects import ObjectId, identity
-from generator.run.agent import drift, health, plan
-from generator.run.agent.kube import Forbidden, Kube, KubeError
+from generator.run.agent import drift, health, immutable, owned, plan
+from generator.run.agent.kube import Forbidden, Invalid, Kube, KubeError, Unavailable
 from generator.run.agent.settings import FIELD_MANAGER
 
 Obj = dict[str, Any]
 CRD_TIMEOUT = 60.0
+DOWN_AFTER = 3
+"""Objects in a row whose apply found the API server unavailable before the round gives up."""
 FORBIDDEN_HINT = (
     "the agent's RBAC does not allow it: a new namespace or kind needs an administrator to apply "
     "the agent's compiled Role/ClusterRole once, see docs/agent.md"
@@ -39,6 +53,7 @@ class Verdict(str, Enum):
     APPLIED = "applied"
     UNCHANGED = "unchanged"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 @dataclass
@@ -51,6 +66,44 @@ class Report:
     live: dict[ObjectId, Obj] = field(default_factory=dict)
     """The server's copy of each object after this reconcile (for health)."""
     dry_runs: int = 0
+    down: str = ""
+    """Why the round stopped early because the API server is unavailable ("" when it did not)."""
+    skipped: int = 0
+    """Objects not attempted because the API server was unavailable."""
+    held: dict[ObjectId, str] = field(default_factory=dict)
+    """resourceVersion of each object that now holds what was applied (see ``Held``)."""
+
+
+Held = dict[ObjectId, str]
+"""Objects known to hold the desired copy of one commit, by their live resourceVersion: while the
+commit and the resourceVersion stay the same, the object is unchanged and needs no comparison."""
+
+
+class Breaker:
+    """Counts objects in a row that met an unavailable API server (thread-safe); once
+    ``DOWN_AFTER`` did, it is open and the first of those errors is why."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streak: list[str] = []
+        self.why = ""
+
+    def record(self, error: KubeError | None) -> None:
+        """One object's outcome: None when the server answered (whatever it said)."""
+        with self._lock:
+            if not isinstance(error, Unavailable):
+                self._streak = []
+                return
+            self._streak.append(str(error))
+            if len(self._streak) >= DOWN_AFTER and not self.why:
+                self.why = (
+                    f"the API server is unavailable ({DOWN_AFTER} objects in a row failed after "
+                    f"retries): {self._streak[0]}"
+                )
+
+    @property
+    def open(self) -> bool:
+        return bool(self.why)
 
 
 def observe(
@@ -97,22 +150,31 @@ def apply(
     set_id: str,
     pool: ThreadPoolExecutor,
     sleep: Callable[[float], None] = time.sleep,
+    held: Held | None = None,
 ) -> Report:
-    """Apply every phase in order (see the module docstring);
-    never raises for one object's failure."""
-    report = Report()
+    """Apply every phase in order (see the module docstring); ``held``: what held the same commit
+    last time. Never raises for one object's failure."""
+    report, breaker, known = Report(), Breaker(), held or {}
     for number, objs in enumerate(phases):
         todo = []
         for obj in objs:  # the common case, nothing to do, stays off the thread pool
             oid, current = identity(obj), live.get(identity(obj))
-            if current is not None and drift.covers(current, plan.member(obj, set_id)):
+            if current is not None and (
+                _version(current) == known.get(oid) or holds(current, plan.member(obj, set_id))
+            ):
                 _record(report, oid, Verdict.UNCHANGED, current, False)
             else:
                 todo.append(obj)
         for oid, verdict, detail, dry in pool.map(
-            lambda o: _one(kube, o, live.get(identity(o)), set_id), todo
+            lambda o: _guarded(kube, o, live.get(identity(o)), set_id, breaker), todo
         ):
-            _record(report, oid, verdict, detail, dry)
+            if verdict is Verdict.SKIPPED:
+                report.skipped += 1
+            else:
+                _record(report, oid, verdict, detail, dry)
+        if breaker.open:
+            report.down = breaker.why
+            return report
         crds = [
             o
             for o in objs
@@ -132,28 +194,61 @@ def _record(report: Report, oid: ObjectId, verdict: Verdict, detail: Obj | str, 
     (report.applied if verdict is Verdict.APPLIED else report.unchanged).append(oid)
     if isinstance(detail, dict):
         report.live[oid] = detail
+        if _version(detail):
+            report.held[oid] = _version(detail)
+
+
+def _version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _guarded(
+    kube: Kube, obj: Obj, current: Obj | None, set_id: str, breaker: Breaker
+) -> tuple[ObjectId, Verdict, Obj | str, bool]:
+    """``_one`` unless the API server is known to be gone (then SKIPPED, no request)."""
+    if breaker.open:
+        return identity(obj), Verdict.SKIPPED, "", False
+    oid, verdict, detail, dry = _one(kube, obj, current, set_id)
+    breaker.record(detail if isinstance(detail, KubeError) else None)
+    return oid, verdict, str(detail) if isinstance(detail, KubeError) else detail, dry
 
 
 def _one(
     kube: Kube, obj: Obj, current: Obj | None, set_id: str
-) -> tuple[ObjectId, Verdict, Obj | str, bool]:
+) -> tuple[ObjectId, Verdict, Obj | str | KubeError, bool]:
     """Apply one object if it differs; (id, verdict, the server's copy or the error,
     whether it was dry-run)."""
     oid = identity(obj)
     want = plan.member(obj, set_id)
-    if current is not None and drift.covers(current, want):
+    if current is not None and holds(current, want):
         return oid, Verdict.UNCHANGED, current, False
     try:
         res = kube.resource(obj["apiVersion"], obj["kind"])
         if current is not None:
             dry = kube.apply(res, want, FIELD_MANAGER, dry_run=True)
-            if drift.same_object(dry, current):
+            if drift.same_object(dry, current) and _same_ownership(dry, current):
                 return oid, Verdict.UNCHANGED, current, True
         return oid, Verdict.APPLIED, kube.apply(res, want, FIELD_MANAGER), current is not None
     except Forbidden as e:
         return oid, Verdict.FAILED, f"{e} ({FORBIDDEN_HINT})", False
+    except Invalid as e:
+        meta = obj["metadata"]
+        hint = immutable.explain(e, obj["kind"], meta.get("namespace", ""), meta["name"])
+        return oid, Verdict.FAILED, hint or str(e), False
     except KubeError as e:
-        return oid, Verdict.FAILED, str(e), False
+        return oid, Verdict.FAILED, e, False
+
+
+def holds(current: Obj, want: Obj) -> bool:
+    """Whether the live copy already is what applying ``want`` would make it: it holds every
+    desired value, and our manager owns no field that ``want`` no longer has."""
+    return drift.covers(current, want) and not owned.removed(current, want, FIELD_MANAGER)
+
+
+def _same_ownership(a: Obj, b: Obj) -> bool:
+    # A removed field that another manager also owns stays, but we must give up our claim on it
+    # (one write), or it would look removed, and cost a dry-run, on every reconcile.
+    return owned.fields_of(a, FIELD_MANAGER) == owned.fields_of(b, FIELD_MANAGER)
 
 
 def _wait_established(

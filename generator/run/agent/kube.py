@@ -67,7 +67,17 @@ class Forbidden(KubeError):
 
 
 class Invalid(KubeError):
-    """The server refused the object (schema validation, admission webhook, immutable field)."""
+    """The server refused the object (schema validation, admission webhook, immutable field);
+    ``causes`` are the server's ``details.causes`` as (field, message)."""
+
+    def __init__(
+        self, message: str, status: int = 0, reason: str = "", causes: tuple[Cause, ...] = ()
+    ) -> None:
+        super().__init__(message, status, reason)
+        self.causes = causes
+
+
+Cause = tuple[str, str]
 
 
 class UnknownKind(KubeError):
@@ -298,9 +308,15 @@ class Client:
 
 
 def _error(method: str, path: str, status: int, data: bytes) -> KubeError:
+    causes: tuple[Cause, ...] = ()
     try:
         body = json.loads(data)
         message, reason = str(body.get("message", "")), str(body.get("reason", ""))
+        causes = tuple(
+            (str(c.get("field", "")), str(c.get("message", "")))
+            for c in (body.get("details") or {}).get("causes") or []
+            if isinstance(c, dict)
+        )
     except (ValueError, AttributeError):
         message, reason = data[:300].decode("utf-8", "replace"), ""
     text = f"{method} {path}: {status} {reason}: {message}".replace(": : ", ": ")
@@ -312,7 +328,7 @@ def _error(method: str, path: str, status: int, data: bytes) -> KubeError:
     elif status in (401, 403):
         kind = Forbidden
     elif status in (400, 422):
-        kind = Invalid
+        return Invalid(text, status, reason, causes)
     elif status == 429 or status >= 500:
         kind = Unavailable
     else:

@@ -10,12 +10,15 @@ agent: no module globals), named ``gen_agent_*``:
     gen_agent_last_reconcile_timestamp_seconds  gauge: end of the last reconcile, whatever its
                                                 result
     gen_agent_sync_ok                           gauge: 1 if the last reconcile synced, else 0
-    gen_agent_applied_commit_info               gauge = 1, labels commit and branch
+    gen_agent_applied_commit_info               gauge = 1, labels commit and branch: the last
+                                                commit applied completely (no object failed)
+    gen_agent_attempted_commit_info             gauge = 1, labels commit and branch: the commit
+                                                the last reconcile tried to apply
     gen_agent_objects                           gauge: members of the set
     gen_agent_objects_applied_total             counter: objects written (not the unchanged ones)
     gen_agent_objects_pruned_total              counter
     gen_agent_failures_total                    counter, by reason (source, signature, manifests,
-                                                apply, prune, prune-guard, health, n9e, status,
+                                                api, apply, prune, prune-guard, health, n9e, status,
                                                 internal)
     gen_agent_signature_refusals_total          counter: tips and envelopes refused for their
                                                 signatures
@@ -36,6 +39,7 @@ REASONS = (
     "source",
     "signature",
     "manifests",
+    "api",
     "apply",
     "prune",
     "prune-guard",
@@ -77,7 +81,13 @@ class Metrics:
         )
         self.commit = Gauge(
             "gen_agent_applied_commit_info",
-            "The commit last applied.",
+            "The last commit applied completely.",
+            ["commit", "branch"],
+            registry=r,
+        )
+        self.attempted = Gauge(
+            "gen_agent_attempted_commit_info",
+            "The commit the last reconcile tried to apply.",
             ["commit", "branch"],
             registry=r,
         )
@@ -101,9 +111,14 @@ class Metrics:
             )  # present from the start, so rate() works on the first failure
 
     def set_commit(self, commit: str, branch: str) -> None:
-        """Show ``commit`` as the one applied (the previous label set is removed)."""
+        """Show ``commit`` as the one applied completely (the previous label set is removed)."""
         self.commit.clear()
         self.commit.labels(commit, branch).set(1)
+
+    def set_attempted(self, commit: str, branch: str) -> None:
+        """Show ``commit`` as the one being applied (the previous label set is removed)."""
+        self.attempted.clear()
+        self.attempted.labels(commit, branch).set(1)
 
     def text(self) -> bytes:
         """The exposition format of every metric."""

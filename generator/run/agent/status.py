@@ -6,14 +6,20 @@ gen-agent-status -o yaml``). It is written only when its content changes, so a r
 nothing to do writes nothing at all; freshness is in the metrics (``last_success_timestamp``).
 Events go with it: Normal ones whenever objects were written or deleted, Warning ones when the
 status changes to a problem (not every interval while it lasts).
+
+A status that cannot be written (the API server is gone) is not lost: its summary line is kept in
+``<state>/unrecorded-status`` and written into the status ConfigMap (key ``unrecorded``) by the next
+reconcile that can write it; the result itself says so (``status_error``, in JSON too).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from generator.core.objects import ObjectId
@@ -26,6 +32,10 @@ MAX_LISTED = 50
 """Per-object lines kept in the status ConfigMap (the rest are counted)."""
 MAX_EVENTS = 10
 """Warning events per reconcile about single objects (the rest are in the status)."""
+INCOMPLETE = frozenset({"api", "apply", "prune", "prune-guard"})
+"""Reasons that leave the cluster short of the commit (it is attempted, not applied)."""
+UNRECORDED = "unrecorded-status"
+"""File in the state directory: summaries of results whose status could not be written."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +59,22 @@ class Result:
     notes: tuple[str, ...] = ()
     dry_runs: int = 0
     duration: float = 0.0
+    status_error: str = ""
+    """Why the status ConfigMap could not be written ("" when it was)."""
 
     @property
     def ok(self) -> bool:
         return self.result == SYNCED
+
+    @property
+    def complete(self) -> bool:
+        """Whether every object of ``commit`` was applied and every object that left it pruned
+        (health and n9e aside): the cluster holds the commit."""
+        return (
+            bool(self.commit)
+            and self.result in (SYNCED, DEGRADED)
+            and not INCOMPLETE.intersection(self.reasons)
+        )
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -76,17 +98,33 @@ class Result:
 def record(
     kube: Kube, settings: Settings, result: Result, metrics: Metrics, now: float
 ) -> list[str]:
-    """Metrics, status ConfigMap and Events for ``result``;
-    problems recording are returned, not raised."""
+    """Metrics, status ConfigMap and Events for ``result``; problems recording are returned, not
+    raised. A status that cannot be written is kept in the state directory for the next one."""
     _metrics(metrics, settings, result, now)
-    problems: list[str] = []
+    pending = settings.state_dir / UNRECORDED
+    missed = pending.read_text() if pending.is_file() else ""
     try:
-        changed, uid = _write_status(kube, settings, result, now)
+        changed, uid = _write_status(kube, settings, result, now, missed)
+    except KubeError as e:
+        metrics.failures.labels("status").inc()
+        _keep(pending, missed, f"{_time(now)} {result.summary()}")
+        return [f"cannot record status: {e}"]
+    pending.unlink(missing_ok=True)
+    try:
         _events(kube, settings, result, changed, uid)
     except KubeError as e:
         metrics.failures.labels("status").inc()
-        problems.append(f"cannot record status: {e}")
-    return problems
+        return [f"cannot record events: {e}"]
+    return []
+
+
+def _keep(pending: Path, missed: str, line: str) -> None:
+    """Add ``line`` to the unrecorded summaries (the last ``MAX_LISTED``), replaced atomically."""
+    lines = [*missed.splitlines(), line.replace("\n", " ")][-MAX_LISTED:]
+    pending.parent.mkdir(parents=True, exist_ok=True)
+    part = pending.with_name(pending.name + ".part")
+    part.write_text("".join(f"{x}\n" for x in lines))
+    os.replace(part, pending)
 
 
 def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -> None:
@@ -97,6 +135,8 @@ def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -
     if result.ok:
         metrics.last_success.set(now)
     if result.commit and result.result != REFUSED:
+        metrics.set_attempted(result.commit, settings.ref)
+    if result.complete:
         metrics.set_commit(result.commit, settings.ref)
     if result.members:
         metrics.objects.set(result.members)
@@ -111,7 +151,7 @@ def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -
 def status_data(settings: Settings, result: Result, previous: dict[str, str]) -> dict[str, str]:
     """The status ConfigMap's data for ``result`` (without timestamps; pure)."""
     applied = previous.get("lastAppliedCommit", "")
-    if result.commit and result.result in (SYNCED, DEGRADED) and not result.errors:
+    if result.complete:
         applied = result.commit
     return {
         "site": settings.site,
@@ -136,11 +176,15 @@ def _lines(items: tuple[tuple[str, str], ...]) -> str:
     return "".join(f"{line}\n" for line in listed)
 
 
-def _write_status(kube: Kube, settings: Settings, result: Result, now: float) -> tuple[bool, str]:
+def _write_status(
+    kube: Kube, settings: Settings, result: Result, now: float, missed: str
+) -> tuple[bool, str]:
     res = kube.resource("v1", "ConfigMap")
     current = kube.get(res, settings.namespace, settings.status_name)
     previous = (current or {}).get("data") or {}
     data = status_data(settings, result, previous)
+    if missed:  # stays until the status next changes, so whoever looks after the outage sees it
+        data["unrecorded"] = missed
     if current is not None and all(previous.get(k) == v for k, v in data.items()):
         return False, current["metadata"]["uid"]
     data["lastTransitionTime"] = _time(now)
@@ -255,6 +299,8 @@ def as_json(result: Result) -> str:
             "unhealthy": [list(u) for u in result.unhealthy],
             "notes": list(result.notes),
             "duration": round(result.duration, 3),
+            "complete": result.complete,
+            "status_error": result.status_error,
         },
         indent=2,
     )
