@@ -431,6 +431,62 @@ def test_rewritten_history_is_refused_by_pack_and_by_import(world: World) -> Non
     assert_rejected(world, world.receive(), path.name, refs(world.inside), "not a fast-forward")
 
 
+def corrupt_tree(repo: Path, how: str) -> str:
+    """A tree git's fsck calls corrupt, written as is (``hash-object --literally``)."""
+    blob = subprocess.run(
+        ["git", "--git-dir", str(repo), "hash-object", "-w", "--stdin"],
+        input=b"x\n",
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    entry = {"duplicate": b"100644 a\0" * 2, "bad-mode": b"100645 a\0"}[how]
+    oid = bytes.fromhex(blob.decode())
+    raw = b"".join(e + b"\0" + oid for e in entry.split(b"\0")[:-1])
+    return (
+        subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                str(repo),
+                "hash-object",
+                "-t",
+                "tree",
+                "-w",
+                "--literally",
+                "--stdin",
+            ],
+            input=raw,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "complaint"), [("duplicate", "duplicateEntries"), ("bad-mode", "badFilemode")]
+)
+@synced
+def test_signed_commit_with_a_tree_git_calls_corrupt_is_refused_before_any_ref_moves(
+    world: World, how: str, complaint: str
+) -> None:
+    repo = open_repo(world.deploy)
+    parent = repo.resolve(BRANCH)
+    assert parent
+    tree = corrupt_tree(world.deploy, how)
+    commit = plumbing.commit_tree(
+        repo, tree, [parent], "corrupt\n", IDENTITY, world.keys.release.private
+    )
+    repo.update_refs([RefUpdate(BRANCH, commit, parent)])
+    path = world.pack()
+    before = refs(world.inside)
+    message = assert_rejected(
+        world, world.receive(), path.name, before, "git refuses the objects", complaint, tree
+    )
+    assert "fsck error" in message
+
+
 # --- crashes -----------------------------------------------------------------------------------
 
 CRASH = """
