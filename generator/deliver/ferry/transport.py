@@ -97,8 +97,9 @@ class DropDir:
     ones to ``rejected/<name>/`` with ``REASON.txt``; names taken get ``.1``, ``.2``, ...
 
     Envelopes appear by a rename of a finished directory (``.packing-<name>`` beside it), so the
-    inside never sees half an envelope written by ``pack``; one still being copied by the
-    gatekeeper is caught by the manifest's sizes and hashes and left waiting.
+    inside never sees half an envelope written by ``pack``; of one still being copied by the
+    gatekeeper, a missing file leaves it waiting and a half-written one is caught by the
+    manifest's sizes and hashes and refused.
     """
 
     path: Path
