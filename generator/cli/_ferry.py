@@ -191,8 +191,10 @@ def import_(
 ) -> None:
     """Verify and import every envelope in DIR, oldest sequence first.
 
-    Imported envelopes move to DIR/imported/, refused ones to DIR/rejected/<name>/ with REASON.txt;
-    ones waiting for a missing basis stay. Exit status 1 if anything was rejected or is waiting.
+    Imported envelopes move to DIR/imported/, refused ones to DIR/rejected/<name>/ with REASON.txt,
+    and so does any entry that cannot be an envelope (a file, a link, a FIFO, a name with control
+    characters; names are printed escaped); ones waiting for a missing basis stay. Exit status 1
+    if anything was rejected or is waiting.
     """
     from generator.deliver.ferry import receive
     from generator.deliver.ferry.transport import DropDir

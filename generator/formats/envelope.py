@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.core.errors import GenError
+from generator.core.untrusted import escape
 
 FORMAT = "gen-ferry/1"
 NAMESPACE = "gen-ferry"
@@ -34,6 +35,7 @@ _SITE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,62}$")
 _OID = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _KEYS = {
     "format",
     "site",
@@ -125,6 +127,17 @@ def measure(path: Path) -> FileEntry:
     with open(path, "rb") as f:
         sha = hashlib.file_digest(f, "sha256")
     return FileEntry(path.name, path.stat().st_size, sha.hexdigest())
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can be an envelope's name where envelopes wait (it becomes part of paths and
+    messages); raise EnvelopeError showing it escaped otherwise."""
+    if not _NAME.match(name):
+        raise EnvelopeError(
+            f"{escape(name)} is not an envelope name (letters, digits, '.', '_', '-'; "
+            "at most 128 characters)"
+        )
+    return name
 
 
 def check_site(site: str) -> str:

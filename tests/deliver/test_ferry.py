@@ -235,6 +235,120 @@ def test_signed_but_non_canonical_manifest_is_rejected(world: World) -> None:
     assert_rejected(world, world.receive(), path.name, refs(world.inside), "canonical")
 
 
+# --- a hostile drop folder ---------------------------------------------------------------------
+
+
+def make_hostile(path: Path, kind: str) -> None:
+    """Put something that is not a regular file at ``path`` (replacing what is there)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "link to /dev/zero":
+        os.symlink("/dev/zero", path)
+    else:  # a link to a large file: it must be refused, not read whole into memory
+        large = path.parent.parent / "large"
+        with open(large, "wb") as f:
+            f.truncate(1 << 33)
+        os.symlink(large, path)
+
+
+@pytest.mark.parametrize(
+    ("file", "kind", "complaint"),
+    [
+        (envelope.MANIFEST, "directory", "manifest.json is a directory"),
+        (envelope.SIGNATURE, "FIFO", "manifest.json.sig is a FIFO"),
+        (envelope.BUNDLE, "link to /dev/zero", "bundle is a symbolic link"),
+        (envelope.MANIFEST, "link to a large file", "manifest.json is a symbolic link"),
+        (envelope.BUNDLE, "directory", "bundle is a directory"),
+    ],
+)
+@synced
+def test_an_envelope_file_that_is_not_a_regular_file_is_rejected_and_poisons_nothing(
+    world: World, file: str, kind: str, complaint: str
+) -> None:
+    world.change()
+    path = world.pack()
+    intact = shutil.copytree(path, world.drop.parent / "intact")
+    make_hostile(path / file, kind)
+    before = refs(world.inside)
+    message = assert_rejected(world, world.receive(), path.name, before, complaint)
+    assert message == f"{complaint}, not a regular file"
+    assert world.receive().outcomes == ()  # the drop folder is clean again
+    shutil.move(intact, path)
+    assert world.receive().ok and rev(world.inside, BRANCH) == rev(world.deploy, BRANCH)
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO", "link to /dev/zero"])
+@synced
+def test_a_drop_entry_that_is_not_a_directory_is_set_aside_and_later_envelopes_import(
+    world: World, kind: str
+) -> None:
+    world.change()
+    path = world.pack()
+    make_hostile(world.drop / "aaa-000001", "FIFO" if kind == "directory" else kind)
+    report = world.receive()
+    stray = world.outcome(report, "aaa-000001")
+    assert stray.status is Status.REJECTED
+    assert stray.moved_to == world.drop.resolve() / "rejected" / "aaa-000001"
+    assert (stray.moved_to / "REASON.txt").read_text().count("not an envelope directory") == 1
+    assert world.outcome(report, path.name).status is Status.IMPORTED
+    assert rev(world.inside, BRANCH) == rev(world.deploy, BRANCH)
+
+
+@synced
+def test_a_name_with_a_newline_is_printed_escaped_and_cannot_forge_an_output_line(
+    world: World,
+) -> None:
+    world.change()
+    path = world.pack()
+    forged = f"x\nimported         {path.name}: ok"
+    shutil.copytree(path, world.drop / forged)
+    before = refs(world.inside)
+    code, out, err = gen(
+        "ferry",
+        "import",
+        str(world.drop),
+        "--repo",
+        str(world.inside),
+        "--site",
+        SITE,
+        "--allowed-signers",
+        str(world.keys.allowed_signers),
+    )
+    shown = f"x\\x0aimported         {path.name}: ok"
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"rejected         {shown}: {shown} is not an envelope name")
+    assert len(err.splitlines()) == 1
+    assert out.startswith(f"imported         {path.name}: ") and len(out.splitlines()) == 1
+    assert (world.drop / "rejected" / shown / "REASON.txt").is_file()
+    assert refs(world.inside) != before and rev(world.inside, BRANCH) == rev(world.deploy, BRANCH)
+
+
+@synced
+def test_an_entry_that_cannot_be_set_aside_is_skipped_with_a_warning_and_blocks_nothing(
+    world: World,
+) -> None:
+    world.change()
+    path = world.pack()
+    (world.drop / "notes.txt").write_text("hello")
+    (world.drop / "rejected").write_text("a file where the rejected folder goes")
+    report = world.receive()
+    stray = world.outcome(report, "notes.txt")
+    assert stray.status is Status.REJECTED and stray.moved_to is None
+    assert stray.message == (
+        "notes.txt is a regular file, not an envelope directory; warning: could not be set "
+        f"aside, skipped: {world.drop.resolve() / 'rejected'} is a regular file, not a directory"
+    )
+    assert world.outcome(report, path.name).status is Status.IMPORTED
+    assert (world.drop / "notes.txt").read_text() == "hello"
+    assert rev(world.inside, BRANCH) == rev(world.deploy, BRANCH)
+
+
 # --- sequence, site, expiry --------------------------------------------------------------------
 
 
@@ -429,6 +543,62 @@ def test_rewritten_history_is_refused_by_pack_and_by_import(world: World) -> Non
         world.pack()
     path = world.pack(full=True)
     assert_rejected(world, world.receive(), path.name, refs(world.inside), "not a fast-forward")
+
+
+def corrupt_tree(repo: Path, how: str) -> str:
+    """A tree git's fsck calls corrupt, written as is (``hash-object --literally``)."""
+    blob = subprocess.run(
+        ["git", "--git-dir", str(repo), "hash-object", "-w", "--stdin"],
+        input=b"x\n",
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    entry = {"duplicate": b"100644 a\0" * 2, "bad-mode": b"100645 a\0"}[how]
+    oid = bytes.fromhex(blob.decode())
+    raw = b"".join(e + b"\0" + oid for e in entry.split(b"\0")[:-1])
+    return (
+        subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                str(repo),
+                "hash-object",
+                "-t",
+                "tree",
+                "-w",
+                "--literally",
+                "--stdin",
+            ],
+            input=raw,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "complaint"), [("duplicate", "duplicateEntries"), ("bad-mode", "badFilemode")]
+)
+@synced
+def test_signed_commit_with_a_tree_git_calls_corrupt_is_refused_before_any_ref_moves(
+    world: World, how: str, complaint: str
+) -> None:
+    repo = open_repo(world.deploy)
+    parent = repo.resolve(BRANCH)
+    assert parent
+    tree = corrupt_tree(world.deploy, how)
+    commit = plumbing.commit_tree(
+        repo, tree, [parent], "corrupt\n", IDENTITY, world.keys.release.private
+    )
+    repo.update_refs([RefUpdate(BRANCH, commit, parent)])
+    path = world.pack()
+    before = refs(world.inside)
+    message = assert_rejected(
+        world, world.receive(), path.name, before, "git refuses the objects", complaint, tree
+    )
+    assert "fsck error" in message
 
 
 # --- crashes -----------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ the deploy branch, appends to ``refs/ferry/imported/<site>`` and drops the quara
 
 Whatever is refused leaves the refs as they were (the quarantine ref is removed), and the transport
 sets the envelope aside with its reason (a drop directory: ``rejected/<name>/REASON.txt``); it
-takes imported ones (``imported/``); waiting and incomplete ones stay. A crash at any point
+takes imported ones (``imported/``); waiting and incomplete ones stay. An entry that cannot be an
+envelope at all (a file, a link, a FIFO, a bad name) is refused the same way; one that cannot be
+moved is reported with a warning and left, and never stops the envelopes after it. Names are
+always shown escaped (``core.untrusted.escape``). A crash at any point
 leaves the old state or the new one: objects fetched without a ref are unreachable, a leftover
 quarantine ref is removed on the next run, and if the transaction was cut between its two refs
 the next run completes it (see ``_repair``).
@@ -28,10 +31,11 @@ from enum import Enum
 from pathlib import Path
 
 from generator.core.errors import GenError
+from generator.core.untrusted import escape
 from generator.deliver import publish
 from generator.deliver.ferry import transport, verify
 from generator.deliver.ferry.ledger import IMPORTED, Ledger, Record
-from generator.deliver.ferry.transport import Transport
+from generator.deliver.ferry.transport import NotAnEnvelope, Transport
 from generator.deliver.ferry.verify import Incomplete, Opened, Rejected
 from generator.deliver.git import bundle
 from generator.deliver.git.repo import ZERO, RefUpdate, Repo, open_repo
@@ -208,7 +212,7 @@ def _open_all(drop: Transport, ctx: _Context) -> tuple[list[Opened], list[Outcom
             opened.append(verify.open_envelope(drop.open(name), ctx.allowed_signers))
         except Incomplete as e:
             outcomes.append(Outcome(name, Status.WAITING, f"incomplete: {e}; left in place"))
-        except Rejected as e:
+        except (Rejected, NotAnEnvelope) as e:
             outcomes.append(_reject(drop, name, str(e)))
     return opened, outcomes
 
@@ -222,7 +226,11 @@ def _take(drop: Transport, ctx: _Context, env: Opened) -> Outcome:
     except (Rejected, bundle.BundleError) as e:
         withhold = (envelope.BUNDLE,) if isinstance(e, WrongSite) else ()
         return _reject(drop, env.path.name, str(e), m.site, m.sequence, withhold)
-    moved = drop.take(env.path.name)
+    try:
+        moved: Path | None = drop.take(env.path.name)
+    except GenError as e:
+        # Imported all the same: the next run finds it again and takes it as a duplicate.
+        moved, message = None, f"{message}; warning: left in place: {e}"
     return Outcome(env.path.name, status, message, m.site, m.sequence, moved)
 
 
@@ -361,7 +369,12 @@ def _reject(
     sequence: int = 0,
     withhold: tuple[str, ...] = (),
 ) -> Outcome:
-    what = f"envelope {name}" + (f" (site {site}, sequence {sequence})" if site else "")
+    """Set ``name`` aside with its reason; if that fails, say so and leave it (the others go on)."""
+    shown = escape(name)
+    what = f"envelope {shown}" + (f" (site {site}, sequence {sequence})" if site else "")
     text = f"{what} was rejected at {envelope.format_time(envelope.now())}:\n{reason}\n"
-    moved = drop.set_aside(name, text, withhold)
-    return Outcome(name, Status.REJECTED, reason, site, sequence, moved)
+    try:
+        moved: Path | None = drop.set_aside(name, text, withhold)
+    except GenError as e:
+        moved, reason = None, f"{reason}; warning: could not be set aside, skipped: {e}"
+    return Outcome(shown, Status.REJECTED, reason, site, sequence, moved)

@@ -9,23 +9,37 @@ A new transport (another directory layout, a removable disk, a gatekeeper's own 
 ``Transport``; the CLI builds it from its options. ``DropDir`` is the directory the gatekeeper
 copies envelopes into: ``<dir>/<name>/``, with ``imported/`` and ``rejected/<name>/REASON.txt``
 beside them.
+
+A drop folder is written by others and may hold anything a file system can: every entry is
+listed, and one that cannot be an envelope (a file, a link, a FIFO, a name with a newline) is
+refused by ``open`` and set aside like any refused envelope, so it never blocks later ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from generator.core.errors import GenError
+from generator.core.untrusted import escape, kind
+from generator.formats import envelope
 
 IMPORTED_DIR = "imported"
 REJECTED_DIR = "rejected"
 REASON = "REASON.txt"
 STAGING_PREFIX = ".packing-"
+ENTRY = "entry"
+"""A refused entry that is not a directory is kept as ``rejected/<name>/entry``."""
+
+
+class NotAnEnvelope(GenError):
+    """A waiting entry that cannot be an envelope (its kind or its name); the message says why."""
 
 
 class Transport(Protocol):
@@ -55,11 +69,13 @@ class Transport(Protocol):
         ...
 
     def waiting(self) -> list[str]:
-        """The names of the envelopes waiting, in name order."""
+        """The names of the envelopes waiting, in name order: every entry that may be one, even
+        one ``open`` will refuse (so that it is set aside rather than silently left)."""
         ...
 
     def open(self, name: str) -> Path:
-        """The directory holding a waiting envelope's files (an absolute path)."""
+        """The directory holding a waiting envelope's files (an absolute path); raise
+        NotAnEnvelope if the entry cannot be an envelope (its name, or not a directory)."""
         ...
 
     def take(self, name: str) -> Path:
@@ -70,6 +86,7 @@ class Transport(Protocol):
         """Remove a refused envelope from those waiting, keeping ``reason`` with it; where it is.
 
         The files named in ``withhold`` are deleted rather than kept (another site's bundle).
+        Raise GenError if it cannot be moved (the caller warns and goes on with the others).
         """
         ...
 
@@ -80,8 +97,9 @@ class DropDir:
     ones to ``rejected/<name>/`` with ``REASON.txt``; names taken get ``.1``, ``.2``, ...
 
     Envelopes appear by a rename of a finished directory (``.packing-<name>`` beside it), so the
-    inside never sees half an envelope written by ``pack``; one still being copied by the
-    gatekeeper is caught by the manifest's sizes and hashes and left waiting.
+    inside never sees half an envelope written by ``pack``; of one still being copied by the
+    gatekeeper, a missing file leaves it waiting and a half-written one is caught by the
+    manifest's sizes and hashes and refused.
     """
 
     path: Path
@@ -112,39 +130,103 @@ class DropDir:
 
     def waiting(self) -> list[str]:
         skip = {IMPORTED_DIR, REJECTED_DIR}
-        return sorted(
-            p.name
-            for p in self.path.iterdir()
-            if p.is_dir() and p.name not in skip and not p.name.startswith(".")
-        )
+        # Hidden entries are staging (.packing-*) or the gatekeeper's own temporary files.
+        return sorted(n for n in os.listdir(self.path) if n not in skip and not n.startswith("."))
 
     def open(self, name: str) -> Path:
+        try:
+            envelope.check_name(name)
+        except envelope.EnvelopeError as e:
+            raise NotAnEnvelope(str(e)) from None
         # Absolute: git must never read a relative bundle path as a remote name.
-        return self.path.resolve() / name
+        path = self.path.resolve() / name
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return path  # gone since listed: its files are missing, it waits
+        if not stat.S_ISDIR(mode):
+            raise NotAnEnvelope(f"{name} is {kind(mode)}, not an envelope directory")
+        return path
 
     def take(self, name: str) -> Path:
-        return _move(self.open(name), self.path.resolve() / IMPORTED_DIR)
+        return _move(self.path.resolve() / name, self.path.resolve() / IMPORTED_DIR, name)
 
     def set_aside(self, name: str, reason: str, withhold: Iterable[str] = ()) -> Path:
-        for file in withhold:
-            (self.open(name) / file).unlink(missing_ok=True)
-        moved = _move(self.open(name), self.path.resolve() / REJECTED_DIR)
-        (moved / REASON).write_text(reason)
+        entry = self.path.resolve() / name
+        try:
+            mode = entry.lstat().st_mode
+            for file in withhold if stat.S_ISDIR(mode) else ():
+                (entry / file).unlink(missing_ok=True)
+        except OSError as e:
+            raise GenError(f"cannot set {escape(name)} aside: {e.strerror}") from e
+        into = self.path.resolve() / REJECTED_DIR
+        if stat.S_ISDIR(mode):
+            moved = _move(entry, into, escape(name))
+        else:
+            moved = _move_into_folder(entry, into, escape(name))
+        _write_reason(moved / REASON, reason)
         return moved
 
 
-def _move(path: Path, into: Path) -> Path:
-    """Move a directory into ``into`` under its own name (``.1``, ``.2``, ... if taken)."""
-    dest, n = into / path.name, 0
-    while dest.exists():
-        n += 1
-        dest = into / f"{path.name}.{n}"
+def _move(path: Path, into: Path, name: str) -> Path:
+    """Move ``path`` into the directory ``into`` as ``name`` (``.1``, ``.2``, ... if taken)."""
+    dest = _free(_real_dir(into) / name)
     try:
-        into.mkdir(exist_ok=True)
         os.rename(path, dest)
     except OSError as e:
-        raise GenError(f"cannot move {path} to {dest}: {e.strerror}") from e
+        raise GenError(f"cannot move {escape(str(path))} to {dest}: {e.strerror}") from e
     return dest
+
+
+def _move_into_folder(path: Path, into: Path, name: str) -> Path:
+    """Move an entry that is not a directory to ``into/name/entry``; that folder."""
+    folder = _free(_real_dir(into) / name)
+    try:
+        folder.mkdir()
+    except OSError as e:
+        raise GenError(f"cannot create {folder}: {e.strerror}") from e
+    try:
+        os.rename(path, folder / ENTRY)
+    except OSError as e:
+        folder.rmdir()
+        raise GenError(f"cannot move {escape(str(path))} to {folder}: {e.strerror}") from e
+    return folder
+
+
+def _free(path: Path) -> Path:
+    """``path``, or the first of ``path.1``, ``path.2``, ... that does not exist."""
+    dest, n = path, 0
+    while os.path.lexists(dest):
+        n += 1
+        dest = path.with_name(f"{path.name}.{n}")
+    return dest
+
+
+def _real_dir(path: Path) -> Path:
+    """``path``, created if missing; raise GenError if it is anything but a directory (a symbolic
+    link could send refused envelopes anywhere)."""
+    try:
+        if not os.path.lexists(path):
+            path.mkdir(exist_ok=True)
+        mode = path.lstat().st_mode
+    except OSError as e:
+        raise GenError(f"cannot create {path}: {e.strerror}") from e
+    if not stat.S_ISDIR(mode):
+        raise GenError(f"{path} is {kind(mode)}, not a directory")
+    return path
+
+
+def _write_reason(path: Path, reason: str) -> None:
+    """Write ``REASON.txt`` as a new file: one that came with the envelope (perhaps a link to
+    somewhere else) is replaced, never written through."""
+    try:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(reason)
+    except OSError as e:
+        raise GenError(f"cannot write {path}: {e.strerror}") from e
 
 
 def of(where: Transport | Path) -> Transport:

@@ -5,14 +5,20 @@ In this order: the manifest's signature against the allowed signers (nothing in 
 believed before that), the manifest's strict and canonical form, then every file's size and
 sha256, streamed: a bundle damaged or cut short in transit is caught here, since ``git bundle
 verify`` would let it through.
+
+Every file is read as untrusted (``core.untrusted``): only a regular file, never through a link,
+never blocking on a FIFO, its size checked before a byte is read (the manifest and signature
+against ``MAX_MANIFEST``, the others against the size the signed manifest promises).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.core import untrusted
 from generator.core.errors import GenError
 from generator.deliver.git import sign
 from generator.formats import envelope
@@ -61,11 +67,11 @@ def open_envelope(path: Path, allowed_signers: Path) -> Opened:
 
 def _small(path: Path) -> bytes:
     try:
-        if path.stat().st_size > envelope.MAX_MANIFEST:
-            raise Rejected(f"{path.name} is larger than {envelope.MAX_MANIFEST} bytes")
-        return path.read_bytes()
+        return untrusted.read_regular(path, envelope.MAX_MANIFEST)
     except FileNotFoundError:
         raise Incomplete(f"{path.name} is missing (still being copied?)") from None
+    except untrusted.Unreadable as e:
+        raise Rejected(str(e)) from None
 
 
 def _claimed_sender(raw: bytes) -> str:
@@ -79,17 +85,25 @@ def _claimed_sender(raw: bytes) -> str:
 
 def _check_file(path: Path, expected: envelope.FileEntry) -> None:
     try:
-        actual = envelope.measure(path)
+        with untrusted.open_regular(path) as f:
+            _check_size(path, os.fstat(f.fileno()).st_size, expected)
+            size, sha256 = untrusted.sha256(f, expected.size)
     except FileNotFoundError:
         raise Incomplete(f"{path.name} is missing (still being copied?)") from None
-    if actual.size != expected.size:
-        how = "truncated" if actual.size < expected.size else "grown"
+    except untrusted.Unreadable as e:
+        raise Rejected(str(e)) from None
+    _check_size(path, size, expected)  # changed while being read
+    if sha256 != expected.sha256:
         raise Rejected(
-            f"{path.name} is {actual.size} bytes, the manifest says {expected.size} ({how} in "
-            f"transit); {RESEND}"
-        )
-    if actual.sha256 != expected.sha256:
-        raise Rejected(
-            f"{path.name} sha256 {actual.sha256[:16]}... is not the manifest's "
+            f"{path.name} sha256 {sha256[:16]}... is not the manifest's "
             f"{expected.sha256[:16]}... (damaged in transit); {RESEND}"
+        )
+
+
+def _check_size(path: Path, size: int, expected: envelope.FileEntry) -> None:
+    if size != expected.size:
+        how = "truncated" if size < expected.size else "grown"
+        raise Rejected(
+            f"{path.name} is {size} bytes, the manifest says {expected.size} ({how} in "
+            f"transit); {RESEND}"
         )

@@ -2,8 +2,11 @@
 and check who signed the commits it brought.
 
 ``git bundle verify`` accepts truncated and bit-flipped bundles, so callers verify the file's
-size and sha256 before anything here reads it; fetching still runs with ``transfer.fsckObjects``
-because a bundle is untrusted input until every commit in it is known to be signed.
+size and sha256 before anything here reads it. A bundle is still untrusted input until every
+commit in it is known to be signed, and ``git fetch`` from a bundle does not fsck what it brings
+(git 2.39 ignores ``transfer.fsckObjects`` there), so ``fetch`` indexes the bundle's pack itself
+with ``git index-pack --strict``: every object is fsck-checked, whatever git version, before any
+ref points at it.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.core import untrusted
 from generator.core.errors import GenError
-from generator.deliver.git.repo import GitError, Repo
+from generator.deliver.git.repo import Repo, run_git
 
 _SIGNATURES = {
     "G": "good",
@@ -27,6 +31,10 @@ _SIGNATURES = {
 }
 _OID = re.compile(r"^[0-9a-f]{40}$")
 MAX_HEADER = 1 << 16
+_FSCK = (
+    "--strict=badFilemode=error",  # git only warns: a deploy tree has no use for odd modes
+    "--fsck-objects",
+)
 
 
 class BundleError(GenError):
@@ -40,6 +48,8 @@ class Header:
     prerequisites: tuple[str, ...]
     refs: tuple[tuple[str, str], ...]
     """``(refname, commit)`` pairs in file order."""
+    length: int = 0
+    """Bytes of the header (its blank line included): the pack starts there."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,11 @@ def create(repo: Repo, path: Path, ref: str, basis: str | None) -> None:
 def read_header(path: Path) -> Header:
     """Parse a v2/v3 bundle header
     (prerequisites and refs) without trusting the rest of the file."""
-    with open(path, "rb") as f:
-        raw = f.read(MAX_HEADER)
+    try:
+        with untrusted.open_regular(path) as f:
+            raw = f.read(MAX_HEADER)
+    except (OSError, untrusted.Unreadable) as e:
+        raise BundleError(f"{path}: cannot read the bundle: {_why(e)}") from None
     end = raw.find(b"\n\n")
     if end < 0:
         raise BundleError(f"{path}: not a git bundle (no header end within {MAX_HEADER} bytes)")
@@ -96,31 +109,45 @@ def read_header(path: Path) -> Header:
             prerequisites.append(oid)
         else:
             refs.append((rest, oid))
-    return Header(tuple(prerequisites), tuple(refs))
+    return Header(tuple(prerequisites), tuple(refs), end + 2)
+
+
+def _why(e: Exception) -> str:
+    return e.strerror or str(e) if isinstance(e, OSError) else str(e)
 
 
 def fetch(repo: Repo, path: Path, ref: str, into: str) -> str:
-    """Fetch ``ref`` from the bundle at ``path`` into the ref ``into`` (forced); the fetched commit.
+    """Bring the objects of the bundle at ``path`` into ``repo``, every one fsck-checked and
+    connected (``git index-pack --strict``), then point the ref ``into`` (forced) at the commit
+    the bundle carries as ``ref``; that commit.
 
-    Nothing else in the repository changes: no branch, no tag, no FETCH_HEAD.
+    On any refusal no ref changes (objects already written stay unreachable). Nothing else in the
+    repository changes: no branch, no tag, no FETCH_HEAD.
     """
+    header = read_header(path)
+    commit = dict(header.refs).get(ref)
+    if commit is None:
+        raise BundleError(f"{path.name} does not carry {ref} (it carries {list(header.refs)})")
+    _index_pack(repo, path, header)
+    if repo.resolve(commit) != commit:
+        raise BundleError(f"{path.name}: {ref} is {commit[:12]}, which is not a commit")
+    repo.run("update-ref", into, commit)
+    return commit
+
+
+def _index_pack(repo: Repo, path: Path, header: Header) -> None:
+    """Index the pack after the header; raise BundleError with git's complaint if it refuses."""
     try:
-        repo.run(
-            "-c",
-            "transfer.fsckObjects=true",
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            str(path),
-            f"+{ref}:{into}",
-        )
-    except GitError as e:
-        raise BundleError(f"git cannot fetch {ref} from {path.name}: {e}") from e
-    fetched = repo.resolve(into)
-    if fetched is None:
-        raise BundleError(f"fetching {ref} from {path.name} left no commit at {into}")
-    return fetched
+        with untrusted.open_regular(path) as f:
+            f.seek(header.length)
+            args = ["index-pack", "--stdin", "--fix-thin", *_FSCK]
+            proc = run_git(["--git-dir", str(repo.git_dir), *args], stdin=f)
+    except (OSError, untrusted.Unreadable) as e:
+        raise BundleError(f"{path}: cannot read the bundle: {_why(e)}") from None
+    if proc.returncode != 0:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = "; ".join(line.strip() for line in lines[:5]) or f"exit {proc.returncode}"
+        raise BundleError(f"{path.name}: git refuses the objects in the bundle: {why}")
 
 
 def check_signatures(

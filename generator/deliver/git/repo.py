@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 import git
 from git.exc import BadName, BadObject
@@ -223,14 +224,22 @@ def run_git(
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    stdin: BinaryIO | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run the git binary with a clean environment (plus ``env``);
-    never raises for a failed command."""
+    """Run the git binary with a clean environment (plus ``env``), its standard input ``input``
+    or the open file ``stdin`` (streamed, not read into memory); never raises for a failed
+    command."""
     full_env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
     full_env.update(env or {})
     try:
         return subprocess.run(
-            ["git", *args], input=input, capture_output=True, env=full_env, cwd=cwd, check=False
+            ["git", *args],
+            input=input,
+            stdin=stdin,
+            capture_output=True,
+            env=full_env,
+            cwd=cwd,
+            check=False,
         )
     except FileNotFoundError as e:
         raise GitError("git is not installed (the git binary is needed on PATH)") from e
