@@ -10,9 +10,11 @@ The site is cn-east-1 of a copy of the reference platform, its two namespaces re
 cannot meet another test's objects in the session's control plane.
 
 Health, honestly: envtest has no kubelet and no controllers, so no workload ever rolls out by
-itself. The test plays kube-controller-manager: a thread writes a completed rollout to the
-``/status`` subresource of each of the site's Deployments and StatefulSets whose status has not
-observed its generation yet. The agent is not bypassed: it waits and reads health from the server.
+itself and no claim is ever bound. The test plays kube-controller-manager: a thread writes a
+completed rollout to the ``/status`` subresource of each of the site's Deployments and StatefulSets
+whose status has not observed its generation yet, and phase ``Bound`` to each of its
+PersistentVolumeClaims (the agent's state and inbox claims). The agent is not bypassed: it waits
+and reads health from the server.
 """
 
 from __future__ import annotations
@@ -128,12 +130,15 @@ def controller(admin: kube.Client) -> Iterator[set[str]]:
     stop = threading.Event()
 
     def rollouts() -> None:
+        claims = admin.resource("v1", "PersistentVolumeClaim")
         while not stop.wait(0.1):
-            for api_version, kind in WORKLOADS:
-                res = admin.resource(api_version, kind)
-                for ns in list(namespaces):
+            for ns in list(namespaces):
+                for api_version, kind in WORKLOADS:
+                    res = admin.resource(api_version, kind)
                     for live in admin.list(res, ns):
                         _complete(admin, res, live)
+                for live in admin.list(claims, ns):
+                    _bind(admin, claims, live)
 
     thread = threading.Thread(target=rollouts, daemon=True)
     thread.start()
@@ -142,6 +147,17 @@ def controller(admin: kube.Client) -> Iterator[set[str]]:
     finally:
         stop.set()
         thread.join()
+
+
+def _bind(admin: kube.Client, res: kube.Resource, live: dict[str, Any]) -> None:
+    """What the PersistentVolume controller does once a volume is found: the claim is Bound."""
+    if (live.get("status") or {}).get("phase") == "Bound":
+        return
+    live["status"] = {"phase": "Bound", "accessModes": live["spec"].get("accessModes", [])}
+    try:
+        admin.update_status(res, live)
+    except kube.KubeError:  # a newer version was written meanwhile: the next pass sees it
+        pass
 
 
 def _complete(admin: kube.Client, res: kube.Resource, live: dict[str, Any]) -> None:
