@@ -182,9 +182,8 @@ def pack(
 def import_(
     drop: Annotated[
         Path,
-        typer.Argument(
-            metavar="DIR", help="Directory the gatekeeper delivers envelopes into.", file_okay=False
-        ),
+        # Described in the docstring: help lists no arguments (kubectl's style, no type labels).
+        typer.Argument(metavar="DIR", file_okay=False, hidden=True),
     ],
     repo: Annotated[
         Path,
@@ -205,7 +204,7 @@ def import_(
         ),
     ] = None,
 ) -> None:
-    """Verify and import every envelope in DIR, oldest sequence first.
+    """Verify and import every envelope in DIR (where the gatekeeper delivers), oldest first.
 
     Imported envelopes move to DIR/imported/, refused ones to DIR/rejected/<name>/ with REASON.txt;
     ones waiting for a missing basis stay. Exit status 1 if anything was rejected or is waiting.

@@ -50,7 +50,8 @@ SiteOption = Annotated[
 ]
 PathArgument = Annotated[
     str,
-    typer.Argument(metavar="PATH", help="Secret path, as in ?{age:<path>}, e.g. redis/password."),
+    # Described in the docstrings: help lists no arguments (kubectl's style, no type labels).
+    typer.Argument(metavar="PATH", hidden=True),
 ]
 IdentityOption = Annotated[
     list[Path] | None,
@@ -92,7 +93,8 @@ def set_(
 ) -> None:
     """Store a new secret, encrypted to the site's recipients (and team recipients).
 
-    The value comes from stdin (a hidden prompt on a terminal); it is never an argument. Examples:
+    PATH is the secret's path, as in ?{age:<path>}, e.g. redis/password. The value comes from
+    stdin (a hidden prompt on a terminal); it is never an argument. Examples:
 
     \b
       printf %s "$REDIS_PASSWORD" | gen secrets set -t cn-east-1 redis/password
@@ -111,10 +113,7 @@ def rotate(
     target: SiteOption,
     path: Annotated[
         str | None,
-        typer.Argument(
-            metavar="PATH",
-            help="Secret path; with --reencrypt and no path, every secret of the site.",
-        ),
+        typer.Argument(metavar="PATH", hidden=True),
     ] = None,
     root: RootOption = Path("."),
     generate: GenerateOption = 0,
@@ -130,6 +129,9 @@ def rotate(
     identity: IdentityOption = None,
 ) -> None:
     """Change a secret's value (or, with --reencrypt, its recipients); compile to carry the new ciphertext.
+
+    PATH is the secret's path, as in ?{age:<path>}; with --reencrypt and no PATH, every secret of
+    the site.
 
     \b
     printf %s "$NEW" | gen secrets rotate -t cn-east-1 redis/password
@@ -163,6 +165,8 @@ def show(
     root: RootOption = Path("."),
 ) -> None:
     """Print a secret's value (decrypted with your identity) on stdout, as stored.
+
+    PATH is the secret's path, as in ?{age:<path>}, e.g. redis/password.
 
     gen secrets show -t cn-east-1 redis/password -i ~/.config/gen/me.key
     """

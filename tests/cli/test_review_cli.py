@@ -415,7 +415,7 @@ def test_option_help_reads_like_kubectl_without_type_labels(command: list[str]) 
     code, out, _ = gen(*command, "--help", env={"COLUMNS": "100"})
     options = out.partition("\nOptions:\n")[2].partition("\n\n")[0]
     assert code == 0 and options, out
-    assert TYPE_LABEL.findall(options) == []
+    assert TYPE_LABEL.findall(options) == [] and "Arguments:" not in out
     assert "╭" not in out and "-h, --help" in options
 
 
