@@ -29,6 +29,7 @@ agent_app = typer.Typer(
     help="The in-cluster pull agent: keep a cluster at its site's signed deploy branch.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help like gen's own, also as the root of `gen-agent`
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(agent_app, name="agent")
