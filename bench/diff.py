@@ -237,7 +237,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "CI: --worktree, markdown",
         "diff",
         "--worktree",
-        "-f",
+        "-o",
         "markdown",
         cwd=clone,
         target=TARGET_CPU_SECONDS,
@@ -249,7 +249,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     bench.log(f"edit: {class_edit}")
     bench.gen("compile", cwd=clone)
     case = bench.measure("class change, --worktree", "diff", "--worktree", cwd=clone)
-    summary = json.loads(bench.gen("diff", "--worktree", "-f", "json", cwd=clone)[4])["summary"]
+    summary = json.loads(bench.gen("diff", "--worktree", "-o", "json", cwd=clone)[4])["summary"]
     case.name += f" ({summary['sites']['changed']} sites, {summary['objects']['changed']} objects)"
 
     return {

@@ -242,7 +242,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def as_dict(entry: Entry) -> dict[str, Any]:
-    """An entry as JSON-ready data (``gen secrets list -f json``)."""
+    """An entry as JSON-ready data (``gen secrets list -o json``)."""
     return {
         "path": entry.path,
         "file": entry.file,

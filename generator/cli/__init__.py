@@ -5,8 +5,10 @@ Commands live in one module per area (``_compile``: compile, validate, inventory
 an exit status. What every command shares lives here: ``run`` (errors to exit statuses), the
 ``--root``/``--target`` options, ``-q``/``-v``, colour, the progress bar and JSON problem reports.
 
-Exit status: 0 success; 1 a user error, a validation problem or differences (``compile --check``,
-``diff``); 2 wrong usage; 70 a bug in gen (with a hint to report it); 130 interrupted.
+Exit status: 0 success (no difference); 1 differences (``compile --check``, ``diff``) or invalid
+input (a user error, a validation problem); 2 wrong usage; 3 an operational error, so gen could not
+tell (git failed, a base commit cannot be found, a server cannot be reached, a file system error);
+70 a bug in gen (with a hint to report it); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from generator import __version__
 if TYPE_CHECKING:
     from generator.core.errors import Problem
 
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_OPERATIONAL, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 70, 130
 T = TypeVar("T")
 
 COMPILE_EXTRA = {
@@ -46,9 +48,10 @@ COMPILE_EXTRA = {
 none of them, and every command imports them only when it compiles."""
 
 EPILOG = (
-    "Exit status: 0 success; 1 a user error, a validation problem, or differences "
-    "(compile --check, diff); "
-    "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted.\n\n"
+    "Exit status: 0 success, nothing differs; 1 differences (compile --check, diff) or invalid "
+    "input; 2 wrong usage; 3 gen could not tell (git failed, a commit cannot be found, a server "
+    "cannot be reached, a file system error); 70 a bug in gen (it asks you to report it); "
+    "130 interrupted.\n\n"
     "Colour is off when the output is not a terminal, when NO_COLOR is set, or with --color never. "
     "Shell completion: gen --install-completion. Every command takes -h.\n\n"
     "The merge-request workflow (edit, compile, diff, CI gate, review): docs/review.md."
@@ -63,6 +66,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help, like kubectl's: no boxes, no type labels such as <bool> next to flags.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -85,12 +90,17 @@ RootOption = Annotated[
         help="Project root (holding inventory/, components/, schemas/, compiled/).",
         file_okay=False,
         resolve_path=True,
+        metavar="DIR",
     ),
 ]
 TargetOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--target", "-t", help="Only this target (repeatable).", autocompletion=complete_targets
+        "--target",
+        "-t",
+        help="Only this target (repeatable).",
+        autocompletion=complete_targets,
+        metavar="SITE",
     ),
 ]
 QuietOption = Annotated[
@@ -116,6 +126,7 @@ ColorOption = Annotated[
         "--color",
         help="Colour: auto (a terminal without NO_COLOR), always or never.",
         show_default=False,
+        metavar="WHEN",
     ),
 ]
 
@@ -125,9 +136,37 @@ class TextOrJson(str, Enum):
     json = "json"
 
 
-FormatOption = Annotated[
-    TextOrJson, typer.Option("--format", "-f", help="text for people, json for scripts.")
+E = TypeVar("E", bound=Enum)
+
+OutputOption = Annotated[
+    TextOrJson | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="Output format: text (the default, for people) or json (for scripts).",
+        show_default=False,
+    ),
 ]
+LEGACY_FORMAT = typer.Option("--format", "-f", hidden=True, show_default=False)
+"""The old name of -o/--output, hidden from help and kept working for one release (kubectl, helm,
+flux and argocd spell the output format -o; -f names a file there)."""
+LegacyFormatOption = Annotated[TextOrJson | None, LEGACY_FORMAT]
+
+
+def output_format(given: E | None, legacy: E | None, default: E) -> E:
+    """The format asked for with -o/--output, else with the deprecated -f/--format (saying so on
+    stderr), else ``default``."""
+    if legacy is not None:
+        typer.echo(
+            "gen: -f/--format is deprecated and will be removed in a later release; "
+            "use -o/--output",
+            err=True,
+        )
+    if given is not None:
+        return given
+    return legacy if legacy is not None else default
+
 
 _STYLES: dict[str, dict[str, Any]] = {
     "added": {"fg": "green"},
@@ -230,13 +269,14 @@ def _main(
     """Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style.
 
     The merge-request workflow: edit inventory/, run `gen compile`, review `gen diff`, commit both;
-    CI runs `gen validate`, `gen compile --check` and posts `gen diff --format markdown`.
+    CI runs `gen validate`, `gen compile --check` and posts `gen diff --output markdown`.
     """
     ctx.obj = Output(-1 if quiet else verbose, color or Color.auto)
 
 
 def run(action: Callable[[], T]) -> T:
-    """Run a library call; user errors exit 1 with their message, anything else is a bug (exit 70).
+    """Run a library call; user errors exit 1 with their message, operational errors (and the
+    file system's) exit 3, anything else is a bug (exit 70).
 
     With -v a user error also shows what caused it (the git or OS error underneath).
     """
@@ -245,12 +285,12 @@ def run(action: Callable[[], T]) -> T:
     try:
         return action()
     except errors.GenError as e:
-        out = output()
-        out.echo(f"{e}" if str(e) else type(e).__name__, err=True)
-        if out.verbose:
-            for cause in _causes(e):
-                out.echo(f"  caused by {type(cause).__name__}: {cause}", err=True, role="dim")
-        raise typer.Exit(EXIT_USER) from None
+        _say_error(e)
+        raise typer.Exit(exit_status(e)) from None
+    except OSError as e:
+        # Not a bug in gen and not the user's input: the disk, permissions or a device failed.
+        typer.echo(f"gen: {e}", err=True)
+        raise typer.Exit(EXIT_OPERATIONAL) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as e:
@@ -265,6 +305,21 @@ def run(action: Callable[[], T]) -> T:
             err=True,
         )
         raise typer.Exit(EXIT_BUG) from None
+
+
+def exit_status(error: Exception) -> int:
+    """3 when gen could not tell (an OperationalError), else 1: the input is at fault."""
+    from generator.core import errors
+
+    return EXIT_OPERATIONAL if isinstance(error, errors.OperationalError) else EXIT_USER
+
+
+def _say_error(e: Exception) -> None:
+    out = output()
+    out.echo(f"{e}" if str(e) else type(e).__name__, err=True)
+    if out.verbose:
+        for cause in _causes(e):
+            out.echo(f"  caused by {type(cause).__name__}: {cause}", err=True, role="dim")
 
 
 def missing_compiler(error: ModuleNotFoundError) -> str | None:
@@ -288,9 +343,9 @@ def _causes(e: BaseException) -> Iterator[BaseException]:
 
 
 def run_json(action: Callable[[], T], as_json: bool) -> T:
-    """``run``; with ``as_json`` a user error is printed as JSON on stdout (then exit 1) for
-    scripts: ``{"ok": false, "summary": ..., "problems": [...]}`` (no problems for an error that
-    has no location)."""
+    """``run``; with ``as_json`` a user error is printed as JSON on stdout (then exit 1, or 3 for
+    an operational error) for scripts: ``{"ok": false, "summary": ..., "problems": [...]}`` (no
+    problems for an error that has no location)."""
     from generator.core import errors
 
     if not as_json:
@@ -312,7 +367,7 @@ def run_json(action: Callable[[], T], as_json: bool) -> T:
         print_json(
             {"ok": False, "summary": report.summary, "problems": problems_json(report.problems)}
         )
-        raise typer.Exit(EXIT_USER)
+        raise typer.Exit(exit_status(result))
     return result
 
 
@@ -338,9 +393,29 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def settled(action: Callable[[], T]) -> Callable[[], T]:
+    """Run ``action`` now; return a call that gives its result, or raises its error again.
+
+    For work under the progress bar: the bar is closed before ``run`` prints an error, so the
+    first problem starts on a line of its own instead of after the bar."""
+    try:
+        value = action()
+    except (Exception, KeyboardInterrupt) as e:
+        error = e
+
+        def again() -> T:
+            raise error
+
+        return again
+    return lambda: value
+
+
 @contextmanager
 def progress(label: str, out: Output) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr for a long compile, or None (quiet, or stderr is not a terminal)."""
+    """A progress bar on stderr for a long compile, or None (quiet, or stderr is not a terminal).
+
+    The bar is erased when the block ends: print nothing inside it (run the work with ``settled``
+    and report its outcome after the block)."""
     if out.quiet or not sys.stderr.isatty():
         yield None
         return

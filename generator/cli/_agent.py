@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from generator.cli import TextOrJson, _version, app, run
+from generator.cli import (
+    LegacyFormatOption,
+    TextOrJson,
+    _version,
+    app,
+    output_format,
+    run,
+)
 
 if TYPE_CHECKING:
     from generator.run.agent.settings import Settings
@@ -22,6 +29,7 @@ agent_app = typer.Typer(
     help="The in-cluster pull agent: keep a cluster at its site's signed deploy branch.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help like gen's own, also as the root of `gen-agent`
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(agent_app, name="agent")
@@ -45,7 +53,10 @@ def _agent(
 @agent_app.command("run")
 def run_agent(
     site: Annotated[
-        str, typer.Option("--site", envvar="GEN_AGENT_SITE", help="This cluster's site.")
+        str,
+        typer.Option(
+            "--site", envvar="GEN_AGENT_SITE", help="This cluster's site.", metavar="SITE"
+        ),
     ],
     allowed_signers: Annotated[
         Path,
@@ -53,6 +64,7 @@ def run_agent(
             "--allowed-signers",
             envvar="GEN_ALLOWED_SIGNERS",
             help="OpenSSH allowed_signers file of trusted keys.",
+            metavar="FILE",
         ),
     ],
     git_url: Annotated[
@@ -61,6 +73,7 @@ def run_agent(
             "--git-url",
             envvar="GEN_AGENT_GIT_URL",
             help="Fetch the deploy branch from this git URL.",
+            metavar="GIT_URL",
         ),
     ] = None,
     envelopes: Annotated[
@@ -70,6 +83,7 @@ def run_agent(
             envvar="GEN_AGENT_ENVELOPES",
             file_okay=False,
             help="Or import ferry envelopes dropped into this directory (no git server needed).",
+            metavar="DIR",
         ),
     ] = None,
     git_ssh_key: Annotated[
@@ -78,6 +92,7 @@ def run_agent(
             "--git-ssh-key",
             envvar="GEN_AGENT_GIT_SSH_KEY",
             help="SSH private key for an ssh git URL.",
+            metavar="FILE",
         ),
     ] = None,
     git_known_hosts: Annotated[
@@ -86,12 +101,16 @@ def run_agent(
             "--git-known-hosts",
             envvar="GEN_AGENT_GIT_KNOWN_HOSTS",
             help="known_hosts for an ssh git URL.",
+            metavar="FILE",
         ),
     ] = None,
     branch: Annotated[
         str,
         typer.Option(
-            "--branch", envvar="GEN_AGENT_BRANCH", help="Deploy branch (default: deploy/<site>)."
+            "--branch",
+            envvar="GEN_AGENT_BRANCH",
+            help="Deploy branch (default: deploy/<site>).",
+            metavar="BRANCH",
         ),
     ] = "",
     state_dir: Annotated[
@@ -102,6 +121,7 @@ def run_agent(
             file_okay=False,
             help="Writable directory for the local "
             "repository; keep it on a volume (with --envelopes it holds the import ledger).",
+            metavar="DIR",
         ),
     ] = Path("/var/lib/gen-agent/state"),
     interval: Annotated[
@@ -110,6 +130,7 @@ def run_agent(
             "--interval",
             envvar="GEN_AGENT_INTERVAL",
             help="Time between reconciles (drift correction).",
+            metavar="DURATION",
         ),
     ] = "5m",
     health_timeout: Annotated[
@@ -118,6 +139,7 @@ def run_agent(
             "--health-timeout",
             envvar="GEN_AGENT_HEALTH_TIMEOUT",
             help="How long to wait for applied objects to become healthy.",
+            metavar="DURATION",
         ),
     ] = "3m",
     kubeconfig: Annotated[
@@ -127,15 +149,19 @@ def run_agent(
             envvar="GEN_AGENT_KUBECONFIG",
             help="Kubeconfig (default: in-cluster credentials in a "
             "pod, else the default kubeconfig).",
+            metavar="FILE",
         ),
     ] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="Kubeconfig context.", metavar="CONTEXT")
+    ] = None,
     namespace: Annotated[
         str,
         typer.Option(
             "--namespace",
             envvar="GEN_AGENT_NAMESPACE",
             help="Namespace of the ApplySet parent, status and Events.",
+            metavar="NAMESPACE",
         ),
     ] = "gen-agent",
     prune: Annotated[
@@ -152,6 +178,7 @@ def run_agent(
             "--prune-max-share",
             envvar="GEN_AGENT_PRUNE_MAX_SHARE",
             help="Refuse to delete more than this share of the set at once (0.5 or 50%).",
+            metavar="SHARE",
         ),
     ] = "50%",
     prune_pvcs: Annotated[
@@ -176,10 +203,11 @@ def run_agent(
             "--n9e-url",
             envvar="GEN_N9E_URL",
             help="Sync the commit's n9e/ files to this Nightingale.",
+            metavar="N9E_URL",
         ),
     ] = "",
     n9e_user: Annotated[
-        str, typer.Option("--n9e-user", envvar="GEN_N9E_USER", help="n9e user.")
+        str, typer.Option("--n9e-user", envvar="GEN_N9E_USER", help="n9e user.", metavar="N9E_USER")
     ] = "",
     n9e_password: Annotated[
         str,
@@ -188,6 +216,7 @@ def run_agent(
             envvar="GEN_N9E_PASSWORD",
             show_default=False,
             help="n9e password (better: the environment variable).",
+            metavar="N9E_PASSWORD",
         ),
     ] = "",
     n9e_token: Annotated[
@@ -197,6 +226,7 @@ def run_agent(
             envvar="GEN_N9E_TOKEN",
             show_default=False,
             help="n9e access token instead of user and password.",
+            metavar="N9E_TOKEN",
         ),
     ] = "",
     metrics_port: Annotated[
@@ -205,6 +235,7 @@ def run_agent(
             "--metrics-port",
             envvar="GEN_AGENT_METRICS_PORT",
             help="Port of /metrics and /healthz (-1: none).",
+            metavar="PORT",
         ),
     ] = 9090,
     metrics_address: Annotated[
@@ -213,12 +244,17 @@ def run_agent(
             "--metrics-address",
             envvar="GEN_AGENT_METRICS_ADDRESS",
             help="Address to serve metrics on.",
+            metavar="ADDRESS",
         ),
     ] = "0.0.0.0",
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", envvar="GEN_AGENT_WORKERS", min=1, help="Concurrent API requests."
+            "--workers",
+            envvar="GEN_AGENT_WORKERS",
+            min=1,
+            help="Concurrent API requests.",
+            metavar="N",
         ),
     ] = 8,
     age_identity: Annotated[
@@ -228,6 +264,7 @@ def run_agent(
             envvar="GEN_AGENT_AGE_IDENTITY",
             help="The site's age identity file: EncryptedSecrets "
             "are decrypted with it (docs/secrets.md).",
+            metavar="FILE",
         ),
     ] = None,
     allow_rewind: Annotated[
@@ -240,12 +277,21 @@ def run_agent(
     once: Annotated[
         bool, typer.Option("--once", help="Reconcile once and exit (status 1 unless synced).")
     ] = False,
-    fmt: Annotated[
-        TextOrJson, typer.Option("--format", "-f", help="--once output.")
-    ] = TextOrJson.text,
+    output_fmt: Annotated[
+        TextOrJson | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="Output of --once: text (the default) or json.",
+            show_default=False,
+        ),
+    ] = None,
+    legacy_fmt: LegacyFormatOption = None,
 ) -> None:
     """Keep this cluster at the site's deploy branch: fetch, verify signatures, apply, prune, report.
 
+    \b
     gen agent run --site cn-east-1 --envelopes /srv/inbox --allowed-signers /etc/gen-agent/allowed_signers
     gen agent run --site cn-north-2 --git-url ssh://git@git.internal/deploy.git --allowed-signers FILE --once
     """  # noqa: E501 (--help shows this verbatim: example commands stay whole, one line each)
@@ -294,6 +340,7 @@ def run_agent(
             allow_rewind=allow_rewind,
         )
 
+    fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     settings = run(build)
     if once:
         _once(settings, fmt)

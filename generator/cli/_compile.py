@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from generator.cli import (
+    LEGACY_FORMAT,
     ColorOption,
-    FormatOption,
+    LegacyFormatOption,
     Output,
+    OutputOption,
     QuietOption,
     RootOption,
     TargetOption,
@@ -22,10 +24,12 @@ from generator.cli import (
     app,
     complete_targets,
     output,
+    output_format,
     print_json,
     progress,
     run,
     run_json,
+    settled,
 )
 
 if TYPE_CHECKING:
@@ -46,12 +50,14 @@ def compile_(
         bool, typer.Option("--check", help="Write nothing; exit 1 listing the files that differ.")
     ] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
+        int,
+        typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).", metavar="N"),
     ] = 0,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Recompile every site even if unchanged.")
     ] = False,
-    fmt: FormatOption = TextOrJson.text,
+    output_fmt: OutputOption = None,
+    legacy_fmt: LegacyFormatOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = 0,
     color: ColorOption = None,
@@ -61,18 +67,21 @@ def compile_(
     Nothing is written when any site has a problem; unchanged sites are
     skipped. A progress bar shows on a terminal. Examples:
 
+    \b
       gen compile                      # all targets
       gen compile -t cn-east-1 -v      # one site, listing the files written
       gen compile --check              # CI: is compiled/ up to date? (exit 1 if not)
-      gen compile --check -f json      # the same for scripts
+      gen compile --check -o json      # the same for scripts
     """
     from generator.build import pipeline
 
+    fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     out = output(quiet, verbose, color)
     started = time.perf_counter()
     with progress("compiling", out) as tick:
         options = pipeline.Options(root, tuple(target or ()), check, jobs, not no_cache, tick)
-        result = run_json(lambda: pipeline.run(options), fmt is TextOrJson.json)
+        outcome = settled(lambda: pipeline.run(options))
+    result = run_json(outcome, fmt is TextOrJson.json)
     seconds = time.perf_counter() - started
     for warning in result.warnings:
         out.echo(f"warning: {warning}", err=True, role="warning")
@@ -132,7 +141,8 @@ def _compile_json(result: pipeline.Result, check: bool, seconds: float) -> dict[
 def validate(
     root: RootOption = Path("."),
     target: TargetOption = None,
-    fmt: FormatOption = TextOrJson.text,
+    output_fmt: OutputOption = None,
+    legacy_fmt: LegacyFormatOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = 0,
     color: ColorOption = None,
@@ -143,13 +153,15 @@ def validate(
     at the class or target that set the value; exit status 1 if there is any.
     Examples:
 
+    \b
       gen validate
       gen validate -t cn-east-1
-      gen validate -f json | jq '.problems[] | .file'
+      gen validate -o json | jq '.problems[] | .file'
     """
     from generator.build import schemas as validation
     from generator.core import errors
 
+    fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     out = output(quiet, verbose, color)
 
     def check() -> list[str]:
@@ -203,19 +215,35 @@ def inventory(
     target: Annotated[
         str,
         typer.Option(
-            "--target", "-t", help="The target to print.", autocompletion=complete_targets
+            "--target",
+            "-t",
+            help="The target to print.",
+            autocompletion=complete_targets,
+            metavar="SITE",
         ),
     ],
     root: RootOption = Path("."),
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.yaml,
+    output_fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="Output format: yaml (the default) or json.",
+            show_default=False,
+        ),
+    ] = None,
+    legacy_fmt: Annotated[Format | None, LEGACY_FORMAT] = None,
 ) -> None:
     """Print a target's merged parameters, references resolved (like `kapitan inventory -t X`).
 
     Examples:
 
+    \b
       gen inventory -t cn-east-1
-      gen inventory -t cn-east-1 -f json | jq .parameters.services
+      gen inventory -t cn-east-1 -o json | jq .parameters.services
     """
+    fmt = output_format(output_fmt, legacy_fmt, Format.yaml)
     from generator.build import inventory as inv
     from generator.core import yamlio
 
@@ -227,14 +255,20 @@ def inventory(
 
 
 @app.command()
-def targets(root: RootOption = Path("."), fmt: FormatOption = TextOrJson.text) -> None:
+def targets(
+    root: RootOption = Path("."),
+    output_fmt: OutputOption = None,
+    legacy_fmt: LegacyFormatOption = None,
+) -> None:
     """List the targets (sites) of the inventory, one per line.
 
     Examples:
 
+    \b
       gen targets
-      gen targets -f json      # [{"name": ..., "file": ...}, ...]
+      gen targets -o json      # [{"name": ..., "file": ...}, ...]
     """
+    fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     from generator.build import inventory as inv
 
     found = run(lambda: inv.Inventory(root).target_files())

@@ -28,6 +28,7 @@ DeployRepoOption = Annotated[
         envvar="GEN_DEPLOY_REPO",
         help="Deploy repository holding deploy/<site> branches "
         "(a local path; publish creates it bare if missing).",
+        metavar="DIR",
     ),
 ]
 SigningKeyOption = Annotated[
@@ -37,6 +38,7 @@ SigningKeyOption = Annotated[
         envvar="GEN_SIGNING_KEY",
         help="SSH private key that signs (or its .pub if the key is in "
         "ssh-agent). Keep it outside every repository.",
+        metavar="FILE",
     ),
 ]
 AllowedSignersOption = Annotated[
@@ -45,6 +47,7 @@ AllowedSignersOption = Annotated[
         "--allowed-signers",
         envvar="GEN_ALLOWED_SIGNERS",
         help="OpenSSH allowed_signers file of trusted keys.",
+        metavar="FILE",
     ),
 ]
 
@@ -61,6 +64,7 @@ def publish(
             "--author",
             envvar="GEN_PUBLISH_AUTHOR",
             help="'Name <email>' of deploy commits (default: git's user).",
+            metavar="AUTHOR",
         ),
     ] = None,
     allow_dirty: Annotated[
@@ -74,6 +78,7 @@ def publish(
 
     One commit per changed site, none when nothing changed. Example:
 
+    \b
       gen publish --deploy-repo ../deploy.git --signing-key ~/.ssh/gen-release
     """
     from generator.deliver import publish as pub
@@ -93,10 +98,14 @@ def publish(
 
 @ferry_app.command("pack")
 def pack(
-    target: Annotated[list[str], typer.Option("--target", "-t", help="Site to pack (repeatable).")],
+    target: Annotated[
+        list[str], typer.Option("--target", "-t", help="Site to pack (repeatable).", metavar="SITE")
+    ],
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", help="Directory to write envelopes into.", file_okay=False),
+        typer.Option(
+            "--out", "-o", help="Directory to write envelopes into.", file_okay=False, metavar="OUT"
+        ),
     ],
     deploy_repo: DeployRepoOption,
     signing_key: SigningKeyOption,
@@ -109,6 +118,7 @@ def pack(
             "--since",
             min=1,
             help="Build on the tip of this sent sequence (what the inside says it has).",
+            metavar="N",
         ),
     ] = None,
     sequence: Annotated[
@@ -118,6 +128,7 @@ def pack(
             min=1,
             help="Use this sequence number (above every one sent): after losing the ledger, "
             "one above what the inside's `gen ferry status` shows.",
+            metavar="N",
         ),
     ] = None,
     sender: Annotated[
@@ -127,6 +138,7 @@ def pack(
             envvar="GEN_FERRY_SENDER",
             help="Principal of the signing key in the receiver's allowed "
             "signers (default: git's user.email).",
+            metavar="SENDER",
         ),
     ] = None,
     expires_in: Annotated[
@@ -135,11 +147,13 @@ def pack(
             "--expires-in",
             envvar="GEN_FERRY_EXPIRES_IN",
             help="Refuse import after this long: 30d, 12h, 2w.",
+            metavar="DURATION",
         ),
     ] = "30d",
 ) -> None:
     """Write the next signed envelope of each site into OUT and record it as sent.
 
+    \b
     gen ferry pack -t cn-east-1 --out /mnt/gatekeeper/outbox
     gen ferry pack -t cn-east-1 --out DIR --full      # when the inside lost track
     """
@@ -168,9 +182,8 @@ def pack(
 def import_(
     drop: Annotated[
         Path,
-        typer.Argument(
-            metavar="DIR", help="Directory the gatekeeper delivers envelopes into.", file_okay=False
-        ),
+        # Described in the docstring: help lists no arguments (kubectl's style, no type labels).
+        typer.Argument(metavar="DIR", file_okay=False, hidden=True),
     ],
     repo: Annotated[
         Path,
@@ -178,6 +191,7 @@ def import_(
             "--repo",
             envvar="GEN_FERRY_REPO",
             help="Inside repository to update (created bare if missing).",
+            metavar="DIR",
         ),
     ],
     allowed_signers: AllowedSignersOption,
@@ -186,10 +200,11 @@ def import_(
         typer.Option(
             "--site",
             help="Site this repository takes (repeatable; default: its git config ferry.site).",
+            metavar="SITE",
         ),
     ] = None,
 ) -> None:
-    """Verify and import every envelope in DIR, oldest sequence first.
+    """Verify and import every envelope in DIR (where the gatekeeper delivers), oldest first.
 
     Imported envelopes move to DIR/imported/, refused ones to DIR/rejected/<name>/ with REASON.txt,
     and so does any entry that cannot be an envelope (a file, a link, a FIFO, a name with control
@@ -223,6 +238,7 @@ def status(
             "--repo",
             envvar="GEN_FERRY_REPO",
             help="Inside repository (or the deploy repository, for what was sent).",
+            metavar="DIR",
         ),
     ],
 ) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from generator.cli import RootOption, app, run
+from generator.cli import LEGACY_FORMAT, RootOption, app, output_format, run
 
 if TYPE_CHECKING:
     from generator.run.n9e.reconcile import Result
@@ -30,7 +30,10 @@ class OutputFormat(str, Enum):
 @n9e_app.command("apply")
 def apply(
     target: Annotated[
-        str, typer.Option("--target", "-t", help="The site whose compiled/<site>/n9e/ to apply.")
+        str,
+        typer.Option(
+            "--target", "-t", help="The site whose compiled/<site>/n9e/ to apply.", metavar="SITE"
+        ),
     ],
     url: Annotated[
         str,
@@ -38,11 +41,15 @@ def apply(
             "--url",
             envvar="GEN_N9E_URL",
             help="Base URL of the site's n9e, e.g. http://10.86.3.30:17000.",
+            metavar="URL",
         ),
     ],
     root: RootOption = Path("."),
     user: Annotated[
-        str, typer.Option("--user", envvar="GEN_N9E_USER", help="n9e user to log in as.")
+        str,
+        typer.Option(
+            "--user", envvar="GEN_N9E_USER", help="n9e user to log in as.", metavar="USER"
+        ),
     ] = "",
     password: Annotated[
         str,
@@ -51,6 +58,7 @@ def apply(
             envvar="GEN_N9E_PASSWORD",
             show_default=False,
             help="Its password (better: the environment variable).",
+            metavar="PASSWORD",
         ),
     ] = "",
     token: Annotated[
@@ -60,15 +68,26 @@ def apply(
             envvar="GEN_N9E_TOKEN",
             show_default=False,
             help="An access token instead of user and password.",
+            metavar="TOKEN",
         ),
     ] = "",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Change nothing; print what would change.")
     ] = False,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.text,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per request.")] = 15.0,
+    output_fmt: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="Output format: text (the default) or json.",
+            show_default=False,
+        ),
+    ] = None,
+    legacy_fmt: Annotated[OutputFormat | None, LEGACY_FORMAT] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds per request.", metavar="SECONDS")
+    ] = 15.0,
     allow_missing_datasource: Annotated[
         bool,
         typer.Option(
@@ -83,8 +102,10 @@ def apply(
     alert rules are upserted and gen's rules that are no longer compiled are deleted. Rules gen did
     not create are never touched. A second run with nothing changed changes nothing. Exit status 1
     if the server rejects anything (each rejected rule is printed with the server's reason), or if
-    a rule's datasource pattern matches no datasource on the server (nothing is changed then).
+    a rule's datasource pattern matches no datasource on the server (nothing is changed then);
+    3 if the server cannot be reached.
 
+    \b
       GEN_N9E_USER=root GEN_N9E_PASSWORD=... gen n9e apply -t cn-east-1 --url http://10.86.3.30:17000
     """
     from generator.run.n9e import client, reconcile
@@ -99,6 +120,7 @@ def apply(
             api, intent, dry_run=dry_run, allow_missing_datasource=allow_missing_datasource
         )
 
+    fmt = output_format(output_fmt, legacy_fmt, OutputFormat.text)
     result = run(push)
     if fmt is OutputFormat.json:
         typer.echo(json.dumps({"site": target, **result.as_dict()}, indent=2))

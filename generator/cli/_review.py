@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from generator.cli import (
+    LEGACY_FORMAT,
     ColorOption,
     QuietOption,
     RootOption,
@@ -17,9 +18,11 @@ from generator.cli import (
     VerboseOption,
     app,
     output,
+    output_format,
     print_json,
     progress,
     run_json,
+    settled,
 )
 
 
@@ -48,17 +51,22 @@ def diff_(
             help="Commit to compare with (default: the merge base of HEAD with main, origin/main, "
             "master or origin/master, else HEAD).",
             show_default=False,
+            metavar="REF",
         ),
     ] = None,
     target: TargetOption = None,
-    fmt: Annotated[
-        DiffFormat,
+    output_fmt: Annotated[
+        DiffFormat | None,
         typer.Option(
-            "--format",
-            "-f",
-            help="text for people, markdown for a merge-request comment, json for scripts.",
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="Output format: text (the default, for people), markdown (a merge-request "
+            "comment) or json (for scripts).",
+            show_default=False,
         ),
-    ] = DiffFormat.text,
+    ] = None,
+    legacy_fmt: Annotated[DiffFormat | None, LEGACY_FORMAT] = None,
     worktree: Annotated[
         bool,
         typer.Option(
@@ -68,7 +76,8 @@ def diff_(
         ),
     ] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
+        int,
+        typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).", metavar="N"),
     ] = 0,
     no_cache: Annotated[
         bool,
@@ -88,21 +97,25 @@ def diff_(
     object by object, with compiled/ as committed at --base: objects added,
     removed or changed and, for each change, the fields with old and new values
     (a Secret's values are never shown). Exit status 0 if nothing differs, 1 if
-    something does. Examples:
+    something does (or the inventory is invalid), 3 if gen could not tell (the
+    base commit cannot be found, git failed). Examples:
 
+    \b
       gen diff                          # against the merge base with main
       gen diff --base HEAD -t cn-east-1 # uncommitted inventory edits, one site
-      gen diff -f markdown > diff.md    # a merge-request comment
-      gen diff -f json | jq '.sites[].site'
+      gen diff -o markdown > diff.md    # a merge-request comment
+      gen diff -o json | jq '.sites[].site'
       gen diff -q && echo "no change"
     """
     from generator.review import diff, report
 
+    fmt = output_format(output_fmt, legacy_fmt, DiffFormat.text)
     out = output(quiet, verbose, color)
     started = time.perf_counter()
     with progress("compiling", out) as tick:
         options = diff.Options(root, base, tuple(target or ()), worktree, jobs, not no_cache, tick)
-        result = run_json(lambda: diff.run(options), fmt is DiffFormat.json)
+        outcome = settled(lambda: diff.run(options))
+    result = run_json(outcome, fmt is DiffFormat.json)
     for warning in result.warnings:
         out.echo(f"warning: {warning}", err=True, role="warning")
     if not out.quiet:

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from generator.cli import (
-    FormatOption,
+    LegacyFormatOption,
+    OutputOption,
     RootOption,
     TextOrJson,
     app,
     complete_targets,
     output,
+    output_format,
     print_json,
     run,
 )
@@ -40,11 +42,17 @@ app.add_typer(secrets_app)
 SiteOption = Annotated[
     str,
     typer.Option(
-        "--target", "-t", help="The site whose secret it is.", autocompletion=complete_targets
+        "--target",
+        "-t",
+        help="The site whose secret it is.",
+        autocompletion=complete_targets,
+        metavar="SITE",
     ),
 ]
 PathArgument = Annotated[
-    str, typer.Argument(help="Secret path, as in ?{age:<path>}, e.g. redis/password.")
+    str,
+    # Described in the docstrings: help lists no arguments (kubectl's style, no type labels).
+    typer.Argument(metavar="PATH", hidden=True),
 ]
 IdentityOption = Annotated[
     list[Path] | None,
@@ -55,6 +63,7 @@ IdentityOption = Annotated[
         exists=True,
         dir_okay=False,
         help="age identity file (or unencrypted OpenSSH private key) that can decrypt; repeatable.",
+        metavar="FILE",
     ),
 ]
 GenerateOption = Annotated[
@@ -63,6 +72,7 @@ GenerateOption = Annotated[
         "--generate",
         min=0,
         help="Store a random value of this many letters and digits instead of reading one.",
+        metavar="N",
     ),
 ]
 KeepNewlineOption = Annotated[
@@ -84,8 +94,10 @@ def set_(
 ) -> None:
     """Store a new secret, encrypted to the site's recipients (and team recipients).
 
-    The value comes from stdin (a hidden prompt on a terminal); it is never an argument. Examples:
+    PATH is the secret's path, as in ?{age:<path>}, e.g. redis/password. The value comes from
+    stdin (a hidden prompt on a terminal); it is never an argument. Examples:
 
+    \b
       printf %s "$REDIS_PASSWORD" | gen secrets set -t cn-east-1 redis/password
       gen secrets set -t cn-east-1 registry/password            # prompts, hidden
       gen secrets set -t cn-east-1 redis/password --generate 32
@@ -102,7 +114,7 @@ def rotate(
     target: SiteOption,
     path: Annotated[
         str | None,
-        typer.Argument(help="Secret path; with --reencrypt and no path, every secret of the site."),
+        typer.Argument(metavar="PATH", hidden=True),
     ] = None,
     root: RootOption = Path("."),
     generate: GenerateOption = 0,
@@ -119,6 +131,10 @@ def rotate(
 ) -> None:
     """Change a secret's value (or, with --reencrypt, its recipients); compile to carry the new ciphertext.
 
+    PATH is the secret's path, as in ?{age:<path>}; with --reencrypt and no PATH, every secret of
+    the site.
+
+    \b
     printf %s "$NEW" | gen secrets rotate -t cn-east-1 redis/password
     gen secrets rotate -t cn-east-1 --reencrypt -i ~/.config/gen/me.key
     """  # noqa: E501 (the first line is the one-line help in `gen secrets -h`: kept whole)
@@ -151,6 +167,8 @@ def show(
 ) -> None:
     """Print a secret's value (decrypted with your identity) on stdout, as stored.
 
+    PATH is the secret's path, as in ?{age:<path>}, e.g. redis/password.
+
     gen secrets show -t cn-east-1 redis/password -i ~/.config/gen/me.key
     """
     from generator.build import secret_store as store
@@ -163,7 +181,10 @@ def show(
 
 @secrets_app.command("list")
 def list_(
-    target: SiteOption, root: RootOption = Path("."), fmt: FormatOption = TextOrJson.text
+    target: SiteOption,
+    root: RootOption = Path("."),
+    output_fmt: OutputOption = None,
+    legacy_fmt: LegacyFormatOption = None,
 ) -> None:
     """List a site's secrets: referenced and stored, and each file's state (no key needed).
 
@@ -172,6 +193,7 @@ def list_(
     """
     from generator.build import secret_store as store
 
+    fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     entries = run(lambda: store.listing(root, target))
     if fmt is TextOrJson.json:
         print_json({"target": target, "secrets": [store.as_dict(e) for e in entries]})
@@ -197,9 +219,12 @@ def keygen(
             "-o",
             dir_okay=False,
             help="Identity file to create (mode 0600; never overwritten).",
+            metavar="OUT",
         ),
     ],
-    comment: Annotated[str, typer.Option("--comment", help="A comment line in the file.")] = "",
+    comment: Annotated[
+        str, typer.Option("--comment", help="A comment line in the file.", metavar="COMMENT")
+    ] = "",
 ) -> None:
     """Make an age key pair: the private identity goes to --out, the public recipient to stdout.
 
@@ -220,6 +245,7 @@ def materialize(
 
     What the agent does at apply time, for a cluster without it:
 
+    \b
       gen secrets materialize -t cn-east-1 -i site.key | kubectl apply --server-side -f -
     """
     from generator.build import secret_store as store

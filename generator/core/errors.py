@@ -2,6 +2,8 @@
 
     GenError                 a user error: exit status 1, a clear message, no traceback
       ├── ProblemReport      many located problems collected before reporting (validation, compile)
+      ├── OperationalError   gen could not tell (git failed, a commit is missing, a server is
+      │                      unreachable): exit status 3, so CI never takes it for "differences"
       └── (stage errors)     raised where a third-party error enters, chained with ``from``
 
 Anything that is not a GenError is a bug: the CLI prints a short hint to report it and exits 70.
@@ -34,6 +36,11 @@ class Problem:
 
 class GenError(Exception):
     """A problem the user can fix. ``str(e)`` is the complete message to show."""
+
+
+class OperationalError(GenError):
+    """The inputs may be fine but gen could not finish: a git command failed, a commit cannot be
+    found or fetched, a server cannot be reached. The answer ("same" or "differs") is unknown."""
 
 
 @dataclass

@@ -185,7 +185,7 @@ def test_list_reports_missing_unused_and_damaged_files(secret_project: SecretPro
     secret_project.file(EAST, "redis/password").unlink()
     secret_project.file(EAST, "registry/password").write_text("garbage\n")
     secret_project.gen("secrets", "set", "-t", EAST, "old/token", stdin=b"v")
-    result = secret_project.gen("secrets", "list", "-t", EAST, "-f", "json")
+    result = secret_project.gen("secrets", "list", "-t", EAST, "-o", "json")
     assert result.exit_code == 1
     states = {e["path"]: e["state"] for e in json.loads(result.output)["secrets"]}
     assert states == {

@@ -176,7 +176,7 @@ def test_check_exits_1_listing_stale_files(project: Path) -> None:
 
 
 def test_inventory_prints_merged_parameters_as_json_and_yaml() -> None:
-    code, out, _ = gen("inventory", "-t", "cn-east-1", "--format", "json")
+    code, out, _ = gen("inventory", "-t", "cn-east-1", "--output", "json")
     params = json.loads(out)["parameters"]
     assert code == 0
     assert params["services"]["gatekeeper"]["tag"] == "v362"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -70,7 +73,7 @@ EAST_SECTION = f"""
 
 
 def test_markdown_for_a_one_line_change_names_the_objects_and_fields(bumped: Path) -> None:
-    code, out, err = gen("diff", "--root", str(bumped), "--format", "markdown")
+    code, out, err = gen("diff", "--root", str(bumped), "--output", "markdown")
     assert code == 1, err
     assert out.startswith(
         "<!-- gen-diff -->\n### gen diff: 1 of 2 sites differs (1 changed)\n\nCompiled output "
@@ -112,7 +115,7 @@ def test_no_difference_exits_0_and_quiet_prints_nothing(repo: Path) -> None:
 
 
 def test_json_for_scripts(bumped: Path) -> None:
-    code, out, _ = gen("diff", "--root", str(bumped), "-f", "json", "--base", "main")
+    code, out, _ = gen("diff", "--root", str(bumped), "-o", "json", "--base", "main")
     doc = json.loads(out)
     assert code == 1 and doc["differs"] is True and doc["base"]["ref"] == "main"
     assert doc["summary"] == {
@@ -144,12 +147,51 @@ def test_base_from_the_environment_and_verbose_timing(bumped: Path) -> None:
     assert "2 site(s) compiled, 0 read from compiled/ in" in err
 
 
-def test_user_errors_exit_1_with_the_repository_and_ref(repo: Path, tmp_path: Path) -> None:
-    code, _, err = gen("diff", "--root", str(repo), "--base", "no-such-branch")
-    assert code == 1 and err == f"git repository {repo}: no commit 'no-such-branch'\n"
+def test_a_base_that_cannot_be_found_exits_3_not_1(repo: Path) -> None:
+    code, out, err = gen("diff", "--root", str(repo), "--base", "no-such-branch")
+    assert (code, out) == (3, "")
+    assert err == f"git repository {repo}: no commit 'no-such-branch'\n"
+    code, out, _ = gen("diff", "--root", str(repo), "--base", "no-such-branch", "-o", "json")
+    assert code == 3 and json.loads(out) == {
+        "ok": False,
+        "summary": f"git repository {repo}: no commit 'no-such-branch'",
+        "problems": [],
+    }
+
+
+def test_a_root_outside_git_exits_3_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
     code, _, err = gen("diff", "--root", str(tmp_path / "plain"))
-    assert code == 1 and "is not inside a git repository" in err and "Traceback" not in err
+    assert code == 3 and "is not inside a git repository" in err and "Traceback" not in err
+
+
+def test_a_file_system_error_exits_3_not_70(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.review import diff
+
+    def disk_full(options: object) -> None:  # a full disk cannot be made on demand in a test
+        raise OSError(28, "No space left on device", str(repo / ".gen-cache"))
+
+    monkeypatch.setattr(diff, "run", disk_full)
+    code, out, err = gen("diff", "--root", str(repo))
+    assert (code, out) == (3, "")
+    assert err == f"gen: [Errno 28] No space left on device: '{repo / '.gen-cache'}'\n"
+
+
+def test_an_unreachable_server_exits_3(project: Path) -> None:
+    assert gen("compile", "--root", str(project), "-q")[0] == 0
+    code, out, err = gen(
+        "n9e",
+        "apply",
+        "--root",
+        str(project),
+        "-t",
+        "cn-east-1",
+        "--url",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+    )
+    assert (code, out) == (3, "") and "cannot reach n9e at http://127.0.0.1:9" in err
 
 
 def test_inventory_problems_stop_the_diff_with_their_locations(repo: Path) -> None:
@@ -160,12 +202,12 @@ def test_inventory_problems_stop_the_diff_with_their_locations(repo: Path) -> No
         and f"{GATEKEEPER}:10:7  $.services.gatekeeper.replicas  'three' is not of type 'integer'"
         in err
     )
-    code, out, _ = gen("diff", "--root", str(repo), "-f", "json")
+    code, out, _ = gen("diff", "--root", str(repo), "-o", "json")
     assert code == 1 and json.loads(out)["problems"][0]["path"] == "$.services.gatekeeper.replicas"
 
 
 def test_usage_errors_exit_2(repo: Path) -> None:
-    assert gen("diff", "--root", str(repo), "--format", "html")[0] == 2
+    assert gen("diff", "--root", str(repo), "--output", "html")[0] == 2
     assert gen("diff", "--bogus")[0] == 2
 
 
@@ -240,14 +282,25 @@ def test_progress_bar_on_a_terminal_only(bumped: Path) -> None:
     assert done.returncode == 0 and done.stderr == ""
 
 
+def test_a_failing_compile_clears_the_progress_bar_before_its_first_problem(project: Path) -> None:
+    edit(project / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n")
+    code, out = run_on_terminal(["compile", "--root", str(project), "--no-cache"], plain_env())
+    problem = f"{GATEKEEPER}:10:7  $.services.gatekeeper.replicas  'three' is not of type"
+    assert code == 1 and "compiling" in out
+    before, _, after = out.partition(problem)
+    assert after, out
+    assert before.endswith("\x1b[2K"), repr(before[-80:])  # the bar's line was erased first
+    assert "compiling" not in after  # and not drawn again below the problems
+
+
 # ------------------------------------------------------------------------------------------------
-# The other reading commands: --format json, -q/-v, help with examples and exit statuses
+# The other reading commands: --output json, -q/-v, help with examples and exit statuses
 # ------------------------------------------------------------------------------------------------
 
 
 def test_validate_json_lists_problems_as_objects(project: Path) -> None:
     edit(project / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n")
-    code, out, _ = gen("validate", "--root", str(project), "--format", "json")
+    code, out, _ = gen("validate", "--root", str(project), "--output", "json")
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False
     assert {
@@ -261,7 +314,7 @@ def test_validate_json_lists_problems_as_objects(project: Path) -> None:
 
 
 def test_validate_json_and_quiet_when_valid(project: Path) -> None:
-    code, out, _ = gen("validate", "--root", str(project), "-f", "json")
+    code, out, _ = gen("validate", "--root", str(project), "-o", "json")
     assert code == 0 and json.loads(out) == {
         "ok": True,
         "summary": "2 target(s) valid",
@@ -273,7 +326,7 @@ def test_validate_json_and_quiet_when_valid(project: Path) -> None:
 
 
 def test_user_errors_are_json_too_when_json_was_asked_for(project: Path) -> None:
-    code, out, _ = gen("validate", "--root", str(project), "-t", "nowhere", "-f", "json")
+    code, out, _ = gen("validate", "--root", str(project), "-t", "nowhere", "-o", "json")
     assert code == 1 and json.loads(out) == {
         "ok": False,
         "problems": [],
@@ -282,7 +335,7 @@ def test_user_errors_are_json_too_when_json_was_asked_for(project: Path) -> None
 
 
 def test_targets_json(project: Path) -> None:
-    code, out, _ = gen("targets", "--root", str(project), "-f", "json")
+    code, out, _ = gen("targets", "--root", str(project), "-o", "json")
     assert code == 0 and json.loads(out) == [
         {"name": "cn-east-1", "file": "inventory/targets/cn-east-1.yml"},
         {"name": "cn-north-2", "file": "inventory/targets/cn-north-2.yml"},
@@ -290,7 +343,7 @@ def test_targets_json(project: Path) -> None:
 
 
 def test_compile_check_json_and_verbose(bumped: Path) -> None:
-    code, out, _ = gen("compile", "--root", str(bumped), "--check", "-f", "json")
+    code, out, _ = gen("compile", "--root", str(bumped), "--check", "-o", "json")
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False and doc["up_to_date"] is False
     assert {"op": "changed", "path": "cn-east-1/images.txt"} in doc["changes"]
@@ -304,7 +357,7 @@ def test_compile_check_json_and_verbose(bumped: Path) -> None:
 
 def test_compile_problems_as_json(project: Path) -> None:
     edit(project / GATEKEEPER, "      replicas: 1\n", "      replicas: three\n")
-    code, out, _ = gen("compile", "--root", str(project), "-f", "json")
+    code, out, _ = gen("compile", "--root", str(project), "-o", "json")
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False
     assert {
@@ -326,11 +379,74 @@ def test_top_level_help_documents_exit_statuses() -> None:
     code, out, _ = gen("--help", env={"COLUMNS": "300"})
     assert code == 0
     assert (
-        "Exit status: 0 success; 1 a user error, a validation problem, "
-        "or differences (compile --check, diff); "
-        "2 wrong usage; 70 a bug in gen (it asks you to report it); 130 interrupted."
-    ) in out
+        "Exit status: 0 success, nothing differs; 1 differences (compile --check, diff) or "
+        "invalid input; 2 wrong usage; 3 gen could not tell (git failed, a commit cannot be "
+        "found, a server cannot be reached, a file system error); 70 a bug in gen (it asks you "
+        "to report it); 130 interrupted."
+    ) in " ".join(out.split())
     assert "NO_COLOR" in out and "--install-completion" in out
+
+
+COMMANDS = [
+    [],
+    ["compile"],
+    ["validate"],
+    ["inventory"],
+    ["targets"],
+    ["publish"],
+    ["diff"],
+    ["agent", "run"],
+    ["ferry", "pack"],
+    ["ferry", "import"],
+    ["ferry", "status"],
+    ["n9e", "apply"],
+    ["secrets", "set"],
+    ["secrets", "rotate"],
+    ["secrets", "show"],
+    ["secrets", "list"],
+    ["secrets", "keygen"],
+    ["secrets", "materialize"],
+]
+TYPE_LABEL = re.compile(r"<(bool|int|float|str|dir|file|path|list\[[^>]*\]|[a-z]+ range)[^>]*>")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "gen")
+def test_option_help_reads_like_kubectl_without_type_labels(command: list[str]) -> None:
+    code, out, _ = gen(*command, "--help", env={"COLUMNS": "100"})
+    options = out.partition("\nOptions:\n")[2].partition("\n\n")[0]
+    assert code == 0 and options, out
+    assert TYPE_LABEL.findall(options) == [] and "Arguments:" not in out
+    assert "╭" not in out and "-h, --help" in options
+
+
+def test_help_names_values_and_hides_the_old_format_flag() -> None:
+    _, out, _ = gen("diff", "--help", env={"COLUMNS": "100"})
+    lines = [line.strip() for line in out.splitlines()]
+    assert "-v, --verbose        Say more; repeat for more." in lines  # a count: no value shown
+    worktree = next(line for line in lines if line.startswith("--worktree"))
+    assert worktree.split()[:3] == ["--worktree", "Take", "compiled/"]  # a flag: no <bool>
+    assert any(line.startswith("-t, --target SITE ") for line in lines)
+    assert any(line.startswith("-o, --output FORMAT ") for line in lines)
+    assert "--format" not in out and "-f," not in out
+
+
+def test_the_old_format_flag_still_works_and_says_it_is_deprecated(project: Path) -> None:
+    new = gen("targets", "--root", str(project), "-o", "json")
+    for flag in ("-f", "--format"):
+        code, out, err = gen("targets", "--root", str(project), flag, "json")
+        assert (code, out) == (0, new[1])
+        assert err == (
+            "gen: -f/--format is deprecated and will be removed in a later release; "
+            "use -o/--output\n"
+        )
+    assert new[0] == 0 and new[2] == "" and json.loads(new[1])[0]["name"] == "cn-east-1"
+    code, out, _ = gen("inventory", "--root", str(project), "-t", "cn-east-1", "-f", "json")
+    assert code == 0 and "parameters" in json.loads(out)
+
+
+def test_output_wins_over_the_old_format_flag(bumped: Path) -> None:
+    code, out, err = gen("diff", "--root", str(bumped), "-f", "json", "-o", "markdown")
+    assert code == 1 and out.startswith("<!-- gen-diff -->") and "deprecated" in err
 
 
 def test_shell_completion_of_targets_and_refs(repo: Path) -> None:
@@ -355,10 +471,12 @@ def test_shell_completion_of_targets_and_refs(repo: Path) -> None:
 
 
 class FakeGitLab(BaseHTTPRequestHandler):
-    """Records requests to the notes API; answers like GitLab."""
+    """Records requests to the merge-request and notes API; answers like GitLab (notes in pages of
+    ``per_page``, the merge request with its head ``sha``)."""
 
     calls: ClassVar[list[tuple[str, str, dict[str, Any] | None]]] = []
     notes: ClassVar[list[dict[str, Any]]] = []
+    head: ClassVar[str | None] = None
 
     def _reply(self, data: Any) -> None:
         body = json.dumps(data).encode()
@@ -374,7 +492,13 @@ class FakeGitLab(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.calls.append(("GET", self.path, None))
-        self._reply(self.notes)
+        url = urlsplit(self.path)
+        if not url.path.endswith("/notes"):
+            self._reply({"iid": 3, "sha": self.head})
+            return
+        query = parse_qs(url.query)
+        size, page = int(query["per_page"][0]), int(query.get("page", ["1"])[0])
+        self._reply(self.notes[(page - 1) * size : page * size])
 
     def do_POST(self) -> None:
         body = self._body()
@@ -394,6 +518,7 @@ class FakeGitLab(BaseHTTPRequestHandler):
 @pytest.fixture
 def gitlab() -> Iterator[str]:
     FakeGitLab.calls, FakeGitLab.notes = [], [{"id": 7, "body": "LGTM"}]
+    FakeGitLab.head = None
     server = HTTPServer(("127.0.0.1", 0), FakeGitLab)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -477,11 +602,96 @@ def test_ci_job_without_a_token_keeps_the_diff_as_an_artifact(repo: Path) -> Non
     assert (repo / "gen-diff.md").read_text().startswith("<!-- gen-diff -->")
 
 
+def mr_variables(base: str, gitlab: str, **more: str) -> dict[str, str]:
+    return {
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": base,
+        "CI_MERGE_REQUEST_IID": "3",
+        "CI_PROJECT_ID": "12",
+        "CI_API_V4_URL": gitlab,
+        "GEN_REVIEW_TOKEN": "glpat-test",
+        **more,
+    }
+
+
+def test_ci_job_fails_and_posts_nothing_when_the_base_cannot_be_fetched(
+    repo: Path, gitlab: str
+) -> None:
+    merge_request(repo, compile_it=True)
+    missing = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "gen-diff.md").write_text("<!-- gen-diff -->\nstale from an earlier run\n")
+    done = run_ci_job(repo, **mr_variables(missing, gitlab))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"warning: could not fetch the base commit {missing}" in done.stdout
+    assert f"no commit '{missing}'" in done.stderr
+    assert "gen diff failed (exit status 3): no merge-request comment" in done.stderr
+    assert FakeGitLab.calls == [] and not (repo / "gen-diff.md").exists()
+
+
+def test_ci_job_finds_its_comment_past_the_first_100_notes(repo: Path, gitlab: str) -> None:
+    base = merge_request(repo, compile_it=True)
+    FakeGitLab.notes = [
+        {"id": 7, "body": "<!-- gen-diff -->\nthe first push's diff"},
+        *({"id": 100 + i, "body": f"review remark {i}"} for i in range(230)),
+    ]
+    FakeGitLab.notes.reverse()  # newest first: the job's own comment is on the last page
+    done = run_ci_job(repo, **mr_variables(base, gitlab))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "updated merge-request comment 7" in done.stdout
+    pages = [path for method, path, _ in FakeGitLab.calls if path.split("?")[0].endswith("/notes")]
+    assert [p.split("page=")[-1].split("&")[0] for p in pages if "page=" in p] == ["1", "2", "3"]
+    assert FakeGitLab.calls[-1][:2] == ("PUT", "/api/v4/projects/12/merge_requests/3/notes/7")
+
+
+def test_ci_job_does_not_post_the_diff_of_a_commit_no_longer_at_the_head(
+    repo: Path, gitlab: str
+) -> None:
+    base = merge_request(repo, compile_it=True)
+    FakeGitLab.head = "f" * 40  # a newer push reached the merge request meanwhile
+    ours = git(repo, "rev-parse", "HEAD").strip()
+    done = run_ci_job(repo, **mr_variables(base, gitlab, CI_COMMIT_SHA=ours))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"not posting: the merge request is at ffffffffffff now, this diff is of {ours[:12]}"
+        in (done.stdout)
+    )
+    assert [method for method, _, _ in FakeGitLab.calls] == ["GET"]
+    FakeGitLab.head = ours
+    done = run_ci_job(repo, **mr_variables(base, gitlab, CI_COMMIT_SHA=ours))
+    assert "posted merge-request comment 41" in done.stdout
+
+
+def test_the_template_runs_one_pipeline_per_merge_request() -> None:
+    template = yaml.safe_load((REPO / "ci" / "gitlab-ci.yml").read_text())
+    assert template["workflow"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'},
+        {"if": "$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS", "when": "never"},
+        {"if": "$CI_COMMIT_BRANCH"},
+        {"if": "$CI_COMMIT_TAG"},
+    ]
+
+
 def test_this_repository_runs_the_template() -> None:
     pipeline = yaml.safe_load((REPO / ".gitlab-ci.yml").read_text())
     assert {"local": "ci/gitlab-ci.yml"} in pipeline["include"]
     assert pipeline["gen-review"]["extends"] == ".gen-review"
     assert pipeline["test"]["script"] == [".ci/run"]
+    assert pipeline["test"]["before_script"][-1] == ".ci/needs"
+
+
+def test_the_test_job_names_what_its_image_lacks(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("python3", "make", "git", "ssh-keygen"):  # everything but Go
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    needs = [shutil.which("bash") or "bash", str(REPO / ".ci" / "needs")]
+    done = subprocess.run(needs, env={"PATH": str(bin_dir)}, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "the test image lacks: go",
+        "make test needs Python >= 3.11, make, git, ssh-keygen and Go >= 1.26 (README.md)",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -504,3 +714,16 @@ def test_pre_commit_hooks_run_gen_commands_that_work(bumped: Path) -> None:
     assert run_hook("gen-compile-check") == 1  # the inventory changed, compiled/ did not
     assert run_hook("gen-compile") == 0
     assert run_hook("gen-compile-check") == 0
+
+
+def test_every_file_a_compile_reads_triggers_every_hook(project: Path) -> None:
+    assert gen("compile", "--root", str(project), "-q")[0] == 0
+    state = json.loads((project / ".gen-cache" / "compile-state.json").read_text())
+    read = {p for site in state["sites"].values() for p in (*site["inputs"], *site["probes"])}
+    assert any(p.startswith("secrets/") for p in read)
+    assert "inventory/reclass-config.yml" in read  # probed even when absent
+    for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text()):
+        pattern = re.compile(hook["files"])
+        assert [p for p in sorted(read) if not pattern.search(p)] == [], hook["id"]
+        if hook["id"] != "gen-validate":
+            assert pattern.search("compiled/cn-east-1/images.txt"), hook["id"]

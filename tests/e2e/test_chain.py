@@ -201,7 +201,7 @@ def test_an_inventory_edit_travels_the_whole_chain_and_a_second_run_changes_noth
         "agent",
         "run",
         "--once",
-        "--format",
+        "--output",
         "json",
         "--site",
         SITE,

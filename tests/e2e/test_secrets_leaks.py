@@ -152,7 +152,7 @@ def test_no_plaintext_in_what_the_commands_print(secret_project: SecretProject) 
             "secrets", "rotate", "-t", "cn-east-1", "redis/password", stdin=b"rotated-in-a-log-test"
         ),
         project.gen("compile", "-v", "--no-cache"),
-        project.gen("compile", "--check", "-f", "json"),
+        project.gen("compile", "--check", "-o", "json"),
         project.gen("secrets", "list", "-t", "cn-east-1"),
         project.gen("inventory", "-t", "cn-east-1"),
         project.gen(

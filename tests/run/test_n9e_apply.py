@@ -420,7 +420,7 @@ def test_cli_applies_a_site_then_finds_nothing_to_do(real_n9e: Any, tmp_path: Pa
         "create alert-rule 'Node down'" in first.stdout
         and ROOT_PASSWORD not in first.stdout + first.stderr
     )
-    second = subprocess.run([*command, "--format", "json"], capture_output=True, text=True, env=env)
+    second = subprocess.run([*command, "--output", "json"], capture_output=True, text=True, env=env)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout) == {
         "site": "cn-north-2",

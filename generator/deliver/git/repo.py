@@ -23,7 +23,7 @@ from typing import BinaryIO
 import git
 from git.exc import BadName, BadObject
 
-from generator.core.errors import GenError
+from generator.core.errors import OperationalError
 
 ZERO = "0" * 40
 """The null object id: as an old value in a ref update it means "the ref must not exist yet"."""
@@ -41,7 +41,7 @@ _REDIRECTING = (
 )
 
 
-class GitError(GenError):
+class GitError(OperationalError):
     """A git command failed; the message names the repository, the command and git's own words."""
 
 

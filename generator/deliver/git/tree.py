@@ -63,7 +63,9 @@ def resolve(root: Path, ref: str) -> Ref:
         hint = (
             " (this clone is shallow: fetch the commit or clone deeper)" if _shallow(root) else ""
         )
-        raise errors.GenError(f"git repository {_top(root)}: no commit {ref!r}{hint}") from None
+        raise errors.OperationalError(
+            f"git repository {_top(root)}: no commit {ref!r}{hint}"
+        ) from None
     return Ref(ref, commit.strip())
 
 
@@ -79,7 +81,7 @@ def default_base(root: Path) -> Ref:
             bases = repo.merge_base("HEAD", branch)
         except git.GitCommandError as e:
             if e.status != 1:  # 1: no common commit
-                raise errors.GenError(
+                raise errors.OperationalError(
                     f"git repository {_top(root)}: the merge base of HEAD and "
                     f"{branch} failed: {e.stderr.strip()}"
                 ) from e
@@ -87,7 +89,7 @@ def default_base(root: Path) -> Ref:
         if bases and bases[0] is not None:
             return Ref(f"merge-base(HEAD, {branch})", bases[0].hexsha)
         if _shallow(root):
-            raise errors.GenError(
+            raise errors.OperationalError(
                 f"git repository {_top(root)}: HEAD and {branch} have no common commit in this "
                 "shallow clone; fetch more history or pass --base"
             )
@@ -126,7 +128,9 @@ def read_blobs(root: Path, ids: Iterable[str]) -> dict[str, bytes]:
     try:
         return split_batch(out, wanted)
     except LookupError as e:
-        raise errors.GenError(f"git repository {_top(root)}: object {e} is missing") from None
+        raise errors.OperationalError(
+            f"git repository {_top(root)}: object {e} is missing"
+        ) from None
 
 
 def split_batch(out: bytes, oids: Iterable[str]) -> dict[str, bytes]:
@@ -239,18 +243,20 @@ def _git(
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
         )
     except OSError as e:
-        raise errors.GenError(
+        raise errors.OperationalError(
             f"cannot run git ({e.strerror}); gen diff needs git on the PATH"
         ) from e
     if done.returncode == 0:
         return done.stdout
     message = done.stderr.decode(errors="replace").strip()
     if "not a git repository" in message:
-        raise errors.GenError(
+        raise errors.OperationalError(
             f"{root} is not inside a git repository; gen diff compares with a commit"
         )
     if check:
-        raise errors.GenError(f"git repository {_top(root)}: reading {what} failed: {message}")
+        raise errors.OperationalError(
+            f"git repository {_top(root)}: reading {what} failed: {message}"
+        )
     return None
 
 
@@ -264,7 +270,7 @@ def _open(root: Path) -> git.Repo:
     try:
         return git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise errors.GenError(
+        raise errors.OperationalError(
             f"{root} is not inside a git repository; gen diff compares with a commit"
         ) from None
 

@@ -41,8 +41,8 @@ class N9eError(errors.GenError):
     """A problem talking to n9e; the message says which server and what to check."""
 
 
-class Unreachable(N9eError):
-    """The server did not answer."""
+class Unreachable(N9eError, errors.OperationalError):
+    """The server did not answer (exit status 3: nothing was decided)."""
 
 
 class LoginFailed(N9eError):

@@ -111,7 +111,7 @@ class Result:
         return bool(self.actions)
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly summary (``gen n9e apply --format json``)."""
+        """A JSON-friendly summary (``gen n9e apply -o json``)."""
         # The key is newer than the format: present only when used.
         warned = {"warnings": list(self.warnings)} if self.warnings else {}
         return {
