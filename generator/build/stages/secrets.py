@@ -31,9 +31,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from generator.build.stages import SiteBuild
+from generator.build.stages import Item, SiteBuild
 from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
@@ -59,17 +59,6 @@ ALLOWED = (
 _SSH_KEYS = ("password", "private_key")
 
 Locate = Callable[[KeyPath], Location | None]
-
-
-class RenderedLike(Protocol):
-    @property
-    def obj(self) -> dict[str, Any]: ...
-
-    @property
-    def template(self) -> str: ...
-
-    @property
-    def unit(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -135,7 +124,7 @@ def seal(root: Path, site: str, params: dict[str, Any], locate: Locate) -> Seale
     return Sealed(sealer.params, tuple(sealer.files), sealer.where)
 
 
-def place(sealed: Sealed, rendered: Sequence[RenderedLike]) -> list[Placed]:
+def place(sealed: Sealed, rendered: Sequence[Item]) -> list[Placed]:
     """The EncryptedSecrets of a sealed site; ProblemReport for a secret no pod uses or a stray
     reference."""
     if not sealed.any_refs:
@@ -424,7 +413,7 @@ def _secret_names(pod: dict[str, Any]) -> Iterator[str]:
             yield (source.get("secretRef") or {}).get("name", "")
 
 
-def _stray(rendered: Sequence[RenderedLike]) -> Iterator[Problem]:
+def _stray(rendered: Sequence[Item]) -> Iterator[Problem]:
     """A reference that reached a rendered object (through a free top-level key) is an error at its
     template."""
     for item in rendered:

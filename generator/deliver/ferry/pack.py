@@ -9,11 +9,11 @@ which its "missing basis" message then names, and ``--since`` or ``--full`` cove
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from generator.core import fsutil
 from generator.core.errors import GenError
 from generator.deliver import publish
 from generator.deliver.ferry import transport
@@ -175,8 +175,8 @@ def _fill(repo: Repo, staging: Path, plan: _Plan, settings: Settings) -> tuple[b
     for name, content in ((envelope.MANIFEST, raw), (envelope.SIGNATURE, signature)):
         (staging / name).write_bytes(content)
     for name in (envelope.BUNDLE, envelope.MANIFEST, envelope.SIGNATURE):
-        _fsync(staging / name)
-    _fsync(staging)
+        fsutil.fsync_path(staging / name)
+    fsutil.fsync_path(staging)
     return raw, signature
 
 
@@ -188,11 +188,3 @@ def _sender(repo: Repo, settings: Settings) -> str:
             "allowed signers file gives the signing key"
         )
     return sender
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from generator.core import fsutil
 from generator.core.errors import GenError
 from generator.core.untrusted import escape, kind
 from generator.formats import envelope
@@ -122,7 +123,7 @@ class DropDir:
     def put(self, staged: Path, name: str) -> Path:
         final = self.path / name
         os.rename(staged, final)
-        _fsync(self.path)
+        fsutil.fsync_path(self.path)
         return final
 
     def discard(self, staged: Path) -> None:
@@ -232,11 +233,3 @@ def _write_reason(path: Path, reason: str) -> None:
 def of(where: Transport | Path) -> Transport:
     """``where`` as a transport: a Path is a drop directory."""
     return DropDir(where) if isinstance(where, Path) else where
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
