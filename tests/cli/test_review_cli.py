@@ -681,7 +681,7 @@ def test_this_repository_runs_the_template() -> None:
 def test_the_test_job_names_what_its_image_lacks(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("python3", "make", "git", "ssh-keygen"):  # everything but Go
+    for tool in ("python3", "make", "git", "ssh-keygen", "ip", "unshare"):  # everything but Go
         found = shutil.which(tool)
         assert found is not None
         (bin_dir / tool).symlink_to(found)
@@ -690,7 +690,8 @@ def test_the_test_job_names_what_its_image_lacks(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "the test image lacks: go",
-        "make test needs Python >= 3.11, make, git, ssh-keygen and Go >= 1.26 (README.md)",
+        "make test needs Python >= 3.11, make, git, ssh-keygen, Go >= 1.26, ip and unshare "
+        "(README.md)",
     ]
 
 
