@@ -544,6 +544,22 @@ def test_an_opted_in_statefulset_is_recreated_orphaning_its_pvcs_and_grows_them_
     assert again.errors == () and again.steps == () and again.applied == ()
 
 
+def test_the_recreate_opt_in_on_another_kind_is_reported_and_nothing_deleted(site: Site) -> None:
+    def annotated(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["annotations"] = {ON_IMMUTABLE_CHANGE: "recreate"}
+        return obj
+
+    site.branch.commit([annotated(deployment("db", site.namespace))])
+    site.agent().reconcile()
+    uid = site.get("apps/v1", "Deployment", "db")["metadata"]["uid"]  # type: ignore[index]
+    site.branch.commit([annotated(_reselected(site.namespace))])
+    result = site.agent().reconcile()
+    ((_, why),) = result.errors
+    assert why.startswith("immutable field spec.selector changed; this field cannot change")
+    assert why.endswith("(the recreate policy covers StatefulSets only)") and result.steps == ()
+    assert site.get("apps/v1", "Deployment", "db")["metadata"]["uid"] == uid  # type: ignore[index]
+
+
 def _grant(site: Site, objs: list[dict[str, Any]]) -> None:
     """Apply, as an administrator, exactly the RBAC the compile stage computes for ``objs``."""
     rbac = access.rules(objs, site.namespace, site.agent_namespace, {})
