@@ -66,6 +66,17 @@ def identity(obj: dict[str, Any]) -> ObjectId:
     return ObjectId(group, obj["kind"], meta.get("namespace", "") or "", meta["name"])
 
 
+ON_IMMUTABLE_CHANGE = "gen-gitops.io/on-immutable-change"
+"""Annotation by which a compiled object opts in to the agent's recreate policy (value
+``recreate``): written by the component's template, read by the agent and the RBAC stage."""
+
+
+def recreates(obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` opted in to the recreate policy for an immutable change."""
+    annotations = _mapping(_mapping(obj.get("metadata")).get("annotations"))
+    return annotations.get(ON_IMMUTABLE_CHANGE) == "recreate"
+
+
 def is_namespaced(kind: str) -> bool:
     """False for the built-in cluster-scoped kinds."""
     return kind not in CLUSTER_SCOPED

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from generator.build import inventory, pipeline
 from generator.build import schemas as validate
@@ -141,8 +142,8 @@ def test_stateful_service_still_requires_its_own_parameters(tmp_path: Path) -> N
         f"{TARGET}:11:5  $.services.web  'tag' is a required property",
         f"{TARGET}:13:7  $.services.web.schedule  unknown key 'schedule'; expected one of: "
         "annotations, anti_affinity, args, command, component, config, depends_on, description, "
-        "enabled, env, host_paths, image, ingress, labels, monitoring, ports, probes, replicas, "
-        "resources, service_type, tag, volumes",
+        "enabled, env, host_paths, image, ingress, labels, monitoring, on_immutable_change, ports, "
+        "probes, replicas, resources, service_type, tag, volumes",
     ]
 
 
@@ -163,6 +164,57 @@ def test_a_component_gets_only_the_checks_it_names(tmp_path: Path) -> None:
         (root / "components/backup-job/schema.json").read_text().replace('["unique-ports"]', "[]")
     )
     assert problems(root) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "annotations"),
+    [
+        ("", None),
+        ("on_immutable_change: report", {"team": "db"}),
+        (
+            "on_immutable_change: recreate",
+            {"team": "db", "gen-gitops.io/on-immutable-change": "recreate"},
+        ),
+    ],
+)
+def test_only_the_recreate_opt_in_annotates_the_statefulset_for_the_agent(
+    tmp_path: Path, setting: str, annotations: dict[str, str] | None
+) -> None:
+    own = "annotations: {team: db}" if annotations else ""
+    root = make_project(
+        tmp_path,
+        f"""
+    web:
+      component: stateful-service
+      image: web
+      tag: v1
+      ports: [{{port: 80}}]
+      volumes: [{{name: data, mount_path: /data, size: 10Gi}}]
+      {own}
+      {setting}
+""",
+    )
+    pipeline.run(pipeline.Options(root, use_cache=False))
+    sts = yaml.safe_load(next((root / "compiled/x").rglob("statefulset-web.yaml")).read_text())
+    assert sts["metadata"].get("annotations") == annotations
+
+
+def test_a_wrong_on_immutable_change_is_a_located_error(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path,
+        """
+    web:
+      component: stateful-service
+      image: web
+      tag: v1
+      ports: [{port: 80}]
+      on_immutable_change: delete
+""",
+    )
+    assert problems(root) == [
+        f"{TARGET}:16:7  $.services.web.on_immutable_change  'delete' is not one of "
+        "['report', 'recreate']"
+    ]
 
 
 def test_stateful_service_checks_still_apply_to_its_services(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from generator.build import pipeline, render
+from generator.build.stages import agent_rbac
 from generator.core import yamlio
+from generator.core.objects import ON_IMMUTABLE_CHANGE
 
 RBAC_TEMPLATE = "gen-agent/rbac.yml.j2"
 
@@ -65,3 +67,34 @@ def test_a_template_reading_a_late_variable_waits_for_its_value(tmp_path: Path) 
     assert [r.obj["metadata"]["name"] for r in renderer.site("s", params)] == ["early"]
     [item] = renderer.site("s", params, late={"count": 1})
     assert item.obj["data"] == {"n": "1"}
+
+
+def _statefulset(annotations: dict[str, str], storage_class: str = "") -> dict[str, Any]:
+    template: dict[str, Any] = {"metadata": {"name": "data"}, "spec": {}}
+    if storage_class:
+        template["spec"]["storageClassName"] = storage_class
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "apps", "annotations": annotations},
+        "spec": {"volumeClaimTemplates": [template]},
+    }
+
+
+def test_the_recreate_opt_in_grants_growing_pvcs_and_reading_their_storage_class_only() -> None:
+    opted = _statefulset({ON_IMMUTABLE_CHANGE: "recreate"}, "fast")
+    rbac = agent_rbac.rules([opted], "apps", "gen-agent", {})
+    [apps] = [n["rules"] for n in rbac["namespaces"] if n["namespace"] == "apps"]
+    assert {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
+            "verbs": ["get", "list", "patch"]} in apps  # fmt: skip
+    assert rbac["cluster_rules"][-1] == {
+        "apiGroups": ["storage.k8s.io"],
+        "resources": ["storageclasses"],
+        "resourceNames": ["fast"],
+        "verbs": ["get"],
+    }
+    plain = agent_rbac.rules([_statefulset({})], "apps", "gen-agent", {})
+    text = str(plain)
+    assert "persistentvolumeclaims" not in text and "storageclasses" not in text
+    unnamed = agent_rbac.rules([_statefulset({ON_IMMUTABLE_CHANGE: "recreate"})], "apps", "g", {})
+    assert "storageclasses" not in str(unnamed) and "persistentvolumeclaims" in str(unnamed)

@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 
 from generator.build.stages import agent_rbac as access
 from generator.cli import app
+from generator.core.objects import ON_IMMUTABLE_CHANGE
 from generator.deliver.ferry.transport import DropDir
 from generator.formats import encrypted_secret as encrypted
-from generator.run.agent import apply, kube, plan, prune, status
+from generator.run.agent import apply, kube, plan, prune, recreate, status
 from generator.run.agent.metrics import Metrics, serve
 from generator.run.agent.settings import EnvelopeSource, PruneSettings
 from tests.support.agent import (
@@ -410,6 +411,229 @@ def test_an_immutable_change_is_reported_with_the_field_and_what_to_do_and_nothi
     assert why.startswith(field_text) and how in why, why
     assert site.get(api_version, kind, "db")["metadata"]["uid"] == uid  # type: ignore[index]
     assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "2"}  # type: ignore[index]
+
+
+class Collector:
+    """The garbage collector envtest lacks, for one object: once it is being deleted, it drops
+    the ``orphan`` finalizer (there are no pods to orphan), so the delete completes."""
+
+    def __init__(self, site: Site, api_version: str, kind: str, name: str) -> None:
+        self.site, self.res, self.name = site, site.admin.resource(api_version, kind), name
+        self.stop = threading.Event()
+        self.orphaned: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Collector:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            live = self.site.admin.get(self.res, self.site.namespace, self.name)
+            if live is None or not live["metadata"].get("deletionTimestamp"):
+                continue
+            self.orphaned += live["metadata"].get("finalizers") or []
+            self.site.admin._request(
+                "PATCH",
+                self.res.path(self.site.namespace, self.name),
+                body={"metadata": {"finalizers": None}},
+                content_type="application/merge-patch+json",
+            )
+
+
+def _storage_class(site: Site, expandable: bool) -> str:
+    name = unique("sc")
+    site.admin.apply(
+        site.admin.resource("storage.k8s.io/v1", "StorageClass"),
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": name},
+            "provisioner": "example.com/none",
+            "allowVolumeExpansion": expandable,
+        },
+        "test-setup",
+    )
+    return name
+
+
+def _opted_in(namespace: str, size: str, storage_class: str) -> dict[str, Any]:
+    sts = _statefulset(namespace, size)
+    sts["metadata"]["annotations"] = {ON_IMMUTABLE_CHANGE: "recreate"}
+    sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] = storage_class
+    return sts
+
+
+def _claims(site: Site, storage_class: str, size: str) -> dict[str, str]:
+    """The bound PVCs the StatefulSet controller would have made for two replicas (and one of
+    another StatefulSet with the same labels); their uids by name."""
+    res = site.admin.resource("v1", "PersistentVolumeClaim")
+    uids = {}
+    for name in ("data-db-0", "data-db-1", "data-dbx-0"):
+        pvc = site.admin.create(
+            res,
+            site.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": site.namespace, "labels": {"app": "db"}},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": storage_class,
+                    "resources": {"requests": {"storage": size}},
+                },
+            },
+        )
+        pvc["status"] = {"phase": "Bound", "capacity": {"storage": size}}
+        site.admin.update_status(res, pvc)
+        uids[name] = pvc["metadata"]["uid"]
+    return uids
+
+
+def _sizes(site: Site) -> dict[str, str]:
+    res = site.admin.resource("v1", "PersistentVolumeClaim")
+    return {
+        p["metadata"]["name"]: p["spec"]["resources"]["requests"]["storage"]
+        for p in site.admin.list(res, site.namespace)
+    }
+
+
+@pytest.mark.parametrize("expandable", [True, False], ids=["expandable", "not-expandable"])
+def test_an_opted_in_statefulset_is_recreated_orphaning_its_pvcs_and_grows_them_when_allowed(
+    site: Site, expandable: bool
+) -> None:
+    sc = _storage_class(site, expandable)
+    site.branch.commit([_opted_in(site.namespace, "10Gi", sc), *cms(site, "a")])
+    assert site.agent().reconcile().errors == ()
+    uid = site.get("apps/v1", "StatefulSet", "db")["metadata"]["uid"]  # type: ignore[index]
+    claims = _claims(site, sc, "10Gi")
+    site.branch.commit([_opted_in(site.namespace, "20Gi", sc), *cms(site, "a", value="2")])
+    with Collector(site, "apps/v1", "StatefulSet", "db") as collector:
+        result = site.agent().reconcile()
+    assert result.errors == () and collector.orphaned == ["orphan"]
+    live = site.get("apps/v1", "StatefulSet", "db")
+    assert live is not None and live["metadata"]["uid"] != uid
+    template = live["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
+    assert template["storage"] == "20Gi"
+    res = site.admin.resource("v1", "PersistentVolumeClaim")
+    assert {n: site.admin.get(res, site.namespace, n)["metadata"]["uid"] for n in claims} == claims  # type: ignore[index]
+    ns, grown = site.namespace, "20Gi" if expandable else "10Gi"
+    assert _sizes(site) == {"data-db-0": grown, "data-db-1": grown, "data-dbx-0": "10Gi"}
+    recreated = (
+        f"re-created StatefulSet {ns}/db (deleted with propagationPolicy Orphan: its pods and "
+        "PVCs were kept)"
+    )
+    if expandable:
+        pvcs = [f"grew PVC {ns}/data-db-{i} from 10Gi to 20Gi" for i in (0, 1)]
+    else:
+        pvcs = [
+            f"PVC {ns}/data-db-{i} needs a manual step to grow from 10Gi to 20Gi: its "
+            f"StorageClass {sc} does not set allowVolumeExpansion: move the data to a larger "
+            "volume by hand"
+            for i in (0, 1)
+        ]
+    assert result.steps == (recreated, *pvcs)
+    assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "2"}  # type: ignore[index]
+    events = site.admin.list(site.admin.resource("v1", "Event"), site.agent_namespace)
+    assert recreated in [e["message"] for e in events if e["reason"] == "Recreated"]
+    again = site.agent().reconcile()
+    assert again.errors == () and again.steps == () and again.applied == ()
+
+
+def test_the_recreate_opt_in_on_another_kind_is_reported_and_nothing_deleted(site: Site) -> None:
+    def annotated(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["annotations"] = {ON_IMMUTABLE_CHANGE: "recreate"}
+        return obj
+
+    site.branch.commit([annotated(deployment("db", site.namespace))])
+    site.agent().reconcile()
+    uid = site.get("apps/v1", "Deployment", "db")["metadata"]["uid"]  # type: ignore[index]
+    site.branch.commit([annotated(_reselected(site.namespace))])
+    result = site.agent().reconcile()
+    ((_, why),) = result.errors
+    assert why.startswith("immutable field spec.selector changed; this field cannot change")
+    assert why.endswith("(the recreate policy covers StatefulSets only)") and result.steps == ()
+    assert site.get("apps/v1", "Deployment", "db")["metadata"]["uid"] == uid  # type: ignore[index]
+
+
+def _grant(site: Site, objs: list[dict[str, Any]]) -> None:
+    """Apply, as an administrator, exactly the RBAC the compile stage computes for ``objs``."""
+    rbac = access.rules(objs, site.namespace, site.agent_namespace, {})
+    subject = {"kind": "ServiceAccount", "name": "gen-agent", "namespace": site.agent_namespace}
+    name = access.cluster_role_name(site.agent_namespace)
+    grants: list[dict[str, Any]] = [
+        {"kind": "ClusterRole", "metadata": {"name": name}, "rules": rbac["cluster_rules"]},
+        {
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": access.RBAC_GROUP, "kind": "ClusterRole", "name": name},
+            "subjects": [subject],
+        },
+    ]
+    for entry in rbac["namespaces"]:
+        meta = {"name": "gen-agent", "namespace": entry["namespace"]}
+        grants += [
+            {"kind": "Role", "metadata": meta, "rules": entry["rules"]},
+            {
+                "kind": "RoleBinding",
+                "metadata": meta,
+                "roleRef": {"apiGroup": access.RBAC_GROUP, "kind": "Role", "name": "gen-agent"},
+                "subjects": [subject],
+            },
+        ]
+    for grant in grants:
+        grant["apiVersion"] = f"{access.RBAC_GROUP}/v1"
+        site.admin.apply(site.admin.resource(grant["apiVersion"], grant["kind"]), grant, "rbac")
+
+
+def test_the_recreate_policy_runs_with_exactly_the_rbac_the_opt_in_grants(
+    site: Site, control_plane: Any
+) -> None:
+    sc = _storage_class(site, True)
+    after = _opted_in(site.namespace, "20Gi", sc)
+    _grant(site, [after])
+    identity = control_plane.kubeconfig_for(
+        f"system:serviceaccount:{site.agent_namespace}:gen-agent",
+        ["system:serviceaccounts", f"system:serviceaccounts:{site.agent_namespace}"],
+    )
+    as_agent = kube.connect(identity)
+    site.branch.commit([_opted_in(site.namespace, "10Gi", sc)])
+    assert site.agent(as_agent).reconcile().errors == ()
+    _claims(site, sc, "10Gi")
+    site.branch.commit([after])
+    with Collector(site, "apps/v1", "StatefulSet", "db"):
+        result = site.agent(as_agent).reconcile()
+    assert result.errors == () and len(result.steps) == 3, result.steps
+    assert _sizes(site) == {"data-db-0": "20Gi", "data-db-1": "20Gi", "data-dbx-0": "10Gi"}
+    pvcs = as_agent.resource("v1", "PersistentVolumeClaim")
+    with pytest.raises(kube.Forbidden):
+        as_agent.delete(pvcs, site.namespace, "data-db-0", "", "")
+    with pytest.raises(kube.Forbidden):
+        as_agent.get(as_agent.resource("storage.k8s.io/v1", "StorageClass"), "", "standard")
+
+
+def test_an_opted_in_statefulset_is_not_recreated_while_the_orphaning_delete_hangs(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recreate, "GONE_TIMEOUT", 1.0)
+    sc = _storage_class(site, True)
+    site.branch.commit([_opted_in(site.namespace, "10Gi", sc)])
+    site.agent().reconcile()
+    claims = _claims(site, sc, "10Gi")
+    site.branch.commit([_opted_in(site.namespace, "20Gi", sc)])
+    result = site.agent().reconcile()  # no garbage collector: the orphan finalizer stays
+    ((what, why),) = result.errors
+    assert what == f"StatefulSet.apps {site.namespace}/db"
+    assert why == (
+        "recreating after an immutable change failed: deleted with propagationPolicy Orphan but "
+        "still there after 1s (finalizers ['orphan']): is the garbage collector running? The "
+        "agent re-creates it once it is gone"
+    )
+    assert _sizes(site) == {n: "10Gi" for n in claims} and result.steps == ()
 
 
 # -- drift, signatures, crashes --------------------------------------------------------------------

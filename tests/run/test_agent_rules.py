@@ -186,6 +186,9 @@ def test_immutable_reads_the_field_from_the_servers_cause_and_ignores_other_refu
     assert immutable.explain(job, "Job", "app", "migrate").startswith(
         "immutable field spec.template changed; this field cannot change in place: revert it"
     )
+    assert immutable.explain(job, "StatefulSet", "app", "db").endswith(
+        "or let the agent do both: on_immutable_change: recreate on the service (docs/agent.md)"
+    )
     other = Invalid("...", 422, "Invalid", (("metadata.name", "a lowercase RFC 1123 label"),))
     assert immutable.fields(other) == [] and immutable.explain(other, "Job", "app", "x") == ""
 

@@ -272,10 +272,16 @@ class Counting:
         return self.inner.apply(res, obj, manager, dry_run)
 
     def delete(
-        self, res: kube.Resource, namespace: str, name: str, uid: str, resource_version: str
+        self,
+        res: kube.Resource,
+        namespace: str,
+        name: str,
+        uid: str,
+        resource_version: str,
+        propagation: str = "Background",
     ) -> None:
         self._count("delete")
-        self.inner.delete(res, namespace, name, uid, resource_version)
+        self.inner.delete(res, namespace, name, uid, resource_version, propagation)
 
     def create(self, res: kube.Resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         self._count("create")
@@ -320,10 +326,16 @@ class Severed(Counting):
         return self._line().apply(res, obj, manager, dry_run)
 
     def delete(
-        self, res: kube.Resource, namespace: str, name: str, uid: str, resource_version: str
+        self,
+        res: kube.Resource,
+        namespace: str,
+        name: str,
+        uid: str,
+        resource_version: str,
+        propagation: str = "Background",
     ) -> None:
         self._count("delete")
-        self._line().delete(res, namespace, name, uid, resource_version)
+        self._line().delete(res, namespace, name, uid, resource_version, propagation)
 
     def create(self, res: kube.Resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         self._count("create")

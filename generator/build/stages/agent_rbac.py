@@ -11,7 +11,12 @@ those templates: no template is rendered twice. It grants exactly:
 - cluster-scoped kinds (Namespaces, CRDs, ...) through a ClusterRole restricted by ``resourceNames``
   to the site's own objects, with delete only where pruning may delete them (never Namespaces
   unless allowed);
-- in the agent's namespace: its ApplySet parent and status ConfigMaps, and Events.
+- in the agent's namespace: its ApplySet parent and status ConfigMaps, and Events;
+- for a StatefulSet that opted in to the recreate policy (``core.objects.recreates``) and has
+  volumeClaimTemplates: get, list and patch on the PVCs of its namespace (to grow them; never
+  delete unless pruning them is allowed) and get on the StorageClasses its templates name
+  (``resourceNames``), to read allowVolumeExpansion. Deleting the StatefulSet itself is the
+  prune grant.
 
 An EncryptedSecret counts as the Secret the agent turns it into. No wildcard, no cluster-admin,
 nothing cluster-wide that is not one of the site's own objects. The agent applies this RBAC itself
@@ -25,7 +30,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from generator.build.stages import SiteBuild
-from generator.core.objects import is_namespaced
+from generator.core.objects import is_namespaced, recreates
 from generator.formats import encrypted_secret as encrypted
 
 if TYPE_CHECKING:
@@ -36,6 +41,10 @@ VARIABLE = "agent_rbac"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 APPLY_VERBS = ("get", "list", "create", "patch")
 CLUSTER_VERBS = ("get", "create", "patch")
+RESIZE_VERBS = ("get", "list", "patch")
+"""On the PVCs of a StatefulSet that opted in to the recreate policy: find and grow them."""
+PVC = ("", "persistentvolumeclaims")
+STORAGE_CLASSES = ("storage.k8s.io", "storageclasses")
 
 # Resource names of the kinds compiled sites use; other kinds are pluralised the way kubectl
 # guesses.
@@ -98,13 +107,47 @@ def rules(
     name = cluster_role_name(agent_namespace)
     cluster.setdefault((RBAC_GROUP, "clusterroles"), set()).add(name)
     cluster.setdefault((RBAC_GROUP, "clusterrolebindings"), set()).add(name)
+    resize, classes = _resizing(objects, default_namespace)
     return {
-        "cluster_rules": _cluster_rules(cluster, prune),
+        "cluster_rules": _cluster_rules(cluster, prune) + _read_rules(classes),
         "namespaces": [
-            {"namespace": ns, "rules": _namespaced_rules(res, prune, ns == agent_namespace)}
+            {
+                "namespace": ns,
+                "rules": _namespaced_rules(res, prune, ns == agent_namespace, ns in resize),
+            }
             for ns, res in sorted(namespaced.items())
         ],
     }
+
+
+def _resizing(objects: list[dict[str, Any]], default_namespace: str) -> tuple[set[str], set[str]]:
+    """The namespaces whose PVCs the recreate policy may grow, and the StorageClasses it reads."""
+    namespaces, classes = set(), set()
+    for obj in objects:
+        templates = (obj.get("spec") or {}).get("volumeClaimTemplates") or []
+        if obj["kind"] != "StatefulSet" or not recreates(obj) or not templates:
+            continue
+        namespaces.add(obj["metadata"].get("namespace") or default_namespace)
+        classes |= {t["spec"]["storageClassName"] for t in templates if _class_of(t)}
+    return namespaces, classes
+
+
+def _class_of(template: dict[str, Any]) -> str:
+    return str((template.get("spec") or {}).get("storageClassName") or "")
+
+
+def _read_rules(classes: set[str]) -> list[dict[str, Any]]:
+    if not classes:
+        return []
+    group, plural = STORAGE_CLASSES
+    return [
+        {
+            "apiGroups": [group],
+            "resources": [plural],
+            "resourceNames": sorted(classes),
+            "verbs": ["get"],
+        }
+    ]
 
 
 def cluster_role_name(agent_namespace: str) -> str:
@@ -113,12 +156,14 @@ def cluster_role_name(agent_namespace: str) -> str:
 
 
 def _namespaced_rules(
-    resources: set[tuple[str, str]], prune: dict[str, Any], own: bool
+    resources: set[tuple[str, str]], prune: dict[str, Any], own: bool, resize: bool
 ) -> list[dict[str, Any]]:
     by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for group, plural in sorted(resources):
         verbs = _verbs(plural, prune, own)
         by_group.setdefault((group, verbs), []).append(plural)
+    if resize and PVC not in resources:  # the site's own PVCs already grant get, list and patch
+        by_group.setdefault((PVC[0], RESIZE_VERBS), []).append(PVC[1])
     return [
         {"apiGroups": [group], "resources": plurals, "verbs": list(verbs)}
         for (group, verbs), plurals in sorted(by_group.items())

@@ -15,6 +15,9 @@ A field removed from the branch is found in the live copy's ``managedFields`` (`
 side apply removes the fields our manager owned and no longer applies, so the branch stays the
 truth, while a field another manager also owns is left alone by the server.
 
+A change the server refuses as immutable is reported with what to do (``immutable``), or, for a
+StatefulSet whose template opted in, done by the safe procedure (``recreate``).
+
 Every apply uses field manager ``gen-agent`` and forces conflicts (the branch is the truth). One
 object's failure is recorded against it and the rest go on, except when the API server itself is
 gone: after ``DOWN_AFTER`` objects in a row failed with no usable answer (each request already
@@ -35,7 +38,7 @@ from enum import Enum
 from typing import Any
 
 from generator.core.objects import ObjectId, identity
-from generator.run.agent import drift, health, immutable, owned, plan
+from generator.run.agent import drift, health, immutable, owned, plan, recreate
 from generator.run.agent.kube import Forbidden, Invalid, Kube, KubeError, Unavailable
 from generator.run.agent.settings import FIELD_MANAGER
 
@@ -72,6 +75,8 @@ class Report:
     """Objects not attempted because the API server was unavailable."""
     held: dict[ObjectId, str] = field(default_factory=dict)
     """resourceVersion of each object that now holds what was applied (see ``Held``)."""
+    steps: list[str] = field(default_factory=list)
+    """What the recreate policy did, or left to an operator (``recreate``)."""
 
 
 Held = dict[ObjectId, str]
@@ -186,8 +191,13 @@ def apply(
     return report
 
 
-def _record(report: Report, oid: ObjectId, verdict: Verdict, detail: Obj | str, dry: bool) -> None:
+def _record(
+    report: Report, oid: ObjectId, verdict: Verdict, detail: Obj | str | recreate.Done, dry: bool
+) -> None:
     report.dry_runs += dry
+    if isinstance(detail, recreate.Done):
+        report.steps.extend(detail.steps)
+        detail = detail.live
     if verdict is Verdict.FAILED:
         report.errors[oid] = str(detail)
         return
@@ -204,7 +214,7 @@ def _version(obj: Obj) -> str:
 
 def _guarded(
     kube: Kube, obj: Obj, current: Obj | None, set_id: str, breaker: Breaker
-) -> tuple[ObjectId, Verdict, Obj | str, bool]:
+) -> tuple[ObjectId, Verdict, Obj | str | recreate.Done, bool]:
     """``_one`` unless the API server is known to be gone (then SKIPPED, no request)."""
     if breaker.open:
         return identity(obj), Verdict.SKIPPED, "", False
@@ -215,7 +225,7 @@ def _guarded(
 
 def _one(
     kube: Kube, obj: Obj, current: Obj | None, set_id: str
-) -> tuple[ObjectId, Verdict, Obj | str | KubeError, bool]:
+) -> tuple[ObjectId, Verdict, Obj | str | KubeError | recreate.Done, bool]:
     """Apply one object if it differs; (id, verdict, the server's copy or the error,
     whether it was dry-run)."""
     oid = identity(obj)
@@ -232,11 +242,27 @@ def _one(
     except Forbidden as e:
         return oid, Verdict.FAILED, f"{e} ({FORBIDDEN_HINT})", False
     except Invalid as e:
-        meta = obj["metadata"]
-        hint = immutable.explain(e, obj["kind"], meta.get("namespace", ""), meta["name"])
-        return oid, Verdict.FAILED, hint or str(e), False
+        return _refused(kube, obj, want, current, e)
     except KubeError as e:
         return oid, Verdict.FAILED, e, False
+
+
+def _refused(
+    kube: Kube, obj: Obj, want: Obj, current: Obj | None, error: Invalid
+) -> tuple[ObjectId, Verdict, str | KubeError | recreate.Done, bool]:
+    """An object the server refused: re-created when the change is immutable, it is a StatefulSet
+    and its template opted in (``recreate``); otherwise reported with what to do."""
+    oid, meta = identity(obj), obj["metadata"]
+    hint = immutable.explain(error, obj["kind"], meta.get("namespace", ""), meta["name"])
+    if not hint or current is None or not recreate.opted_in(obj):
+        return oid, Verdict.FAILED, hint or str(error), False
+    if obj["kind"] != "StatefulSet":
+        return oid, Verdict.FAILED, f"{hint} (the recreate policy covers StatefulSets only)", False
+    try:
+        res = kube.resource(obj["apiVersion"], obj["kind"])
+        return oid, Verdict.APPLIED, recreate.statefulset(kube, res, want, current), True
+    except KubeError as e:
+        return oid, Verdict.FAILED, f"recreating after an immutable change failed: {e}", False
 
 
 def holds(current: Obj, want: Obj) -> bool:

@@ -3,8 +3,9 @@ an operator does about it (pure).
 
 The server says so in the 422's ``details.causes``: "field is immutable", "may not change once
 set", or, for a StatefulSet, "updates to statefulset spec for fields other than ... are
-forbidden". The agent never deletes an object to get past this (that can lose data); it reports
-the object, the field and the safe procedure.
+forbidden". Unless the object opted in to the recreate policy (``recreate``), the agent never
+deletes it to get past this (that can lose data); it reports the object, the field and the safe
+procedure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ STATEFULSET = (
     "and volumes (kubectl -n {namespace} delete statefulset {name} --cascade=orphan) and the agent "
     "re-creates it on the next reconcile; a larger volumeClaimTemplate does not resize existing "
     "PVCs: resize each (kubectl -n {namespace} edit pvc ...) if its StorageClass has "
-    "allowVolumeExpansion"
+    "allowVolumeExpansion; or let the agent do both: on_immutable_change: recreate on the "
+    "service (docs/agent.md)"
 )
 OTHER = (
     "this field cannot change in place: revert it in the inventory, or delete the {kind} "

@@ -127,7 +127,13 @@ class Kube(Protocol):
     def apply(self, res: Resource, obj: Obj, manager: str, dry_run: bool = False) -> Obj: ...
 
     def delete(
-        self, res: Resource, namespace: str, name: str, uid: str, resource_version: str
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        uid: str,
+        resource_version: str,
+        propagation: str = "Background",
     ) -> None: ...
 
     def create(self, res: Resource, namespace: str, obj: Obj) -> Obj: ...
@@ -228,17 +234,23 @@ class Client:
         )
 
     def delete(
-        self, res: Resource, namespace: str, name: str, uid: str, resource_version: str
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        uid: str,
+        resource_version: str,
+        propagation: str = "Background",
     ) -> None:
-        """Delete exactly the object that was read (uid and resourceVersion preconditions),
-        in the background."""
+        """Delete exactly the object that was read (uid and resourceVersion preconditions);
+        its dependents go in the background, or stay (``propagation="Orphan"``)."""
         preconditions = {
             k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
         }
         body = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
-            "propagationPolicy": "Background",
+            "propagationPolicy": propagation,
             "preconditions": preconditions,
         }
         try:

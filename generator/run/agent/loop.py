@@ -131,7 +131,7 @@ class Agent:
         result = replace(result, status_error="; ".join(problems))
         self._heartbeat = time.monotonic()
         self.log(result.summary())
-        for line in (*result.notes, *problems):
+        for line in (*result.steps, *result.notes, *problems):
             self.log(f"  {line}")
         return result
 
@@ -316,6 +316,7 @@ class Agent:
             tuple((str(oid), why) for oid, why in unhealthy),
             tip.notes,
             report.dry_runs,
+            steps=tuple(report.steps),
         )
 
 

@@ -61,6 +61,8 @@ class Result:
     duration: float = 0.0
     status_error: str = ""
     """Why the status ConfigMap could not be written ("" when it was)."""
+    steps: tuple[str, ...] = ()
+    """What the recreate policy did to get past an immutable change, or left to an operator."""
 
     @property
     def ok(self) -> bool:
@@ -217,6 +219,7 @@ def _events(kube: Kube, settings: Settings, result: Result, changed: bool, uid: 
                 f"{_names(result.applied)}",
             )
         )
+    events += [("Normal", "Recreated", step) for step in result.steps[:MAX_EVENTS]]
     if result.pruned:
         events.append(
             ("Normal", "Pruned", f"deleted {len(result.pruned)} object(s): {_names(result.pruned)}")
@@ -298,6 +301,7 @@ def as_json(result: Result) -> str:
             "retained": [list(r) for r in result.retained],
             "unhealthy": [list(u) for u in result.unhealthy],
             "notes": list(result.notes),
+            "steps": list(result.steps),
             "duration": round(result.duration, 3),
             "complete": result.complete,
             "status_error": result.status_error,
