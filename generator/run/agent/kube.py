@@ -43,6 +43,9 @@ RETRIES = 5
 """Attempts for a request that meets a transient failure or a conflict."""
 BACKOFF = 0.2
 """Seconds before the first retry; doubled each time."""
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a TCP connection. A server that drops packets (a blackholed address, a
+firewall) would otherwise hold every attempt for the whole request timeout."""
 
 
 class KubeError(GenError):
@@ -308,7 +311,11 @@ class Client:
         )
         try:
             response = self._api.call_api(
-                method, url, header_params=headers, body=body, _request_timeout=self._timeout
+                method,
+                url,
+                header_params=headers,
+                body=body,
+                _request_timeout=(min(CONNECT_TIMEOUT, self._timeout), self._timeout),
             )
             data = response.read()
         except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as e:
@@ -371,4 +378,7 @@ def connect(
         where = kubeconfig or "in-cluster credentials / the default kubeconfig"
         raise KubeError(f"cannot load Kubernetes credentials from {where}: {e}") from e
     configuration.connection_pool_maxsize = 32
+    # Client retries requests itself (RETRIES, with backoff); urllib3's own retries (3 by default)
+    # would multiply every attempt against a server that does not answer by four.
+    configuration.retries = 0
     return Client(k8s_client.ApiClient(configuration), timeout)
