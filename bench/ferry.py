@@ -40,6 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from generator.core import layout  # noqa: E402
 from generator.deliver import publish  # noqa: E402
 from generator.deliver.git.plumbing import Identity  # noqa: E402
 
@@ -73,17 +74,14 @@ def write_site(root: Path, objects: int) -> Path:
 
 
 def write_index(site: Path) -> None:
-    files = []
-    for path in sorted(p for p in site.rglob("*") if p.is_file() and p.name != "index.json"):
-        data = path.read_bytes()
-        files.append(
-            {
-                "path": path.relative_to(site).as_posix(),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-            }
-        )
-    (site / "index.json").write_text(json.dumps({"site": SITE, "files": files}, indent=1) + "\n")
+    """The site's index.json, built by the owner of the compiled-site layout."""
+    files = {
+        p.relative_to(site).as_posix(): p.read_bytes()
+        for p in sorted(site.rglob("*"))
+        if p.is_file() and p.name != layout.INDEX
+    }
+    index = layout.Index.build(SITE, "1.30", files, {})
+    (site / layout.INDEX).write_bytes(index.dumps())
 
 
 def change_one(site: Path, objects: int, revision: int) -> None:
