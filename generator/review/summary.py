@@ -22,7 +22,7 @@ _SIGN = {Op.ADDED: "+", Op.REMOVED: "-", Op.CHANGED: "~", Op.REORDERED: "~"}
 
 
 def summarize(site: str, old: Mapping[str, bytes], new: Mapping[str, bytes]) -> str:
-    """A headline (``3 changes (2 changed, 1 added)``), then one line per object or file:
+    """A headline (``2 changed, 1 added; derived: index.json``), then one line per object or file:
     ``~ StatefulSet app/db: spec.replicas, spec.template.spec.containers[name=db].image``."""
     found = diff.compare_site(site, old, new)
     if found is None:
@@ -30,13 +30,9 @@ def summarize(site: str, old: Mapping[str, bytes], new: Mapping[str, bytes]) -> 
     counts = [
         f"{n} {op.value}" for op in (Op.CHANGED, Op.ADDED, Op.REMOVED) if (n := found.count(op))
     ]
-    objects = len(found.entries)
-    if objects:
-        headline = f"{objects} change{'s' if objects != 1 else ''} ({', '.join(counts)})"
-    else:
-        headline = "only derived files differ"
+    headline = ", ".join(counts) if found.entries else "only derived files differ"
     if found.derived:
-        headline += f" (and {', '.join(found.derived)})"
+        headline += f"; derived: {', '.join(found.derived)}"
     return "\n".join([headline, *(_line(e) for e in found.entries)])
 
 

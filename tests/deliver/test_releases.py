@@ -86,7 +86,7 @@ def test_a_release_has_its_name_and_the_gen_diff_summary_of_the_site(world: Worl
     assert published.release == 2
     [latest, *_] = history(world)
     assert (latest.number, latest.name, latest.label) == (2, "spring", "2 (spring)")
-    assert latest.summary.startswith("2 changes (1 changed, 1 added)")
+    assert latest.summary.startswith("1 changed, 1 added; derived: index.json")
     assert "+ ConfigMap project/extra" in latest.details and "~ images.txt" in latest.details
     [again] = publish.publish(world.root, [SITE], settings)
     assert not again.changed and again.release == 2
@@ -126,7 +126,7 @@ def test_rollback_publishes_a_signed_release_whose_tree_is_release_ns(world: Wor
     found = history(world)
     assert [(r.number, r.rollback_to) for r in found] == [(4, 1), (3, None), (2, None), (1, None)]
     assert found[0].name == "back" and found[0].source_commit == found[3].source_commit
-    assert found[0].summary.startswith("1 change (1 changed)")
+    assert found[0].summary.startswith("1 changed; derived: index.json")
     proc = subprocess.run(
         [
             "git",
