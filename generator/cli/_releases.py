@@ -167,3 +167,116 @@ def rollback_(
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+@app.command("fleet")
+def fleet_(
+    deploy_repo: DeployRepoOption,
+    outbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--outbox",
+            envvar="GEN_FERRY_OUTBOX",
+            file_okay=False,
+            help="Drop directory envelopes are packed into (gen ferry pack --out): "
+            "count those waiting to be carried.",
+            metavar="DIR",
+        ),
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            dir_okay=False,
+            help="Also write the fleet as one static HTML page (no server, no external assets).",
+            metavar="FILE",
+        ),
+    ] = None,
+    import_report: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--import-report",
+            dir_okay=False,
+            help="A status report from `gen agent report` to verify and keep first (repeatable).",
+            metavar="FILE",
+        ),
+    ] = None,
+    allowed_signers: Annotated[
+        Path | None,
+        typer.Option(
+            "--allowed-signers",
+            envvar="GEN_FLEET_ALLOWED_SIGNERS",
+            help="OpenSSH allowed_signers file of the sites' report keys "
+            '(namespaces="gen-agent-report"); needed with --import-report.',
+            metavar="FILE",
+        ),
+    ] = None,
+    output_fmt: OutputOption = None,
+) -> None:
+    """Every site at a glance: last release published, last packed into an envelope and when,
+    releases not packed yet, envelopes waiting in the outbox, and the last status a site reported.
+
+    Nothing comes back through the gatekeeper: a site's status arrives as a signed file someone
+    carries out (gen agent report, inside); --import-report verifies it and keeps it in the
+    deploy repository. A report that is unsigned, tampered with, signed by a key the allowed
+    signers file does not trust, or older than the one kept is refused (exit 1). Examples:
+
+    \b
+      gen fleet --deploy-repo ../deploy.git --outbox /mnt/gatekeeper/outbox
+      gen fleet --deploy-repo ../deploy.git --html fleet.html -o json
+      gen fleet --deploy-repo ../deploy.git --import-report cn-east-1.report --allowed-signers FILE
+    """
+    from generator.core import fsutil
+    from generator.core.errors import GenError
+    from generator.deliver import fleet, fleet_html, releases
+
+    as_json = output_fmt is TextOrJson.json
+    for path in import_report or ():
+
+        def take(path: Path = path) -> fleet.Imported:
+            if allowed_signers is None:
+                raise GenError(
+                    "--import-report needs --allowed-signers (or GEN_FLEET_ALLOWED_SIGNERS): "
+                    "the keys whose reports are trusted"
+                )
+            return fleet.import_report(deploy_repo, path.read_bytes(), allowed_signers, str(path))
+
+        done = run_json(take, as_json)
+        if not as_json:
+            verb = "imported" if done.new else "already imported"
+            typer.echo(
+                f"{verb} report of {done.report.site} signed by {done.report.signer}: "
+                f"{fleet.status_line(done.report)}",
+                err=True,
+            )
+    sites = run_json(lambda: fleet.fleet(deploy_repo, outbox), as_json)
+    if html is not None:
+        page = fleet_html.render(sites, _now()).encode()
+        run_json(lambda: fsutil.write_atomic(html, page), as_json)
+    if as_json:
+        print_json([s.as_json() for s in sites])
+        return
+    if not sites:
+        typer.echo(f"{deploy_repo}: no site published yet")
+    rows = [("site", "published", "packed", "unpacked", "waiting", "reported")]
+    for s in sites:
+        published = (
+            f"{s.published.label} {releases.format_time(s.published.time)}" if s.published else "-"
+        )
+        packed = "-"
+        if s.packed:
+            at = s.packed.release.label if s.packed.release else s.packed.tip[:12]
+            packed = f"{at} seq {s.packed.sequence} {releases.format_time(s.packed.time)}"
+        waiting = "?" if s.waiting is None else str(s.waiting)
+        reported = (
+            f"{fleet.status_line(s.reported.report)} "
+            f"({releases.format_time(s.reported.report.time)})"
+            if s.reported
+            else "-"
+        )
+        rows.append((s.site, published, packed, str(s.unpacked), waiting, reported))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        typer.echo("  ".join(f"{c:<{w}}" for c, w in zip(r[:5], widths, strict=True)) + f"  {r[5]}")
+    if html is not None:
+        typer.echo(f"wrote {html}", err=True)
