@@ -21,6 +21,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color
 h1{font-size:1.4rem;margin:0 0 .25rem}
 p.meta{color:#59636e;margin:0 0 1.25rem}
 table{border-collapse:collapse;width:100%}
+th code{white-space:nowrap}
 th,td{border-bottom:1px solid #d1d9e0;padding:.45rem .6rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
