@@ -118,9 +118,33 @@ def history(repo: Repo, ref: str) -> list[Info]:
 
 
 def latest(repo: Repo, ref: str) -> Info | None:
-    """The newest release on ``ref``, or None before the first."""
-    releases = history(repo, ref)
-    return releases[0] if releases else None
+    """The newest release on ``ref``, or None before the first (reads the tip alone when it has a
+    ``Release`` trailer, so publishing costs the same on a long branch)."""
+    tip = repo.resolve(ref)
+    if tip is None:
+        return None
+    with wrapped(repo.git_dir, f"the tip of {ref}"):
+        message = str(repo.handle.commit(tip).message)
+    try:
+        found = release.parse(message)
+    except release.ReleaseError as e:
+        raise GenError(f"{repo.git_dir}: {ref} commit {tip[:12]}: {e}") from None
+    if found is None:
+        return history(repo, ref)[0]  # numbered by position: count them
+    with wrapped(repo.git_dir, f"the tip of {ref}"):
+        commit = repo.handle.commit(tip)
+        when = datetime.fromtimestamp(commit.committed_date, UTC)
+    headline, details = _summary(message)
+    return Info(
+        found.number,
+        tip,
+        when,
+        found.name,
+        found.rollback_to,
+        found.source_commit,
+        headline,
+        details,
+    )
 
 
 def find(releases: Iterable[Info], number: int) -> Info | None:

@@ -65,6 +65,7 @@ def test_each_publish_that_changes_a_site_makes_the_next_numbered_release(world:
         (1, commits[0]),
     ]
     assert all(r.numbered and r.rollback_to is None for r in found)
+    assert releases.latest(open_repo(world.deploy), BRANCH) == found[0]
     assert found[0].source_commit == source
     message = show(world.deploy, "log", "-1", "--format=%B", BRANCH)
     assert release.parse(message) == release.Release(3, "", None, source)
@@ -110,6 +111,7 @@ def test_commits_before_releases_are_numbered_by_their_position(world: World) ->
         (2, False, "1 file from abc"),
         (1, True, found[1].summary),
     ]
+    assert releases.latest(repo, BRANCH) == found[0]
     world.change()
     assert history(world)[0].number == 3
 
