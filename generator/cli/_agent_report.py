@@ -17,7 +17,7 @@ from generator.cli._agent import agent_app
 def report(
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", dir_okay=False, help="File to write.", metavar="FILE"),
+        typer.Option("--out", dir_okay=False, help="File to write.", metavar="FILE"),
     ],
     signing_key: Annotated[
         Path,

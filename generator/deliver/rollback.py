@@ -98,7 +98,7 @@ def plan(deploy_repo: Path, site: str, to: int) -> Plan:
             f"{repo.git_dir}: {ref} has no release {to} (releases {_numbers(history)}); "
             f"see `gen releases -t {site}`"
         )
-    where = f"{ref} release {target.label} ({target.commit[:12]})"
+    where = f"{repo.git_dir}: {ref} release {target.label} ({target.commit[:12]})"
     wanted = publish.tree_blobs(repo, target.commit)
     check_compatible(repo, wanted, where)
     now = publish.tree_blobs(repo, current.commit)
