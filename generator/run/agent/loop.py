@@ -58,8 +58,9 @@ class Agent:
     _pool: ThreadPoolExecutor | None = None
     _held: tuple[str, apply.Held] = ("", {})
     """The commit last applied and the objects that held it (``apply.Held``)."""
-    _parsed_failed: source.Parsed = field(default_factory=dict)
-    """Manifests of the release an automatic rollback left (read again on every hold)."""
+    _parsed_other: source.Parsed = field(default_factory=dict)
+    """Manifests of a second commit: the last healthy release while judging the tip, the failed
+    release while an automatic rollback holds (both read again on every round)."""
     _memory: releases.Memory | None = None
     _releases: dict[str, tuple[releases.Running, str]] = field(default_factory=dict)
     _reported: str = ""
@@ -195,7 +196,7 @@ class Agent:
         raw = self._load(tip, target)
         kept: list[tuple[ObjectId, str]] = []
         if hold is not None:
-            failed = self._load(tip, hold.failed.commit, self._parsed_failed)
+            failed = self._load(tip, hold.failed.commit, self._parsed_other)
             objects, kept = releases.kept_forward(raw.objects, failed.objects)
             raw = replace(raw, objects=objects)
         desired, unopened = self._materialize(raw)
@@ -280,14 +281,7 @@ class Agent:
             return _noted(result, "no release has become healthy yet: nothing to roll back to")
         if last.commit == result.commit:
             return result
-        waited = self.clock() - memory.attempt_since
-        if waited < s.health_timeout:
-            return _noted(
-                result,
-                f"{failed.label} unhealthy for {waited:.0f}s of its {s.health_timeout:.0f}s "
-                "health timeout; rolling back once it has passed",
-            )
-        healthy = self._load(tip, last.commit, {})
+        healthy = self._load(tip, last.commit, self._parsed_other)
         culprits = releases.blamed(
             [u for u, _ in result.unhealthy],
             healthy.objects,
@@ -298,6 +292,13 @@ class Agent:
                 result,
                 f"not rolled back: every unhealthy object is the same in the last healthy "
                 f"{last.label}, so going back would not cure it",
+            )
+        waited = self.clock() - memory.attempt_since
+        if waited < s.health_timeout:
+            return _noted(
+                result,
+                f"{failed.label} unhealthy for {waited:.0f}s of its {s.health_timeout:.0f}s "
+                "health timeout; rolling back once it has passed",
             )
         refused = releases.verify_earlier(self.repo, last.commit, tip.commit, s.allowed_signers)
         if refused:
