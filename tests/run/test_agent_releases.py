@@ -383,3 +383,22 @@ def test_gen_agent_run_once_with_auto_rollback_reports_the_rollback_as_json(
     assert out["rollback"].startswith("automatic rollback: release 2 ")
     assert out["reasons"] == ["rollback"]
     assert image(site, "web") == HEALTHY
+
+
+def test_turning_automatic_rollback_off_ends_the_hold_and_applies_the_tip(site: Site) -> None:
+    with Rollouts(site):
+        site.branch.commit([deployment("web", site.namespace, image=HEALTHY)], message=message(1))
+        assert site.agent(health_timeout=30.0).reconcile().ok
+        failed = site.branch.commit(
+            [deployment("web", site.namespace, image=BROKEN)], message=message(2)
+        )
+        assert site.agent(auto_rollback=True, health_timeout=1.0).reconcile().rolled_back
+        agent, log = logging_agent(site, health_timeout=1.0)  # the site opted out again
+        result = agent.reconcile()
+    assert result.commit == failed and result.reasons == ("health",) and not result.rollback
+    assert image(site, "web") == BROKEN
+    assert any(
+        "automatic rollback is off: the hold at release 1 ends, release 2 is applied again" in line
+        for line in log
+    )
+    assert site.status()["rollback"] == "" and site.status()["release"] == "2"

@@ -138,7 +138,7 @@ class Agent:
         result = replace(
             result,
             last_healthy=memory.last_healthy,
-            rollback=memory.hold.sentence(self.settings.health_timeout) if memory.hold else "",
+            rollback=memory.hold.sentence if memory.hold else "",
         )
         problems = status.record(self.kube, self.settings, result, self.metrics, self.clock())
         result = replace(result, status_error="; ".join(problems))
@@ -173,10 +173,13 @@ class Agent:
             return Result(REFUSED, e.commit, ("signature",), str(e), notes=tip.notes)
         memory = self._remember()
         hold = memory.hold
-        if hold is not None and hold.failed.commit != tip.commit:
+        if hold is not None and (hold.failed.commit != tip.commit or not s.auto_rollback):
             self.log(
                 f"{self._release(tip.commit)[0].label} arrived: the automatic rollback from "
                 f"{hold.failed.label} ends"
+                if hold.failed.commit != tip.commit
+                else f"automatic rollback is off: the hold at {hold.to.label} ends, "
+                f"{hold.failed.label} is applied again"
             )
             hold = None
             self._keep(replace(memory, hold=None))
@@ -229,19 +232,22 @@ class Agent:
 
     def _remember(self) -> releases.Memory:
         """What the agent knows about releases (read once: the state file, else the status)."""
-        if self._memory is None:
-            current = None
-            if not (self.settings.state_dir / releases.STATE).is_file():
-                try:
-                    res = self.kube.resource("v1", "ConfigMap")
-                    current = self.kube.get(res, self.settings.namespace, self.settings.status_name)
-                except KubeError:
-                    pass
-            memory, note = releases.load(self.settings.state_dir, (current or {}).get("data") or {})
-            if note:
-                self.log(note)
+        if self._memory is not None:
+            return self._memory
+        current, known = None, (self.settings.state_dir / releases.STATE).is_file()
+        if not known:
+            try:
+                res = self.kube.resource("v1", "ConfigMap")
+                current = self.kube.get(res, self.settings.namespace, self.settings.status_name)
+                known = True
+            except KubeError:  # unknown for now: asked again next time
+                pass
+        memory, note = releases.load(self.settings.state_dir, (current or {}).get("data") or {})
+        if note:
+            self.log(note)
+        if known:
             self._memory = memory
-        return self._memory
+        return memory
 
     def _keep(self, memory: releases.Memory) -> None:
         """Remember ``memory``, on the state volume too (a failure to write it is logged: the
@@ -308,9 +314,11 @@ class Agent:
             )
         why = dict(result.unhealthy)[culprits[0]]
         more = f" and {len(culprits) - 1} more" if len(culprits) > 1 else ""
-        hold = releases.Hold(failed, last, self.clock(), f"{culprits[0]}: {why}{more}")
+        hold = releases.Hold(
+            failed, last, self.clock(), f"{culprits[0]}: {why}{more}", s.health_timeout
+        )
         self._keep(replace(memory, hold=hold))
-        self.log(f"AUTOMATIC ROLLBACK: {hold.sentence(s.health_timeout)}")
+        self.log(f"AUTOMATIC ROLLBACK: {hold.sentence}")
         back = self._converge(tip, last.commit, self._read_parent(), hold)
         self._learn(back)
         out = self._holding(back, hold)
@@ -328,7 +336,7 @@ class Agent:
                 FAILED,
                 hold.to.commit,
                 ("rollback",),
-                f"{hold.sentence(s.health_timeout)}; but {refused}: the cluster is left as it is",
+                f"{hold.sentence}; but {refused}: the cluster is left as it is",
                 notes=tip.notes,
             )
         back = self._converge(tip, hold.to.commit, self._read_parent(), hold)
@@ -337,7 +345,7 @@ class Agent:
 
     def _holding(self, result: Result, hold: releases.Hold) -> Result:
         """``result`` of applying the last healthy release, told as the rollback it is."""
-        sentence = hold.sentence(self.settings.health_timeout)
+        sentence = hold.sentence
         return replace(
             result,
             result=DEGRADED if result.result == SYNCED else result.result,

@@ -102,11 +102,15 @@ class Hold:
     """Unix time of the rollback."""
     why: str
     """What was not healthy (the first object and its state)."""
+    timeout: float
+    """The health timeout it did not become healthy within (seconds)."""
 
-    def sentence(self, timeout: float) -> str:
+    @property
+    def sentence(self) -> str:
+        """What the status (``rollback``), the Warning event and the log say."""
         return (
             f"automatic rollback: {self.failed.label} (commit {self.failed.commit[:12]}) did not "
-            f"become healthy within {_duration(timeout)} ({self.why}); returned to the last "
+            f"become healthy within {_duration(self.timeout)} ({self.why}); returned to the last "
             f"healthy {self.to.label} (commit {self.to.commit[:12]}); holding there until a "
             f"release newer than {self.failed.number} arrives"
         )
@@ -117,6 +121,7 @@ class Hold:
             "to": self.to.as_dict(),
             "since": self.since,
             "why": self.why,
+            "timeout": self.timeout,
         }
 
     @classmethod
@@ -124,10 +129,11 @@ class Hold:
         if not isinstance(raw, dict):
             return None
         failed, to = Running.from_dict(raw.get("failed")), Running.from_dict(raw.get("to"))
-        since = raw.get("since")
+        since, timeout = raw.get("since"), raw.get("timeout")
         if failed is None or to is None or not isinstance(since, int | float):
             return None
-        return cls(failed, to, float(since), str(raw.get("why") or ""))
+        timeout = float(timeout) if isinstance(timeout, int | float) else 0.0
+        return cls(failed, to, float(since), str(raw.get("why") or ""), timeout)
 
 
 @dataclass(frozen=True)
