@@ -381,7 +381,7 @@ def test_gen_agent_run_once_with_auto_rollback_reports_the_rollback_as_json(
     out = json.loads(result.stdout)
     assert out["release"]["number"] == 1 and out["last_healthy_release"]["number"] == 1
     assert out["rollback"].startswith("automatic rollback: release 2 ")
-    assert out["reasons"] == ["rollback"]
+    assert out["reasons"] == ["rollback"] and out["rolled_back"] is True
     assert image(site, "web") == HEALTHY
 
 

@@ -184,7 +184,7 @@ class Agent:
             hold = None
             self._keep(replace(memory, hold=None))
         if hold is not None:
-            return self._hold(tip, hold)
+            return self._hold(tip, hold, parent)
         self._keep(releases.with_attempt(self._remember(), tip.commit, self.clock()))
         result = self._converge(tip, tip.commit, parent)
         self._learn(result)
@@ -318,6 +318,7 @@ class Agent:
             failed, last, self.clock(), f"{culprits[0]}: {why}{more}", s.health_timeout
         )
         self._keep(replace(memory, hold=hold))
+        self.metrics.rollbacks.inc()  # counted now: the apply below may yet fail, the hold stays
         self.log(f"AUTOMATIC ROLLBACK: {hold.sentence}")
         back = self._converge(tip, last.commit, self._read_parent(), hold)
         self._learn(back)
@@ -326,7 +327,7 @@ class Agent:
             out, rolled_back=True, notes=(*out.notes, f"{failed.label}: {result.summary()}")
         )
 
-    def _hold(self, tip: Tip, hold: releases.Hold) -> Result:
+    def _hold(self, tip: Tip, hold: releases.Hold, parent: prune.Parent) -> Result:
         """A reconcile while an automatic rollback is in effect: the last healthy release again
         (verified like any commit), never the failed tip."""
         s = self.settings
@@ -339,7 +340,7 @@ class Agent:
                 f"{hold.sentence}; but {refused}: the cluster is left as it is",
                 notes=tip.notes,
             )
-        back = self._converge(tip, hold.to.commit, self._read_parent(), hold)
+        back = self._converge(tip, hold.to.commit, parent, hold)
         self._learn(back)
         return self._holding(back, hold)
 

@@ -72,7 +72,8 @@ class Result:
     rollback: str = ""
     """While an automatic rollback is in effect, the sentence that says so ("" otherwise)."""
     rolled_back: bool = False
-    """This reconcile started an automatic rollback."""
+    """This reconcile started an automatic rollback (``gen_agent_rollbacks_total`` counts it
+    when it decides)."""
 
     @property
     def ok(self) -> bool:
@@ -164,8 +165,6 @@ def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -
     if result.last_healthy is not None:
         metrics.last_healthy.set(result.last_healthy.number)
     metrics.rollback_active.set(1 if result.rollback else 0)
-    if result.rolled_back:
-        metrics.rollbacks.inc()
 
 
 def status_data(settings: Settings, result: Result, previous: dict[str, str]) -> dict[str, str]:
@@ -367,6 +366,7 @@ def as_json(result: Result) -> str:
             "release": result.release.as_dict() if result.release else None,
             "last_healthy_release": result.last_healthy.as_dict() if result.last_healthy else None,
             "rollback": result.rollback,
+            "rolled_back": result.rolled_back,
         },
         indent=2,
     )
