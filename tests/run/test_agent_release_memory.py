@@ -76,6 +76,17 @@ def test_a_rollback_moves_workloads_back_and_keeps_what_holds_data_as_the_failur
     assert all(why.startswith("kept as the failed release made it: ") for _, why in kept)
 
 
+def test_a_job_whose_pod_template_changed_is_kept_as_the_failed_release_made_it() -> None:
+    def job(image: str, parallelism: int) -> dict[str, Any]:
+        template = {"spec": {"containers": [{"name": "m", "image": image}]}}
+        spec = {"template": template, "parallelism": parallelism}
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "m"}, "spec": spec}
+
+    objects, kept = releases.kept_forward([job("m:1", 1)], [job("m:2", 1)])
+    assert objects == [job("m:2", 1)] and "immutable" in kept[0][1]
+    assert releases.kept_forward([job("m:1", 1)], [job("m:1", 2)]) == ([job("m:1", 1)], [])
+
+
 def test_a_statefulset_whose_claim_templates_did_not_change_goes_back() -> None:
     healthy, failed = [statefulset("db:1", "1Gi")], [statefulset("db:2", "1Gi")]
     assert releases.kept_forward(healthy, failed) == (healthy, [])

@@ -218,7 +218,8 @@ def kept_forward(
     - a CustomResourceDefinition: a version the failed release added may already store objects;
     - a PersistentVolumeClaim: a claim cannot shrink, and its data stays as it is;
     - a StatefulSet whose volumeClaimTemplates changed: they are immutable (going back would
-      need the StatefulSet deleted) and the claims made from them stay.
+      need the StatefulSet deleted) and the claims made from them stay;
+    - a Job whose pod template changed: it is immutable, and the Job has run (or is running).
     """
     before = {identity(o): o for o in failed}
     out: list[dict[str, Any]] = []
@@ -241,6 +242,10 @@ def _why_forward(healthy: dict[str, Any], failed: dict[str, Any]) -> str:
         return "a definition's versions may already store objects"
     if kind == "PersistentVolumeClaim":
         return "a claim cannot shrink and holds data"
+    if kind == "Job":
+        pods = [(o.get("spec") or {}).get("template") for o in (healthy, failed)]
+        if pods[0] != pods[1]:
+            return "a Job's pod template is immutable, and the Job has already run"
     if kind == "StatefulSet":
         templates = [
             (o.get("spec") or {}).get("volumeClaimTemplates") or [] for o in (healthy, failed)
