@@ -264,7 +264,9 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_and_held_until_a_ne
             ],
             message=message(2, "bad"),
         )
-        agent, log = logging_agent(site, auto_rollback=True, health_timeout=1.0)
+        # release 2 waits the whole timeout; the rollback round ends as soon as the controller
+        # thread reports web's rollout of image 1 (3 s: margin for a loaded machine)
+        agent, log = logging_agent(site, auto_rollback=True, health_timeout=3.0)
         result = agent.reconcile()
 
         assert result.rolled_back and result.reasons[0] == "rollback"
@@ -287,7 +289,7 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_and_held_until_a_ne
         assert status["lastAppliedCommit"] == healthy
         assert status["rollback"].startswith(
             f"automatic rollback: release 2 (bad) (commit {failed[:12]}) did not become healthy "
-            "within 1s ("
+            "within 3s ("
         )
         assert "returned to the last healthy release 1 (good)" in status["rollback"]
         assert "holding there until a release newer than 2 arrives" in status["rollback"]
@@ -309,7 +311,7 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_and_held_until_a_ne
         assert again.reasons == ("rollback",) and image(site, "web") == HEALTHY
         assert metric(agent, "gen_agent_rollbacks_total") == 1.0
         # ... not after a restart either
-        restarted = site.agent(auto_rollback=True, health_timeout=1.0).reconcile()
+        restarted = site.agent(auto_rollback=True, health_timeout=3.0).reconcile()
         assert restarted.commit == healthy and image(site, "web") == HEALTHY
         assert restarted.reasons == ("rollback",)
         assert len([e for e in events(site) if e["reason"] == "RolledBack"]) == 1
@@ -374,7 +376,7 @@ def test_gen_agent_run_once_with_auto_rollback_reports_the_rollback_as_json(
             "--git-url", str(site.branch.path), "--allowed-signers", str(s.allowed_signers),
             "--state-dir", str(s.state_dir), "--namespace", s.namespace,
             "--kubeconfig", str(control_plane.kubeconfig), "--metrics-port", "-1",
-            "--health-timeout", "1s",
+            "--health-timeout", "3s",
         ]  # fmt: skip
         result = CliRunner().invoke(app, args, env={"GEN_AGENT_AUTO_ROLLBACK": "true"})
     assert result.exit_code == 1, result.output
@@ -392,7 +394,7 @@ def test_turning_automatic_rollback_off_ends_the_hold_and_applies_the_tip(site: 
         failed = site.branch.commit(
             [deployment("web", site.namespace, image=BROKEN)], message=message(2)
         )
-        assert site.agent(auto_rollback=True, health_timeout=1.0).reconcile().rolled_back
+        assert site.agent(auto_rollback=True, health_timeout=3.0).reconcile().rolled_back
         agent, log = logging_agent(site, health_timeout=1.0)  # the site opted out again
         result = agent.reconcile()
     assert result.commit == failed and result.reasons == ("health",) and not result.rollback
