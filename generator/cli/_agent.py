@@ -274,6 +274,15 @@ def run_agent(
             help="Accept a tip that does not descend from the last applied commit.",
         ),
     ] = False,
+    auto_rollback: Annotated[
+        bool,
+        typer.Option(
+            "--auto-rollback/--no-auto-rollback",
+            envvar="GEN_AGENT_AUTO_ROLLBACK",
+            help="Re-apply the last healthy release when one does not become healthy within "
+            "the health timeout, and hold there until a newer release arrives.",
+        ),
+    ] = False,
     once: Annotated[
         bool, typer.Option("--once", help="Reconcile once and exit (status 1 unless synced).")
     ] = False,
@@ -338,6 +347,7 @@ def run_agent(
             workers=workers,
             age_identity=age_identity,
             allow_rewind=allow_rewind,
+            auto_rollback=auto_rollback,
         )
 
     fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)

@@ -206,7 +206,8 @@ def status_line(report: Report) -> str:
         name = f" ({s['releaseName']})" if s.get("releaseName") else ""
         parts.append(f"release {s['release']}{name}")
     if "lastHealthyRelease" in s:
-        parts.append(f"last healthy {s['lastHealthyRelease']}")
+        name = f" ({s['lastHealthyReleaseName']})" if s.get("lastHealthyReleaseName") else ""
+        parts.append(f"last healthy {s['lastHealthyRelease']}{name}")
     if s.get("rollback"):
         parts.append(f"rollback: {s['rollback']}")
     if s.get("commit"):

@@ -45,6 +45,8 @@ STATUS_KEYS = (
     "release",
     "releaseName",
     "lastHealthyRelease",
+    "lastHealthyReleaseName",
+    "lastHealthyCommit",
     "rollback",
     "commit",
     "lastAppliedCommit",

@@ -151,3 +151,19 @@ def test_the_privileged_hostpath_opt_in_labels_the_namespace_and_hands_the_folde
     assert not (
         compiled / "manifests/gen-agent/persistentvolumeclaim-gen-agent-inbox.yaml"
     ).exists()
+
+
+def _env(compiled: Path) -> dict[str, str]:
+    (container,) = pod_spec(compiled)["containers"]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_automatic_rollback_is_off_unless_the_site_opts_in(project: Path) -> None:
+    assert "GEN_AGENT_AUTO_ROLLBACK" not in _env(REPO / "compiled" / "cn-east-1")
+    edit_agent(
+        project,
+        "      health_timeout: 3m\n",
+        "      health_timeout: 3m\n      auto_rollback: true\n",
+    )
+    compile_(project)
+    assert _env(project / "compiled" / "cn-east-1")["GEN_AGENT_AUTO_ROLLBACK"] == "true"

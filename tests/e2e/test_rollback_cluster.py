@@ -81,6 +81,7 @@ def test_the_agent_applies_a_rollback_and_the_cluster_holds_release_1s_objects(
     )
     assert made.site == "test" and made.signer == "gen-agent@test"
     assert made.status["result"] == "synced" and made.status["commit"] == done.commit
+    assert (made.status["release"], made.status["lastHealthyRelease"]) == ("4", "4")
     fleet.import_report(site.branch.path, out.read_bytes(), signers, str(out))
     cli = CliRunner().invoke(
         gen_app,
@@ -104,4 +105,5 @@ def test_the_agent_applies_a_rollback_and_the_cluster_holds_release_1s_objects(
     [row] = fleet.fleet(site.branch.path)
     assert row.published is not None and row.published.number == 4
     assert row.reported is not None
-    assert f"commit {done.commit[:12]}" in fleet.status_line(row.reported.report)
+    line = fleet.status_line(row.reported.report)
+    assert line.startswith("synced, release 4, last healthy 4, ") and done.commit[:12] in line

@@ -94,9 +94,10 @@ class Branch:
         files: dict[str, bytes] | None = None,
         key: Key | None = None,
         signed: bool = True,
+        message: str = "",
     ) -> str:
         """Commit ``objs`` (or raw ``files``) on top of the branch, signed by ``key``
-        (default: release)."""
+        (default: release), with ``message`` (default ``deploy <site>``)."""
         repo = open_repo(self.path, create=True)
         content = files if files is not None else site_files(objs or [])
         tree = plumbing.write_tree(
@@ -104,7 +105,12 @@ class Branch:
         )
         signer = (key or self.keys.release).private if signed else None
         commit = plumbing.commit_tree(
-            repo, tree, [self.tip] if self.tip else [], f"deploy {self.site}", IDENTITY, signer
+            repo,
+            tree,
+            [self.tip] if self.tip else [],
+            message or f"deploy {self.site}",
+            IDENTITY,
+            signer,
         )
         repo.run("update-ref", self.ref, commit)
         self.tip = commit

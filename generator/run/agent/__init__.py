@@ -10,6 +10,8 @@ One reconcile (``loop.reconcile``) reads as its stages:
     prune    delete what left the set and still carries our label; narrow the parent
     health   wait for what changed (kstatus rules), report the rest as it is
     status   status ConfigMap, Events, Prometheus metrics; then the site's n9e rules
+    releases the release applied, the last healthy one; opt-in: a release that does not become
+             healthy is rolled back to the last healthy one, held there until a newer one arrives
 
 ``kube`` is the only module that imports the Kubernetes client; ``plan``, ``drift`` and ``health``
 are pure. The agent's own least-privilege RBAC is computed at compile time

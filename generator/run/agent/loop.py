@@ -21,7 +21,7 @@ from generator.core.errors import GenError
 from generator.core.objects import ObjectId
 from generator.deliver.git.repo import Repo
 from generator.formats import encrypted_secret as encrypted
-from generator.run.agent import apply, health, plan, prune, source, status
+from generator.run.agent import apply, health, plan, prune, releases, source, status
 from generator.run.agent.kube import Kube, KubeError, Unavailable
 from generator.run.agent.metrics import Metrics
 from generator.run.agent.settings import Settings
@@ -58,6 +58,13 @@ class Agent:
     _pool: ThreadPoolExecutor | None = None
     _held: tuple[str, apply.Held] = ("", {})
     """The commit last applied and the objects that held it (``apply.Held``)."""
+    _parsed_other: source.Parsed = field(default_factory=dict)
+    """Manifests of a second commit: the last healthy release while judging the tip, the failed
+    release while an automatic rollback holds (both read again on every round)."""
+    _memory: releases.Memory | None = None
+    _releases: dict[str, tuple[releases.Running, str]] = field(default_factory=dict)
+    _reported: str = ""
+    """The commit of the release last logged as running."""
 
     @property
     def repo(self) -> Repo:
@@ -84,7 +91,7 @@ class Agent:
     def alive(self) -> bool:
         """False when the loop has not moved for much longer than a reconcile may take
         (``/healthz``)."""
-        limit = 2 * self.settings.interval + self.settings.health_timeout + 600
+        limit = 2 * self.settings.interval + 2 * self.settings.health_timeout + 600
         return time.monotonic() - self._heartbeat < limit
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -127,13 +134,32 @@ class Agent:
                 message=f"internal error (a bug in gen, please report it): {type(e).__name__}: {e}",
             )
         result = replace(result, duration=time.monotonic() - started)
+        memory = self._remember()
+        result = replace(
+            result,
+            last_healthy=memory.last_healthy,
+            rollback=memory.hold.sentence if memory.hold else "",
+        )
         problems = status.record(self.kube, self.settings, result, self.metrics, self.clock())
         result = replace(result, status_error="; ".join(problems))
         self._heartbeat = time.monotonic()
+        self._log_release(result)
         self.log(result.summary())
         for line in (*result.steps, *result.notes, *problems):
             self.log(f"  {line}")
         return result
+
+    def _log_release(self, result: Result) -> None:
+        """One line when the release the cluster runs changes."""
+        running = result.release if result.complete else None
+        if running is None or running.commit == self._reported:
+            return
+        self._reported = running.commit
+        last = result.last_healthy
+        self.log(
+            f"running {running.label}, commit {running.commit[:12]}"
+            + (f"; last healthy: {last.label}" if last else "")
+        )
 
     # -- the stages --------------------------------------------------------------------------------
 
@@ -145,26 +171,188 @@ class Agent:
             source.verify(self.repo, tip.commit, parent.commit, s)
         except Refused as e:
             return Result(REFUSED, e.commit, ("signature",), str(e), notes=tip.notes)
-        desired, unopened = self._materialize(self._load(tip))
+        memory = self._remember()
+        hold = memory.hold
+        if hold is not None and (hold.failed.commit != tip.commit or not s.auto_rollback):
+            self.log(
+                f"{self._release(tip.commit)[0].label} arrived: the automatic rollback from "
+                f"{hold.failed.label} ends"
+                if hold.failed.commit != tip.commit
+                else f"automatic rollback is off: the hold at {hold.to.label} ends, "
+                f"{hold.failed.label} is applied again"
+            )
+            hold = None
+            self._keep(replace(memory, hold=None))
+        if hold is not None:
+            return self._hold(tip, hold, parent)
+        self._keep(releases.with_attempt(self._remember(), tip.commit, self.clock()))
+        result = self._converge(tip, tip.commit, parent)
+        self._learn(result)
+        return self._judge(tip, result)
+
+    def _converge(
+        self, tip: Tip, target: str, parent: prune.Parent, hold: releases.Hold | None = None
+    ) -> Result:
+        """Make the cluster hold ``target`` (the tip, or during an automatic rollback the last
+        healthy release, with what may not go back kept as the failed release made it)."""
+        s = self.settings
+        raw = self._load(tip, target)
+        kept: list[tuple[ObjectId, str]] = []
+        if hold is not None:
+            failed = self._load(tip, hold.failed.commit, self._parsed_other)
+            objects, kept = releases.kept_forward(raw.objects, failed.objects)
+            raw = replace(raw, objects=objects)
+        desired, unopened = self._materialize(raw)
         set_id = plan.applyset_id(s.parent_name, s.namespace)
         wanted = {**plan.members_of(desired.objects), **{oid: "v1" for oid in unopened}}
         pool = self.pool
-        widened = self._write_parent(set_id, {**parent.members, **wanted}, tip.commit, parent)
+        widened = self._write_parent(set_id, {**parent.members, **wanted}, target, parent)
         live = apply.observe(self.kube, desired.objects, set_id, pool)
-        held = self._held[1] if self._held[0] == tip.commit else {}
+        held = self._held[1] if self._held[0] == target else {}
         report = apply.apply(
             self.kube, plan.phases(desired.objects), live, set_id, pool, self.sleep, held
         )
-        self._held = (tip.commit, report.held)
+        self._held = (target, report.held)
         if report.down:
-            raise _Stop(_down(tip.commit, report, len(desired.objects)))
+            raise _Stop(_down(target, report, len(desired.objects)))
         report.errors.update(unopened)
-        pruning = self._prune(parent.members, wanted, report, set_id, pool)
-        final = {**{oid: parent.members[oid] for oid, _ in pruning.kept}, **wanted}
-        self._write_parent(set_id, final, tip.commit, widened)
+        keep = releases.KEEP_ON_ROLLBACK if hold is not None else None
+        pruning = self._prune(parent.members, wanted, report, set_id, pool, keep)
+        pruning.kept += kept
+        final = {
+            **{oid: parent.members[oid] for oid, _ in pruning.kept if oid in parent.members},
+            **wanted,
+        }
+        self._write_parent(set_id, final, target, widened)
         unhealthy = self._health(report)
         n9e_error = self._n9e(desired)
         return self._result(tip, desired, report, pruning, unhealthy, n9e_error, len(final))
+
+    # -- releases ----------------------------------------------------------------------------------
+
+    def _remember(self) -> releases.Memory:
+        """What the agent knows about releases (read once: the state file, else the status)."""
+        if self._memory is not None:
+            return self._memory
+        current, known = None, (self.settings.state_dir / releases.STATE).is_file()
+        if not known:
+            try:
+                res = self.kube.resource("v1", "ConfigMap")
+                current = self.kube.get(res, self.settings.namespace, self.settings.status_name)
+                known = True
+            except KubeError:  # unknown for now: asked again next time
+                pass
+        memory, note = releases.load(self.settings.state_dir, (current or {}).get("data") or {})
+        if note:
+            self.log(note)
+        if known:
+            self._memory = memory
+        return memory
+
+    def _keep(self, memory: releases.Memory) -> None:
+        """Remember ``memory``, on the state volume too (a failure to write it is logged: the
+        agent goes on with what it knows in memory)."""
+        if memory == self._memory:
+            return
+        self._memory = memory
+        try:
+            releases.save(self.settings.state_dir, memory)
+        except OSError as e:
+            self.log(f"cannot write {self.settings.state_dir / releases.STATE}: {e.strerror}")
+
+    def _release(self, commit: str) -> tuple[releases.Running, str]:
+        """The release ``commit`` is (read once per commit), and a note if its trailer is bad."""
+        if commit not in self._releases:
+            self._releases = {commit: releases.of_commit(self.repo, commit), **self._releases}
+            if len(self._releases) > 8:
+                self._releases = dict(list(self._releases.items())[:8])
+        return self._releases[commit]
+
+    def _learn(self, result: Result) -> None:
+        """A release applied completely with every object healthy becomes the last healthy one."""
+        if result.complete and result.release is not None and "health" not in result.reasons:
+            self._keep(replace(self._remember(), last_healthy=result.release))
+
+    def _judge(self, tip: Tip, result: Result) -> Result:
+        """``result`` of applying the tip, or, when it did not become healthy within the health
+        timeout and ``auto_rollback`` is on, the result of returning to the last healthy release."""
+        s = self.settings
+        memory = self._remember()
+        last, failed = memory.last_healthy, result.release
+        if not (result.complete and "health" in result.reasons) or failed is None:
+            return result
+        if not s.auto_rollback:
+            return result
+        if last is None:
+            return _noted(result, "no release has become healthy yet: nothing to roll back to")
+        if last.commit == result.commit:
+            return result
+        healthy = self._load(tip, last.commit, self._parsed_other)
+        culprits = releases.blamed(
+            [u for u, _ in result.unhealthy],
+            healthy.objects,
+            self._load(tip, result.commit).objects,
+        )
+        if not culprits:
+            return _noted(
+                result,
+                f"not rolled back: every unhealthy object is the same in the last healthy "
+                f"{last.label}, so going back would not cure it",
+            )
+        waited = self.clock() - memory.attempt_since
+        if waited < s.health_timeout:
+            return _noted(
+                result,
+                f"{failed.label} unhealthy for {waited:.0f}s of its {s.health_timeout:.0f}s "
+                "health timeout; rolling back once it has passed",
+            )
+        refused = releases.verify_earlier(self.repo, last.commit, tip.commit, s.allowed_signers)
+        if refused:
+            return replace(
+                result,
+                message=f"{result.message}; cannot roll back to {last.label}: {refused}",
+            )
+        why = dict(result.unhealthy)[culprits[0]]
+        more = f" and {len(culprits) - 1} more" if len(culprits) > 1 else ""
+        hold = releases.Hold(
+            failed, last, self.clock(), f"{culprits[0]}: {why}{more}", s.health_timeout
+        )
+        self._keep(replace(memory, hold=hold))
+        self.metrics.rollbacks.inc()  # counted now: the apply below may yet fail, the hold stays
+        self.log(f"AUTOMATIC ROLLBACK: {hold.sentence}")
+        back = self._converge(tip, last.commit, self._read_parent(), hold)
+        self._learn(back)
+        out = self._holding(back, hold)
+        return replace(
+            out, rolled_back=True, notes=(*out.notes, f"{failed.label}: {result.summary()}")
+        )
+
+    def _hold(self, tip: Tip, hold: releases.Hold, parent: prune.Parent) -> Result:
+        """A reconcile while an automatic rollback is in effect: the last healthy release again
+        (verified like any commit), never the failed tip."""
+        s = self.settings
+        refused = releases.verify_earlier(self.repo, hold.to.commit, tip.commit, s.allowed_signers)
+        if refused:
+            return Result(
+                FAILED,
+                hold.to.commit,
+                ("rollback",),
+                f"{hold.sentence}; but {refused}: the cluster is left as it is",
+                notes=tip.notes,
+            )
+        back = self._converge(tip, hold.to.commit, parent, hold)
+        self._learn(back)
+        return self._holding(back, hold)
+
+    def _holding(self, result: Result, hold: releases.Hold) -> Result:
+        """``result`` of applying the last healthy release, told as the rollback it is."""
+        sentence = hold.sentence
+        return replace(
+            result,
+            result=DEGRADED if result.result == SYNCED else result.result,
+            reasons=("rollback", *result.reasons),
+            message="; ".join(m for m in (sentence, result.message) if m),
+        )
 
     def _fetch(self) -> Tip:
         try:
@@ -180,11 +368,11 @@ class Agent:
                 Result(FAILED, reasons=(_why(e),), message=f"cannot read the ApplySet parent: {e}")
             ) from e
 
-    def _load(self, tip: Tip) -> Desired:
+    def _load(self, tip: Tip, commit: str, cache: source.Parsed | None = None) -> Desired:
         try:
-            return source.load(self.repo, tip.commit, self._parsed)
+            return source.load(self.repo, commit, self._parsed if cache is None else cache)
         except GenError as e:  # ManifestError, and YAML problems located in the commit
-            raise _Stop(Result(FAILED, tip.commit, ("manifests",), str(e), notes=tip.notes)) from e
+            raise _Stop(Result(FAILED, commit, ("manifests",), str(e), notes=tip.notes)) from e
 
     def _materialize(self, desired: Desired) -> tuple[Desired, dict[ObjectId, str]]:
         """EncryptedSecrets decrypted into Secrets; those that cannot be opened, by the Secret they
@@ -210,8 +398,9 @@ class Agent:
         report: apply.Report,
         set_id: str,
         pool: ThreadPoolExecutor,
+        keep: dict[str, str] | None = None,
     ) -> _Pruning:
-        verdict = plan.prune_plan(previous, wanted, self.settings.prune)
+        verdict = plan.prune_plan(previous, wanted, self.settings.prune, keep)
         kept = list(verdict.retained)
         if verdict.delete and report.errors:
             kept += [
@@ -302,6 +491,7 @@ class Agent:
         retained = [(str(oid), why) for oid, why in pruning.kept] + [
             (str(oid), why) for oid, why in pruning.released
         ]
+        running, bad_trailer = self._release(desired.commit)
         return Result(
             DEGRADED if reasons else SYNCED,
             desired.commit,
@@ -314,10 +504,15 @@ class Agent:
             tuple(errors),
             tuple(retained),
             tuple((str(oid), why) for oid, why in unhealthy),
-            tip.notes,
+            (*tip.notes, bad_trailer) if bad_trailer else tip.notes,
             report.dry_runs,
             steps=tuple(report.steps),
+            release=running,
         )
+
+
+def _noted(result: Result, note: str) -> Result:
+    return replace(result, notes=(*result.notes, note))
 
 
 def _why(error: KubeError) -> str:

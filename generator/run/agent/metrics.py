@@ -19,10 +19,17 @@ agent: no module globals), named ``gen_agent_*``:
     gen_agent_objects_pruned_total              counter
     gen_agent_failures_total                    counter, by reason (source, signature, manifests,
                                                 api, apply, prune, prune-guard, health, n9e, status,
-                                                internal)
+                                                internal, rollback)
     gen_agent_signature_refusals_total          counter: tips and envelopes refused for their
                                                 signatures
     gen_agent_interval_seconds                  gauge: the configured interval (stale alerts use it)
+    gen_agent_release                           gauge: number of the release applied completely
+                                                (the one the cluster runs)
+    gen_agent_last_healthy_release              gauge: number of the last release that became
+                                                healthy
+    gen_agent_rollback_active                   gauge: 1 while an automatic rollback holds the
+                                                cluster at the last healthy release, else 0
+    gen_agent_rollbacks_total                   counter: automatic rollbacks started
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ REASONS = (
     "n9e",
     "status",
     "internal",
+    "rollback",
 )
 
 
@@ -102,6 +110,22 @@ class Metrics:
             "Commits or envelopes refused for their signature.",
             registry=r,
         )
+        self.release = Gauge(
+            "gen_agent_release",
+            "Number of the release applied completely (the one the cluster runs).",
+            registry=r,
+        )
+        self.last_healthy = Gauge(
+            "gen_agent_last_healthy_release",
+            "Number of the last release that became healthy.",
+            registry=r,
+        )
+        self.rollback_active = Gauge(
+            "gen_agent_rollback_active",
+            "1 while an automatic rollback holds the cluster at the last healthy release.",
+            registry=r,
+        )
+        self.rollbacks = Counter("gen_agent_rollbacks", "Automatic rollbacks started.", registry=r)
         Gauge(
             "gen_agent_interval_seconds", "Configured seconds between reconciles.", registry=r
         ).set(interval)

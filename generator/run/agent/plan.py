@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,20 +113,30 @@ class PrunePlan:
 
 
 def prune_plan(
-    previous: Iterable[ObjectId], desired: Iterable[ObjectId], settings: PruneSettings
+    previous: Iterable[ObjectId],
+    desired: Iterable[ObjectId],
+    settings: PruneSettings,
+    keep: Mapping[str, str] | None = None,
 ) -> PrunePlan:
     """Members of the previous set that are no longer desired: deleted,
-    or retained with a reason."""
+    or retained with a reason. Kinds in ``keep`` (kind -> why) are retained whatever the settings
+    allow (an automatic rollback's)."""
     before = set(previous)
     gone = sorted(before - set(desired))
     if not gone:
         return PrunePlan()
     if not settings.enabled:
         return PrunePlan(retained=tuple((oid, "pruning is disabled") for oid in gone))
+    keep = keep or {}
     kept = [
         (oid, f"{oid.kind} deletion is not allowed (prune.{PROTECTED[oid.kind]})")
         for oid in gone
         if oid.kind in PROTECTED and not getattr(settings, PROTECTED[oid.kind])
+    ]
+    kept += [
+        (oid, f"not deleted by an automatic rollback: {keep[oid.kind]}")
+        for oid in gone
+        if oid.kind in keep and oid not in {k for k, _ in kept}
     ]
     kept_ids = {oid for oid, _ in kept}
     delete = [oid for oid in gone if oid not in kept_ids]

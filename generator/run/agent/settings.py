@@ -110,6 +110,9 @@ class Settings:
     (docs/secrets.md)."""
     allow_rewind: bool = False
     """Accept a tip that does not descend from the last applied commit (a rewritten branch)."""
+    auto_rollback: bool = False
+    """When a release does not become healthy within ``health_timeout``, re-apply the last healthy
+    release and hold there until a newer one arrives (``releases``; docs/agent.md)."""
     request_timeout: float = 30.0
 
     @property

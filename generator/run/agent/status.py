@@ -25,6 +25,7 @@ from typing import Any
 from generator.core.objects import ObjectId
 from generator.run.agent.kube import Kube, KubeError
 from generator.run.agent.metrics import Metrics
+from generator.run.agent.releases import Running
 from generator.run.agent.settings import FIELD_MANAGER, Settings
 
 SYNCED, DEGRADED, FAILED, REFUSED = "synced", "degraded", "failed", "refused"
@@ -33,7 +34,8 @@ MAX_LISTED = 50
 MAX_EVENTS = 10
 """Warning events per reconcile about single objects (the rest are in the status)."""
 INCOMPLETE = frozenset({"api", "apply", "prune", "prune-guard"})
-"""Reasons that leave the cluster short of the commit (it is attempted, not applied)."""
+"""Reasons that leave the cluster short of the commit (it is attempted, not applied); ``rollback``
+is not one: the cluster holds the commit it returned to."""
 UNRECORDED = "unrecorded-status"
 """File in the state directory: summaries of results whose status could not be written."""
 
@@ -63,6 +65,15 @@ class Result:
     """Why the status ConfigMap could not be written ("" when it was)."""
     steps: tuple[str, ...] = ()
     """What the recreate policy did to get past an immutable change, or left to an operator."""
+    release: Running | None = None
+    """The release of ``commit`` (None when no commit was read)."""
+    last_healthy: Running | None = None
+    """The last release that became healthy (applied completely, every object healthy)."""
+    rollback: str = ""
+    """While an automatic rollback is in effect, the sentence that says so ("" otherwise)."""
+    rolled_back: bool = False
+    """This reconcile started an automatic rollback (``gen_agent_rollbacks_total`` counts it
+    when it decides)."""
 
     @property
     def ok(self) -> bool:
@@ -82,7 +93,8 @@ class Result:
         """One line for logs and the CLI."""
         parts = [
             f"{self.result}",
-            f"commit {self.commit[:12] or '-'}",
+            f"commit {self.commit[:12] or '-'}"
+            + (f" ({self.release.label})" if self.release else ""),
             f"{len(self.applied)} applied",
             f"{self.unchanged} unchanged",
             f"{len(self.pruned)} pruned",
@@ -106,14 +118,14 @@ def record(
     pending = settings.state_dir / UNRECORDED
     missed = pending.read_text() if pending.is_file() else ""
     try:
-        changed, uid = _write_status(kube, settings, result, now, missed)
+        changed, uid, previous = _write_status(kube, settings, result, now, missed)
     except KubeError as e:
         metrics.failures.labels("status").inc()
         _keep(pending, missed, f"{_time(now)} {result.summary()}")
         return [f"cannot record status: {e}"]
     pending.unlink(missing_ok=True)
     try:
-        _events(kube, settings, result, changed, uid)
+        _events(kube, settings, result, changed, uid, previous)
     except KubeError as e:
         metrics.failures.labels("status").inc()
         return [f"cannot record events: {e}"]
@@ -148,6 +160,11 @@ def _metrics(metrics: Metrics, settings: Settings, result: Result, now: float) -
         metrics.failures.labels(reason).inc()
     if "signature" in result.reasons:
         metrics.refusals.inc()
+    if result.complete and result.release is not None:
+        metrics.release.set(result.release.number)
+    if result.last_healthy is not None:
+        metrics.last_healthy.set(result.last_healthy.number)
+    metrics.rollback_active.set(1 if result.rollback else 0)
 
 
 def status_data(settings: Settings, result: Result, previous: dict[str, str]) -> dict[str, str]:
@@ -155,6 +172,19 @@ def status_data(settings: Settings, result: Result, previous: dict[str, str]) ->
     applied = previous.get("lastAppliedCommit", "")
     if result.complete:
         applied = result.commit
+    running = {k: previous.get(k, "") for k in ("release", "releaseName")}
+    if result.complete and result.release is not None:
+        running = {"release": str(result.release.number), "releaseName": result.release.name}
+    healthy = {
+        k: previous.get(k, "")
+        for k in ("lastHealthyRelease", "lastHealthyReleaseName", "lastHealthyCommit")
+    }
+    if result.last_healthy is not None:
+        healthy = {
+            "lastHealthyRelease": str(result.last_healthy.number),
+            "lastHealthyReleaseName": result.last_healthy.name,
+            "lastHealthyCommit": result.last_healthy.commit,
+        }
     return {
         "site": settings.site,
         "branch": settings.ref,
@@ -168,6 +198,9 @@ def status_data(settings: Settings, result: Result, previous: dict[str, str]) ->
         "errors": _lines(result.errors),
         "retained": _lines(result.retained),
         "unhealthy": _lines(result.unhealthy),
+        **running,
+        **healthy,
+        "rollback": result.rollback,
     }
 
 
@@ -180,7 +213,8 @@ def _lines(items: tuple[tuple[str, str], ...]) -> str:
 
 def _write_status(
     kube: Kube, settings: Settings, result: Result, now: float, missed: str
-) -> tuple[bool, str]:
+) -> tuple[bool, str, dict[str, str]]:
+    """Write the status if it changed: whether it did, the ConfigMap's uid, the previous data."""
     res = kube.resource("v1", "ConfigMap")
     current = kube.get(res, settings.namespace, settings.status_name)
     previous = (current or {}).get("data") or {}
@@ -188,7 +222,7 @@ def _write_status(
     if missed:  # stays until the status next changes, so whoever looks after the outage sees it
         data["unrecorded"] = missed
     if current is not None and all(previous.get(k) == v for k, v in data.items()):
-        return False, current["metadata"]["uid"]
+        return False, current["metadata"]["uid"], previous
     data["lastTransitionTime"] = _time(now)
     if result.ok:
         data["lastSyncTime"] = _time(now)
@@ -205,11 +239,34 @@ def _write_status(
         "data": data,
     }
     written = kube.apply(res, body, FIELD_MANAGER)
-    return True, written["metadata"]["uid"]
+    return True, written["metadata"]["uid"], previous
 
 
-def _events(kube: Kube, settings: Settings, result: Result, changed: bool, uid: str) -> None:
+def _events(
+    kube: Kube,
+    settings: Settings,
+    result: Result,
+    changed: bool,
+    uid: str,
+    previous: dict[str, str],
+) -> None:
     events: list[tuple[str, str, str]] = []
+    if (
+        result.complete
+        and result.release is not None
+        and not result.rollback
+        and (
+            previous.get("release") != str(result.release.number)
+            or previous.get("lastAppliedCommit") != result.commit
+        )
+    ):
+        events.append(
+            (
+                "Normal",
+                "ReleaseApplied",
+                f"{result.release.label} applied: commit {result.commit[:12]}",
+            )
+        )
     if result.applied:
         events.append(
             (
@@ -239,6 +296,7 @@ def _events(kube: Kube, settings: Settings, result: Result, changed: bool, uid: 
 
 def _reason(result: Result) -> str:
     names = {
+        "rollback": "RolledBack",
         "signature": "SignatureRefused",
         "source": "SourceFailed",
         "manifests": "ManifestsInvalid",
@@ -305,6 +363,10 @@ def as_json(result: Result) -> str:
             "duration": round(result.duration, 3),
             "complete": result.complete,
             "status_error": result.status_error,
+            "release": result.release.as_dict() if result.release else None,
+            "last_healthy_release": result.last_healthy.as_dict() if result.last_healthy else None,
+            "rollback": result.rollback,
+            "rolled_back": result.rolled_back,
         },
         indent=2,
     )
