@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.support.agent",
     "tests.support.secrets",
     "tests.support.n9e",
+    "tests.support.browser",
 ]
 
 SERVER_MARKERS = {"kube": "control_plane", "n9e": "real_n9e"}

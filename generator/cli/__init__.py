@@ -469,6 +469,7 @@ from generator.cli import (  # noqa: E402
     _compile,  # noqa: F401  (registers the commands)
     _ferry,  # noqa: F401
     _n9e,  # noqa: F401
+    _releases,  # noqa: F401
     _review,  # noqa: F401
     _secrets,  # noqa: F401
 )

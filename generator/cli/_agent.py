@@ -404,3 +404,7 @@ def _seconds(text: str, option: str) -> float:
     from generator.core import units
 
     return units.positive_duration(text, option).total_seconds()
+
+
+# Last: ``gen agent report`` registers itself on ``agent_app`` (so ``gen-agent report`` has it too).
+from generator.cli import _agent_report  # noqa: E402, F401

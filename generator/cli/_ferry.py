@@ -73,24 +73,41 @@ def publish(
             "--allow-dirty", help="Publish even if compiled/<site> has uncommitted changes."
         ),
     ] = False,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help="Name of the releases made (letters, digits, '.', '_', '-').",
+            metavar="NAME",
+        ),
+    ] = "",
 ) -> None:
     """Commit each site's compiled/<site>/ to its signed deploy branch (deploy/<site>).
 
-    One commit per changed site, none when nothing changed. Example:
+    One commit per changed site, none when nothing changed. Each is the site's next release
+    (numbered from 1, with --name, the source commit and the site's gen diff summary in its
+    message; gen releases lists them). Example:
 
     \b
-      gen publish --deploy-repo ../deploy.git --signing-key ~/.ssh/gen-release
+      gen publish --deploy-repo ../deploy.git --signing-key ~/.ssh/gen-release --name spring
     """
     from generator.deliver import publish as pub
     from generator.deliver.git.plumbing import Identity
+    from generator.review import summary
 
     identity = run(lambda: Identity.parse(author)) if author else None
-    settings = pub.Settings(deploy_repo, signing_key, identity, allow_dirty)
+    settings = run(
+        lambda: pub.Settings(
+            deploy_repo, signing_key, identity, allow_dirty, name, summary.summarize
+        )
+    )
     for result in run(lambda: pub.publish(root, tuple(target or ()), settings)):
         if result.changed:
+            headline = result.summary.splitlines()[0] if result.summary else ""
             typer.echo(
-                f"{result.site}: committed {result.commit[:12]} on {result.branch} "
-                f"({len(result.changes)} file(s) changed)"
+                f"{result.site}: release {result.release}{f' ({name})' if name else ''} "
+                f"committed {result.commit[:12]} on {result.branch} "
+                f"({len(result.changes)} file(s) changed: {headline})"
             )
         else:
             typer.echo(f"{result.site}: unchanged ({result.commit[:12]})")

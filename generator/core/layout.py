@@ -10,8 +10,13 @@ This is what crosses the air gap, so it has one owner. A site's directory holds:
 - ``kubekey-cluster.yaml``: KubeKey's Cluster (``kk create cluster -f``), its secrets as
   ``?{age:<path>}`` references, and ``kubekey-secrets.json``: their ciphertexts (path -> age armor),
   for ``gen secrets kubekey-config`` inside the site;
-- ``index.json``: every other file with its sha256 and size, and for a manifest the object and the
-  template that produced it.
+- ``index.json``: the layout format (``LAYOUT``), every other file with its sha256 and size, and
+  for a manifest the object and the template that produced it.
+
+``LAYOUT`` numbers this contract. It goes up when a change to it means an older gen (or agent)
+could no longer read a site right; ``READABLE`` are the formats this gen reads. An index without
+the key was written before formats were numbered, by a gen whose layout is format 1. ``gen
+rollback`` refuses a release whose index this gen cannot read, and the agent refuses such a commit.
 
 The compiler builds and serializes the index (``Index.build``, ``Index.dumps``); publish, the agent
 and ``gen diff`` read it back with ``parse`` and check files against it with ``mismatches``.
@@ -40,6 +45,11 @@ KUBEKEY_MANIFEST = "kubekey-manifest.yaml"
 KUBEKEY_CLUSTER = "kubekey-cluster.yaml"
 KUBEKEY_SECRETS = "kubekey-secrets.json"
 INDEX = "index.json"
+LAYOUT = 1
+"""The compiled-site layout format this gen writes (``index.json`` key ``layout``)."""
+READABLE = frozenset({1})
+"""The layout formats this gen (and its agent) can read: an older release is compatible when its
+format is one of them."""
 
 N9E_ALERT_RULES = f"{N9E}/alert-rules.json"
 N9E_CHANNELS = f"{N9E}/notify-channels.json"
@@ -112,6 +122,8 @@ class Index:
     site: str
     kubernetes_version: str
     files: tuple[Entry, ...]
+    layout: int = LAYOUT
+    """The layout format of the tree (``LAYOUT`` for what this gen writes)."""
 
     @classmethod
     def build(
@@ -143,7 +155,12 @@ class Index:
             if e.source is not None:
                 entry["source"] = e.source
             entries.append(entry)
-        index = {"site": self.site, "kubernetes_version": self.kubernetes_version, "files": entries}
+        index = {
+            "site": self.site,
+            "kubernetes_version": self.kubernetes_version,
+            "layout": self.layout,
+            "files": entries,
+        }
         return (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode()
 
     def digests(self) -> dict[str, str]:
@@ -162,6 +179,7 @@ def parse(data: bytes, where: str) -> Index:
     for key in ("site", "kubernetes_version"):
         if not isinstance(raw.get(key), str):
             raise _error(where, f"{key} must be a string")
+    number = _layout(raw.get("layout", 1), where)
     files = raw.get("files")
     if not isinstance(files, list):
         raise _error(where, "files must be a list")
@@ -174,7 +192,25 @@ def parse(data: bytes, where: str) -> Index:
                 f"{entry.path} is listed twice" if entry.path in seen else f"{INDEX} lists itself",
             )
         seen.add(entry.path)
-    return Index(raw["site"], raw["kubernetes_version"], entries)
+    return Index(raw["site"], raw["kubernetes_version"], entries, number)
+
+
+def _layout(value: Any, where: str) -> int:
+    """The layout format of an index; a LayoutError saying which gen can read it otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _error(where, f"layout must be a positive integer, not {value!r}")
+    if value not in READABLE:
+        newer = value > max(READABLE)
+        raise LayoutError(
+            f"{where}: {INDEX} has layout format {value}, which this gen cannot read "
+            f"(it reads {', '.join(map(str, sorted(READABLE)))}): "
+            + (
+                "it was compiled by a newer gen; upgrade gen"
+                if newer
+                else "it was compiled by an older gen; compile it again with this one"
+            )
+        )
+    return value
 
 
 def _entry(raw: Any, at: str, where: str) -> Entry:

@@ -7,6 +7,10 @@ configuration. Commits are built from the files straight into the deploy reposit
 (no work tree, no checkout), signed with an SSH key (``gpg.format=ssh``), and the branch is moved
 with an old-value check. Nothing changed, nothing committed.
 
+Every deploy commit is a release (``deliver/releases.py``): the next number on the site's branch,
+an optional name, the source commit and a summary of what changed, in trailers and a summary
+paragraph of its message. ``gen rollback`` (``deliver/rollback.py``) adds releases the same way.
+
 Before anything is written the site's files are checked against its ``index.json``, and the
 source repository must have them committed (the message names the source commit, which would
 otherwise not describe what is published) unless ``allow_dirty`` says otherwise.
@@ -16,15 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator.core import layout
+from generator.core import layout, release
 from generator.core.errors import GenError
+from generator.deliver import releases
 from generator.deliver.git import plumbing
 from generator.deliver.git.plumbing import Identity
-from generator.deliver.git.repo import ZERO, RefUpdate, Repo, open_repo, run_git
+from generator.deliver.git.repo import ZERO, RefUpdate, Repo, open_repo, run_git, wrapped
 
 BRANCH_PREFIX = "refs/heads/deploy/"
 
@@ -42,6 +47,18 @@ class Settings:
     """Author and committer of deploy commits; None uses git's ``user.name``/``user.email``."""
     allow_dirty: bool = False
     """Publish even if ``compiled/<site>/`` differs from the source commit (the message says so)."""
+    name: str = ""
+    """The name of the releases made (``--name``), "" for none."""
+    summarize: releases.Summarize | None = None
+    """Writes the summary of a release from the files that changed (the CLI passes ``gen diff``'s
+    summary); None: how many files were added, changed and removed."""
+
+    def __post_init__(self) -> None:
+        if self.name:
+            try:
+                release.check_name(self.name)
+            except release.ReleaseError as e:
+                raise GenError(f"--name: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,10 @@ class Published:
     """The branch's commit after publishing (the previous one when nothing changed)."""
     changes: tuple[str, ...] = ()
     """``+ path``, ``~ path``, ``- path`` for every file that changed; empty when nothing did."""
+    release: int | None = None
+    """The number of the release made, or of the branch's tip when nothing changed."""
+    summary: str = ""
+    """The summary written into the release's message (its first line: the headline)."""
 
     @property
     def changed(self) -> bool:
@@ -163,17 +184,46 @@ def publish_site(
     blobs = dict(
         zip(files, plumbing.hash_files(repo, [directory / rel for rel in files]), strict=True)
     )
-    old = _blobs(repo, parent) if parent else {}
+    old = tree_blobs(repo, parent) if parent else {}
     changes = _changes(old, blobs)
+    previous = releases.latest(repo, ref)
     if parent and not changes:
-        return Published(site, ref, parent)
+        return Published(site, ref, parent, release=previous.number if previous else None)
     tree = plumbing.write_tree(repo, blobs)
-    message = _message(site, source, changes, site in source.dirty)
+    summary = _summary(repo, directory, site, old, blobs, changes, settings)
+    made = release.Release(
+        previous.number + 1 if previous else 1, settings.name, None, source.commit or ""
+    )
+    message = _message(site, source, changes, site in source.dirty, made, summary)
     commit = plumbing.commit_tree(
         repo, tree, [parent] if parent else [], message, settings.identity, settings.signing_key
     )
     repo.update_refs([RefUpdate(ref, commit, parent or ZERO)])
-    return Published(site, ref, commit, tuple(changes))
+    return Published(site, ref, commit, tuple(changes), made.number, summary)
+
+
+def _summary(
+    repo: Repo,
+    directory: Path,
+    site: str,
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    changes: list[str],
+    settings: Settings,
+) -> str:
+    if settings.summarize is None:
+        return releases.file_summary(changes)
+    paths = [c[2:] for c in changes]
+    before = {p: read_blob(repo, old[p]) for p in paths if p in old}
+    after = {p: (directory / p).read_bytes() for p in paths if p in new}
+    return settings.summarize(site, before, after)
+
+
+def read_blob(repo: Repo, blob: str) -> bytes:
+    """The content of a blob by its id (through gitpython's running ``cat-file``)."""
+    with wrapped(repo.git_dir, f"blob {blob[:12]}"):
+        data: bytes = repo.handle.odb.stream(bytes.fromhex(blob)).read()
+    return data
 
 
 def _files(directory: Path) -> list[str]:
@@ -185,7 +235,8 @@ def _files(directory: Path) -> list[str]:
     return sorted(out)
 
 
-def _blobs(repo: Repo, commit: str) -> dict[str, str]:
+def tree_blobs(repo: Repo, commit: str) -> dict[str, str]:
+    """Path -> blob id of every file in a commit's tree."""
     out = repo.run("ls-tree", "-r", "-z", "--full-tree", commit).decode("utf-8", "replace")
     blobs = {}
     for entry in filter(None, out.split("\0")):
@@ -201,14 +252,22 @@ def _changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return sorted(changes, key=lambda c: c[2:])
 
 
-def _message(site: str, source: Source, changes: list[str], dirty: bool) -> str:
+def _message(
+    site: str,
+    source: Source,
+    changes: list[str],
+    dirty: bool,
+    made: release.Release,
+    summary: str,
+) -> str:
     origin = source.commit[:12] if source.commit else "a source outside git"
     count = f"{len(changes)} file{'s' if len(changes) != 1 else ''}"
-    lines = [f"deploy {site}: {count} from {origin}", "", *changes, ""]
-    lines.append(f"Source-Commit: {source.commit or 'none'}")
-    if dirty:
-        lines.append(
+    extra = (
+        [
             "Source-Dirty: yes (compiled/ differed from the source commit; "
             "published with --allow-dirty)"
-        )
-    return "\n".join(lines) + "\n"
+        ]
+        if dirty
+        else []
+    )
+    return releases.message(f"deploy {site}: {count} from {origin}", summary, changes, made, extra)

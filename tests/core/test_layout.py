@@ -59,7 +59,9 @@ def test_index_round_trips_through_its_bytes() -> None:
 
 def test_index_bytes_keep_the_committed_format() -> None:
     text = index().dumps().decode()
-    assert text.startswith('{\n "site": "east",\n "kubernetes_version": "1.33.4",\n "files": [\n')
+    assert text.startswith(
+        '{\n "site": "east",\n "kubernetes_version": "1.33.4",\n "layout": 1,\n "files": [\n'
+    )
     assert text.endswith("\n") and '"source": "components/web/d.yml.j2 (site)"' in text
     entry = json.loads(text)["files"][2]
     assert list(entry) == ["path", "sha256", "size", "object", "source"]
@@ -129,3 +131,26 @@ def test_a_prefix_limits_the_check_to_those_files() -> None:
     assert layout.mismatches(index(), digests(files), "manifests/") == [
         "manifests/app/stray.yaml is not listed in index.json"
     ]
+
+
+def test_an_index_records_its_layout_format_and_one_without_it_is_format_1() -> None:
+    assert json.loads(index().dumps())["layout"] == layout.LAYOUT
+    data = json.loads(index().dumps())
+    del data["layout"]
+    assert layout.parse(json.dumps(data).encode(), "compiled/east").layout == 1
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [(max(layout.READABLE) + 1, "compiled by a newer gen; upgrade gen")],
+)
+def test_a_layout_format_this_gen_cannot_read_is_refused_saying_which_gen_made_it(
+    number: int, why: str
+) -> None:
+    with pytest.raises(layout.LayoutError, match=rf"layout format {number}, .*{why}"):
+        layout.parse(raw(layout=number), "compiled/east")
+
+
+def test_a_malformed_layout_format_is_refused() -> None:
+    with pytest.raises(layout.LayoutError, match="layout must be a positive integer"):
+        layout.parse(raw(layout="1"), "compiled/east")
