@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jin
 
 FAST_PATH_THRESHOLD = 4
 """From this many sites on, compiling the fast schema check costs less than it saves."""
+REUSE_VARIABLE = "GEN_RENDER_REUSE"
+"""Set to 0 to render every template for every site (no reuse by values read): the reference
+output ``bench/compile.py`` compares the reusing compile against."""
 PARALLEL_THRESHOLD = 16
 """Fewer dirty sites than this compile in-process: forking workers costs more than it saves."""
 
@@ -99,7 +102,8 @@ class Context:
         from generator.build.stages import agent_rbac
         from generator.formats import encrypted_secret as encrypted
 
-        renderer = render.Renderer(root, late=frozenset({agent_rbac.VARIABLE}))
+        reuse = os.environ.get(REUSE_VARIABLE, "1") != "0"
+        renderer = render.Renderer(root, late=frozenset({agent_rbac.VARIABLE}), reuse=reuse)
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
         return cls(
             root,

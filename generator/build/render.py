@@ -12,6 +12,7 @@ This is the only module that imports jinja2; its errors are turned into located 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,10 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.runtime
+import jinja2.utils
 
+from generator.build import tracking
 from generator.core import errors, yamlio
 from generator.core.location import Location
 from generator.core.units import kube_version
@@ -45,19 +49,89 @@ class TemplateFailure(errors.GenError):
     """Raised by ``fail()`` inside a template."""
 
 
-class Renderer:
-    """Renders components; templates are compiled once and reused for every site."""
+_ACTIVE: tracking.Recorder | None = None
+"""The recorder of the render under way, if it is tracked (renders are not concurrent)."""
 
-    def __init__(self, root: Path, late: frozenset[str] = frozenset()) -> None:
+
+class _Context(jinja2.runtime.Context):
+    """jinja2's context, telling the active recorder which top-level names a template reads."""
+
+    def resolve_or_missing(self, key: str) -> Any:
+        if key in self.vars:
+            return self.vars[key]
+        if key in self.parent:
+            value = self.parent[key]
+            if _ACTIVE is not None:
+                _ACTIVE.top(key, value)
+            return value
+        return jinja2.utils.missing
+
+
+class _Environment(jinja2.Environment):
+    """jinja2's environment, with ``obj.attr`` and ``obj[key]`` on a tracked value behaving as on
+    the dict or list it stands for (an attribute of the real value, else an entry)."""
+
+    context_class = _Context
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
+            if hasattr(obj._gen_value, attribute):
+                return obj._gen_attribute(attribute)
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj._gen_value, name=attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
+            try:
+                return obj[argument]
+            except (TypeError, LookupError):
+                if isinstance(argument, str) and hasattr(obj._gen_value, argument):
+                    return obj._gen_attribute(argument)
+                return self.undefined(obj=obj._gen_value, name=argument)
+        return super().getitem(obj, argument)
+
+
+def _dumps(obj: Any, **kwargs: Any) -> str:
+    """``tojson``: json.dumps, on the real values when the render is tracked."""
+    return json.dumps(tracking.unwrap(obj) if _ACTIVE is not None else obj, **kwargs)
+
+
+def _same_as(value: Any, other: Any) -> bool:
+    """The ``sameas`` test: identity, which a tracked render cannot record (so not remembered)."""
+    if _ACTIVE is not None and (
+        isinstance(value, tracking.Tracked) or isinstance(other, tracking.Tracked)
+    ):
+        _ACTIVE.unsafe = True
+        value = value._gen_value if isinstance(value, tracking.Tracked) else value
+        other = other._gen_value if isinstance(other, tracking.Tracked) else other
+    return value is other
+
+
+class Renderer:
+    """Renders components; templates are compiled once and reused for every site.
+
+    With ``reuse`` (the default), a template's output is remembered by the values it read
+    (``tracking``) and reused for every later render that would read the same values: each
+    distinct object is rendered once per compile. ``reuse=False`` renders every time (the
+    reference the bench compares against, byte for byte).
+    """
+
+    def __init__(self, root: Path, late: frozenset[str] = frozenset(), reuse: bool = True) -> None:
         self.root = root
         self.late = late
+        self.reuse = reuse
+        self._memos: dict[tuple[str, tuple[str, ...]], tracking.Memo] = {}
+        self._templates: dict[str, list[str]] = {}
         """Late variables: computed from the site's objects, given to ``site`` after its render."""
         self._reads_late: dict[str, bool] = {}
         self.components_dir = root / "components"
         # Sites often render identical text (same service, same settings); parse each text once.
         # The parsed objects are shared between sites, so nothing downstream may modify them.
         self._parsed: dict[str, list[dict[str, Any]]] = {}
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=jinja2.FileSystemLoader(str(self.components_dir)),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -66,6 +140,8 @@ class Renderer:
             autoescape=False,
         )
         self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+        self.env.policies["json.dumps_function"] = _dumps
+        self.env.tests["sameas"] = _same_as
         self.env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
         self.env.globals.update(fail=_fail, port_name=port_name, probe=probe)
 
@@ -80,13 +156,17 @@ class Renderer:
         )
 
     def templates(self, component: str) -> list[str]:
-        """Template names of a component, relative to components/, in file-name order."""
-        directory = self.components_dir / component
-        return sorted(
-            f"{component}/{p.name}"
-            for p in directory.iterdir()
-            if p.is_file() and p.name.endswith(TEMPLATE_SUFFIXES)
-        )
+        """Template names of a component, relative to components/, in file-name order (listed
+        once per compile)."""
+        found = self._templates.get(component)
+        if found is None:
+            directory = self.components_dir / component
+            found = self._templates[component] = sorted(
+                f"{component}/{p.name}"
+                for p in directory.iterdir()
+                if p.is_file() and p.name.endswith(TEMPLATE_SUFFIXES)
+            )
+        return found
 
     def component_files(self, component: str) -> list[Path]:
         """Every file of a component (templates and anything they include), for change detection."""
@@ -102,14 +182,11 @@ class Renderer:
         """
         site = params["site"]
         services = {n: s for n, s in params["services"].items() if s.get("enabled", True)}
-        base = {
+        base: dict[str, Any] = {
             "target": target,
             "site": site,
             "services": services,
             "parameters": params,
-            "image_ref": lambda svc: image_ref(site, svc),
-            "ingress_host": lambda name, entry: ingress_host(site, name, entry),
-            "kube_at_least": lambda version: _kube_at_least(site["kubernetes_version"], version),
         }
         if late is not None:
             base.update(late)
@@ -165,9 +242,38 @@ class Renderer:
             self._reads_late[name] = bool(found)
         return self._reads_late[name]
 
-    def _render(self, name: str, context: dict[str, Any], source: str, unit: str) -> str:
+    def _render(self, name: str, values: dict[str, Any], source: str, unit: str) -> str:
+        """Template ``name``'s text for the context ``values`` (plain data: the helpers are added
+        here), reused when an earlier render read the same values."""
+        if not self.reuse:
+            return self._render_plain(name, values, source, unit)
+        key = (name, tuple(values))
+        memo = self._memos.get(key)
+        if memo is None:
+            memo = self._memos[key] = tracking.Memo()
+        text: str | None = memo.lookup(values)
+        if text is not None:
+            return text
+        global _ACTIVE
+        recorder = tracking.Recorder({})
+        wrapped = {k: tracking.wrap(v, (k,), recorder) for k, v in values.items()}
+        recorder.roots = wrapped
+        _ACTIVE = recorder
         try:
-            return self.env.get_template(name).render(context)
+            text = self.env.get_template(name).render({**wrapped, **_helpers(wrapped["site"])})
+        except Exception:
+            text = None  # the error as an untracked render raises it, below
+        finally:
+            _ACTIVE = None
+        if text is None:
+            return self._render_plain(name, values, source, unit)
+        if not recorder.unsafe:
+            memo.add(recorder.reads, text)
+        return text
+
+    def _render_plain(self, name: str, values: dict[str, Any], source: str, unit: str) -> str:
+        try:
+            return self.env.get_template(name).render({**values, **_helpers(values["site"])})
         except jinja2.TemplateSyntaxError as e:
             raise errors.located(
                 Location(source, e.lineno or 0), f"template syntax error: {e.message}"
@@ -192,6 +298,15 @@ class Renderer:
                 Location(source, _template_line(e, source)),
                 f"{unit}: template failed: {type(e).__name__}: {e}",
             ) from e
+
+
+def _helpers(site: Any) -> dict[str, Any]:
+    """The template functions that read the site (tracked when ``site`` is)."""
+    return {
+        "image_ref": lambda svc: image_ref(site, svc),
+        "ingress_host": lambda name, entry: ingress_host(site, name, entry),
+        "kube_at_least": lambda version: _kube_at_least(site["kubernetes_version"], version),
+    }
 
 
 def _template_line(error: BaseException, source: str) -> int:
