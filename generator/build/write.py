@@ -71,15 +71,27 @@ class Plan:
         return sorted(out, key=lambda s: s[2:])
 
 
-def plan(compiled: Path, sites: dict[str, dict[str, bytes]], keep: Iterable[str] | None) -> Plan:
+def plan(
+    compiled: Path,
+    sites: dict[str, dict[str, bytes]],
+    keep: Iterable[str] | None,
+    owned: Callable[[str], bool] | None = None,
+) -> Plan:
     """Compare the new trees with compiled/ on disk.
 
     ``keep`` is the set of site names that stay (all targets); entries of compiled/ outside it are
-    removed. ``None`` means a partial compile (``--target``): nothing else is removed.
+    removed. ``None`` means a partial compile (``--target``): nothing else is removed. ``owned``
+    narrows the removals to the entries it accepts (a shard removes only its own).
     """
-    changes = tuple(
-        _site_change(compiled / site, site, files) for site, files in sorted(sites.items())
-    )
+    changes = tuple(site_change(compiled, site, files) for site, files in sorted(sites.items()))
+    removed_sites, removed_other = removals(compiled, keep, owned)
+    return Plan(compiled, changes, removed_sites, removed_other)
+
+
+def removals(
+    compiled: Path, keep: Iterable[str] | None, owned: Callable[[str], bool] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The site directories and other entries of compiled/ outside ``keep`` (see ``plan``)."""
     removed_sites: list[str] = []
     removed_other: list[str] = []
     if keep is not None and compiled.is_dir():
@@ -87,8 +99,15 @@ def plan(compiled: Path, sites: dict[str, dict[str, bytes]], keep: Iterable[str]
         for entry in sorted(compiled.iterdir()):
             if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) or entry.name in wanted:
                 continue
+            if owned is not None and not owned(entry.name):
+                continue
             (removed_sites if entry.is_dir() else removed_other).append(entry.name)
-    return Plan(compiled, changes, tuple(removed_sites), tuple(removed_other))
+    return tuple(removed_sites), tuple(removed_other)
+
+
+def site_change(compiled: Path, site: str, files: dict[str, bytes]) -> SiteChange:
+    """What writing ``files`` as compiled/<site>/ changes (compared in memory, nothing written)."""
+    return _site_change(compiled / site, site, files)
 
 
 def _site_change(directory: Path, site: str, files: dict[str, bytes]) -> SiteChange:
