@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import yaml
 from typer.testing import CliRunner
 
 from generator.build import pipeline
 from generator.cli import app
-from tests.support.project import tree_digest
+from tests.support.project import REPO, tree_digest
 
 runner = CliRunner()
 SITES = ("cn-east-1", "cn-north-2")
@@ -120,3 +124,32 @@ def test_cli_fail_fast_says_what_it_left_unchecked(project: Path) -> None:
     assert result.exit_code == 1
     assert "1 site(s) not checked" in result.stderr
     assert "cn-north-2" not in result.stderr
+
+
+def run_sharded_ci_job(root: Path, index: int, total: int) -> subprocess.CompletedProcess[str]:
+    """The .gen-compile-check job of ci/gitlab-ci.yml, as a runner runs one of its parallel jobs."""
+    job = yaml.safe_load((REPO / "ci" / "gitlab-ci.yml").read_text())[".gen-compile-check"]
+    env = {**os.environ, **job["variables"], "GEN_INSTALL": "true"}
+    env.update(CI_NODE_INDEX=str(index), CI_NODE_TOTAL=str(total))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    script = "\n".join(["set -eo pipefail", *job["before_script"], *job["script"]])
+    return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True, text=True)
+
+
+def test_the_ci_template_fans_the_check_out_over_parallel_jobs(project: Path) -> None:
+    job = yaml.safe_load((REPO / "ci" / "gitlab-ci.yml").read_text())[".gen-compile-check"]
+    total = job["parallel"]
+    assert total > 1
+    shutil.rmtree(project / ".gen-cache", ignore_errors=True)
+    assert all(run_sharded_ci_job(project, i, total).returncode == 0 for i in range(1, total + 1))
+    change_both_sites(project)
+    failed = {}
+    for i in range(1, total + 1):
+        done = run_sharded_ci_job(project, i, total)
+        if done.returncode:
+            failed[i] = done.stderr
+    # Every site is checked by exactly one job: the jobs of the two sites fail, naming their site.
+    assert set(failed) == {pipeline.shard_of(s, total) for s in SITES}
+    for site in SITES:
+        assert f"{site}/manifests" in failed[pipeline.shard_of(site, total)]
+    assert not (project / ".gen-cache").exists()
