@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,11 @@ class Renderer:
         self.reuse = reuse
         self._memos: dict[tuple[str, tuple[str, ...]], tracking.Memo] = {}
         self._templates: dict[str, list[str]] = {}
+        self._bases: dict[tuple[str, str, int], _Base] = {}
+        """(template, unit, lines) -> the first text of that many lines the template rendered for
+        the unit, as lines, its documents and where its one-line scalars are (``_patch``)."""
+        self._values: dict[str, Any] = {}
+        """A one-line scalar's text -> its value (``_patch``)."""
         """Late variables: computed from the site's objects, given to ``site`` after its render."""
         self._reads_late: dict[str, bool] = {}
         self.components_dir = root / "components"
@@ -222,10 +228,26 @@ class Renderer:
             text = self._render(name, context, source, unit)
             docs = self._parsed.get(text)
             if docs is None:
-                docs = yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
-                docs = self._parsed[text] = [_check_shape(obj, source, unit) for obj in docs]
+                docs = self._parsed[text] = [
+                    _check_shape(obj, source, unit) for obj in self._parse(text, name, source, unit)
+                ]
             out += [Rendered(obj, source, unit, (text, index)) for index, obj in enumerate(docs)]
         return out
+
+    def _parse(self, text: str, name: str, source: str, unit: str) -> list[dict[str, Any]]:
+        """The documents of a rendered text; when the text differs from the first one this
+        template gave for ``unit`` only in a few whole one-line scalars (a site's registry or
+        namespace), that parse with those values replaced (each parsed alone, the same way)."""
+        key = (name, unit, text.count("\n"))
+        base = self._bases.get(key)
+        if base is not None:
+            patched = _patch(base, text, self._values)
+            if patched is not None:
+                return patched
+        docs, lines = yamlio.load_rendered_lines(text, f"{source} ({unit}, rendered)")
+        if base is None and lines and text.isascii() and "\r" not in text:
+            self._bases[key] = (text.split("\n"), docs, lines)
+        return docs
 
     def _reads_late_variable(self, name: str) -> bool:
         """Whether template ``name`` itself reads a late variable (parsed once per template)."""
@@ -298,6 +320,64 @@ class Renderer:
                 Location(source, _template_line(e, source)),
                 f"{unit}: template failed: {type(e).__name__}: {e}",
             ) from e
+
+
+_Base = tuple[list[str], list[dict[str, Any]], dict[int, yamlio.Line]]
+_MAX_PATCHED_LINES = 8
+# A value that scans as one plain scalar token to the end of the line whatever follows it: no
+# indicator first, no space, comment, flow indicator or quote inside, no ':' at the end.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./=+][A-Za-z0-9_./=+:@~-]*(?<!:)")
+_QUOTED_VALUE = re.compile(r'"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f])*"')
+_UNSET: Any = object()
+
+
+def _patch(base: _Base, text: str, values: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The documents of ``text`` from those of the base text, when every line that differs is a
+    whole one-line scalar of the base (plain or double-quoted) and still is one of the same style
+    in ``text`` (same indentation and key, the value up to the end of the line): the structure is
+    then the base's, and only those values change. None when that cannot be shown."""
+    old_lines, docs, where = base
+    if not text.isascii() or "\r" in text:
+        return None
+    new_lines = text.split("\n")
+    if len(new_lines) != len(old_lines):
+        return None
+    changed = [i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)) if a != b]
+    if not changed or len(changed) > _MAX_PATCHED_LINES:
+        return None
+    updates = []
+    for i in changed:
+        entry = where.get(i)
+        if entry is None:
+            return None
+        doc, path, start, end, style = entry
+        old, new = old_lines[i], new_lines[i]
+        if end != len(old) or old[:start] != new[:start]:
+            return None
+        scalar = new[start:]
+        pattern = _PLAIN_VALUE if style is None else _QUOTED_VALUE
+        if not pattern.fullmatch(scalar):
+            return None
+        value = values.get(scalar, _UNSET)
+        if value is _UNSET:
+            try:
+                value = yamlio.load_rendered(f"v: {scalar}\n", "<value>")[0]["v"]
+            except errors.GenError:
+                return None
+            values[scalar] = value
+        updates.append((doc, path, value))
+    out = list(docs)
+    for doc, path, value in updates:
+        out[doc] = _replaced(out[doc], path, value)
+    return out
+
+
+def _replaced(container: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """A copy of ``container`` with the value at ``path`` replaced (copies along the path only)."""
+    key = path[0]
+    copy = dict(container) if type(container) is dict else list(container)
+    copy[key] = value if len(path) == 1 else _replaced(container[key], path[1:], value)
+    return copy
 
 
 def _helpers(site: Any) -> dict[str, Any]:

@@ -210,3 +210,100 @@ def test_a_template_mutating_its_input_is_not_remembered(tmp_path: Path) -> None
     for _ in range(2):
         assert texts(reusing, params("s")) == texts(plain, params("s"))
     assert next(iter(reusing._memos.values())).size == 0
+
+
+BASE = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: one
+  namespace: ns-a
+  labels: {"app": "x"}
+data:
+  image: registry.a:5000/app:v1
+  quoted: "value a"
+  number: 1
+  list:
+  - first
+  - "second"
+  base: {k: v}
+  merged:
+    <<: {k: v}
+    own: mine
+  plain: continued
+    on the next line
+  commented: value # note
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: two
+  namespace: ns-a
+"""
+
+LINE_CHANGES = [
+    ("  namespace: ns-a", "  namespace: ns-b"),
+    ("  image: registry.a:5000/app:v1", "  image: harbor.b:5000/paas/app:v2"),
+    ('  quoted: "value a"', '  quoted: "value \\u00e9 b"'),
+    ('  quoted: "value a"', "  quoted: plain"),
+    ("  number: 1", "  number: 1.0"),
+    ("  number: 1", "  number: yes"),
+    ("  number: 1", "  number: null"),
+    ("  number: 1", "  number: ~"),
+    ("  number: 1", "  number: 0o17"),
+    ("  number: 1", "  number: 1:30"),
+    ("  number: 1", "  number: 2001-12-14"),
+    ("  number: 1", "  number: |"),
+    ("  number: 1", "  number: a:"),
+    ("  number: 1", "  number: -1"),
+    ("  number: 1", '  number: "unterminated'),
+    ("  number: 1", "  number: {k: v}"),
+    ("  number: 1", "  number: [1]"),
+    ("  number: 1", "  number: x # y"),
+    ("  number: 1", "  number: =x"),
+    ("  - first", "  - changed"),
+    ('  - "second"', "  - 2"),
+    ("  base: {k: v}", "  base: {k: w}"),
+    ("    own: mine", "    own: yours"),
+    ("  plain: continued", "  plain: other"),
+    ("  commented: value # note", "  commented: other # note"),
+    ('  labels: {"app": "x"}', '  labels: {"app": "y"}'),
+    ("  name: two", "  name: three"),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), LINE_CHANGES)
+def test_a_patched_parse_equals_a_full_parse_or_is_refused(old: str, new: str) -> None:
+    from generator.core import yamlio
+
+    base_docs, lines = yamlio.load_rendered_lines(BASE, "base")
+    assert lines
+    text = BASE.replace(old, new, 1)
+    assert text != BASE
+    base = (BASE.split("\n"), base_docs, lines)
+    patched = render._patch(base, text, {})
+    try:
+        expected: Any = yamlio.load_rendered(text, "new")
+    except errors.GenError:
+        expected = None
+    assert patched is None or patched == expected
+    if patched is not None:  # the same types too (1 == 1.0 == True in Python)
+        assert repr(patched) == repr(expected)
+    assert base_docs == yamlio.load_rendered(BASE, "base")  # the base is never modified
+
+
+def test_lines_of_a_text_with_an_alias_are_never_patched() -> None:
+    from generator.core import yamlio
+
+    aliased = BASE.replace("  base: {k: v}\n", "  base: &b {k: v}\n  again: *b\n")
+    docs, lines = yamlio.load_rendered_lines(aliased, "base")
+    assert lines == {}  # an alias anywhere in the text: no line may be patched
+    text = aliased.replace("image: registry.a:5000/app:v1", "image: other:v2")
+    assert render._patch((aliased.split("\n"), docs, lines), text, {}) is None
+    docs, lines = yamlio.load_rendered_lines(BASE, "base")
+    patched = render._patch(
+        (BASE.split("\n"), docs, lines),
+        BASE.replace("image: registry.a:5000/app:v1", "image: other:v2"),
+        {},
+    )
+    assert patched is not None and patched[0]["data"]["image"] == "other:v2"
