@@ -126,6 +126,8 @@ class Renderer:
         self.reuse = reuse
         self._memos: dict[tuple[str, tuple[str, ...]], tracking.Memo] = {}
         self._templates: dict[str, list[str]] = {}
+        self._seen: dict[tuple[str, str], list[int]] = {}
+        """(template, unit) -> [outputs reused, outputs rendered] (see ``_GIVE_UP``)."""
         self._bases: dict[tuple[str, str, int], _Base] = {}
         """(template, unit, lines) -> the first text of that many lines the template rendered for
         the unit, as lines, its documents and where its one-line scalars are (``_patch``)."""
@@ -139,6 +141,7 @@ class Renderer:
         self._parsed: dict[str, list[dict[str, Any]]] = {}
         self.env = _Environment(
             loader=jinja2.FileSystemLoader(str(self.components_dir)),
+            auto_reload=False,  # templates do not change during a compile: no stat per render
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -269,13 +272,22 @@ class Renderer:
         here), reused when an earlier render read the same values."""
         if not self.reuse:
             return self._render_plain(name, values, source, unit)
+        seen = self._seen.get((name, unit))
+        if seen is None:
+            seen = self._seen[(name, unit)] = [0, 0]
+        elif seen[1] >= _GIVE_UP and not seen[0]:
+            # This template never gave this unit an earlier output (the unit's values differ from
+            # site to site, e.g. its registry): tracking costs more than it saves.
+            return self._render_plain(name, values, source, unit)
         key = (name, tuple(values))
         memo = self._memos.get(key)
         if memo is None:
             memo = self._memos[key] = tracking.Memo()
         text: str | None = memo.lookup(values)
         if text is not None:
+            seen[0] += 1
             return text
+        seen[1] += 1
         global _ACTIVE
         recorder = tracking.Recorder({})
         wrapped = {k: tracking.wrap(v, (k,), recorder) for k, v in values.items()}
@@ -321,6 +333,10 @@ class Renderer:
                 f"{unit}: template failed: {type(e).__name__}: {e}",
             ) from e
 
+
+_GIVE_UP = 4
+"""A template rendered this many times for a unit (in as many sites) without once reusing an
+output is rendered without tracking from then on: its output for that unit differs per site."""
 
 _Base = tuple[list[str], list[dict[str, Any]], dict[int, yamlio.Line]]
 _MAX_PATCHED_LINES = 8
