@@ -113,7 +113,12 @@ class Context:
         from generator.formats import encrypted_secret as encrypted
 
         reuse = os.environ.get(REUSE_VARIABLE, "1") != "0"
-        renderer = render.Renderer(root, late=frozenset({agent_rbac.VARIABLE}), reuse=reuse)
+        renderer = render.Renderer(
+            root,
+            late=frozenset({agent_rbac.VARIABLE}),
+            reuse=reuse,
+            code_cache=kube_schema.cache_root() / "templates",
+        )
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
         return cls(
             root,

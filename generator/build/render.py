@@ -114,16 +114,28 @@ def _same_as(value: Any, other: Any) -> bool:
 class Renderer:
     """Renders components; templates are compiled once and reused for every site.
 
+    ``code_cache``: a directory for jinja2's compiled templates (created if missing).
     With ``reuse`` (the default), a template's output is remembered by the values it read
     (``tracking``) and reused for every later render that would read the same values: each
     distinct object is rendered once per compile. ``reuse=False`` renders every time (the
     reference the bench compares against, byte for byte).
     """
 
-    def __init__(self, root: Path, late: frozenset[str] = frozenset(), reuse: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        late: frozenset[str] = frozenset(),
+        reuse: bool = True,
+        code_cache: Path | None = None,
+    ) -> None:
         self.root = root
         self.late = late
         self.reuse = reuse
+        if code_cache is not None:
+            try:
+                code_cache.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                code_cache = None  # a read-only home: compile templates every time
         self._memos: dict[tuple[str, tuple[str, ...]], tracking.Memo] = {}
         self._templates: dict[str, list[str]] = {}
         self._seen: dict[tuple[str, str], list[int]] = {}
@@ -142,6 +154,9 @@ class Renderer:
         self.env = _Environment(
             loader=jinja2.FileSystemLoader(str(self.components_dir)),
             auto_reload=False,  # templates do not change during a compile: no stat per render
+            # Compiled templates, by name and source checksum (a per-user cache, outside the
+            # project): a one-site compile does not compile every template again.
+            bytecode_cache=jinja2.FileSystemBytecodeCache(str(code_cache)) if code_cache else None,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -261,7 +276,12 @@ class Renderer:
             assert loader is not None  # set in __init__
             try:
                 source, _, _ = loader.get_source(self.env, name)
-                found = jinja2.meta.find_undeclared_variables(self.env.parse(source)) & self.late
+                # A name the source does not contain cannot be read: parse only the others.
+                if not any(variable in source for variable in self.late):
+                    found = set()
+                else:
+                    parsed = self.env.parse(source)
+                    found = jinja2.meta.find_undeclared_variables(parsed) & self.late
             except jinja2.TemplateSyntaxError:
                 found = set()  # an early template then: its render reports the error, located
             self._reads_late[name] = bool(found)
