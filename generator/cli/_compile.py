@@ -199,6 +199,7 @@ def _compile_json(
         "warnings": list(result.warnings),
         "unchecked": list(result.unchecked),
         "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "sites": result.selected,
         "seconds": round(seconds, 3),
     }
 
