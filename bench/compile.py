@@ -681,7 +681,8 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # Warm-up (not reported): fills the bytecode cache and the OS page cache, as on a machine that
     # has run gen before; the cold cases below start from an empty compiled/, .gen-cache/ and
     # (the first) an empty $GEN_CACHE_DIR.
-    warm = run_gen([args.gen, "compile", "--root", str(project)], bench.env, 0)
+    warm_up = ["-t", site_name(0)] if args.scaling else []  # --scaling: one site is enough
+    warm = run_gen([args.gen, "compile", "--root", str(project), *warm_up], bench.env, 0)
     bench.log(f"  warm-up compile (not reported): {warm.wall:.2f}s")
     floor = run_gen([args.gen, "--version"], bench.env, 0)
     bench.log(f"  start-up floor (gen --version): {floor.wall:.2f}s")
@@ -690,25 +691,33 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         bench.reset_output()
         bench.reset_validator_cache()
 
+    # The targets are for 200 x 20; other shapes are measured without them.
+    targets = TARGETS if (args.sites, args.services) == (200, 20) else {}
+    cpu_targets = CPU_TARGETS if targets else {}
+
     # (1) cold, first run on a machine, then cold with the validator cache warm.
-    bench.measure(
-        "cold, empty validator cache",
-        "no compiled/, no .gen-cache/, empty $GEN_CACHE_DIR",
-        [],
-        before=cold_empty,
-        repeat=repeat,
-        validator_cache="empty",
-    )
+    if not args.scaling:
+        bench.measure(
+            "cold, empty validator cache",
+            "no compiled/, no .gen-cache/, empty $GEN_CACHE_DIR",
+            [],
+            before=cold_empty,
+            repeat=repeat,
+            validator_cache="empty",
+        )
     bench.measure(
         "cold",
         "no compiled/, no .gen-cache/",
         [],
         before=bench.reset_output,
         repeat=repeat,
-        target=TARGETS["cold"],
-        cpu_target=CPU_TARGETS["cold"],
+        target=targets.get("cold"),
+        cpu_target=cpu_targets.get("cold"),
     )
     after_cold = index_hashes(bench.compiled)
+    checks: dict[str, Any] = {}
+    if args.scaling:
+        return _scaling_result(args, bench, after_cold, checks, code, inputs, generated, floor)
 
     # (1b) the merge-request gate: --check on a fresh clone (compiled/ committed, no .gen-cache/).
     def fresh_clone() -> None:
@@ -721,9 +730,8 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ["--check"],
         before=fresh_clone,
         repeat=repeat,
-        target=TARGETS["check, fresh clone"],
+        target=targets.get("check, fresh clone"),
     )
-    checks: dict[str, Any] = {}
     checks["check on a fresh clone: up to date, nothing written"] = (
         file_stamps(bench.compiled) == stamps and not (project / ".gen-cache").exists()
     )
@@ -733,7 +741,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # (2) no-op: nothing changed.
     stamps = file_stamps(bench.compiled)
     noop = bench.measure(
-        "no-op", "recompile, nothing changed", [], repeat=repeat, target=TARGETS["no-op"]
+        "no-op", "recompile, nothing changed", [], repeat=repeat, target=targets.get("no-op")
     )
     checks["no-op: no site recompiled"] = (
         noop.sites_compiled == 0
@@ -760,7 +768,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         [],
         before=edit,
         repeat=repeat,
-        target=TARGETS["one site changed"],
+        target=targets.get("one site changed"),
     )
     after_hashes, after_entries, after_stamps = (
         index_hashes(bench.compiled),
@@ -835,6 +843,46 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         bench.reset_output()
         profile = run_profile(args, bench)
 
+    return _result(args, bench, objects, checks, code, inputs, generated, floor, profile)
+
+
+def _scaling_result(
+    args: argparse.Namespace,
+    bench: Bench,
+    after_cold: dict[str, str],
+    checks: dict[str, Any],
+    code: Path | None,
+    inputs: int,
+    generated: float,
+    floor: Run,
+) -> dict[str, Any]:
+    """--scaling: cold, then no-op, nothing else (how the two grow with the number of sites)."""
+    stamps = file_stamps(bench.compiled)
+    noop = bench.measure("no-op", "recompile, nothing changed", [], repeat=args.repeat)
+    checks["no-op: no site recompiled"] = noop.sites_compiled == 0
+    checks["no-op: no file rewritten"] = file_stamps(bench.compiled) == stamps
+    checks["cold output has one index.json per site"] = len(after_cold) == args.sites
+    objects = sum(
+        1
+        for s in after_cold
+        for f in json.loads((bench.compiled / s / "index.json").read_text())["files"]
+        if "object" in f
+    )
+    return _result(args, bench, objects, checks, code, inputs, generated, floor, None)
+
+
+def _result(
+    args: argparse.Namespace,
+    bench: Bench,
+    objects: int,
+    checks: dict[str, Any],
+    code: Path | None,
+    inputs: int,
+    generated: float,
+    floor: Run,
+    profile: dict[str, Any] | None,
+) -> dict[str, Any]:
+    workdir = bench.project.parent
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {
@@ -1148,6 +1196,12 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", metavar="FILE", help="also cProfile a cold single-process compile into FILE"
     )
     parser.add_argument("--profile-top", type=int, default=25, help="rows of the profile summary")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="measure only cold and no-op (for the growth with --sites; the warm-up compiles one "
+        "site)",
+    )
     parser.add_argument(
         "--no-reference",
         dest="reference",
