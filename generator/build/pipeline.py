@@ -152,16 +152,32 @@ def run(options: Options) -> Result:
     owned = (lambda entry: in_shard(entry, shard)) if shard else None
     if options.check:
         return _check(options, compiled_dir, dirty, skipped, keep, owned, inv, len(names))
-    # Schemas, templates and validators are loaded only when some site needs compiling.
-    outputs = (
-        compile_sites(
-            Context.create(options.root, inv, len(dirty)), dirty, options.jobs, options.progress
-        )
-        if dirty
-        else []
-    )
-    plan = write.plan(compiled_dir, {o.name: o.files for o in outputs}, keep, owned)
-    write.apply(plan)
+    outputs: list[SiteOutput] = []
+    changes: list[write.SiteChange] = []
+    write.prepare(compiled_dir)
+    if dirty:
+        # Schemas, templates and validators are loaded only when some site needs compiling.
+        ctx = Context.create(options.root, inv, len(dirty))
+
+        def arrived(result: SiteOutput | list[Problem]) -> bool:
+            """Stage a compiled site now (writing overlaps compiling); its files leave memory."""
+            if isinstance(result, SiteOutput):
+                change = write.site_change(compiled_dir, result.name, result.files)
+                if not change.empty:
+                    write.stage(compiled_dir, change)
+                changes.append(replace(change, files={}))
+                result.files.clear()
+            return False
+
+        try:
+            outputs = compile_sites(ctx, dirty, options.jobs, options.progress, arrived)
+        except BaseException:
+            write.discard(compiled_dir, [c.site for c in changes])
+            raise
+    removed_sites, removed_other = write.removals(compiled_dir, keep, owned)
+    changes.sort(key=lambda c: c.site)
+    plan = write.Plan(compiled_dir, tuple(changes), removed_sites, removed_other)
+    write.commit(plan)
     _remember(state, outputs, hasher, compiled_dir, options, everything)
     warnings = tuple(w for o in outputs for w in o.warnings)
     return Result(
