@@ -9,10 +9,11 @@ parallel worker processes when there are many.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jin
 
 FAST_PATH_THRESHOLD = 4
 """From this many sites on, compiling the fast schema check costs less than it saves."""
+REUSE_VARIABLE = "GEN_RENDER_REUSE"
+"""Set to 0 to render every template for every site (no reuse by values read): the reference
+output ``bench/compile.py`` compares the reusing compile against."""
 PARALLEL_THRESHOLD = 16
 """Fewer dirty sites than this compile in-process: forking workers costs more than it saves."""
 
@@ -42,13 +46,18 @@ class Options:
     """Targets to compile; empty means all (and compiled/ entries of removed targets are
     deleted)."""
     check: bool = False
-    """Write nothing; report what a compile would change."""
+    """Write nothing (neither compiled/ nor .gen-cache/): compare in memory and report what a
+    compile would change."""
     jobs: int = 0
     """Worker processes; 0 picks the number of CPUs."""
     use_cache: bool = True
     """Skip sites whose inputs and output are unchanged since the last compile."""
     progress: Callable[[int, int], None] | None = None
     """Called with (sites done, sites to compile) as each site finishes (the CLI draws a bar)."""
+    fail_fast: bool = False
+    """With ``check``: stop at the first site that differs (or has a problem)."""
+    shard: tuple[int, int] | None = None
+    """(I, N): compile only the sites of shard I of N (``in_shard``), 1 <= I <= N."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,10 @@ class Result:
     skipped: tuple[str, ...]
     plan: write.Plan
     warnings: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
+    """With ``check`` and ``fail_fast``: the sites left unchecked after the first difference."""
+    selected: int = 0
+    """How many sites the targets and the shard selected."""
 
     @property
     def up_to_date(self) -> bool:
@@ -99,7 +112,13 @@ class Context:
         from generator.build.stages import agent_rbac
         from generator.formats import encrypted_secret as encrypted
 
-        renderer = render.Renderer(root, late=frozenset({agent_rbac.VARIABLE}))
+        reuse = os.environ.get(REUSE_VARIABLE, "1") != "0"
+        renderer = render.Renderer(
+            root,
+            late=frozenset({agent_rbac.VARIABLE}),
+            reuse=reuse,
+            code_cache=kube_schema.cache_root() / "templates",
+        )
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
         return cls(
             root,
@@ -115,9 +134,12 @@ class Context:
 def run(options: Options) -> Result:
     """Compile the selected targets into compiled/ (or check it), all or nothing."""
     tool = cache.tool_fingerprint()
-    parsed = (options.root / cache.PARSE_CACHE, tool) if options.use_cache else None
+    # --check writes nothing, so it does not keep the parse cache either (CI checks a fresh clone).
+    use_parsed = options.use_cache and not options.check
+    parsed = (options.root / cache.PARSE_CACHE, tool) if use_parsed else None
     inv = inventory.Inventory(options.root, inventory.settings_for(options.root), parsed)
-    names = select(inv, options.targets)
+    everything = select(inv, options.targets)
+    names = [n for n in everything if in_shard(n, options.shard)]
     state = cache.load(options.root, tool) if options.use_cache else cache.State("")
     hasher = cache.Hasher(options.root)
     compiled_dir = options.root / "compiled"
@@ -125,21 +147,93 @@ def run(options: Options) -> Result:
         n for n in names if options.use_cache and cache.fresh(state, n, hasher, compiled_dir)
     ]
     dirty = [n for n in names if n not in skipped]
-    # Schemas, templates and validators are loaded only when some site needs compiling.
-    outputs = (
-        compile_sites(
-            Context.create(options.root, inv, len(dirty)), dirty, options.jobs, options.progress
-        )
-        if dirty
-        else []
-    )
-    keep = None if options.targets else names
-    plan = write.plan(compiled_dir, {o.name: o.files for o in outputs}, keep)
-    if not options.check:
-        write.apply(plan)
-        _remember(state, outputs, hasher, compiled_dir, options, names)
+    keep = None if options.targets else everything
+    shard = options.shard
+    owned = (lambda entry: in_shard(entry, shard)) if shard else None
+    if options.check:
+        return _check(options, compiled_dir, dirty, skipped, keep, owned, inv, len(names))
+    outputs: list[SiteOutput] = []
+    changes: list[write.SiteChange] = []
+    write.prepare(compiled_dir)
+    if dirty:
+        # Schemas, templates and validators are loaded only when some site needs compiling.
+        ctx = Context.create(options.root, inv, len(dirty))
+
+        def arrived(result: SiteOutput | list[Problem]) -> bool:
+            """Stage a compiled site now (writing overlaps compiling); its files leave memory."""
+            if isinstance(result, SiteOutput):
+                change = write.site_change(compiled_dir, result.name, result.files)
+                if not change.empty:
+                    write.stage(compiled_dir, change)
+                changes.append(replace(change, files={}))
+                result.files.clear()
+            return False
+
+        try:
+            outputs = compile_sites(ctx, dirty, options.jobs, options.progress, arrived)
+        except BaseException:
+            write.discard(compiled_dir, [c.site for c in changes])
+            raise
+    removed_sites, removed_other = write.removals(compiled_dir, keep, owned)
+    changes.sort(key=lambda c: c.site)
+    plan = write.Plan(compiled_dir, tuple(changes), removed_sites, removed_other)
+    write.commit(plan)
+    _remember(state, outputs, hasher, compiled_dir, options, everything)
     warnings = tuple(w for o in outputs for w in o.warnings)
-    return Result(tuple(o.name for o in outputs), tuple(skipped), plan, warnings)
+    return Result(
+        tuple(o.name for o in outputs), tuple(skipped), plan, warnings, selected=len(names)
+    )
+
+
+def _check(
+    options: Options,
+    compiled_dir: Path,
+    dirty: list[str],
+    skipped: list[str],
+    keep: list[str] | None,
+    owned: Callable[[str], bool] | None,
+    inv: inventory.Inventory,
+    selected: int,
+) -> Result:
+    """``run`` for ``check``: each site compared with compiled/ in memory as it compiles."""
+    removed_sites, removed_other = write.removals(compiled_dir, keep, owned)
+    changes: list[write.SiteChange] = []
+
+    def arrived(result: SiteOutput | list[Problem]) -> bool:
+        """Compare a compiled site; True to stop (``fail_fast`` and a difference)."""
+        if isinstance(result, list):
+            return options.fail_fast
+        change = write.site_change(compiled_dir, result.name, result.files)
+        changes.append(replace(change, files={}))  # the report needs the paths only
+        return options.fail_fast and not change.empty
+
+    outputs: list[SiteOutput] = []
+    if dirty and not (options.fail_fast and (removed_sites or removed_other)):
+        ctx = Context.create(options.root, inv, len(dirty))
+        outputs = compile_sites(ctx, dirty, options.jobs, options.progress, arrived)
+    plan = write.Plan(
+        compiled_dir, tuple(sorted(changes, key=lambda c: c.site)), removed_sites, removed_other
+    )
+    done = {o.name for o in outputs}
+    return Result(
+        tuple(o.name for o in outputs),
+        tuple(skipped),
+        plan,
+        tuple(w for o in outputs for w in o.warnings),
+        tuple(n for n in dirty if n not in done),
+        selected,
+    )
+
+
+def shard_of(name: str, total: int) -> int:
+    """The shard (1..total) of site ``name``: from a hash of the name alone, so a site stays in
+    its shard when other sites are added or removed."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % total + 1
+
+
+def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
+    return shard is None or shard_of(name, shard[1]) == shard[0]
 
 
 def select(inv: inventory.Inventory, wanted: Iterable[str]) -> list[str]:
@@ -160,8 +254,12 @@ def compile_sites(
     names: list[str],
     jobs: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[SiteOutput | list[Problem]], bool] | None = None,
 ) -> list[SiteOutput]:
-    """Compile sites in memory; raise one report with every problem of every site."""
+    """Compile sites in memory; raise one report with every problem of every site.
+
+    ``stop`` sees each site's result in order; when it returns True, the sites after it are not
+    compiled (their results are left out)."""
     workers = min(jobs or os.cpu_count() or 1, len(names) // 4 or 1)
     done: Iterable[SiteOutput | list[Problem]]
     if (
@@ -173,11 +271,21 @@ def compile_sites(
     else:
         done = (compile_site(ctx, name) for name in names)
     results: list[SiteOutput | list[Problem]] = []
-    for result in done:
-        results.append(result)
-        if progress:
-            progress(len(results), len(names))
-    problems = {name: r for name, r in zip(names, results, strict=True) if isinstance(r, list)}
+    try:
+        for result in done:
+            results.append(result)
+            if progress:
+                progress(len(results), len(names))
+            if stop is not None and stop(result):
+                break
+    finally:
+        if isinstance(done, Generator):
+            done.close()  # stops the workers
+    problems = {
+        name: r
+        for name, r in zip(names[: len(results)], results, strict=True)
+        if isinstance(r, list)
+    }
     if problems:
         from generator.build import schemas as validate
 
@@ -196,13 +304,19 @@ _WORKER_CONTEXT: Context | None = None
 
 
 def _parallel(ctx: Context, names: list[str], workers: int) -> Iterator[SiteOutput | list[Problem]]:
-    """Results in the order of ``names``, each as soon as it and those before it are done."""
+    """Results in the order of ``names``, each as soon as it and those before it are done.
+
+    The first site compiles here, before the workers fork: they inherit what it parsed, rendered
+    and checked (the shared classes, templates and objects), instead of each doing it again."""
     global _WORKER_CONTEXT
+    first = compile_site(ctx, names[0])
+    yield first
     _WORKER_CONTEXT = ctx
+    rest = names[1:]
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             yield from pool.imap(
-                _compile_in_worker, names, chunksize=max(1, len(names) // (workers * 4))
+                _compile_in_worker, rest, chunksize=max(1, len(rest) // (workers * 4))
             )
     finally:
         _WORKER_CONTEXT = None

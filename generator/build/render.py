@@ -12,6 +12,8 @@ This is the only module that imports jinja2; its errors are turned into located 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,10 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.runtime
+import jinja2.utils
 
+from generator.build import tracking
 from generator.core import errors, yamlio
 from generator.core.location import Location
 from generator.core.units import kube_version
@@ -45,20 +50,113 @@ class TemplateFailure(errors.GenError):
     """Raised by ``fail()`` inside a template."""
 
 
-class Renderer:
-    """Renders components; templates are compiled once and reused for every site."""
+_ACTIVE: tracking.Recorder | None = None
+"""The recorder of the render under way, if it is tracked (renders are not concurrent)."""
 
-    def __init__(self, root: Path, late: frozenset[str] = frozenset()) -> None:
+
+class _Context(jinja2.runtime.Context):
+    """jinja2's context, telling the active recorder which top-level names a template reads."""
+
+    def resolve_or_missing(self, key: str) -> Any:
+        if key in self.vars:
+            return self.vars[key]
+        if key in self.parent:
+            value = self.parent[key]
+            if _ACTIVE is not None:
+                _ACTIVE.top(key, value)
+            return value
+        return jinja2.utils.missing
+
+
+class _Environment(jinja2.Environment):
+    """jinja2's environment, with ``obj.attr`` and ``obj[key]`` on a tracked value behaving as on
+    the dict or list it stands for (an attribute of the real value, else an entry)."""
+
+    context_class = _Context
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
+            if hasattr(obj._gen_value, attribute):
+                return obj._gen_attribute(attribute)
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj._gen_value, name=attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
+            try:
+                return obj[argument]
+            except (TypeError, LookupError):
+                if isinstance(argument, str) and hasattr(obj._gen_value, argument):
+                    return obj._gen_attribute(argument)
+                return self.undefined(obj=obj._gen_value, name=argument)
+        return super().getitem(obj, argument)
+
+
+def _dumps(obj: Any, **kwargs: Any) -> str:
+    """``tojson``: json.dumps, on the real values when the render is tracked."""
+    return json.dumps(tracking.unwrap(obj) if _ACTIVE is not None else obj, **kwargs)
+
+
+def _same_as(value: Any, other: Any) -> bool:
+    """The ``sameas`` test: identity, which a tracked render cannot record (so not remembered)."""
+    if _ACTIVE is not None and (
+        isinstance(value, tracking.Tracked) or isinstance(other, tracking.Tracked)
+    ):
+        _ACTIVE.unsafe = True
+        value = value._gen_value if isinstance(value, tracking.Tracked) else value
+        other = other._gen_value if isinstance(other, tracking.Tracked) else other
+    return value is other
+
+
+class Renderer:
+    """Renders components; templates are compiled once and reused for every site.
+
+    ``code_cache``: a directory for jinja2's compiled templates (created if missing).
+    With ``reuse`` (the default), a template's output is remembered by the values it read
+    (``tracking``) and reused for every later render that would read the same values: each
+    distinct object is rendered once per compile. ``reuse=False`` renders every time (the
+    reference the bench compares against, byte for byte).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        late: frozenset[str] = frozenset(),
+        reuse: bool = True,
+        code_cache: Path | None = None,
+    ) -> None:
         self.root = root
         self.late = late
+        self.reuse = reuse
+        if code_cache is not None:
+            try:
+                code_cache.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                code_cache = None  # a read-only home: compile templates every time
+        self._memos: dict[tuple[str, tuple[str, ...]], tracking.Memo] = {}
+        self._templates: dict[str, list[str]] = {}
+        self._seen: dict[tuple[str, str], list[int]] = {}
+        """(template, unit) -> [outputs reused, outputs rendered] (see ``_GIVE_UP``)."""
+        self._bases: dict[tuple[str, str, int], _Base] = {}
+        """(template, unit, lines) -> the first text of that many lines the template rendered for
+        the unit, as lines, its documents and where its one-line scalars are (``_patch``)."""
+        self._values: dict[str, Any] = {}
+        """A one-line scalar's text -> its value (``_patch``)."""
         """Late variables: computed from the site's objects, given to ``site`` after its render."""
         self._reads_late: dict[str, bool] = {}
         self.components_dir = root / "components"
         # Sites often render identical text (same service, same settings); parse each text once.
         # The parsed objects are shared between sites, so nothing downstream may modify them.
         self._parsed: dict[str, list[dict[str, Any]]] = {}
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=jinja2.FileSystemLoader(str(self.components_dir)),
+            auto_reload=False,  # templates do not change during a compile: no stat per render
+            # Compiled templates, by name and source checksum (a per-user cache, outside the
+            # project): a one-site compile does not compile every template again.
+            bytecode_cache=jinja2.FileSystemBytecodeCache(str(code_cache)) if code_cache else None,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -66,6 +164,8 @@ class Renderer:
             autoescape=False,
         )
         self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+        self.env.policies["json.dumps_function"] = _dumps
+        self.env.tests["sameas"] = _same_as
         self.env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
         self.env.globals.update(fail=_fail, port_name=port_name, probe=probe)
 
@@ -80,13 +180,17 @@ class Renderer:
         )
 
     def templates(self, component: str) -> list[str]:
-        """Template names of a component, relative to components/, in file-name order."""
-        directory = self.components_dir / component
-        return sorted(
-            f"{component}/{p.name}"
-            for p in directory.iterdir()
-            if p.is_file() and p.name.endswith(TEMPLATE_SUFFIXES)
-        )
+        """Template names of a component, relative to components/, in file-name order (listed
+        once per compile)."""
+        found = self._templates.get(component)
+        if found is None:
+            directory = self.components_dir / component
+            found = self._templates[component] = sorted(
+                f"{component}/{p.name}"
+                for p in directory.iterdir()
+                if p.is_file() and p.name.endswith(TEMPLATE_SUFFIXES)
+            )
+        return found
 
     def component_files(self, component: str) -> list[Path]:
         """Every file of a component (templates and anything they include), for change detection."""
@@ -102,14 +206,11 @@ class Renderer:
         """
         site = params["site"]
         services = {n: s for n, s in params["services"].items() if s.get("enabled", True)}
-        base = {
+        base: dict[str, Any] = {
             "target": target,
             "site": site,
             "services": services,
             "parameters": params,
-            "image_ref": lambda svc: image_ref(site, svc),
-            "ingress_host": lambda name, entry: ingress_host(site, name, entry),
-            "kube_at_least": lambda version: _kube_at_least(site["kubernetes_version"], version),
         }
         if late is not None:
             base.update(late)
@@ -145,10 +246,26 @@ class Renderer:
             text = self._render(name, context, source, unit)
             docs = self._parsed.get(text)
             if docs is None:
-                docs = yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
-                docs = self._parsed[text] = [_check_shape(obj, source, unit) for obj in docs]
+                docs = self._parsed[text] = [
+                    _check_shape(obj, source, unit) for obj in self._parse(text, name, source, unit)
+                ]
             out += [Rendered(obj, source, unit, (text, index)) for index, obj in enumerate(docs)]
         return out
+
+    def _parse(self, text: str, name: str, source: str, unit: str) -> list[dict[str, Any]]:
+        """The documents of a rendered text; when the text differs from the first one this
+        template gave for ``unit`` only in a few whole one-line scalars (a site's registry or
+        namespace), that parse with those values replaced (each parsed alone, the same way)."""
+        key = (name, unit, text.count("\n"))
+        base = self._bases.get(key)
+        if base is not None:
+            patched = _patch(base, text, self._values)
+            if patched is not None:
+                return patched
+        docs, lines = yamlio.load_rendered_lines(text, f"{source} ({unit}, rendered)")
+        if base is None and lines and text.isascii() and "\r" not in text:
+            self._bases[key] = (text.split("\n"), docs, lines)
+        return docs
 
     def _reads_late_variable(self, name: str) -> bool:
         """Whether template ``name`` itself reads a late variable (parsed once per template)."""
@@ -159,15 +276,58 @@ class Renderer:
             assert loader is not None  # set in __init__
             try:
                 source, _, _ = loader.get_source(self.env, name)
-                found = jinja2.meta.find_undeclared_variables(self.env.parse(source)) & self.late
+                # A name the source does not contain cannot be read: parse only the others.
+                if not any(variable in source for variable in self.late):
+                    found = set()
+                else:
+                    parsed = self.env.parse(source)
+                    found = jinja2.meta.find_undeclared_variables(parsed) & self.late
             except jinja2.TemplateSyntaxError:
                 found = set()  # an early template then: its render reports the error, located
             self._reads_late[name] = bool(found)
         return self._reads_late[name]
 
-    def _render(self, name: str, context: dict[str, Any], source: str, unit: str) -> str:
+    def _render(self, name: str, values: dict[str, Any], source: str, unit: str) -> str:
+        """Template ``name``'s text for the context ``values`` (plain data: the helpers are added
+        here), reused when an earlier render read the same values."""
+        if not self.reuse:
+            return self._render_plain(name, values, source, unit)
+        seen = self._seen.get((name, unit))
+        if seen is None:
+            seen = self._seen[(name, unit)] = [0, 0]
+        elif seen[1] >= _GIVE_UP and not seen[0]:
+            # This template never gave this unit an earlier output (the unit's values differ from
+            # site to site, e.g. its registry): tracking costs more than it saves.
+            return self._render_plain(name, values, source, unit)
+        key = (name, tuple(values))
+        memo = self._memos.get(key)
+        if memo is None:
+            memo = self._memos[key] = tracking.Memo()
+        text: str | None = memo.lookup(values)
+        if text is not None:
+            seen[0] += 1
+            return text
+        seen[1] += 1
+        global _ACTIVE
+        recorder = tracking.Recorder({})
+        wrapped = {k: tracking.wrap(v, (k,), recorder) for k, v in values.items()}
+        recorder.roots = wrapped
+        _ACTIVE = recorder
         try:
-            return self.env.get_template(name).render(context)
+            text = self.env.get_template(name).render({**wrapped, **_helpers(wrapped["site"])})
+        except Exception:
+            text = None  # the error as an untracked render raises it, below
+        finally:
+            _ACTIVE = None
+        if text is None:
+            return self._render_plain(name, values, source, unit)
+        if not recorder.unsafe:
+            memo.add(recorder.reads, text)
+        return text
+
+    def _render_plain(self, name: str, values: dict[str, Any], source: str, unit: str) -> str:
+        try:
+            return self.env.get_template(name).render({**values, **_helpers(values["site"])})
         except jinja2.TemplateSyntaxError as e:
             raise errors.located(
                 Location(source, e.lineno or 0), f"template syntax error: {e.message}"
@@ -192,6 +352,77 @@ class Renderer:
                 Location(source, _template_line(e, source)),
                 f"{unit}: template failed: {type(e).__name__}: {e}",
             ) from e
+
+
+_GIVE_UP = 4
+"""A template rendered this many times for a unit (in as many sites) without once reusing an
+output is rendered without tracking from then on: its output for that unit differs per site."""
+
+_Base = tuple[list[str], list[dict[str, Any]], dict[int, yamlio.Line]]
+_MAX_PATCHED_LINES = 8
+# A value that scans as one plain scalar token to the end of the line whatever follows it: no
+# indicator first, no space, comment, flow indicator or quote inside, no ':' at the end.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./=+][A-Za-z0-9_./=+:@~-]*(?<!:)")
+_QUOTED_VALUE = re.compile(r'"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f])*"')
+_UNSET: Any = object()
+
+
+def _patch(base: _Base, text: str, values: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The documents of ``text`` from those of the base text, when every line that differs is a
+    whole one-line scalar of the base (plain or double-quoted) and still is one of the same style
+    in ``text`` (same indentation and key, the value up to the end of the line): the structure is
+    then the base's, and only those values change. None when that cannot be shown."""
+    old_lines, docs, where = base
+    if not text.isascii() or "\r" in text:
+        return None
+    new_lines = text.split("\n")
+    if len(new_lines) != len(old_lines):
+        return None
+    changed = [i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)) if a != b]
+    if not changed or len(changed) > _MAX_PATCHED_LINES:
+        return None
+    updates = []
+    for i in changed:
+        entry = where.get(i)
+        if entry is None:
+            return None
+        doc, path, start, end, style = entry
+        old, new = old_lines[i], new_lines[i]
+        if end != len(old) or old[:start] != new[:start]:
+            return None
+        scalar = new[start:]
+        pattern = _PLAIN_VALUE if style is None else _QUOTED_VALUE
+        if not pattern.fullmatch(scalar):
+            return None
+        value = values.get(scalar, _UNSET)
+        if value is _UNSET:
+            try:
+                value = yamlio.load_rendered(f"v: {scalar}\n", "<value>")[0]["v"]
+            except errors.GenError:
+                return None
+            values[scalar] = value
+        updates.append((doc, path, value))
+    out = list(docs)
+    for doc, path, value in updates:
+        out[doc] = _replaced(out[doc], path, value)
+    return out
+
+
+def _replaced(container: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """A copy of ``container`` with the value at ``path`` replaced (copies along the path only)."""
+    key = path[0]
+    copy = dict(container) if type(container) is dict else list(container)
+    copy[key] = value if len(path) == 1 else _replaced(container[key], path[1:], value)
+    return copy
+
+
+def _helpers(site: Any) -> dict[str, Any]:
+    """The template functions that read the site (tracked when ``site`` is)."""
+    return {
+        "image_ref": lambda svc: image_ref(site, svc),
+        "ingress_host": lambda name, entry: ingress_host(site, name, entry),
+        "kube_at_least": lambda version: _kube_at_least(site["kubernetes_version"], version),
+    }
 
 
 def _template_line(error: BaseException, source: str) -> int:

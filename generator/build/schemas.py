@@ -51,10 +51,8 @@ class Schemas:
     """The target schema, whose defaults ``with_defaults`` fills in first."""
     components: dict[str, component_types.Component] = field(default_factory=dict)
     """Components that ship a schema.json, by name."""
-    refs: dict[int, tuple[Any, referencing._core.Resolver[Any], Any]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    """Where each ``$ref`` leads, for ``with_defaults``, by id of the schema holding it."""
+    plans: dict[int, _Plan] = field(default_factory=dict, compare=False, repr=False)
+    """What ``with_defaults`` does for each schema, by id of the schema (built on first use)."""
 
 
 def load(root: Path, fast: bool = True) -> Schemas:
@@ -283,61 +281,157 @@ def _service_checks(
 
 
 def with_defaults(schemas: Schemas, params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` with the schemas' ``default`` values filled in where keys are absent:
-    the target schema's, then each service's component's and each site component's."""
-    out: dict[str, Any] = _copy(params)
-    _fill(schemas.resolver, schemas.target, out, schemas.refs)
+    """``params`` with the schemas' ``default`` values filled in where keys are absent: the target
+    schema's, then each service's component's and each site component's.
+
+    Copy on write: ``params`` is left as it is; the result shares every subtree that gains no
+    default with it, and every default value (filled once per schema, see ``_Plan``) with the
+    other targets. Nothing may modify the result in place (the stages never do; see
+    ``generator.build.stages``).
+    """
+    out = dict(_apply(_plan(schemas, schemas.resolver, schemas.target), params))
     site = out.get("site")
-    for name, component in schemas.components.items():
-        site_schema = component.site_schema
-        if site_schema and isinstance(site, dict) and name in site:
-            _fill(schemas.resolver, site_schema, site[name], schemas.refs)
-    for service in (out.get("services") or {}).values():
-        kind = service.get("component") if isinstance(service, dict) else None
-        if isinstance(kind, str) and kind in schemas.components:
-            _fill(schemas.resolver, schemas.components[kind].service_schema, service, schemas.refs)
+    if isinstance(site, dict):
+        site = dict(site)
+        for name, component in schemas.components.items():
+            if component.site_schema and name in site:
+                plan = _plan(schemas, schemas.resolver, component.site_schema)
+                site[name] = _apply(plan, site[name])
+        out["site"] = site
+    services = out.get("services")
+    if isinstance(services, dict):
+        services = dict(services)
+        for key, service in services.items():
+            kind = service.get("component") if isinstance(service, dict) else None
+            if isinstance(kind, str) and kind in schemas.components:
+                plan = _plan(schemas, schemas.resolver, schemas.components[kind].service_schema)
+                services[key] = _apply(plan, service)
+        out["services"] = services
     return out
 
 
-def _copy(value: Any) -> Any:
-    """A copy of JSON-like data (several times faster than copy.deepcopy, which keeps a memo)."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
+_UNSET: Any = object()
 
 
-_Refs = dict[int, tuple[Any, referencing._core.Resolver[Any], Any]]
+class _Plan:
+    """What filling defaults for one schema does, derived from it once per compile: the plans of
+    its ``$ref`` targets (applied first), then per property its default and its plan, the plan of
+    other properties (``additionalProperties``) and of list items."""
+
+    __slots__ = ("empty", "extra", "filled", "items", "known", "props", "refs", "schema")
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        """Held so that its id, the plan's key, stays its own."""
+        self.refs: list[_Plan] = []
+        self.props: list[tuple[str, Any, _Plan]] = []
+        """(key, default or _UNSET, plan of the property's schema)."""
+        self.known: frozenset[str] = frozenset()
+        self.extra: _Plan | None = None
+        self.items: _Plan | None = None
+        self.filled: dict[str, Any] = {}
+        """Default values with their own defaults filled in, by key: shared by every target."""
+        self.empty = False
+        """Fills nothing anywhere below: skipped."""
 
 
-def _fill(
-    resolver: referencing._core.Resolver[Any], schema: Any, instance: Any, refs: _Refs
-) -> None:
+def _plan(schemas: Schemas, resolver: referencing._core.Resolver[Any], schema: Any) -> _Plan:
+    """The plan of ``schema`` (built once per schema object, cycles included)."""
+    plans = schemas.plans
+    found = plans.get(id(schema))
+    if found is not None:
+        return found
+    built: list[_Plan] = []
+    plan = _build(schemas, resolver, schema, plans, built)
+    # A plan is empty if it has no default and every plan below is empty: settle the cycles.
+    for p in built:
+        p.empty = True
+    changed = True
+    while changed:
+        changed = False
+        for p in built:
+            if p.empty and (
+                any(d is not _UNSET for _, d, _ in p.props)
+                or any(
+                    not q.empty
+                    for q in (*p.refs, *(sub for _, _, sub in p.props), p.extra, p.items)
+                    if q is not None
+                )
+            ):
+                p.empty = False
+                changed = True
+    return plan
+
+
+def _build(
+    schemas: Schemas,
+    resolver: referencing._core.Resolver[Any],
+    schema: Any,
+    plans: dict[int, _Plan],
+    built: list[_Plan],
+) -> _Plan:
+    found = plans.get(id(schema))
+    if found is not None:
+        return found
+    plan = plans[id(schema)] = _Plan(schema)
+    built.append(plan)
     if not isinstance(schema, dict):
-        return
+        return plan
     if "$ref" in schema:
-        # A lookup costs more than the rest of the walk, and every service repeats the same ones.
-        # The entry holds the schema, so its id cannot be reused by another object meanwhile.
-        hit = refs.get(id(schema))
-        if hit is None:
-            resolved = resolver.lookup(schema["$ref"])
-            hit = refs[id(schema)] = (schema, resolved.resolver, resolved.contents)
-        _fill(hit[1], hit[2], instance, refs)
-    if isinstance(instance, dict):
-        for key, sub in schema.get("properties", {}).items():
-            if key not in instance and isinstance(sub, dict) and "default" in sub:
-                instance[key] = copy.deepcopy(sub["default"])
+        resolved = resolver.lookup(schema["$ref"])
+        plan.refs.append(_build(schemas, resolved.resolver, resolved.contents, plans, built))
+    properties = schema.get("properties", {})
+    for key, sub in properties.items():
+        default = sub["default"] if isinstance(sub, dict) and "default" in sub else _UNSET
+        plan.props.append((key, default, _build(schemas, resolver, sub, plans, built)))
+    plan.known = frozenset(properties)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        plan.extra = _build(schemas, resolver, extra, plans, built)
+    if isinstance(schema.get("items"), dict):
+        plan.items = _build(schemas, resolver, schema["items"], plans, built)
+    return plan
+
+
+def _apply(plan: _Plan, instance: Any) -> Any:
+    """``instance`` with the plan's defaults filled in: the same object if nothing is added, else
+    new containers along the paths that gain something."""
+    if plan.empty:
+        return instance
+    for ref in plan.refs:
+        instance = _apply(ref, instance)
+    if type(instance) is dict:
+        out = None
+        for key, default, sub in plan.props:
             if key in instance:
-                _fill(resolver, sub, instance[key], refs)
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            for key, value in instance.items():
-                if key not in schema.get("properties", {}):
-                    _fill(resolver, extra, value, refs)
-    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        for item in instance:
-            _fill(resolver, schema["items"], item, refs)
+                value = instance[key]
+                new = _apply(sub, value)
+                if new is value:
+                    continue
+            elif default is not _UNSET:
+                new = plan.filled.get(key, _UNSET)
+                if new is _UNSET:
+                    new = plan.filled[key] = _apply(sub, copy.deepcopy(default))
+            else:
+                continue
+            if out is None:
+                out = dict(instance)
+            out[key] = new
+        if plan.extra is not None and not plan.extra.empty:
+            current = instance if out is None else out
+            for key, value in current.items():
+                if key not in plan.known:
+                    new = _apply(plan.extra, value)
+                    if new is not value:
+                        if out is None:
+                            out = dict(instance)
+                        out[key] = new
+        return instance if out is None else out
+    if type(instance) is list and plan.items is not None and not plan.items.empty:
+        items = [_apply(plan.items, item) for item in instance]
+        if any(a is not b for a, b in zip(items, instance, strict=True)):
+            return items
+    return instance
 
 
 def dedupe(per_target: dict[str, list[Problem]]) -> list[Problem]:

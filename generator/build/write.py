@@ -1,10 +1,12 @@
 """Replace compiled/ with a new tree: unchanged files untouched, stale ones removed, each site
 atomically.
 
-Nothing is written before every site has compiled (the pipeline guarantees that). Then each site
-that changed is staged in ``compiled/.staging-<site>``: new files written, unchanged ones
-hard-linked (so their content and mtime stay as they were), and swapped with the old directory in
-one ``renameat2(RENAME_EXCHANGE)`` where the kernel has it (a rename pair otherwise). A crash leaves
+No site directory changes before every site has compiled (the pipeline guarantees that). Each site
+that changed is staged in ``compiled/.staging-<site>`` (as soon as it has compiled: ``stage``):
+new files written, unchanged ones hard-linked (so their content and mtime stay as they were); once
+all have compiled, each is swapped with the old directory (``commit``) in one
+``renameat2(RENAME_EXCHANGE)`` where the kernel has it (a rename pair otherwise); if one failed,
+the staging directories are removed (``discard``). A crash leaves
 either the old or the new site, and a leftover staging directory that the next run removes.
 There is no fsync: compiled/ is regenerated from git-tracked inputs, and on this machine's disk an
 fsync per site cost more than the whole compile (each forces a journal commit of all data written).
@@ -14,12 +16,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from generator.core import errors
 
@@ -71,15 +75,27 @@ class Plan:
         return sorted(out, key=lambda s: s[2:])
 
 
-def plan(compiled: Path, sites: dict[str, dict[str, bytes]], keep: Iterable[str] | None) -> Plan:
+def plan(
+    compiled: Path,
+    sites: dict[str, dict[str, bytes]],
+    keep: Iterable[str] | None,
+    owned: Callable[[str], bool] | None = None,
+) -> Plan:
     """Compare the new trees with compiled/ on disk.
 
     ``keep`` is the set of site names that stay (all targets); entries of compiled/ outside it are
-    removed. ``None`` means a partial compile (``--target``): nothing else is removed.
+    removed. ``None`` means a partial compile (``--target``): nothing else is removed. ``owned``
+    narrows the removals to the entries it accepts (a shard removes only its own).
     """
-    changes = tuple(
-        _site_change(compiled / site, site, files) for site, files in sorted(sites.items())
-    )
+    changes = tuple(site_change(compiled, site, files) for site, files in sorted(sites.items()))
+    removed_sites, removed_other = removals(compiled, keep, owned)
+    return Plan(compiled, changes, removed_sites, removed_other)
+
+
+def removals(
+    compiled: Path, keep: Iterable[str] | None, owned: Callable[[str], bool] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The site directories and other entries of compiled/ outside ``keep`` (see ``plan``)."""
     removed_sites: list[str] = []
     removed_other: list[str] = []
     if keep is not None and compiled.is_dir():
@@ -87,8 +103,15 @@ def plan(compiled: Path, sites: dict[str, dict[str, bytes]], keep: Iterable[str]
         for entry in sorted(compiled.iterdir()):
             if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) or entry.name in wanted:
                 continue
+            if owned is not None and not owned(entry.name):
+                continue
             (removed_sites if entry.is_dir() else removed_other).append(entry.name)
-    return Plan(compiled, changes, tuple(removed_sites), tuple(removed_other))
+    return tuple(removed_sites), tuple(removed_other)
+
+
+def site_change(compiled: Path, site: str, files: dict[str, bytes]) -> SiteChange:
+    """What writing ``files`` as compiled/<site>/ changes (compared in memory, nothing written)."""
+    return _site_change(compiled / site, site, files)
 
 
 def _site_change(directory: Path, site: str, files: dict[str, bytes]) -> SiteChange:
@@ -123,20 +146,68 @@ def _same(path: Path, content: bytes) -> bool:
 def apply(p: Plan) -> None:
     """Carry out a plan. Raises a GenError (with the path) if the disk refuses."""
     try:
-        p.compiled.mkdir(parents=True, exist_ok=True)
-        clean_leftovers(p.compiled)
+        prepare(p.compiled)
         for change in p.changes:
             if not change.empty:
-                _replace_site(p.compiled, change)
-        for site in p.removed_sites:
-            _remove_dir(p.compiled, p.compiled / site)
-        for name in p.removed_other:
-            (p.compiled / name).unlink(missing_ok=True)
+                _stage(p.compiled, change)
+                _swap(p.compiled, change)
+        _remove(p)
     except OSError as e:
-        raise errors.GenError(
-            f"cannot write {e.filename or p.compiled}: {e.strerror}; "
-            "compiled/ keeps each site either whole-old or whole-new"
-        ) from e
+        raise _cannot_write(e, p.compiled) from e
+
+
+# A compile stages each site as soon as it has compiled (``prepare``, then ``stage`` per site)
+# and swaps them all in once every site has (``commit``), or removes the staging directories if
+# one failed (``discard``): compiled/ itself changes only when everything compiled, as with
+# ``apply``, while writing overlaps compiling and no site's files wait in memory.
+
+
+def prepare(compiled: Path) -> None:
+    """compiled/, created if missing, without leftovers of an interrupted run."""
+    try:
+        compiled.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(compiled)
+    except OSError as e:
+        raise _cannot_write(e, compiled) from e
+
+
+def stage(compiled: Path, change: SiteChange) -> None:
+    """Write a changed site into its staging directory (``commit`` swaps it in)."""
+    try:
+        _stage(compiled, change)
+    except OSError as e:
+        raise _cannot_write(e, compiled) from e
+
+
+def commit(p: Plan) -> None:
+    """Swap in every changed site of ``p``, already staged, and make its removals."""
+    try:
+        for change in p.changes:
+            if not change.empty:
+                _swap(p.compiled, change)
+        _remove(p)
+    except OSError as e:
+        raise _cannot_write(e, p.compiled) from e
+
+
+def discard(compiled: Path, sites: Iterable[str]) -> None:
+    """Remove the staging directories of ``sites`` (a compile that failed)."""
+    for site in sites:
+        shutil.rmtree(compiled / f"{STAGING_PREFIX}{site}", ignore_errors=True)
+
+
+def _cannot_write(e: OSError, compiled: Path) -> errors.GenError:
+    return errors.GenError(
+        f"cannot write {e.filename or compiled}: {e.strerror}; "
+        "compiled/ keeps each site either whole-old or whole-new"
+    )
+
+
+def _remove(p: Plan) -> None:
+    for site in p.removed_sites:
+        _remove_dir(p.compiled, p.compiled / site)
+    for name in p.removed_other:
+        (p.compiled / name).unlink(missing_ok=True)
 
 
 def clean_leftovers(compiled: Path) -> None:
@@ -146,7 +217,7 @@ def clean_leftovers(compiled: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _replace_site(compiled: Path, change: SiteChange) -> None:
+def _stage(compiled: Path, change: SiteChange) -> None:
     target = compiled / change.site
     staging = compiled / f"{STAGING_PREFIX}{change.site}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -161,6 +232,11 @@ def _replace_site(compiled: Path, change: SiteChange) -> None:
             _write(staging / rel, change.files[rel])
 
     _parallel(stage, list(change.files))
+
+
+def _swap(compiled: Path, change: SiteChange) -> None:
+    target = compiled / change.site
+    staging = compiled / f"{STAGING_PREFIX}{change.site}"
     if target.exists():
         if not _exchange(staging, target):
             trash = compiled / f"{TRASH_PREFIX}{change.site}"
@@ -202,13 +278,18 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux renameat2); False if the platform cannot."""
+@functools.cache
+def _renameat2() -> Any:
+    """libc's renameat2, or None (looked up once: find_library runs ldconfig)."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
+        return None
+    return getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2); False if the platform cannot."""
+    renameat2 = _renameat2()
     if renameat2 is None:
         return False
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)

@@ -47,8 +47,29 @@ def compile_(
     root: RootOption = Path("."),
     target: TargetOption = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 listing the files that differ.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing (not compiled/, not .gen-cache/): compare in memory; exit 1 "
+            "listing every file that differs.",
+        ),
     ] = False,
+    fail_fast: Annotated[
+        bool,
+        typer.Option(
+            "--fail-fast", help="With --check: stop at the first site that differs (exit 1)."
+        ),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Compile (or check) only shard I of N: the sites whose name hashes to I "
+            "(stable when other sites come and go). For CI fan-out: "
+            "--shard $CI_NODE_INDEX/$CI_NODE_TOTAL.",
+            metavar="I/N",
+        ),
+    ] = None,
     jobs: Annotated[
         int,
         typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).", metavar="N"),
@@ -72,27 +93,62 @@ def compile_(
       gen compile -t cn-east-1 -v      # one site, listing the files written
       gen compile --check              # CI: is compiled/ up to date? (exit 1 if not)
       gen compile --check -o json      # the same for scripts
+      gen compile --check --fail-fast  # stop at the first site that differs
+      gen compile --check --shard 2/4  # the second quarter of the sites (CI parallel jobs)
     """
     from generator.build import pipeline
 
     fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     out = output(quiet, verbose, color)
+    if fail_fast and not check:
+        raise typer.BadParameter("only applies with --check", param_hint="'--fail-fast'")
+    shard_of = _parse_shard(shard) if shard is not None else None
     started = time.perf_counter()
     with progress("compiling", out) as tick:
-        options = pipeline.Options(root, tuple(target or ()), check, jobs, not no_cache, tick)
+        options = pipeline.Options(
+            root,
+            tuple(target or ()),
+            check,
+            jobs,
+            not no_cache,
+            tick,
+            fail_fast=fail_fast,
+            shard=shard_of,
+        )
         outcome = settled(lambda: pipeline.run(options))
     result = run_json(outcome, fmt is TextOrJson.json)
     seconds = time.perf_counter() - started
     for warning in result.warnings:
         out.echo(f"warning: {warning}", err=True, role="warning")
     if fmt is TextOrJson.json:
-        print_json(_compile_json(result, check, seconds))
-    elif check:
+        print_json(_compile_json(result, check, seconds, shard_of))
+        if check and not result.up_to_date:
+            raise typer.Exit(1)
+        return
+    if shard_of is not None and not result.selected and not out.quiet:
+        out.echo(f"shard {shard_of[0]}/{shard_of[1]} has no sites", role="ok")
+    if check:
         _report_check(result, out)
     else:
         _report_compile(result, out, seconds)
     if check and not result.up_to_date:
         raise typer.Exit(1)
+
+
+def _parse_shard(value: str) -> tuple[int, int]:
+    """``I/N`` -> (I, N); a usage error (exit 2) naming the option and the value otherwise."""
+    index, slash, total = value.partition("/")
+    try:
+        i, n = int(index), int(total)
+    except ValueError:
+        i = n = 0
+    if not slash or n < 1 or not 1 <= i <= n:
+        raise typer.BadParameter(
+            f"{value!r} is not I/N with 1 <= I <= N (e.g. 2/4, or "
+            "$CI_NODE_INDEX/$CI_NODE_TOTAL in a GitLab parallel job)",
+            param_hint="'--shard'",
+        )
+    return i, n
 
 
 def _report_check(result: pipeline.Result, out: Output) -> None:
@@ -103,6 +159,12 @@ def _report_check(result: pipeline.Result, out: Output) -> None:
     out.echo("compiled/ is not what `gen compile` produces:", err=True, role="error")
     for line in result.plan.paths():
         out.echo(f"  {line}", err=True, role=_ROLES[line[0]])
+    if result.unchecked:
+        out.echo(
+            f"stopped at the first difference (--fail-fast); {len(result.unchecked)} site(s) "
+            "not checked",
+            err=True,
+        )
     out.echo("run `gen compile` and commit compiled/ (`gen diff` shows what changes)", err=True)
 
 
@@ -120,7 +182,9 @@ def _report_compile(result: pipeline.Result, out: Output, seconds: float) -> Non
         )
 
 
-def _compile_json(result: pipeline.Result, check: bool, seconds: float) -> dict[str, Any]:
+def _compile_json(
+    result: pipeline.Result, check: bool, seconds: float, shard: tuple[int, int] | None
+) -> dict[str, Any]:
     changes = [
         {"op": {"+": "added", "-": "removed", "~": "changed"}[line[0]], "path": line[2:]}
         for line in result.plan.paths()
@@ -133,6 +197,9 @@ def _compile_json(result: pipeline.Result, check: bool, seconds: float) -> dict[
         "unchanged": list(result.skipped),
         "changes": changes,
         "warnings": list(result.warnings),
+        "unchecked": list(result.unchecked),
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "sites": result.selected,
         "seconds": round(seconds, 3),
     }
 

@@ -354,7 +354,61 @@ def load_rendered(text: str, source: str) -> list[dict[str, Any]]:
     return _load(_Loader, text, source)
 
 
-def _load(loader_class: Callable[[str], Any], text: str, source: str) -> list[dict[str, Any]]:
+Line = tuple[int, tuple[Any, ...], int, int, "str | None"]
+"""Where a one-line scalar sits: (document, key path, start column, end column, style)."""
+
+
+def load_rendered_lines(text: str, source: str) -> tuple[list[dict[str, Any]], dict[int, Line]]:
+    """``load_rendered``, and each line (0-based) holding a whole plain or double-quoted scalar
+    of a block collection (no anchors, aliases, tags or merge keys in the way): what a caller needs
+    to patch one value without parsing the text again. Errors as ``load_rendered``."""
+    lines: dict[int, Line] = {}
+    return _load(_Loader, text, source, lines), lines
+
+
+def _scalar_lines(root: yaml.Node, doc: int, out: dict[int, Line]) -> bool:
+    """Add the one-line scalars under ``root`` to ``out``; False if a node is reached twice (an
+    alias: one line, several values) and no line of the text may be patched."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[Any, ...] | None]] = [(root, ())]
+    found: dict[int, Line] = {}
+    while stack:
+        node, path = stack.pop()  # path None: inside what cannot be patched (flow, merge, key)
+        if id(node) in seen:
+            return False
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            start, end = node.start_mark, node.end_mark
+            style = node.style or None  # plain: None from PyYAML, "" from libyaml
+            if path and start.line == end.line and style in (None, '"'):
+                found[start.line] = (doc, path, start.column, end.column, style)
+        elif isinstance(node, yaml.MappingNode):
+            plain = path is not None and not node.flow_style
+            if any(k.tag == _MERGE_TAG for k, _ in node.value):
+                plain = False
+            for key, value in node.value:
+                named = plain and isinstance(key, yaml.ScalarNode) and key.tag == _STR_TAG
+                stack.append((key, None))
+                stack.append((value, (*path, key.value) if named and path is not None else None))
+        elif isinstance(node, yaml.SequenceNode):
+            plain = path is not None and not node.flow_style
+            stack += [
+                (item, (*path, i) if plain and path is not None else None)
+                for i, item in enumerate(node.value)
+            ]
+    out.update(found)
+    return True
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _load(
+    loader_class: Callable[[str], Any],
+    text: str,
+    source: str,
+    lines: dict[int, Line] | None = None,
+) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     loader = None
     try:
@@ -362,7 +416,10 @@ def _load(loader_class: Callable[[str], Any], text: str, source: str) -> list[di
         loader.source = source
         while loader.check_node():
             node = loader.get_node()
-            data = loader.construct_document(node)
+            if lines is not None and not _scalar_lines(node, len(docs), lines):
+                lines.clear()
+                lines = None  # an alias: no line of this text may be patched
+            data = loader.construct_document(node)  # (merge keys flattened: read the nodes first)
             if data is None:
                 continue
             if not isinstance(data, dict):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from generator.build import inventory
+from generator.build import inventory, pipeline
 from generator.build import schemas as validate
 from generator.core import errors
 from tests.support.project import REPO
@@ -89,6 +89,33 @@ def test_defaults_are_filled_without_touching_the_input(
     assert filled["services"]["gatekeeper"]["service_type"] == "NodePort"
     assert filled["services"]["abc-service"]["service_type"] == "ClusterIP"
     assert filled["services"]["gatekeeper"]["ports"][0]["protocol"] == "TCP"
+
+
+def test_defaults_are_shared_between_targets_and_survive_a_compile_unchanged(
+    params: dict[str, Any], schemas: tuple[validate.Schemas, validate.Schemas]
+) -> None:
+    reference = schemas[1]
+    other = inventory.Inventory(REPO).target("cn-north-2").parameters
+    first = validate.with_defaults(reference, params)
+    second = validate.with_defaults(reference, other)
+    # The reference deep copy, as with_defaults made it before sharing: equal values.
+    assert first == validate.with_defaults(reference, copy.deepcopy(params))
+    shared = [
+        (a, b)
+        for name in set(first["services"]) & set(second["services"])
+        for key in ("probes", "volumes", "host_paths", "ingress")
+        if key not in params["services"][name] and key not in other["services"][name]
+        for a, b in [(first["services"][name].get(key), second["services"][name].get(key))]
+        if isinstance(a, dict | list)
+    ]
+    assert shared and all(a is b for a, b in shared)  # one default object, not a copy per target
+    filled = copy.deepcopy([p.filled for p in reference.plans.values()])
+    ctx = pipeline.Context.create(REPO, sites=2)
+    ctx.schemas = reference
+    outputs = pipeline.compile_sites(ctx, pipeline.select(ctx.inv, ()), jobs=1)
+    assert outputs  # a whole compile read the shared defaults and changed none of them
+    after = [p.filled for p in reference.plans.values()]
+    assert [{k: now[k] for k in then} for now, then in zip(after, filled, strict=False)] == filled
 
 
 def test_unreadable_schema_is_a_located_error(tmp_path: Path) -> None:
