@@ -24,17 +24,33 @@ Every error names the file, line and key path. Nothing here touches anything but
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from generator.build.inventory import merge, resolve
-from generator.build.inventory.load import ClassWalk, Settings, Sources, settings_for
+from generator.build.inventory.load import (
+    STRICT_ENV,
+    ClassWalk,
+    Settings,
+    Sources,
+    mapped_classes,
+    settings_for,
+)
 from generator.build.inventory.references import KeyPath
 from generator.build.inventory.yamlsrc import Document
+from generator.core import errors
+from generator.core.errors import Problem
 from generator.core.location import Location
 from generator.core.sourcemap import LocTree, nearest
 
-__all__ = ["Inventory", "Path_", "Settings", "Target", "settings_for"]
+__all__ = [
+    "STRICT_ENV",
+    "Inventory",
+    "Path_",
+    "Problem",
+    "Settings",
+    "Target",
+    "settings_for",
+]
 
 Path_ = KeyPath
 
@@ -53,6 +69,10 @@ class Target:
     """Files read (relative to the root): the target, then its classes, config if present."""
     probes: tuple[str, ...]
     """Paths looked for and not found: creating one of them may change this target."""
+    warnings: tuple[Problem, ...] = ()
+    """What Kapitan accepts silently but is likely a mistake, located: in the files read (YAML 1.1
+    scalars, duplicate keys, unknown top-level keys) and in resolving (a mapping rendered into a
+    string). Sorted, each once."""
 
     def location(self, path: Path_) -> Location | None:
         """Where the value at ``path`` (or its nearest known ancestor) was set."""
@@ -64,19 +84,33 @@ class Inventory(Sources):
     """The inventory of one project root; parses each file once and reuses it across targets."""
 
     def target(self, name: str) -> Target:
-        """Merge and resolve one target's parameters: its classes depth first, then the target."""
+        """Merge and resolve one target's parameters: the classes of ``class_mappings``, then its
+        own classes depth first, then the target (as reclass does)."""
         path = self.target_file(name)
         doc = self.document(path)
-        walk = ClassWalk(self)
-        walk.inputs.append(doc.file)
         merger = merge.Merger()
+        walk = ClassWalk(self, lambda raw, where: resolve.render_class_name(merger, raw, where))
+        walk.inputs.append(doc.file)
         merger.locs.here = Location(doc.file, 1, 1)
-        self._reclass_meta(merger, name, path, doc)
-        for class_doc in walk.classes(doc):
+        rel = path.relative_to(self.targets_dir).with_suffix("").as_posix()
+        self._reclass_meta(merger, name, doc)
+        mapped = mapped_classes(self.settings, name, rel)
+        if mapped:
+            for class_doc in walk.classes(doc, "", mapped):
+                merger.apply(class_doc)
+        for class_doc in walk.classes(doc, name):
             merger.apply(class_doc)
         merger.apply(doc)
-        params = resolve.resolve(merger.params, merger.locs, merger.constants)
+        params, notes = resolve.resolve(merger.params, merger.locs, merger.constants)
         walk.probe_config()
+        warnings = {*notes, *walk.warnings}
+        for file in walk.inputs:
+            warnings.update(self._docs[file].warnings if file in self._docs else ())
+        if self.settings.strict and (notes or walk.warnings):
+            raise errors.ProblemReport(
+                [*notes, *walk.warnings],
+                f"(strict: {STRICT_ENV} or --strict makes warnings errors)",
+            )
         return Target(
             name,
             doc.file,
@@ -85,11 +119,19 @@ class Inventory(Sources):
             tuple(walk.applied),
             tuple(walk.inputs),
             tuple(walk.probes),
+            tuple(sorted(warnings, key=errors.problem_key)),
         )
 
-    def _reclass_meta(self, merger: merge.Merger, name: str, path: Path, doc: Document) -> None:
-        """``_reclass_.name``, as reclass sets it for every target."""
-        rel = path.relative_to(self.targets_dir).with_suffix("").as_posix()
-        meta = {"name": {"full": name, "short": name, "parts": rel.split("/"), "path": rel}}
+    def _reclass_meta(self, merger: merge.Merger, name: str, doc: Document) -> None:
+        """``_reclass_``: the target's name and environment, as reclass sets them for every
+        target (unless ``automatic_parameters`` is off)."""
+        if not self.settings.automatic_parameters:
+            return
+        parts = name.split(".")
+        environment = (doc.data or {}).get("environment") or self.settings.default_environment
+        meta = {
+            "name": {"full": name, "short": parts[-1], "path": "/".join(parts), "parts": parts},
+            "environment": environment,
+        }
         merger.params["_reclass_"] = meta
         merger.locs.children["_reclass_"] = merge.thaw(None, Location(doc.file, 1, 1))

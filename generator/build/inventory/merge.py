@@ -48,8 +48,10 @@ def thaw(tree: LocTree | None, fallback: Location | None) -> MLoc:
     return MLoc(tree.here, {k: thaw(v, v.here) for k, v in tree.children.items()})
 
 
-def split_key(raw: str) -> tuple[str, bool, bool]:
-    """``~key`` -> override, ``=key`` -> constant (either order)."""
+def split_key(raw: Any) -> tuple[Any, bool, bool]:
+    """``~key`` -> override, ``=key`` -> constant (either order); an integer key is itself."""
+    if not isinstance(raw, str):
+        return raw, False, False
     override = constant = False
     key = raw
     while key[:1] in ("~", "=") and len(key) > 1:
@@ -182,6 +184,14 @@ class Merger:
                 )
                 items.append(adopted)
             return items, node
+        if isinstance(value, str) and references.has_query(value):
+            raise errors.located(
+                node.here,
+                f"inventory query in {value!r}: gen does not evaluate reclass inventory queries "
+                "($[...] and exports:); compute the value in the inventory instead, or write "
+                "\\$[ for a literal $[",
+                format_path(path),
+            )
         return references.template(value), node
 
 

@@ -6,6 +6,7 @@ references nest (``${a:${b}}``). Resolving them is ``resolve``'s job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ KeyPath = tuple[str | int, ...]
 """A path into the parameters: keys, and list indices as ints."""
 
 _REF_OPEN = "${"
+QUERY = "$["
+_QUERY = re.compile(r"(?<!\\)\$\[")
+"""Opens a reclass inventory query, which gen refuses (``\\$[`` is a literal ``$[``)."""
 
 
 class Template(str):
@@ -26,8 +30,16 @@ class Template(str):
 
 
 def template(value: Any) -> Any:
-    """``value`` marked as a Template when it is a string holding ``${``; otherwise unchanged."""
-    return Template(value) if isinstance(value, str) and "${" in value else value
+    """``value`` marked as a Template when it is a string holding ``${`` (or an escaped ``\\$[``);
+    otherwise unchanged. Tabs in it become spaces (8-column stops), as reclass's parser does."""
+    if isinstance(value, str) and ("${" in value or "\\$[" in value):
+        return Template(value.expandtabs() if "\t" in value else value)
+    return value
+
+
+def has_query(value: str) -> bool:
+    """Whether ``value`` holds an inventory query: ``$[`` not escaped as ``\\$[``."""
+    return QUERY in value and _QUERY.search(value) is not None
 
 
 def has_markup(value: Any) -> bool:
@@ -71,8 +83,8 @@ def _parse(
         if text.startswith("\\\\${", pos):
             buf.append("\\")
             pos += 2
-        elif text.startswith("\\${", pos):
-            buf.append("${")
+        elif text.startswith("\\${", pos) or text.startswith("\\$[", pos):
+            buf.append(text[pos + 1 : pos + 3])
             pos += 3
         elif text.startswith(_REF_OPEN, pos):
             if buf:

@@ -15,6 +15,7 @@ from generator.build.inventory import references
 from generator.build.inventory.merge import (
     Constants,
     Deferred,
+    Merger,
     MLoc,
     check_constants,
     kind,
@@ -25,13 +26,43 @@ from generator.build.inventory.merge import (
 )
 from generator.build.inventory.references import KeyPath
 from generator.core import errors
+from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
 
 
-def resolve(params: dict[str, Any], locs: MLoc, constants: Constants) -> dict[str, Any]:
-    """``params`` with every reference resolved (in place); ``locs`` follows the values moved."""
-    return _Resolver(params, locs, constants).run()
+def resolve(
+    params: dict[str, Any], locs: MLoc, constants: Constants
+) -> tuple[dict[str, Any], list[Problem]]:
+    """``params`` with every reference resolved (in place; ``locs`` follows the values moved), and
+    the warnings: values Kapitan renders into a string as Python prints them."""
+    resolver = _Resolver(params, locs, constants)
+    return resolver.run(), resolver.warnings
+
+
+def render_class_name(merger: Merger, raw: str, where: Location | None) -> str:
+    """A class name with references (``site.${site}``) rendered from the parameters merged so far,
+    as reclass does; the merge itself is left untouched."""
+    params = copy.deepcopy(merger.params)
+    locs = copy.deepcopy(merger.locs)
+    resolver = _Resolver(params, locs, dict(merger.constants))
+    try:
+        value = resolver._settle_layer(references.template(raw), MLoc(where), ("classes",))
+    except errors.GenError as e:
+        raise errors.located(
+            where,
+            f"cannot resolve the class name {raw!r} from the parameters of the classes before it: "
+            + (
+                e.problems[0].message
+                if isinstance(e, errors.ProblemReport) and e.problems
+                else str(e)
+            ),
+        ) from e
+    return _stringify(value, raw, where, ("classes",), [])
+
+
+class _MissingReference(errors.ProblemReport):
+    """A reference to a key that does not exist."""
 
 
 class _Resolver:
@@ -43,6 +74,7 @@ class _Resolver:
         self.constants = constants
         self.active: list[KeyPath] = []
         self.done: set[KeyPath] = set()
+        self.warnings: list[Problem] = []
 
     def run(self) -> dict[str, Any]:
         for path in list(self._walk(self.root, ())):
@@ -101,11 +133,15 @@ class _Resolver:
                     if isinstance(node, (dict, list))
                     else f"{format_path(here)} is {kind(node)}, not a mapping"
                 )
-                raise errors.located(
-                    where,
-                    f"cannot resolve reference {ref_text}: {missing} "
-                    "(write \\${ for a literal ${)",
-                    format_path(at),
+                raise _MissingReference(
+                    [
+                        Problem(
+                            where,
+                            format_path(at),
+                            f"cannot resolve reference {ref_text}: {missing} "
+                            "(write \\${ for a literal ${)",
+                        )
+                    ]
                 )
         self._resolve_path(path)
         return self._get(path), path
@@ -183,7 +219,7 @@ class _Resolver:
                 continue
             key_path, shown = self._ref_path(token, locs.here, path)
             found = self._lookup(key_path, shown, locs.here, path)[0]
-            out.append(_stringify(found, shown, locs.here, path))
+            out.append(_stringify(found, shown, locs.here, path, self.warnings))
         return "".join(out)
 
     def _ref_path(
@@ -196,7 +232,8 @@ class _Resolver:
 
     def _ref_text(self, ref: references.Ref, where: Location | None, at: KeyPath) -> str:
         key_path, shown = self._ref_path(ref, where, at)
-        return _stringify(self._lookup(key_path, shown, where, at)[0], shown, where, at)
+        found = self._lookup(key_path, shown, where, at)[0]
+        return _stringify(found, shown, where, at, self.warnings)
 
     def _resolve_deferred(self, node: Deferred, locs: MLoc, path: KeyPath) -> Any:
         """Apply the layers of a merge that involved references, now that they can be resolved;
@@ -229,8 +266,17 @@ class _Resolver:
         """Merge a layer into the result (and its locations, in place) with the usual rules; the
         layer's keys may still carry ``~``/``=`` markers, references on either side are resolved."""
         if old is not None and new is not None and (needs_deferral(old) or needs_deferral(new)):
-            old = self._settle_layer(old, old_locs, path)
             new = self._settle_layer(new, new_locs, path)
+            depth = len(self.active)
+            try:
+                old = self._settle_layer(old, old_locs, path)
+            except _MissingReference:
+                # reclass's ignore_overwritten_missing_references: a value that a later layer
+                # overwrites may refer to something that does not exist.
+                del self.active[depth:]
+                if isinstance(new, (dict, list)):
+                    raise
+                old = None
         scalars = not isinstance(old, (dict, list)) and not isinstance(new, (dict, list))
         if old is None or new is None or scalars:
             old_locs.here, old_locs.children = new_locs.here, new_locs.children
@@ -264,14 +310,21 @@ class _Resolver:
         )
 
 
-def _stringify(value: Any, shown: str, where: Location | None, path: KeyPath) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
+def _stringify(
+    value: Any, shown: str, where: Location | None, path: KeyPath, warnings: list[Problem]
+) -> str:
+    """``value`` inside a string, as reclass renders it (Python's ``str``); anything but a string
+    or a number gets a warning: ``True``, ``None``, ``{'k': 'v'}`` in a string is rarely meant."""
+    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return str(value)
-    raise errors.located(
-        where,
-        f"reference {shown} is {kind(value)} and cannot be placed inside "
-        "a string; reference it as the whole value instead",
-        format_path(path),
+    text = str(value)
+    warnings.append(
+        Problem(
+            where,
+            format_path(path),
+            f"reference {shown} is {kind(value) if isinstance(value, (dict, list)) else text} and "
+            f"is rendered into this string as {text!r}, as Kapitan does; reference it as the "
+            "whole value, or quote it in the source if a string is meant",
+        )
     )
+    return text
