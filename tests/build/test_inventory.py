@@ -1059,10 +1059,9 @@ def test_yaml_1_1_scalars_as_kapitan_reads_them_with_warnings(tmp_path: Path) ->
     )
 
 
-def test_integer_keys_are_kept(tmp_path: Path) -> None:
-    assert params(load(tmp_path, {T: "parameters:\n  ports: {80: http}\n"})) == {
-        "ports": {80: "http"}
-    }
+def test_integer_keys_become_strings_as_in_kapitan(tmp_path: Path) -> None:
+    t = load(tmp_path, {T: "parameters:\n  ports: {80: http}\n  p: ${ports:80}\n"})
+    assert params(t) == {"ports": {"80": "http"}, "p": "http"}
 
 
 def test_boolean_key_is_an_error(tmp_path: Path) -> None:

@@ -48,10 +48,8 @@ def thaw(tree: LocTree | None, fallback: Location | None) -> MLoc:
     return MLoc(tree.here, {k: thaw(v, v.here) for k, v in tree.children.items()})
 
 
-def split_key(raw: Any) -> tuple[Any, bool, bool]:
-    """``~key`` -> override, ``=key`` -> constant (either order); an integer key is itself."""
-    if not isinstance(raw, str):
-        return raw, False, False
+def split_key(raw: str) -> tuple[str, bool, bool]:
+    """``~key`` -> override, ``=key`` -> constant (either order)."""
     override = constant = False
     key = raw
     while key[:1] in ("~", "=") and len(key) > 1:

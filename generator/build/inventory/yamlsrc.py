@@ -190,8 +190,10 @@ class _Builder:
         if not isinstance(node, ScalarNode):
             raise errors.located(where, "a mapping key must be a scalar", format_path(path))
         key = self.scalar(node, where, path)
-        if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
+        if isinstance(key, str):
             return key
+        if isinstance(key, int) and not isinstance(key, bool):
+            return str(key)  # reclass makes every key a string: {80: http} is {"80": "http"}
         raise errors.located(
             where,
             f"mapping key {node.value!r} is read as {_describe(key)} by YAML 1.1 (as Kapitan "
