@@ -23,7 +23,7 @@ Every error names the file, line and key path. Nothing here touches anything but
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from generator.build.inventory import merge, resolve
@@ -40,7 +40,7 @@ from generator.build.inventory.yamlsrc import Document
 from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.location import Location
-from generator.core.sourcemap import LocTree, nearest
+from generator.core.sourcemap import LocTree
 
 __all__ = [
     "STRICT_ENV",
@@ -62,7 +62,8 @@ class Target:
     name: str
     file: str
     parameters: dict[str, Any]
-    locations: LocTree
+    merged_locations: merge.MLoc = field(repr=False, compare=False)
+    """Where each value was set, as merging left it (``locations`` is the immutable view)."""
     classes: tuple[str, ...]
     """Classes in the order they were applied."""
     inputs: tuple[str, ...]
@@ -74,9 +75,26 @@ class Target:
     scalars, duplicate keys, unknown top-level keys) and in resolving (a mapping rendered into a
     string). Sorted, each once."""
 
+    @property
+    def locations(self) -> LocTree:
+        """Where each value was set: a ``LocTree`` mirroring ``parameters`` (built on first use:
+        most targets never need it)."""
+        cached: LocTree | None = self.__dict__.get("_frozen_locations")
+        if cached is None:
+            cached = self.merged_locations.freeze()
+            object.__setattr__(self, "_frozen_locations", cached)
+        return cached
+
     def location(self, path: Path_) -> Location | None:
         """Where the value at ``path`` (or its nearest known ancestor) was set."""
-        return nearest(self.locations, path)
+        node: merge.MLoc | None = self.merged_locations
+        best = node.here if node else None
+        for part in path:
+            node = node.children.get(part) if node else None
+            if node is None:
+                break
+            best = node.here or best
+        return best
 
 
 @dataclass
@@ -115,7 +133,7 @@ class Inventory(Sources):
             name,
             doc.file,
             params,
-            merger.locs.freeze(),
+            merger.locs,
             tuple(walk.applied),
             tuple(walk.inputs),
             tuple(walk.probes),

@@ -72,6 +72,8 @@ class Sources:
     _docs: dict[str, Document] = field(default_factory=dict, repr=False)
     _targets: dict[str, Path] | None = field(default=None, repr=False)
     _classes: dict[str, Path] | None = field(default=None, repr=False)
+    _by_path: dict[Path, Document] = field(default_factory=dict, repr=False)
+    _probes: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def targets_dir(self) -> Path:
@@ -127,6 +129,9 @@ class Sources:
     def document(self, path: Path) -> Document:
         """The parsed file at ``path``, parsed once per Inventory; with ``strict`` settings, a file
         with warnings is an error."""
+        doc = self._by_path.get(path)
+        if doc is not None:
+            return doc
         rel = self._rel(path)
         doc = self._docs.get(rel)
         if doc is None:
@@ -139,6 +144,7 @@ class Sources:
                     list(doc.warnings), f"(strict: {STRICT_ENV} or --strict makes warnings errors)"
                 )
             self._docs[rel] = doc
+        self._by_path[path] = doc
         return doc
 
     def _parse(self, path: Path, rel: str) -> Document:
@@ -193,7 +199,10 @@ class Sources:
         """The file of class ``name`` and the other paths that would also be class ``name`` (the
         probes: creating one changes the target or makes the name ambiguous)."""
         path = self.class_files().get(name)
-        probed = [c for c in _class_candidates(name) if path is None or c != self._rel(path)]
+        probed = self._probes.get(name)
+        if probed is None:
+            found = self._rel(path) if path is not None else None
+            probed = self._probes[name] = [c for c in _class_candidates(name) if c != found]
         return path, probed
 
     def _rel(self, path: Path) -> str:

@@ -161,6 +161,8 @@ class Merger:
         taken off nested keys unless ``keep_markers`` (a layer merged only once references
         resolve)."""
         node = MLoc(locs.here if locs and locs.here else here)
+        if not isinstance(value, (dict, list, str)):
+            return value, node
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for raw_key, item in value.items():

@@ -67,11 +67,20 @@ def is_whole_reference(value: str) -> bool:
 
 def tokenize(text: str, where: Location | None, path: KeyPath) -> list[str | Ref]:
     """Split a string into literal text and references; ``\\${`` is a literal ``${``,
-    ``\\\\${`` is a backslash followed by a reference (as in reclass)."""
-    tokens, pos = _parse(text, 0, where, path, nested=False)
-    if pos != len(text):
-        raise errors.located(where, f"unbalanced '}}' in {text!r}", format_path(path))
+    ``\\\\${`` is a backslash followed by a reference (as in reclass). The result is shared
+    (the same text recurs in every target): do not change it."""
+    tokens = _TOKENS.get(text)
+    if tokens is None:
+        tokens, pos = _parse(text, 0, where, path, nested=False)
+        if pos != len(text):
+            raise errors.located(where, f"unbalanced '}}' in {text!r}", format_path(path))
+        if len(_TOKENS) < 100_000:
+            _TOKENS[text] = tokens
     return tokens
+
+
+_TOKENS: dict[str, list[str | Ref]] = {}
+"""Well-formed texts already tokenized (malformed ones are not kept: their errors are located)."""
 
 
 def _parse(

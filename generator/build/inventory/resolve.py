@@ -8,7 +8,6 @@ reference (``merge.Deferred``) are applied here, once both sides are known.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 from generator.build.inventory import references
@@ -61,6 +60,21 @@ def render_class_name(merger: Merger, raw: str, where: Location | None) -> str:
     return _stringify(value, raw, where, ("classes",), [])
 
 
+_NOT_PLAIN = (dict, list, Deferred, references.Template)
+"""What may hold references still to resolve (plain scalars never do)."""
+
+
+def _pending_paths(node: Any, path: KeyPath, out: list[KeyPath]) -> None:
+    """The paths of every value with references to resolve or a merge waiting for them, in
+    document order."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if isinstance(value, (dict, list)):
+            _pending_paths(value, (*path, key), out)
+        elif isinstance(value, (Deferred, references.Template)):
+            out.append((*path, key))
+
+
 class _MissingReference(errors.ProblemReport):
     """A reference to a key that does not exist."""
 
@@ -77,18 +91,11 @@ class _Resolver:
         self.warnings: list[Problem] = []
 
     def run(self) -> dict[str, Any]:
-        for path in list(self._walk(self.root, ())):
+        pending: list[KeyPath] = []
+        _pending_paths(self.root, (), pending)
+        for path in pending:
             self._resolve_path(path)
         return self.root
-
-    def _walk(self, node: Any, path: KeyPath) -> Iterator[KeyPath]:
-        yield path
-        if isinstance(node, dict):
-            for key, value in node.items():
-                yield from self._walk(value, (*path, key))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                yield from self._walk(value, (*path, i))
 
     def _location(self, path: KeyPath) -> Location | None:
         node: MLoc | None = self.locs
@@ -187,10 +194,10 @@ class _Resolver:
                 target.here, target.children = locs.here, locs.children
         node = self._get(path)
         if isinstance(node, dict):
-            for key in list(node):
+            for key in [k for k, v in node.items() if isinstance(v, _NOT_PLAIN)]:
                 self._resolve_path((*path, key))
         elif isinstance(node, list):
-            for i in range(len(node)):
+            for i in [i for i, v in enumerate(node) if isinstance(v, _NOT_PLAIN)]:
                 self._resolve_path((*path, i))
         self.active.pop()
         self.done.add(path)
