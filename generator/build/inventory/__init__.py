@@ -1,17 +1,27 @@
-"""inventory/ -> merged, resolved, located parameters per target, with Kapitan's (reclass) rules.
+"""inventory/ -> merged, resolved, located parameters per target, as Kapitan (reclass) gives them.
 
-- ``inventory/targets/<name>.yml``: one target per site, ``classes:`` and ``parameters:``.
-- ``inventory/classes/a/b.yml`` or ``a/b/init.yml`` is class ``a.b``; ``.c`` inside it is
-  relative to the class's directory (each further dot goes one level up).
-- Classes apply in order, depth first, each at most once, the target last.
+- ``inventory/targets/<name>.yml``: one target per site, ``classes:`` and ``parameters:`` (and
+  ``environment:``); in a subfolder it is named by its file, or by its dotted path with
+  ``compose_node_name``.
+- ``inventory/classes/a/b.yml`` or ``a/b/init.yml`` is class ``a.b``; dots in folder and file names
+  stay (``a/b.c/init.yml`` is ``a.b.c``). ``.c`` inside class ``a.b`` is ``a.c`` (relative to the
+  parent of the dotted name; each further dot goes one level up). A class name may hold references,
+  resolved from the classes before it.
+- The classes of ``class_mappings`` first, then the target's classes in order, depth first, each at
+  most once, the target last.
 - Dicts merge, lists extend, scalars replace; ``~key`` replaces instead of merging; ``=key`` is a
   constant that later classes cannot change (nor replace a mapping holding it): an error, as with
   reclass's default ``strict_constant_parameters``; null replaces and is replaced by anything.
 - ``${a:b:c}`` references resolve after all merging: a whole value of any type, or text inside a
-  string; references may nest (``${a:${b}}``); ``\\${`` is a literal ``${`` and ``\\\\${`` a
-  backslash before a reference.
-- ``inventory/reclass-config.yml`` may set ``ignore_class_notfound`` (and
-  ``ignore_class_notfound_regexp``), as in reclass.
+  string (anything but a string or number rendered as Python prints it, with a warning); references
+  may nest (``${a:${b}}``); ``\\${`` is a literal ``${`` and ``\\\\${`` a backslash before a
+  reference; a reference that cannot resolve in a value a later layer overwrites is ignored.
+- Files are read as PyYAML reads them (``yamlsrc``: YAML 1.1, merge keys, last duplicate wins).
+- ``inventory/reclass-config.yml``: the keys Kapitan honours (``load.settings_for``); an unknown
+  key is an error. Inventory queries (``$[...]``) are refused.
+
+What Kapitan accepts but is likely a mistake is a located warning (``Target.warnings``); strict
+settings (``GEN_INVENTORY_STRICT=1``, ``gen inventory --strict``) make warnings errors.
 
 Every error names the file, line and key path. Nothing here touches anything but inventory/.
 

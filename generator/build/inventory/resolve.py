@@ -91,10 +91,17 @@ class _Resolver:
         self.warnings: list[Problem] = []
 
     def run(self) -> dict[str, Any]:
+        # Only the values with references (or waiting merges) need work; each is resolved with its
+        # ancestors active, as a walk from the root would have them (so cycles read the same).
         pending: list[KeyPath] = []
         _pending_paths(self.root, (), pending)
         for path in pending:
+            if path in self.done:
+                continue
+            ancestors = [path[:i] for i in range(len(path))]
+            self.active.extend(ancestors)
             self._resolve_path(path)
+            del self.active[len(self.active) - len(ancestors) :]
         return self.root
 
     def _location(self, path: KeyPath) -> Location | None:
