@@ -1269,3 +1269,95 @@ def test_each_file_is_parsed_once_per_inventory(tmp_path: Path) -> None:
     assert inv.document(tmp_path / C / "a.yml") is inv.document(tmp_path / C / "a.yml")
     # merging one target does not leak into the shared parsed class
     assert params(x) == params(y) == {"l": ["a"]}
+
+
+# --------------------------------------------------------------------------------------------
+# Kapitan compatibility (issue #12): located where values come from, refusals located
+
+
+def test_merge_key_values_are_located_where_the_anchor_wrote_them(tmp_path: Path) -> None:
+    t = load(
+        tmp_path,
+        {T: "parameters:\n  base: &b\n    image: nginx\n  svc:\n    <<: *b\n    port: 80\n"},
+    )
+    assert params(t)["svc"] == {"image": "nginx", "port": 80}
+    assert t.location(("svc", "image")) == loc(T, 3, 5)
+    assert t.location(("svc", "port")) == loc(T, 6, 5)
+
+
+def test_merge_key_over_a_scalar_is_located(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  a: &x 1\n  b:\n    <<: *x\n"}) == (
+        f"{T}:2:6  $.parameters.b  a merge key << takes a mapping (<<: *anchor) or a list of them"
+    )
+
+
+def test_class_name_with_an_unresolvable_reference_is_located(tmp_path: Path) -> None:
+    files = {T: "classes:\n  - site.${nowhere}\n"}
+    assert error(tmp_path, files) == (
+        f"{T}:2:5  cannot resolve the class name 'site.${{nowhere}}' from the parameters of the "
+        "classes before it: cannot resolve reference ${nowhere}: key 'nowhere' not found in $ "
+        "(write \\${ for a literal ${)"
+    )
+
+
+def test_class_mappings_apply_before_the_targets_classes(tmp_path: Path) -> None:
+    t = load(
+        tmp_path,
+        {
+            "inventory/reclass-config.yml": (
+                "class_mappings:\n  - 'si* base'\n  - '/(s)ite/ x.\\\\1'\n"
+            ),
+            T: "classes: [own]\n",
+            C + "base.yml": "parameters:\n  l: [base]\n",
+            C + "x/s.yml": "parameters:\n  l: [x.s]\n",
+            C + "own.yml": "parameters:\n  l: [own]\n",
+        },
+    )
+    assert t.classes == ("base", "x.s", "own")
+    assert params(t) == {"l": ["base", "x.s", "own"]}
+
+
+def test_config_value_gen_does_not_support_is_located(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"inventory/reclass-config.yml": "a: 1\nnodes_uri: nodes\n"})
+    with pytest.raises(ProblemReport) as exc:
+        settings_for(tmp_path)
+    assert str(exc.value).startswith("inventory/reclass-config.yml:1:1  unknown key 'a' in ")
+    write_tree(tmp_path, {"inventory/reclass-config.yml": "nodes_uri: nodes\n"})
+    with pytest.raises(ProblemReport) as exc:
+        settings_for(tmp_path)
+    assert str(exc.value) == (
+        "inventory/reclass-config.yml:1:1  nodes_uri: 'nodes' is not supported by gen (only "
+        "'targets', the default): remove the key or set it to the default"
+    )
+
+
+def test_inventory_query_is_refused_with_its_location(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  a:\n    - $[ exports:x ]\n"}) == (
+        f"{T}:3:7  $.a[0]  inventory query in '$[ exports:x ]': gen does not evaluate reclass "
+        "inventory queries ($[...] and exports:); compute the value in the inventory instead, "
+        "or write \\$[ for a literal $["
+    )
+
+
+def test_escaped_inventory_query_is_literal(tmp_path: Path) -> None:
+    assert params(load(tmp_path, {T: "parameters:\n  a: '\\$[ x ]'\n"})) == {"a": "$[ x ]"}
+
+
+def test_overwritten_unresolvable_reference_is_ignored(tmp_path: Path) -> None:
+    files = {
+        T: "classes: [a]\nparameters:\n  v: 1\n",
+        C + "a.yml": "parameters:\n  v: ${missing}\n",
+    }
+    assert params(load(tmp_path, files)) == {"v": 1}
+
+
+def test_unresolvable_reference_not_overwritten_is_still_an_error(tmp_path: Path) -> None:
+    files = {T: "classes: [a]\n", C + "a.yml": "parameters:\n  v: ${missing}\n"}
+    assert error(tmp_path, files).startswith(
+        f"{C}a.yml:2:3  $.v  cannot resolve reference ${{missing}}"
+    )
+
+
+def test_tabs_in_strings_with_references_become_spaces(tmp_path: Path) -> None:
+    t = load(tmp_path, {T: 'parameters:\n  n: x\n  s: "a\\t${n}"\n  p: "a\\tb"\n'})
+    assert params(t) == {"n": "x", "s": "a       x", "p": "a\tb"}

@@ -194,6 +194,36 @@ def test_inventory_prints_merged_parameters_as_json_and_yaml() -> None:
     assert code == 0 and "    tag: v362\n" in out
 
 
+def test_inventory_without_a_target_prints_every_target(project: Path) -> None:
+    code, out, _ = gen("inventory", "--root", str(project), "-o", "json")
+    assert code == 0
+    every = json.loads(out)
+    assert sorted(every) == ["cn-east-1", "cn-north-2"]
+    _, one, _ = gen("inventory", "--root", str(project), "-t", "cn-north-2", "-o", "json")
+    assert every["cn-north-2"] == json.loads(one)
+
+
+def test_root_before_the_command_works_like_git_c(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = gen("-C", str(project), "inventory", "-t", "cn-east-1", "-o", "json")
+    assert code == 0 and json.loads(out)["parameters"]["site"]["name"] == "cn-east-1"
+
+
+def test_inventory_warnings_go_to_stderr_and_strict_refuses(project: Path) -> None:
+    edit(project / EAST, "parameters:", "parameters:\n  mode: 0550")
+    code, out, err = gen("inventory", "--root", str(project), "-t", "cn-east-1", "-o", "json")
+    assert code == 0 and json.loads(out)["parameters"]["mode"] == 360
+    assert err.startswith(
+        "warning: inventory/targets/cn-east-1.yml:8:3  $.parameters.mode  0550 reads as the int "
+        "360 in YAML 1.1"
+    )
+    code, out, err = gen("inventory", "--root", str(project), "-t", "cn-east-1", "--strict")
+    assert code == 1 and out == ""
+    assert err.startswith("inventory/targets/cn-east-1.yml:8:3  $.parameters.mode  0550 reads")
+
+
 def test_unknown_target_is_a_user_error() -> None:
     code, _, err = gen("inventory", "-t", "nowhere")
     assert code == 1
