@@ -302,7 +302,7 @@ def targets(
     fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     from generator.build import inventory as inv
 
-    found = run(lambda: inv.Inventory(root).target_files())
+    found = run(lambda: inv.Inventory(root, inv.settings_for(root)).target_files())
     if fmt is TextOrJson.json:
         print_json(
             [

@@ -259,11 +259,14 @@ _CONFIG_FIXED: dict[str, Any] = {
     "escape_character": "\\",
     "dict_key_override_prefix": "~",
     "dict_key_constant_prefix": "=",
-    # Keys that change nothing in the parameters.
+    # Keys that change nothing in the parameters (the last three: the reclass command's output).
     "inventory_base_uri": _ANY,
     "group_errors": _ANY,
     "inventory_ignore_failed_node": _ANY,
     "inventory_ignore_failed_render": _ANY,
+    "pretty_print": _ANY,
+    "output": _ANY,
+    "no_refs": _ANY,
 }
 _CONFIG_BOOLS = (
     "ignore_class_notfound",
