@@ -83,7 +83,7 @@ def main() -> int:
     inv = Inventory(args.root, settings_for(args.root))
     names = list(inv.target_files())
     found: list[Any] = []
-    warnings = set()
+    warnings: set[str] = set()
     for name in sorted(set(names) | set(kapitan)):
         if name not in names or name not in kapitan:
             print(f"{name}  only in {'gen' if name in names else 'kapitan'}")
