@@ -1361,3 +1361,10 @@ def test_unresolvable_reference_not_overwritten_is_still_an_error(tmp_path: Path
 def test_tabs_in_strings_with_references_become_spaces(tmp_path: Path) -> None:
     t = load(tmp_path, {T: 'parameters:\n  n: x\n  s: "a\\t${n}"\n  p: "a\\tb"\n'})
     assert params(t) == {"n": "x", "s": "a       x", "p": "a\tb"}
+
+
+def test_hidden_folders_hold_no_classes_as_in_reclass(tmp_path: Path) -> None:
+    files = {T: "classes: [a]\n", C + "a.yml": "", C + ".git/a.yml": "", C + ".old/b.yml": ""}
+    write_tree(tmp_path, files)
+    inv = Inventory(tmp_path, settings_for(tmp_path))
+    assert list(inv.class_files()) == ["a"]

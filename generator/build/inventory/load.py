@@ -213,10 +213,11 @@ class Sources:
 
 
 def _yaml_files(directory: Path) -> list[Path]:
-    """The .yml and .yaml files under ``directory``, sorted (as reclass walks it)."""
+    """The .yml and .yaml files under ``directory``, sorted, walked as reclass walks it: into
+    symlinked folders, not into hidden ones (``.git``) nor ``CVS``/``SCCS``."""
     out = []
-    for base, dirs, files in os.walk(directory):
-        dirs.sort()
+    for base, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("CVS", "SCCS"))
         out += [Path(base, f) for f in sorted(files) if f.endswith(_TARGET_SUFFIXES)]
     return sorted(out)
 
