@@ -1331,11 +1331,35 @@ def test_config_value_gen_does_not_support_is_located(tmp_path: Path) -> None:
     )
 
 
-def test_inventory_query_is_refused_with_its_location(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "parameters:\n  a:\n    - $[ exports:x ]\n"}) == (
-        f"{T}:3:7  $.a[0]  inventory query in '$[ exports:x ]': gen does not evaluate reclass "
-        "inventory queries ($[...] and exports:); compute the value in the inventory instead, "
-        "or write \\$[ for a literal $["
+def test_inventory_query_inside_a_string_is_refused_with_its_location(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  a:\n    - x $[ exports:x ]\n"}) == (
+        f"{T}:3:7  $.a[0]  inventory query $[ exports:x ] inside a string: Kapitan (reclass) "
+        "fails on it; make the query the whole value and reference that"
+    )
+
+
+def test_inventory_query_reads_every_targets_exports(tmp_path: Path) -> None:
+    files = {
+        T: "parameters:\n  n: 1\n  all: $[ exports:n ]\n  mine: $[ if exports:n == self:n ]\n"
+        "exports:\n  n: ${n}\n",
+        "inventory/targets/other.yml": "parameters:\n  n: 2\nexports:\n  n: ${n}\n",
+    }
+    t = load(tmp_path, files)
+    assert params(t) == {"n": 1, "all": {"other": 2, "site": 1}, "mine": ["site"]}
+
+
+def test_unsupported_inventory_query_is_located(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  a: $[ if self:x == 1 ]\n"}) == (
+        f"{T}:2:3  $.a  inventory query $[ if self:x == 1 ]: 'self:x' is not an exported path "
+        "(exports:<key>:...)"
+    )
+
+
+def test_inventory_query_in_exports_is_refused(tmp_path: Path) -> None:
+    files = {T: "parameters:\n  a: $[ exports:b ]\nexports:\n  b: $[ exports:c ]\n"}
+    assert error(tmp_path, files).startswith(
+        f"{T}:4:3  $.exports.b  inventory query $[ exports:c ] here: gen evaluates queries in "
+        "parameters only"
     )
 
 

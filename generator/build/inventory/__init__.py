@@ -18,7 +18,7 @@
   reference; a reference that cannot resolve in a value a later layer overwrites is ignored.
 - Files are read as PyYAML reads them (``yamlsrc``: YAML 1.1, merge keys, last duplicate wins).
 - ``inventory/reclass-config.yml``: the keys Kapitan honours (``load.settings_for``); an unknown
-  key is an error. Inventory queries (``$[...]``) are refused.
+  key is an error. Inventory queries (``$[...]``) read every target's ``exports:`` (``queries``).
 
 What Kapitan accepts but is likely a mistake is a located warning (``Target.warnings``); strict
 settings (``GEN_INVENTORY_STRICT=1``, ``gen inventory --strict``) make warnings errors.
@@ -29,6 +29,7 @@ Every error names the file, line and key path. Nothing here touches anything but
     merge         deep merge of the layers (``~`` and ``=``), with a location for every value
     references    ``${...}`` in strings: parsing, escapes
     resolve       resolution after merging, nested references, cycles
+    queries       ``$[ ... ]`` inventory queries over every target's exports
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.build.inventory import merge, resolve
+from generator.build.inventory import merge, queries, resolve
 from generator.build.inventory.load import (
     STRICT_ENV,
     ClassWalk,
@@ -111,25 +112,66 @@ class Target:
 class Inventory(Sources):
     """The inventory of one project root; parses each file once and reuses it across targets."""
 
-    def target(self, name: str) -> Target:
-        """Merge and resolve one target's parameters: the classes of ``class_mappings``, then its
-        own classes depth first, then the target (as reclass does)."""
+    _exports: queries.Exports | None = field(default=None, repr=False)
+    _exporting: bool = field(default=False, repr=False)
+
+    def _merge(self, name: str) -> tuple[Document, ClassWalk, merge.Merger, merge.Merger]:
+        """One target's merged parameters and exports (references not resolved): the classes of
+        ``class_mappings``, then its own classes depth first, then the target (as reclass does)."""
         path = self.target_file(name)
         doc = self.document(path)
         merger = merge.Merger()
+        exports = merge.Merger()
         walk = ClassWalk(self, lambda raw, where: resolve.render_class_name(merger, raw, where))
         walk.inputs.append(doc.file)
-        merger.locs.here = Location(doc.file, 1, 1)
+        merger.locs.here = exports.locs.here = Location(doc.file, 1, 1)
         rel = path.relative_to(self.targets_dir).with_suffix("").as_posix()
         self._reclass_meta(merger, name, doc)
         mapped = mapped_classes(self.settings, name, rel)
-        if mapped:
-            for class_doc in walk.classes(doc, "", mapped):
-                merger.apply(class_doc)
+        layers = [*walk.classes(doc, "", mapped)] if mapped else []
+        for class_doc in layers:
+            merger.apply(class_doc)
+            exports.apply(class_doc, "exports")
         for class_doc in walk.classes(doc, name):
             merger.apply(class_doc)
+            exports.apply(class_doc, "exports")
         merger.apply(doc)
-        params, notes = resolve.resolve(merger.params, merger.locs, merger.constants)
+        exports.apply(doc, "exports")
+        return doc, walk, merger, exports
+
+    def exports(self) -> queries.Exports:
+        """Every target's ``exports:``, references resolved against its own parameters, by target
+        name (computed once, when a query needs it)."""
+        if self._exports is None:
+            if self._exporting:
+                raise errors.GenError(
+                    "an inventory query is needed to compute the exports that inventory queries "
+                    "read; move the query out of what exports: refers to"
+                )
+            self._exporting = True
+            try:
+                out: queries.Exports = {}
+                for name in self.target_files():
+                    _, _, merger, ex = self._merge(name)
+                    out[name] = resolve.resolve_exports(
+                        merger.params, merger.locs, merger.constants, ex.params, ex.locs
+                    )
+            finally:
+                self._exporting = False
+            self._exports = out
+        return self._exports
+
+    def target(self, name: str) -> Target:
+        """Merge and resolve one target's parameters: the classes of ``class_mappings``, then its
+        own classes depth first, then the target (as reclass does); inventory queries see every
+        target's exports."""
+        doc, walk, merger, _ = self._merge(name)
+        params, notes = resolve.resolve(
+            merger.params,
+            merger.locs,
+            merger.constants,
+            lambda query, lookup: queries.evaluate(query, self.exports(), lookup),
+        )
         walk.probe_config()
         warnings = {*notes, *walk.warnings}
         for file in walk.inputs:

@@ -17,7 +17,7 @@ from generator.build.inventory.yamlsrc import Document
 from generator.core import errors
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
-from generator.core.sourcemap import LocTree, subtree
+from generator.core.sourcemap import LocTree, nearest, subtree
 
 Constants = dict[KeyPath, Location | None]
 """Where each ``=`` constant was set, by key path."""
@@ -81,12 +81,17 @@ class Merger:
         self.locs = MLoc(None)
         self.constants: Constants = {}
 
-    def apply(self, doc: Document) -> None:
-        """Merge the ``parameters:`` of one class or target over what was merged so far."""
+    def apply(self, doc: Document, section: str = "parameters") -> None:
+        """Merge the ``parameters:`` (or ``exports:``) of one class or target over what was merged
+        so far."""
         data = doc.data or {}
-        params = data.get("parameters")
+        params = data.get(section)
         if params:
-            self._merge_dict(self.params, self.locs, params, subtree(doc.locs, ["parameters"]), ())
+            if not isinstance(params, dict):
+                raise errors.located(
+                    nearest(doc.locs, [section]), f"{section}: must be a mapping", f"$.{section}"
+                )
+            self._merge_dict(self.params, self.locs, params, subtree(doc.locs, [section]), ())
 
     def _merge_dict(
         self,
@@ -191,14 +196,6 @@ class Merger:
                 )
                 items.append(adopted)
             return items, node
-        if isinstance(value, str) and references.has_query(value):
-            raise errors.located(
-                node.here,
-                f"inventory query in {value!r}: gen does not evaluate reclass inventory queries "
-                "($[...] and exports:); compute the value in the inventory instead, or write "
-                "\\$[ for a literal $[",
-                format_path(path),
-            )
         return references.template(value), node
 
 

@@ -6,7 +6,6 @@ references nest (``${a:${b}}``). Resolving them is ``resolve``'s job.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,7 @@ KeyPath = tuple[str | int, ...]
 
 _REF_OPEN = "${"
 QUERY = "$["
-_QUERY = re.compile(r"(?<!\\)\$\[")
-"""Opens a reclass inventory query, which gen refuses (``\\$[`` is a literal ``$[``)."""
+"""Opens a reclass inventory query (``\\$[`` is a literal ``$[``)."""
 
 
 class Template(str):
@@ -32,19 +30,21 @@ class Template(str):
 def template(value: Any) -> Any:
     """``value`` marked as a Template when it is a string holding ``${`` (or an escaped ``\\$[``);
     otherwise unchanged. Tabs in it become spaces (8-column stops), as reclass's parser does."""
-    if isinstance(value, str) and ("${" in value or "\\$[" in value):
+    if isinstance(value, str) and ("${" in value or QUERY in value):
         return Template(value.expandtabs() if "\t" in value else value)
     return value
-
-
-def has_query(value: str) -> bool:
-    """Whether ``value`` holds an inventory query: ``$[`` not escaped as ``\\$[``."""
-    return QUERY in value and _QUERY.search(value) is not None
 
 
 def has_markup(value: Any) -> bool:
     """Whether ``value`` still has references to resolve."""
     return isinstance(value, Template)
+
+
+@dataclass(frozen=True)
+class Query:
+    """``$[ ... ]``: a reclass inventory query, its text between the brackets."""
+
+    text: str
 
 
 @dataclass
@@ -56,16 +56,16 @@ class Ref:
 
 def is_whole_reference(value: str) -> bool:
     """Whether ``value`` is exactly one reference (its value replaces the string, of any type)."""
-    if not value.startswith(_REF_OPEN) or not value.endswith("}"):
+    if not value.startswith((_REF_OPEN, QUERY)) or not value.endswith(("}", "]")):
         return False
     try:
         tokens = tokenize(value, None, ())
     except errors.GenError:
         return False  # malformed: reported with its location when references are resolved
-    return len(tokens) == 1 and isinstance(tokens[0], Ref)
+    return len(tokens) == 1 and isinstance(tokens[0], (Ref, Query))
 
 
-def tokenize(text: str, where: Location | None, path: KeyPath) -> list[str | Ref]:
+def tokenize(text: str, where: Location | None, path: KeyPath) -> list[str | Ref | Query]:
     """Split a string into literal text and references; ``\\${`` is a literal ``${``,
     ``\\\\${`` is a backslash followed by a reference (as in reclass). The result is shared
     (the same text recurs in every target): do not change it."""
@@ -79,14 +79,14 @@ def tokenize(text: str, where: Location | None, path: KeyPath) -> list[str | Ref
     return tokens
 
 
-_TOKENS: dict[str, list[str | Ref]] = {}
+_TOKENS: dict[str, list[str | Ref | Query]] = {}
 """Well-formed texts already tokenized (malformed ones are not kept: their errors are located)."""
 
 
 def _parse(
     text: str, pos: int, where: Location | None, path: KeyPath, nested: bool
-) -> tuple[list[str | Ref], int]:
-    tokens: list[str | Ref] = []
+) -> tuple[list[str | Ref | Query], int]:
+    tokens: list[str | Ref | Query] = []
     buf: list[str] = []
     while pos < len(text):
         if text.startswith("\\\\${", pos):
@@ -106,8 +106,21 @@ def _parse(
                     f"unterminated reference in {text!r}; close it with '}}'",
                     format_path(path),
                 )
-            tokens.append(Ref(inner))
+            tokens.append(Ref(inner))  # type: ignore[arg-type]  # no Query inside a reference
             pos += 1
+        elif not nested and text.startswith(QUERY, pos):
+            end = text.find("]", pos)
+            if end < 0:
+                raise errors.located(
+                    where,
+                    f"unterminated inventory query in {text!r}; close it with ']'",
+                    format_path(path),
+                )
+            if buf:
+                tokens.append("".join(buf))
+                buf = []
+            tokens.append(Query(text[pos + 2 : end].strip()))
+            pos = end + 1
         elif nested and text[pos] == "}":
             break
         else:

@@ -8,9 +8,10 @@ reference (``merge.Deferred``) are applied here, once both sides are known.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
-from generator.build.inventory import references
+from generator.build.inventory import queries, references
 from generator.build.inventory.merge import (
     Constants,
     Deferred,
@@ -29,14 +30,41 @@ from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
 
+QueryFn = Callable[[queries.Parsed, queries.Lookup], Any]
+"""Evaluates an inventory query for this target (``queries.evaluate`` over every target's
+exports); ``Lookup`` gives this target's resolved parameters."""
+
 
 def resolve(
-    params: dict[str, Any], locs: MLoc, constants: Constants
+    params: dict[str, Any], locs: MLoc, constants: Constants, query: QueryFn | None = None
 ) -> tuple[dict[str, Any], list[Problem]]:
     """``params`` with every reference resolved (in place; ``locs`` follows the values moved), and
-    the warnings: values Kapitan renders into a string as Python prints them."""
-    resolver = _Resolver(params, locs, constants)
+    the warnings: values Kapitan renders into a string as Python prints them. Inventory queries
+    are evaluated with ``query`` (refused without it)."""
+    resolver = _Resolver(params, locs, constants, query)
     return resolver.run(), resolver.warnings
+
+
+def resolve_exports(
+    params: dict[str, Any], locs: MLoc, constants: Constants, exports: dict[str, Any], ex_locs: MLoc
+) -> dict[str, Any]:
+    """A target's merged ``exports:`` with their references resolved against its parameters (only
+    the parameters they refer to are resolved); a query in either is refused."""
+    key = "\0exports"
+    tree = {**params, key: exports}
+    tree_locs = MLoc(locs.here, {**locs.children, key: ex_locs})
+    resolver = _Resolver(tree, tree_locs, constants, None)
+    try:
+        resolver._resolve_path((key,))
+    except errors.ProblemReport as e:  # name the exports as the user wrote them
+        shown = format_path((key,))
+        e.problems = [
+            Problem(p.location, p.path.replace(shown, "$.exports", 1), p.message)
+            for p in e.problems
+        ]
+        raise
+    out: dict[str, Any] = tree[key]
+    return out
 
 
 def render_class_name(merger: Merger, raw: str, where: Location | None) -> str:
@@ -82,7 +110,14 @@ class _MissingReference(errors.ProblemReport):
 class _Resolver:
     """Resolves every reference in a merged tree in place, detecting cycles."""
 
-    def __init__(self, params: dict[str, Any], locs: MLoc, constants: Constants) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any],
+        locs: MLoc,
+        constants: Constants,
+        query: QueryFn | None = None,
+    ) -> None:
+        self.query = query
         self.root = params
         self.locs = locs
         self.constants = constants
@@ -217,6 +252,9 @@ class _Resolver:
         if not references.has_markup(value):
             return value
         tokens = references.tokenize(value, locs.here, path)
+        if len(tokens) == 1 and isinstance(tokens[0], references.Query):
+            locs.children = {}
+            return copy.deepcopy(self._evaluate(tokens[0], locs.here, path))
         if len(tokens) == 1 and isinstance(tokens[0], references.Ref):
             key_path, shown = self._ref_path(tokens[0], locs.here, path)
             found, key_path = self._lookup(key_path, shown, locs.here, path)
@@ -231,10 +269,43 @@ class _Resolver:
             if isinstance(token, str):
                 out.append(token)
                 continue
+            if isinstance(token, references.Query):
+                raise errors.located(
+                    locs.here,
+                    f"inventory query $[ {token.text} ] inside a string: Kapitan (reclass) fails "
+                    "on it; make the query the whole value and reference that",
+                    format_path(path),
+                )
             key_path, shown = self._ref_path(token, locs.here, path)
             found = self._lookup(key_path, shown, locs.here, path)[0]
             out.append(_stringify(found, shown, locs.here, path, self.warnings))
         return "".join(out)
+
+    def _evaluate(self, token: references.Query, where: Location | None, at: KeyPath) -> Any:
+        shown = f"$[ {token.text} ]"
+        if self.query is None:
+            raise errors.located(
+                where,
+                f"inventory query {shown} here: gen evaluates queries in parameters only, not in "
+                "class names or exports",
+                format_path(at),
+            )
+        parsed = queries.parse(token.text, where, at)
+
+        def lookup(key_path: KeyPath) -> Any:
+            return self._lookup(key_path, "${" + ":".join(map(str, key_path)) + "}", where, at)[0]
+
+        found = self.query(parsed, lookup)
+        if isinstance(found, list) and len(found) > 1:
+            self.warnings.append(
+                Problem(
+                    where,
+                    format_path(at),
+                    f"inventory query {shown} lists targets by name; Kapitan lists them in the "
+                    "order its file system gives",
+                )
+            )
+        return found
 
     def _ref_path(
         self, ref: references.Ref, where: Location | None, at: KeyPath
