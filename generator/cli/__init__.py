@@ -265,6 +265,17 @@ def _main(
     quiet: QuietOption = False,
     verbose: VerboseOption = 0,
     color: ColorOption = None,
+    chdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            "-C",
+            help="Run as if gen was started in DIR (as git -C); commands also take --root.",
+            file_okay=False,
+            exists=True,
+            metavar="DIR",
+        ),
+    ] = None,
 ) -> None:
     """Compile a Kapitan-style inventory of sites into plain Kubernetes manifests, GitOps-style.
 
@@ -272,6 +283,8 @@ def _main(
     CI runs `gen validate`, `gen compile --check` and posts `gen diff --output markdown`.
     """
     ctx.obj = Output(-1 if quiet else verbose, color or Color.auto)
+    if chdir is not None:
+        os.chdir(chdir)
 
 
 def run(action: Callable[[], T]) -> T:

@@ -280,15 +280,15 @@ def _problems_per_target(
 @app.command()
 def inventory(
     target: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--target",
             "-t",
-            help="The target to print.",
+            help="The target to print (default: every target, by name).",
             autocompletion=complete_targets,
             metavar="SITE",
         ),
-    ],
+    ] = None,
     root: RootOption = Path("."),
     output_fmt: Annotated[
         Format | None,
@@ -300,25 +300,56 @@ def inventory(
             show_default=False,
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Warnings are errors: YAML 1.1-only scalars, duplicate keys, unknown top-level "
+            "keys, values rendered into strings (also GEN_INVENTORY_STRICT=1).",
+        ),
+    ] = False,
     legacy_fmt: Annotated[Format | None, LEGACY_FORMAT] = None,
 ) -> None:
-    """Print a target's merged parameters, references resolved (like `kapitan inventory -t X`).
+    """Print targets' merged parameters, references resolved (like `kapitan inventory`).
+
+    With -t, one target as {parameters: ...}; without, every target as {NAME: {parameters: ...}}.
+    Warnings (what Kapitan accepts but is likely a mistake) go to stderr, each once, located.
 
     Examples:
 
     \b
       gen inventory -t cn-east-1
       gen inventory -t cn-east-1 -o json | jq .parameters.services
+      gen -C ../other-project inventory > all.yml
     """
     fmt = output_format(output_fmt, legacy_fmt, Format.yaml)
     from generator.build import inventory as inv
-    from generator.core import yamlio
+    from generator.core import errors
 
-    params = run(lambda: inv.Inventory(root, inv.settings_for(root)).target(target).parameters)
+    def build() -> tuple[dict[str, Any], list[Problem]]:
+        settings = inv.settings_for(root, strict=True if strict else None)
+        sources = inv.Inventory(root, settings)
+        if target is not None:
+            one = sources.target(target)
+            return {"parameters": one.parameters}, list(one.warnings)
+        out: dict[str, Any] = {}
+        warnings: set[Problem] = set()
+        for name in sources.target_files():
+            found = sources.target(name)
+            out[name] = {"parameters": found.parameters}
+            warnings.update(found.warnings)
+        return out, sorted(warnings, key=errors.problem_key)
+
+    data, warnings = run(build)
+    say = output()
+    for warning in warnings:
+        say.echo(f"warning: {warning.format()}", err=True, role="warning")
     if fmt is Format.json:
-        typer.echo(json.dumps({"parameters": params}, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        typer.echo(yamlio.dump({"parameters": params}), nl=False)
+        from generator.core import yamlio
+
+        typer.echo(yamlio.dump(data), nl=False)
 
 
 @app.command()
@@ -338,7 +369,7 @@ def targets(
     fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     from generator.build import inventory as inv
 
-    found = run(lambda: inv.Inventory(root).target_files())
+    found = run(lambda: inv.Inventory(root, inv.settings_for(root)).target_files())
     if fmt is TextOrJson.json:
         print_json(
             [

@@ -54,13 +54,13 @@ class ProblemReport(GenError):
         super().__init__(self.summary)
 
     def __str__(self) -> str:
-        lines = [p.format() for p in sorted(self.problems, key=_problem_key)]
+        lines = [p.format() for p in sorted(self.problems, key=problem_key)]
         if self.summary:
             lines.append(self.summary)
         return "\n".join(lines)
 
 
-def _problem_key(p: Problem) -> tuple[str, int, int, str, str]:
+def problem_key(p: Problem) -> tuple[str, int, int, str, str]:
     loc = p.location
     return (
         loc.file if loc else "",

@@ -168,7 +168,7 @@ def _target_names(root: Path, wanted: tuple[str, ...]) -> list[str]:
     it)."""
     from generator.build import inventory
 
-    known = list(inventory.Inventory(root).target_files())
+    known = list(inventory.Inventory(root, inventory.settings_for(root)).target_files())
     return sorted(set(wanted)) if wanted else known
 
 

@@ -65,15 +65,32 @@ def test_empty_target_file_has_no_parameters(tmp_path: Path) -> None:
 
 
 def test_reclass_metadata_names_the_target(tmp_path: Path) -> None:
+    # As reclass: without compose_node_name a target in a subfolder is named by its file alone.
     t = load(
         tmp_path,
         {"inventory/targets/eu/west.yml": "parameters:\n  n: ${_reclass_:name:short}\n"},
         "west",
     )
     assert t.parameters["_reclass_"] == {
-        "name": {"full": "west", "short": "west", "parts": ["eu", "west"], "path": "eu/west"}
+        "name": {"full": "west", "short": "west", "parts": ["west"], "path": "west"},
+        "environment": "base",
     }
     assert t.parameters["n"] == "west"
+
+
+def test_composed_target_names_and_environment(tmp_path: Path) -> None:
+    t = load(
+        tmp_path,
+        {
+            "inventory/reclass-config.yml": "compose_node_name: true\n",
+            "inventory/targets/eu/west.yml": "environment: prod\nparameters: {}\n",
+        },
+        "eu.west",
+    )
+    assert t.parameters["_reclass_"] == {
+        "name": {"full": "eu.west", "short": "west", "parts": ["eu", "west"], "path": "eu/west"},
+        "environment": "prod",
+    }
 
 
 def test_unknown_target_lists_known_targets(tmp_path: Path) -> None:
@@ -151,8 +168,8 @@ def test_yaml_extension_is_accepted_for_classes(tmp_path: Path) -> None:
 def test_ambiguous_class_file(tmp_path: Path) -> None:
     files = {T: "classes:\n  - web\n", C + "web.yml": "", C + "web/init.yml": ""}
     assert error(tmp_path, files) == (
-        f"{T}:2:5  class 'web' is ambiguous: both inventory/classes/web.yml and "
-        "inventory/classes/web/init.yml exist; keep one"
+        f"{C}web.yml  class 'web' is ambiguous: both inventory/classes/web/init.yml and "
+        "inventory/classes/web.yml exist; keep one"
     )
 
 
@@ -162,10 +179,11 @@ def test_relative_class_in_init_file(tmp_path: Path) -> None:
         {
             T: "classes: [svc.web]\n",
             C + "svc/web/init.yml": "classes: [.db]\nparameters:\n  l: [web]\n",
-            C + "svc/web/db.yml": "parameters:\n  l: [db]\n",
+            C + "svc/db.yml": "parameters:\n  l: [db]\n",
         },
     )
-    assert t.classes == ("svc.web.db", "svc.web")
+    # As reclass: relative to the parent of the class's dotted name, init.yml or not.
+    assert t.classes == ("svc.db", "svc.web")
     assert params(t) == {"l": ["db", "web"]}
 
 
@@ -178,18 +196,18 @@ def test_relative_class_in_plain_file_is_a_sibling(tmp_path: Path) -> None:
 
 
 def test_each_further_dot_goes_one_level_up(tmp_path: Path) -> None:
-    # a/b/c/init.yml is in directory a/b/c: . is a.b.c, .. is a.b, ... is a
+    # a/b/c/init.yml is class a.b.c: . is a.b, .. is a, ... is the top
     t = load(
         tmp_path,
         {
             T: "classes: [a.b.c]\n",
             C + "a/b/c/init.yml": "classes: [.z, ..x, ...y]\n",
-            C + "a/b/c/z.yml": "",
-            C + "a/b/x.yml": "",
-            C + "a/y.yml": "",
+            C + "a/b/z.yml": "",
+            C + "a/x.yml": "",
+            C + "y.yml": "",
         },
     )
-    assert t.classes == ("a.b.c.z", "a.b.x", "a.y", "a.b.c")
+    assert t.classes == ("a.b.z", "a.x", "y", "a.b.c")
 
 
 def test_relative_class_needs_a_name_after_the_dots(tmp_path: Path) -> None:
@@ -204,11 +222,9 @@ def test_relative_class_in_target_is_top_level(tmp_path: Path) -> None:
     assert t.classes == ("common",)
 
 
-def test_relative_class_above_classes_dir_is_an_error(tmp_path: Path) -> None:
-    files = {T: "classes: [a]\n", C + "a.yml": "classes:\n  - ..up\n"}
-    assert error(tmp_path, files) == (
-        f"{C}a.yml:2:5  relative class '..up' goes above inventory/classes"
-    )
+def test_relative_class_above_classes_dir_stops_at_the_top(tmp_path: Path) -> None:
+    files = {T: "classes: [a]\n", C + "a.yml": "classes:\n  - ..up\n", C + "up.yml": ""}
+    assert load(tmp_path, files).classes == ("up", "a")
 
 
 def test_class_name_with_spaces_is_an_error(tmp_path: Path) -> None:
@@ -341,7 +357,10 @@ def test_ignore_class_notfound_must_be_a_boolean(tmp_path: Path) -> None:
     write_tree(tmp_path, {"inventory/reclass-config.yml": "ignore_class_notfound: 'yes'\n"})
     with pytest.raises(ProblemReport) as exc:
         settings_for(tmp_path)
-    assert str(exc.value) == "inventory/reclass-config.yml:1:1  must be true or false"
+    assert (
+        str(exc.value)
+        == "inventory/reclass-config.yml:1:1  ignore_class_notfound must be true or false"
+    )
 
 
 def test_ignore_class_notfound_regexp_must_be_strings(tmp_path: Path) -> None:
@@ -659,8 +678,9 @@ def test_reference_inside_string_to_int(tmp_path: Path) -> None:
 
 
 def test_reference_inside_string_to_bool_and_float(tmp_path: Path) -> None:
-    t = load(tmp_path, {T: "parameters:\n  on: true\n  v: 1.5\n  s: '${on}/${v}'\n"})
-    assert params(t)["s"] == "true/1.5"
+    t = load(tmp_path, {T: "parameters:\n  'on': true\n  v: 1.5\n  s: '${on}/${v}'\n"})
+    assert params(t)["s"] == "True/1.5"  # Python's rendering, as Kapitan (with a warning)
+    assert len(t.warnings) == 1
 
 
 def test_several_references_in_one_string(tmp_path: Path) -> None:
@@ -828,7 +848,8 @@ def test_escaped_reference_stays_literal_when_referenced(tmp_path: Path) -> None
         tmp_path,
         {
             T: "classes: [a]\nparameters:\n  b: {j: 2}\n",
-            C + "a.yml": "parameters:\n  VAR: no\n  a: {k: '\\${VAR}', s: '\\${VAR}'}\n  b: ${a}\n"
+            C
+            + "a.yml": "parameters:\n  VAR: 'no'\n  a: {k: '\\${VAR}', s: '\\${VAR}'}\n  b: ${a}\n"
             "  c: ${a}\n  s: ${a:s}\n  t: 'x${a:s}'\n",
         },
     )
@@ -914,12 +935,19 @@ def test_reference_error_in_an_earlier_layer_points_at_that_layer(tmp_path: Path
     )
 
 
-def test_reference_to_dict_inside_string_is_an_error(tmp_path: Path) -> None:
-    files = {T: "parameters:\n  d: {a: 1}\n  x: 'v=${d}'\n"}
-    assert error(tmp_path, files) == (
-        f"{T}:3:3  $.x  reference ${{d}} is a mapping and cannot be placed inside a "
-        "string; reference it as the whole value instead"
-    )
+def test_reference_to_dict_inside_string_renders_as_python_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    t = load(tmp_path, {T: "parameters:\n  d: {a: 1}\n  n: null\n  x: 'v=${d} ${n}'\n"})
+    assert params(t)["x"] == "v={'a': 1} None"
+    assert [w.format() for w in t.warnings] == [
+        f"{T}:4:3  $.x  reference ${{d}} is a mapping and is rendered into this string as "
+        "\"{'a': 1}\", as Kapitan does; reference it as the whole value, or quote it in the "
+        "source if a string is meant",
+        f"{T}:4:3  $.x  reference ${{n}} is None and is rendered into this string as 'None', as "
+        "Kapitan does; reference it as the whole value, or quote it in the source if a string "
+        "is meant",
+    ]
 
 
 def test_unterminated_reference_is_located(tmp_path: Path) -> None:
@@ -958,26 +986,31 @@ def test_reference_to_own_parent_is_a_cycle(tmp_path: Path) -> None:
 # Reading YAML
 
 
-def test_duplicate_key_is_located(tmp_path: Path) -> None:
+def test_duplicate_key_keeps_the_last_with_a_located_warning(tmp_path: Path) -> None:
     files = {T: "parameters:\n  d:\n    a: 1\n    b: 2\n    a: 3\n"}
-    assert error(tmp_path, files) == (
-        f"{T}:5:5  $.parameters.d.a  duplicate key 'a': each key may appear once "
-        "per mapping; merge the two entries"
-    )
+    t = load(tmp_path, files)
+    assert params(t) == {"d": {"a": 3, "b": 2}}
+    assert [w.format() for w in t.warnings] == [
+        f"{T}:5:5  $.parameters.d.a  duplicate key 'a' (also at line 3): Kapitan keeps this last "
+        "value; remove the other one"
+    ]
 
 
-def test_duplicate_key_in_a_class_inside_a_list(tmp_path: Path) -> None:
+def test_duplicate_key_in_a_class_inside_a_list_is_an_error_when_strict(tmp_path: Path) -> None:
     files = {T: "classes: [a]\n", C + "a.yml": "parameters:\n  l:\n    - {n: 1, n: 2}\n"}
-    assert error(tmp_path, files) == (
-        f"{C}a.yml:3:14  $.parameters.l[0].n  duplicate key 'n': each key may "
-        "appear once per mapping; merge the two entries"
+    write_tree(tmp_path, files)
+    with pytest.raises(ProblemReport) as exc:
+        Inventory(tmp_path, settings_for(tmp_path, strict=True)).target("site")
+    assert str(exc.value).splitlines()[0] == (
+        f"{C}a.yml:3:14  $.parameters.l[0].n  duplicate key 'n' (also at line 3): Kapitan keeps "
+        "this last value; remove the other one"
     )
 
 
 def test_malformed_yaml_is_located(tmp_path: Path) -> None:
     files = {T: "parameters:\n  a: [1, 2\n  b: 2\n"}
     assert error(tmp_path, files) == (
-        f"{T}:3:4  invalid YAML: while parsing a flow sequence expected ',' or ']', but got ':'"
+        f"{T}:3:4  invalid YAML: while parsing a flow sequence did not find expected ',' or ']'"
     )
 
 
@@ -993,25 +1026,66 @@ def test_timestamp_stays_string(tmp_path: Path) -> None:
     assert params(t) == {"day": "2024-01-01", "at": "2024-01-01T10:00:00Z"}
 
 
-def test_yaml_1_2_scalars(tmp_path: Path) -> None:
+def test_yaml_1_1_scalars_as_kapitan_reads_them_with_warnings(tmp_path: Path) -> None:
     t = load(
-        tmp_path, {T: "parameters:\n  yes_: yes\n  off_: off\n  v: 1.25\n  oct: 0o17\n  t: true\n"}
+        tmp_path,
+        {
+            T: "parameters:\n  yes_: yes\n  off_: off\n  v: 1.25\n  oct: 0o17\n  t: true\n"
+            "  mode: 0550\n  q: '0550'\n  s: 1:30\n  d: 2024-01-31\n"
+        },
     )
-    assert params(t) == {"yes_": "yes", "off_": "off", "v": 1.25, "oct": 15, "t": True}
-    assert [type(v) for v in params(t).values()] == [str, str, float, int, bool]
-
-
-def test_non_string_key_is_an_error(tmp_path: Path) -> None:
-    assert (
-        error(tmp_path, {T: "parameters:\n  1: x\n"})
-        == f"{T}:2:3  mapping key 1 is not a string; quote it"
+    assert params(t) == {
+        "yes_": True,
+        "off_": False,
+        "v": 1.25,
+        "oct": "0o17",
+        "t": True,
+        "mode": 360,
+        "q": "0550",
+        "s": 90,
+        "d": "2024-01-31",
+    }
+    assert [(w.location.line if w.location else 0, w.path) for w in t.warnings] == [
+        (2, "$.parameters.yes_"),
+        (3, "$.parameters.off_"),
+        (5, "$.parameters.oct"),
+        (7, "$.parameters.mode"),
+        (9, "$.parameters.s"),
+        (10, "$.parameters.d"),
+    ]
+    assert t.warnings[3].message == (
+        "0550 reads as the int 360 in YAML 1.1 (Kapitan's reading, which gen follows) but as the "
+        "int 550 in YAML 1.2; quote it or write it so both agree"
     )
 
 
-def test_unknown_top_level_key_is_an_error(tmp_path: Path) -> None:
-    assert error(tmp_path, {T: "params: {}\n"}) == (
-        f"{T}:1:1  unknown top-level key 'params'; expected one of "
-        "applications, classes, exports, parameters"
+def test_integer_keys_become_strings_as_in_kapitan(tmp_path: Path) -> None:
+    t = load(tmp_path, {T: "parameters:\n  ports: {80: http}\n  p: ${ports:80}\n"})
+    assert params(t) == {"ports": {"80": "http"}, "p": "http"}
+
+
+def test_boolean_key_is_an_error(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  on: x\n"}) == (
+        f"{T}:2:3  $.parameters  mapping key 'on' is read as the boolean true by YAML 1.1 (as "
+        "Kapitan reads it), not as a string; quote it: 'on'"
+    )
+
+
+def test_unknown_top_level_key_is_a_warning(tmp_path: Path) -> None:
+    t = load(tmp_path, {T: "params: {}\n"})
+    assert [w.format() for w in t.warnings] == [
+        f"{T}:1:1  unknown top-level key 'params' is ignored (as reclass does); expected one of "
+        "applications, classes, environment, exports, parameters"
+    ]
+
+
+def test_unknown_top_level_key_is_an_error_when_strict(tmp_path: Path) -> None:
+    write_tree(tmp_path, {T: "params: {}\n"})
+    with pytest.raises(ProblemReport) as exc:
+        Inventory(tmp_path, settings_for(tmp_path, strict=True)).target("site")
+    assert str(exc.value).splitlines()[0] == (
+        f"{T}:1:1  unknown top-level key 'params' is ignored (as reclass does); expected one of "
+        "applications, classes, environment, exports, parameters"
     )
 
 
@@ -1129,7 +1203,7 @@ def test_inputs_are_the_target_then_classes_as_read_then_config(tmp_path: Path) 
         {
             T: "classes: [svc.web, common]\n",
             C + "svc/web/init.yml": "classes: [.db, common]\n",
-            C + "svc/web/db.yml": "",
+            C + "svc/db.yml": "",
             C + "common.yaml": "",
             "inventory/reclass-config.yml": "ignore_class_notfound: false\n",
         },
@@ -1137,11 +1211,11 @@ def test_inputs_are_the_target_then_classes_as_read_then_config(tmp_path: Path) 
     assert t.inputs == (
         T,
         C + "svc/web/init.yml",
-        C + "svc/web/db.yml",
+        C + "svc/db.yml",
         C + "common.yaml",
         "inventory/reclass-config.yml",
     )
-    assert t.classes == ("svc.web.db", "common", "svc.web")
+    assert t.classes == ("svc.db", "common", "svc.web")
 
 
 def test_probes_are_the_candidate_files_not_found(tmp_path: Path) -> None:
@@ -1151,6 +1225,10 @@ def test_probes_are_the_candidate_files_not_found(tmp_path: Path) -> None:
         C + "a/b.yaml",
         C + "a/b/init.yml",
         C + "a/b/init.yaml",
+        C + "a.b.yml",
+        C + "a.b.yaml",
+        C + "a.b/init.yml",
+        C + "a.b/init.yaml",
         "inventory/reclass-config.yml",
     )
 
@@ -1191,3 +1269,126 @@ def test_each_file_is_parsed_once_per_inventory(tmp_path: Path) -> None:
     assert inv.document(tmp_path / C / "a.yml") is inv.document(tmp_path / C / "a.yml")
     # merging one target does not leak into the shared parsed class
     assert params(x) == params(y) == {"l": ["a"]}
+
+
+# --------------------------------------------------------------------------------------------
+# Kapitan compatibility (issue #12): located where values come from, refusals located
+
+
+def test_merge_key_values_are_located_where_the_anchor_wrote_them(tmp_path: Path) -> None:
+    t = load(
+        tmp_path,
+        {T: "parameters:\n  base: &b\n    image: nginx\n  svc:\n    <<: *b\n    port: 80\n"},
+    )
+    assert params(t)["svc"] == {"image": "nginx", "port": 80}
+    assert t.location(("svc", "image")) == loc(T, 3, 5)
+    assert t.location(("svc", "port")) == loc(T, 6, 5)
+
+
+def test_merge_key_over_a_scalar_is_located(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  a: &x 1\n  b:\n    <<: *x\n"}) == (
+        f"{T}:2:6  $.parameters.b  a merge key << takes a mapping (<<: *anchor) or a list of them"
+    )
+
+
+def test_class_name_with_an_unresolvable_reference_is_located(tmp_path: Path) -> None:
+    files = {T: "classes:\n  - site.${nowhere}\n"}
+    assert error(tmp_path, files) == (
+        f"{T}:2:5  cannot resolve the class name 'site.${{nowhere}}' from the parameters of the "
+        "classes before it: cannot resolve reference ${nowhere}: key 'nowhere' not found in $ "
+        "(write \\${ for a literal ${)"
+    )
+
+
+def test_class_mappings_apply_before_the_targets_classes(tmp_path: Path) -> None:
+    t = load(
+        tmp_path,
+        {
+            "inventory/reclass-config.yml": (
+                "class_mappings:\n  - 'si* base'\n  - '/(s)ite/ x.\\\\1'\n"
+            ),
+            T: "classes: [own]\n",
+            C + "base.yml": "parameters:\n  l: [base]\n",
+            C + "x/s.yml": "parameters:\n  l: [x.s]\n",
+            C + "own.yml": "parameters:\n  l: [own]\n",
+        },
+    )
+    assert t.classes == ("base", "x.s", "own")
+    assert params(t) == {"l": ["base", "x.s", "own"]}
+
+
+def test_config_value_gen_does_not_support_is_located(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"inventory/reclass-config.yml": "a: 1\nnodes_uri: nodes\n"})
+    with pytest.raises(ProblemReport) as exc:
+        settings_for(tmp_path)
+    assert str(exc.value).startswith("inventory/reclass-config.yml:1:1  unknown key 'a' in ")
+    write_tree(tmp_path, {"inventory/reclass-config.yml": "nodes_uri: nodes\n"})
+    with pytest.raises(ProblemReport) as exc:
+        settings_for(tmp_path)
+    assert str(exc.value) == (
+        "inventory/reclass-config.yml:1:1  nodes_uri: 'nodes' is not supported by gen (only "
+        "'targets', the default): remove the key or set it to the default"
+    )
+
+
+def test_inventory_query_inside_a_string_is_refused_with_its_location(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  a:\n    - x $[ exports:x ]\n"}) == (
+        f"{T}:3:7  $.a[0]  inventory query $[ exports:x ] inside a string: Kapitan (reclass) "
+        "fails on it; make the query the whole value and reference that"
+    )
+
+
+def test_inventory_query_reads_every_targets_exports(tmp_path: Path) -> None:
+    files = {
+        T: "parameters:\n  n: 1\n  all: $[ exports:n ]\n  mine: $[ if exports:n == self:n ]\n"
+        "exports:\n  n: ${n}\n",
+        "inventory/targets/other.yml": "parameters:\n  n: 2\nexports:\n  n: ${n}\n",
+    }
+    t = load(tmp_path, files)
+    assert params(t) == {"n": 1, "all": {"other": 2, "site": 1}, "mine": ["site"]}
+
+
+def test_unsupported_inventory_query_is_located(tmp_path: Path) -> None:
+    assert error(tmp_path, {T: "parameters:\n  a: $[ if self:x == 1 ]\n"}) == (
+        f"{T}:2:3  $.a  inventory query $[ if self:x == 1 ]: 'self:x' is not an exported path "
+        "(exports:<key>:...)"
+    )
+
+
+def test_inventory_query_in_exports_is_refused(tmp_path: Path) -> None:
+    files = {T: "parameters:\n  a: $[ exports:b ]\nexports:\n  b: $[ exports:c ]\n"}
+    assert error(tmp_path, files).startswith(
+        f"{T}:4:3  $.exports.b  inventory query $[ exports:c ] here: gen evaluates queries in "
+        "parameters only"
+    )
+
+
+def test_escaped_inventory_query_is_literal(tmp_path: Path) -> None:
+    assert params(load(tmp_path, {T: "parameters:\n  a: '\\$[ x ]'\n"})) == {"a": "$[ x ]"}
+
+
+def test_overwritten_unresolvable_reference_is_ignored(tmp_path: Path) -> None:
+    files = {
+        T: "classes: [a]\nparameters:\n  v: 1\n",
+        C + "a.yml": "parameters:\n  v: ${missing}\n",
+    }
+    assert params(load(tmp_path, files)) == {"v": 1}
+
+
+def test_unresolvable_reference_not_overwritten_is_still_an_error(tmp_path: Path) -> None:
+    files = {T: "classes: [a]\n", C + "a.yml": "parameters:\n  v: ${missing}\n"}
+    assert error(tmp_path, files).startswith(
+        f"{C}a.yml:2:3  $.v  cannot resolve reference ${{missing}}"
+    )
+
+
+def test_tabs_in_strings_with_references_become_spaces(tmp_path: Path) -> None:
+    t = load(tmp_path, {T: 'parameters:\n  n: x\n  s: "a\\t${n}"\n  p: "a\\tb"\n'})
+    assert params(t) == {"n": "x", "s": "a       x", "p": "a\tb"}
+
+
+def test_hidden_folders_hold_no_classes_as_in_reclass(tmp_path: Path) -> None:
+    files = {T: "classes: [a]\n", C + "a.yml": "", C + ".git/a.yml": "", C + ".old/b.yml": ""}
+    write_tree(tmp_path, files)
+    inv = Inventory(tmp_path, settings_for(tmp_path))
+    assert list(inv.class_files()) == ["a"]

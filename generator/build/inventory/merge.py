@@ -17,7 +17,7 @@ from generator.build.inventory.yamlsrc import Document
 from generator.core import errors
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
-from generator.core.sourcemap import LocTree, subtree
+from generator.core.sourcemap import LocTree, nearest, subtree
 
 Constants = dict[KeyPath, Location | None]
 """Where each ``=`` constant was set, by key path."""
@@ -81,12 +81,17 @@ class Merger:
         self.locs = MLoc(None)
         self.constants: Constants = {}
 
-    def apply(self, doc: Document) -> None:
-        """Merge the ``parameters:`` of one class or target over what was merged so far."""
+    def apply(self, doc: Document, section: str = "parameters") -> None:
+        """Merge the ``parameters:`` (or ``exports:``) of one class or target over what was merged
+        so far."""
         data = doc.data or {}
-        params = data.get("parameters")
+        params = data.get(section)
         if params:
-            self._merge_dict(self.params, self.locs, params, subtree(doc.locs, ["parameters"]), ())
+            if not isinstance(params, dict):
+                raise errors.located(
+                    nearest(doc.locs, [section]), f"{section}: must be a mapping", f"$.{section}"
+                )
+            self._merge_dict(self.params, self.locs, params, subtree(doc.locs, [section]), ())
 
     def _merge_dict(
         self,
@@ -160,29 +165,42 @@ class Merger:
         """A private copy of a layer's value, registering its constants; ``~``/``=`` markers are
         taken off nested keys unless ``keep_markers`` (a layer merged only once references
         resolve)."""
-        node = MLoc(locs.here if locs and locs.here else here)
+        node = MLoc(locs.here if locs is not None and locs.here is not None else here)
         if isinstance(value, dict):
             out: dict[str, Any] = {}
+            kids = node.children
+            subs = locs.children if locs is not None else _NO_CHILDREN
             for raw_key, item in value.items():
-                key, _, constant = split_key(raw_key)
-                sub = locs.child(raw_key) if locs else None
-                if constant:
-                    self.constants[(*path, key)] = sub.here if sub else here
+                key = raw_key
+                if raw_key[:1] in _MARKERS:
+                    key, _, constant = split_key(raw_key)
+                    if constant:
+                        sub_here = subs[raw_key].here if raw_key in subs else here
+                        self.constants[(*path, key)] = sub_here
                 name = raw_key if keep_markers else key
-                out[name], node.children[name] = self._adopt(
-                    item, sub, node.here, (*path, key), keep_markers
-                )
+                sub = subs.get(raw_key)
+                if isinstance(item, (dict, list)) or (isinstance(item, str) and "$" in item):
+                    out[name], kids[name] = self._adopt(
+                        item, sub, node.here, (*path, key), keep_markers
+                    )
+                else:  # a plain scalar: the common case, kept cheap
+                    out[name] = item
+                    kids[name] = MLoc(sub.here if sub is not None and sub.here else node.here)
             return out, node
         if isinstance(value, list):
             items = []
             for i, item in enumerate(value):
-                sub = locs.child(i) if locs else None
+                sub = locs.child(i) if locs is not None else None
                 adopted, node.children[i] = self._adopt(
                     item, sub, node.here, (*path, i), keep_markers
                 )
                 items.append(adopted)
             return items, node
         return references.template(value), node
+
+
+_MARKERS = ("~", "=")
+_NO_CHILDREN: dict[str | int, LocTree] = {}
 
 
 def check_constants(

@@ -8,13 +8,14 @@ reference (``merge.Deferred``) are applied here, once both sides are known.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-from generator.build.inventory import references
+from generator.build.inventory import queries, references
 from generator.build.inventory.merge import (
     Constants,
     Deferred,
+    Merger,
     MLoc,
     check_constants,
     kind,
@@ -25,38 +26,118 @@ from generator.build.inventory.merge import (
 )
 from generator.build.inventory.references import KeyPath
 from generator.core import errors
+from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
 
+QueryFn = Callable[[queries.Parsed, queries.Lookup], Any]
+"""Evaluates an inventory query for this target (``queries.evaluate`` over every target's
+exports); ``Lookup`` gives this target's resolved parameters."""
 
-def resolve(params: dict[str, Any], locs: MLoc, constants: Constants) -> dict[str, Any]:
-    """``params`` with every reference resolved (in place); ``locs`` follows the values moved."""
-    return _Resolver(params, locs, constants).run()
+
+def resolve(
+    params: dict[str, Any], locs: MLoc, constants: Constants, query: QueryFn | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """``params`` with every reference resolved (in place; ``locs`` follows the values moved), and
+    the warnings: values Kapitan renders into a string as Python prints them. Inventory queries
+    are evaluated with ``query`` (refused without it)."""
+    resolver = _Resolver(params, locs, constants, query)
+    return resolver.run(), resolver.warnings
+
+
+def resolve_exports(
+    params: dict[str, Any], locs: MLoc, constants: Constants, exports: dict[str, Any], ex_locs: MLoc
+) -> dict[str, Any]:
+    """A target's merged ``exports:`` with their references resolved against its parameters (only
+    the parameters they refer to are resolved); a query in either is refused."""
+    key = "\0exports"
+    tree = {**params, key: exports}
+    tree_locs = MLoc(locs.here, {**locs.children, key: ex_locs})
+    resolver = _Resolver(tree, tree_locs, constants, None)
+    try:
+        resolver._resolve_path((key,))
+    except errors.ProblemReport as e:  # name the exports as the user wrote them
+        shown = format_path((key,))
+        e.problems = [
+            Problem(p.location, p.path.replace(shown, "$.exports", 1), p.message)
+            for p in e.problems
+        ]
+        raise
+    out: dict[str, Any] = tree[key]
+    return out
+
+
+def render_class_name(merger: Merger, raw: str, where: Location | None) -> str:
+    """A class name with references (``site.${site}``) rendered from the parameters merged so far,
+    as reclass does; the merge itself is left untouched."""
+    params = copy.deepcopy(merger.params)
+    locs = copy.deepcopy(merger.locs)
+    resolver = _Resolver(params, locs, dict(merger.constants))
+    try:
+        value = resolver._settle_layer(references.template(raw), MLoc(where), ("classes",))
+    except errors.GenError as e:
+        raise errors.located(
+            where,
+            f"cannot resolve the class name {raw!r} from the parameters of the classes before it: "
+            + (
+                e.problems[0].message
+                if isinstance(e, errors.ProblemReport) and e.problems
+                else str(e)
+            ),
+        ) from e
+    return _stringify(value, raw, where, ("classes",), [])
+
+
+_NOT_PLAIN = (dict, list, Deferred, references.Template)
+"""What may hold references still to resolve (plain scalars never do)."""
+
+
+def _pending_paths(node: Any, path: KeyPath, out: list[KeyPath]) -> None:
+    """The paths of every value with references to resolve or a merge waiting for them, in
+    document order."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if isinstance(value, (dict, list)):
+            _pending_paths(value, (*path, key), out)
+        elif isinstance(value, (Deferred, references.Template)):
+            out.append((*path, key))
+
+
+class _MissingReference(errors.ProblemReport):
+    """A reference to a key that does not exist."""
 
 
 class _Resolver:
     """Resolves every reference in a merged tree in place, detecting cycles."""
 
-    def __init__(self, params: dict[str, Any], locs: MLoc, constants: Constants) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any],
+        locs: MLoc,
+        constants: Constants,
+        query: QueryFn | None = None,
+    ) -> None:
+        self.query = query
         self.root = params
         self.locs = locs
         self.constants = constants
         self.active: list[KeyPath] = []
         self.done: set[KeyPath] = set()
+        self.warnings: list[Problem] = []
 
     def run(self) -> dict[str, Any]:
-        for path in list(self._walk(self.root, ())):
+        # Only the values with references (or waiting merges) need work; each is resolved with its
+        # ancestors active, as a walk from the root would have them (so cycles read the same).
+        pending: list[KeyPath] = []
+        _pending_paths(self.root, (), pending)
+        for path in pending:
+            if path in self.done:
+                continue
+            ancestors = [path[:i] for i in range(len(path))]
+            self.active.extend(ancestors)
             self._resolve_path(path)
+            del self.active[len(self.active) - len(ancestors) :]
         return self.root
-
-    def _walk(self, node: Any, path: KeyPath) -> Iterator[KeyPath]:
-        yield path
-        if isinstance(node, dict):
-            for key, value in node.items():
-                yield from self._walk(value, (*path, key))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                yield from self._walk(value, (*path, i))
 
     def _location(self, path: KeyPath) -> Location | None:
         node: MLoc | None = self.locs
@@ -101,11 +182,15 @@ class _Resolver:
                     if isinstance(node, (dict, list))
                     else f"{format_path(here)} is {kind(node)}, not a mapping"
                 )
-                raise errors.located(
-                    where,
-                    f"cannot resolve reference {ref_text}: {missing} "
-                    "(write \\${ for a literal ${)",
-                    format_path(at),
+                raise _MissingReference(
+                    [
+                        Problem(
+                            where,
+                            format_path(at),
+                            f"cannot resolve reference {ref_text}: {missing} "
+                            "(write \\${ for a literal ${)",
+                        )
+                    ]
                 )
         self._resolve_path(path)
         return self._get(path), path
@@ -151,10 +236,10 @@ class _Resolver:
                 target.here, target.children = locs.here, locs.children
         node = self._get(path)
         if isinstance(node, dict):
-            for key in list(node):
+            for key in [k for k, v in node.items() if isinstance(v, _NOT_PLAIN)]:
                 self._resolve_path((*path, key))
         elif isinstance(node, list):
-            for i in range(len(node)):
+            for i in [i for i, v in enumerate(node) if isinstance(v, _NOT_PLAIN)]:
                 self._resolve_path((*path, i))
         self.active.pop()
         self.done.add(path)
@@ -167,6 +252,9 @@ class _Resolver:
         if not references.has_markup(value):
             return value
         tokens = references.tokenize(value, locs.here, path)
+        if len(tokens) == 1 and isinstance(tokens[0], references.Query):
+            locs.children = {}
+            return copy.deepcopy(self._evaluate(tokens[0], locs.here, path))
         if len(tokens) == 1 and isinstance(tokens[0], references.Ref):
             key_path, shown = self._ref_path(tokens[0], locs.here, path)
             found, key_path = self._lookup(key_path, shown, locs.here, path)
@@ -181,10 +269,43 @@ class _Resolver:
             if isinstance(token, str):
                 out.append(token)
                 continue
+            if isinstance(token, references.Query):
+                raise errors.located(
+                    locs.here,
+                    f"inventory query $[ {token.text} ] inside a string: Kapitan (reclass) fails "
+                    "on it; make the query the whole value and reference that",
+                    format_path(path),
+                )
             key_path, shown = self._ref_path(token, locs.here, path)
             found = self._lookup(key_path, shown, locs.here, path)[0]
-            out.append(_stringify(found, shown, locs.here, path))
+            out.append(_stringify(found, shown, locs.here, path, self.warnings))
         return "".join(out)
+
+    def _evaluate(self, token: references.Query, where: Location | None, at: KeyPath) -> Any:
+        shown = f"$[ {token.text} ]"
+        if self.query is None:
+            raise errors.located(
+                where,
+                f"inventory query {shown} here: gen evaluates queries in parameters only, not in "
+                "class names or exports",
+                format_path(at),
+            )
+        parsed = queries.parse(token.text, where, at)
+
+        def lookup(key_path: KeyPath) -> Any:
+            return self._lookup(key_path, "${" + ":".join(map(str, key_path)) + "}", where, at)[0]
+
+        found = self.query(parsed, lookup)
+        if isinstance(found, list) and len(found) > 1:
+            self.warnings.append(
+                Problem(
+                    where,
+                    format_path(at),
+                    f"inventory query {shown} lists targets by name; Kapitan lists them in the "
+                    "order its file system gives",
+                )
+            )
+        return found
 
     def _ref_path(
         self, ref: references.Ref, where: Location | None, at: KeyPath
@@ -196,7 +317,8 @@ class _Resolver:
 
     def _ref_text(self, ref: references.Ref, where: Location | None, at: KeyPath) -> str:
         key_path, shown = self._ref_path(ref, where, at)
-        return _stringify(self._lookup(key_path, shown, where, at)[0], shown, where, at)
+        found = self._lookup(key_path, shown, where, at)[0]
+        return _stringify(found, shown, where, at, self.warnings)
 
     def _resolve_deferred(self, node: Deferred, locs: MLoc, path: KeyPath) -> Any:
         """Apply the layers of a merge that involved references, now that they can be resolved;
@@ -229,8 +351,17 @@ class _Resolver:
         """Merge a layer into the result (and its locations, in place) with the usual rules; the
         layer's keys may still carry ``~``/``=`` markers, references on either side are resolved."""
         if old is not None and new is not None and (needs_deferral(old) or needs_deferral(new)):
-            old = self._settle_layer(old, old_locs, path)
             new = self._settle_layer(new, new_locs, path)
+            depth = len(self.active)
+            try:
+                old = self._settle_layer(old, old_locs, path)
+            except _MissingReference:
+                # reclass's ignore_overwritten_missing_references: a value that a later layer
+                # overwrites may refer to something that does not exist.
+                del self.active[depth:]
+                if isinstance(new, (dict, list)):
+                    raise
+                old = None
         scalars = not isinstance(old, (dict, list)) and not isinstance(new, (dict, list))
         if old is None or new is None or scalars:
             old_locs.here, old_locs.children = new_locs.here, new_locs.children
@@ -264,14 +395,21 @@ class _Resolver:
         )
 
 
-def _stringify(value: Any, shown: str, where: Location | None, path: KeyPath) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
+def _stringify(
+    value: Any, shown: str, where: Location | None, path: KeyPath, warnings: list[Problem]
+) -> str:
+    """``value`` inside a string, as reclass renders it (Python's ``str``); anything but a string
+    or a number gets a warning: ``True``, ``None``, ``{'k': 'v'}`` in a string is rarely meant."""
+    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return str(value)
-    raise errors.located(
-        where,
-        f"reference {shown} is {kind(value)} and cannot be placed inside "
-        "a string; reference it as the whole value instead",
-        format_path(path),
+    text = str(value)
+    warnings.append(
+        Problem(
+            where,
+            format_path(path),
+            f"reference {shown} is {kind(value) if isinstance(value, (dict, list)) else text} and "
+            f"is rendered into this string as {text!r}, as Kapitan does; reference it as the "
+            "whole value, or quote it in the source if a string is meant",
+        )
     )
+    return text
