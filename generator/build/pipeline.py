@@ -369,7 +369,8 @@ def compile_site(ctx: Context, name: str) -> SiteOutput | list[Problem]:
             build = stage(ctx, build)
     except errors.ProblemReport as e:
         return e.problems
-    return SiteOutput(name, dict(build.files), build.inputs, target.probes, build.warnings)
+    warnings = (*(w.format() for w in target.warnings), *build.warnings)
+    return SiteOutput(name, dict(build.files), build.inputs, target.probes, warnings)
 
 
 def _remember(

@@ -231,24 +231,27 @@ def validate(
     fmt = output_format(output_fmt, legacy_fmt, TextOrJson.text)
     out = output(quiet, verbose, color)
 
-    def check() -> list[str]:
-        names, problems = _problems_per_target(root, tuple(target or ()))
+    def check() -> tuple[list[str], list[Problem]]:
+        names, problems, warnings = _problems_per_target(root, tuple(target or ()))
         if problems:
             summary = f"{len(problems)} of {len(names)} target(s) invalid"
             raise errors.ProblemReport(validation.dedupe(problems), summary)
-        return names
+        return names, warnings
 
-    names = run_json(check, fmt is TextOrJson.json)
+    names, warnings = run_json(check, fmt is TextOrJson.json)
     if fmt is TextOrJson.json:
         print_json(
             {
                 "ok": True,
                 "summary": f"{len(names)} target(s) valid",
                 "problems": [],
+                "warnings": [w.format() for w in warnings],
                 "targets": names,
             }
         )
         return
+    for warning in warnings:
+        out.echo(f"warning: {warning.format()}", err=True, role="warning")
     if out.verbose:
         for name in names:
             out.echo(f"  {name}: valid", role="ok")
@@ -258,8 +261,9 @@ def validate(
 
 def _problems_per_target(
     root: Path, wanted: tuple[str, ...]
-) -> tuple[list[str], dict[str, list[Problem]]]:
-    """Every target's name, and the problems of each invalid one."""
+) -> tuple[list[str], dict[str, list[Problem]], list[Problem]]:
+    """Every target's name, the problems of each invalid one, and the inventory's warnings
+    (what Kapitan accepts but is likely a mistake), each once."""
     from generator.build import pipeline
     from generator.build import schemas as validation
     from generator.core import errors
@@ -267,14 +271,17 @@ def _problems_per_target(
     ctx = pipeline.Context.create(root)
     names = pipeline.select(ctx.inv, wanted)
     problems = {}
+    warnings: set[Problem] = set()
     for name in names:
         try:
-            found = validation.check(ctx.schemas, ctx.inv.target(name), ctx.components)
+            built = ctx.inv.target(name)
+            warnings.update(built.warnings)
+            found = validation.check(ctx.schemas, built, ctx.components)
         except errors.ProblemReport as e:
             found = e.problems
         if found:
             problems[name] = found
-    return names, problems
+    return names, problems, sorted(warnings, key=errors.problem_key)
 
 
 @app.command()

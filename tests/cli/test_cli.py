@@ -224,6 +224,19 @@ def test_inventory_warnings_go_to_stderr_and_strict_refuses(project: Path) -> No
     assert err.startswith("inventory/targets/cn-east-1.yml:8:3  $.parameters.mode  0550 reads")
 
 
+def test_compile_and_validate_print_the_inventory_warnings_and_still_succeed(
+    project: Path,
+) -> None:
+    edit(project / EAST, "parameters:", "parameters:\n  mode: 0550")
+    where = "warning: inventory/targets/cn-east-1.yml:8:3  $.parameters.mode  0550 reads as the int"
+    code, _, err = gen("validate", "--root", str(project))
+    assert code == 0 and err.startswith(where)
+    code, out, _ = gen("validate", "--root", str(project), "-o", "json")
+    assert code == 0 and json.loads(out)["warnings"][0].startswith(where[len("warning: ") :])
+    code, _, err = gen("compile", "--root", str(project))
+    assert code == 0 and where in err
+
+
 def test_unknown_target_is_a_user_error() -> None:
     code, _, err = gen("inventory", "-t", "nowhere")
     assert code == 1
