@@ -17,7 +17,7 @@ from generator.deliver import fleet, publish, releases, rollback
 from generator.deliver.git.repo import open_repo
 from generator.formats import agent_report
 from generator.run import report as reporter
-from tests.support.agent import Site, configmap, site_files
+from tests.support.agent import Site, configmap, metric, site_files
 from tests.support.ferry import IDENTITY, git, make_key
 
 
@@ -66,6 +66,7 @@ def test_the_agent_applies_a_rollback_and_the_cluster_holds_release_1s_objects(
     assert legacy is not None and legacy["data"] == {"keep": "yes"}
     assert site.get("v1", "ConfigMap", "extra") is None  # release 1 never had it: pruned
     assert site.status()["lastAppliedCommit"] == done.commit
+    assert (site.status()["release"], metric(agent, "gen_agent_release")) == ("4", 4.0)
     history = releases.history(open_repo(site.branch.path), publish.branch(site.branch.site))
     assert (history[0].number, history[0].rollback_to) == (4, 1)
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.run.agent import releases
 from generator.run.agent.loop import Agent
-from tests.support.agent import Site, configmap, deployment
+from tests.support.agent import Site, configmap, deployment, metric
 
 HEALTHY = "registry.local/app:1"
 BROKEN = "registry.local/app:broken"
@@ -75,13 +75,6 @@ class Rollouts:
 
 def events(site: Site) -> list[dict[str, Any]]:
     return site.admin.list(site.admin.resource("v1", "Event"), site.agent_namespace)
-
-
-def metric(agent: Agent, name: str) -> float:
-    for line in agent.metrics.text().decode().splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
 
 
 def image(site: Site, name: str) -> str:

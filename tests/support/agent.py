@@ -346,3 +346,11 @@ class Severed(Counting):
     def create(self, res: kube.Resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         self._count("create")
         return self._line().create(res, namespace, obj)
+
+
+def metric(agent: Agent, name: str) -> float:
+    """The value of an unlabelled metric the agent exposes (AssertionError if there is none)."""
+    for line in agent.metrics.text().decode().splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
