@@ -309,8 +309,7 @@ def datasource_on(api: reconcile.Api, name: str) -> dict[str, Any]:
     """The server's full record of datasource ``name``."""
     (brief,) = [d for d in api.get("/datasource/brief") if d["name"] == name]
     answer = api.call_raw("POST", "/datasource/desc", {"id": brief["id"]})
-    found: dict[str, Any] = answer.get("data") or answer.get("dat")
-    return found
+    return cast(dict[str, Any], answer.get("data") or answer.get("dat"))
 
 
 def test_the_stacks_datasource_is_created_then_left_alone_then_corrected(
