@@ -240,10 +240,9 @@ class _Sealer:
 
     def stack(self, path: KeyPath, text: str) -> None:
         """A password of the monitoring stack: a key of ``n9e-secrets``, when the site runs it."""
-        site = self.params["site"]
-        stack = site[STACK]
-        if STACK not in (site.get("components") or []) or not stack.get("enabled", True):
-            return  # not rendered: its references are not needed
+        if not _stack_uses(self.params["site"], str(path[2])):
+            return  # not rendered (no stack, or sqlite / miniredis): the reference is not needed
+        stack = self.params["site"][STACK]
         ciphertext, source = self.ciphertext(path, text)
         if ciphertext is None:
             return
@@ -397,14 +396,21 @@ def _ssh_secrets(site: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
 
 
 def _stack_secrets(site: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
-    """The monitoring stack's passwords, with their key paths, when the site runs the stack."""
+    """The monitoring stack's passwords, with their key paths, where the site's stack uses them."""
+    for part, key in STACK_KEYS:
+        value = ((site.get(STACK) or {}).get(part) or {}).get(key)
+        if value is not None and _stack_uses(site, part):
+            yield ("site", STACK, part, key), value
+
+
+def _stack_uses(site: dict[str, Any], part: str) -> bool:
+    """Whether the site runs the monitoring stack with an in-cluster ``database`` or ``redis``
+    (the ones whose password the stack renders)."""
     stack = site.get(STACK) or {}
     if STACK not in (site.get("components") or []) or not stack.get("enabled", True):
-        return
-    for part, key in STACK_KEYS:
-        value = (stack.get(part) or {}).get(key)
-        if value is not None:
-            yield ("site", STACK, part, key), value
+        return False
+    kind = (stack.get(part) or {}).get("type")
+    return kind != "sqlite" if part == "database" else kind in (None, "standalone")
 
 
 def _is_ssh_secret(path: KeyPath) -> bool:
