@@ -99,6 +99,7 @@ def test_first_apply_brings_an_empty_cluster_to_the_reference_site(site: Site) -
     assert {u.split(" ")[0] for u, _ in result.unhealthy} == {
         "StatefulSet.apps",
         "Deployment.apps",
+        "DaemonSet.apps",  # the monitoring stack's node-exporter
         "PersistentVolumeClaim",
     }
 

@@ -6,7 +6,8 @@ The apiserver has no EncryptedSecret CRD (the agent never applies one: it applie
 decrypts), so each EncryptedSecret is checked as that Secret, with the same name, namespace,
 labels, type and keys (placeholder values: the site's key is not needed to validate a shape).
 Namespaces are created for real (a namespaced dry run needs its namespace), under names unique to
-the test so that other tests sharing the server are not disturbed.
+the test so that other tests sharing the server are not disturbed; for the same reason a Service's
+fixed nodePort is left to the server (a real apply of the site by another test may hold it).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def renamed(objs: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str,
         for subject in obj.get("subjects", []):
             if "namespace" in subject:
                 subject["namespace"] = names[subject["namespace"]]
+        if obj["kind"] == "Service":  # a fixed nodePort is cluster-wide: another test's real
+            for port in obj["spec"].get("ports", []):  # apply of the same site may hold it
+                port.pop("nodePort", None)
     return out
 
 
@@ -111,6 +115,7 @@ def test_a_real_apiserver_accepts_every_compiled_object_of_the_site_in_a_dry_run
         "--dry-run=server",
         "--validate=strict",
         "--field-manager=dry-run-test",
+        "--force-conflicts",  # cluster-scoped objects other tests' agents applied for real
     )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.count("serverside-applied (server dry run)") == len(rest), checked.stdout
