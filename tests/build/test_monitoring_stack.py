@@ -426,3 +426,20 @@ def test_an_unknown_key_in_the_stack_is_located(project: Path) -> None:
     message = problems_of(project)
     assert f"{EAST_TARGET}:" in message and "$.site.monitoring-stack.prometheus" in message
     assert "retension_size" in message
+
+
+def test_the_agent_may_escalate_and_bind_exactly_the_sites_own_cluster_roles() -> None:
+    found = {
+        (o["kind"], o["metadata"]["name"]): o
+        for o in objects(REPO, "cn-east-1")
+        if o["kind"] == "ClusterRole"
+    }
+    agent = found.pop(("ClusterRole", "gen-agent.gen-agent"))
+    [rule] = [r for r in agent["rules"] if "escalate" in r["verbs"]]
+    assert rule == {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["clusterroles"],
+        "resourceNames": sorted(name for _, name in found),
+        "verbs": ["bind", "escalate"],
+    }
+    assert rule["resourceNames"] == ["monitoring.kube-state-metrics", "monitoring.prometheus"]
