@@ -443,3 +443,32 @@ def test_the_agent_may_escalate_and_bind_exactly_the_sites_own_cluster_roles() -
         "verbs": ["bind", "escalate"],
     }
     assert rule["resourceNames"] == ["monitoring.kube-state-metrics", "monitoring.prometheus"]
+
+
+def test_the_stack_that_runs_the_rules_is_watched_by_them() -> None:
+    rules = {
+        r["name"]: r
+        for r in json.loads((REPO / "compiled" / "cn-east-1" / layout.N9E_ALERT_RULES).read_text())
+    }
+    watched = {name.split(":")[0] for name in rules if name.startswith("monitoring-stack/")}
+    assert watched == {
+        f"monitoring-stack/{name}"
+        for name in (
+            "n9e",
+            "n9e-mysql",
+            "n9e-redis",
+            "prometheus",
+            "node-exporter",
+            "kube-state-metrics",
+            "blackbox-exporter",
+        )
+    }
+    down = rules["monitoring-stack/node-exporter: replicas unavailable"]
+    assert down["rule_config"]["queries"][0]["prom_ql"] == (
+        'kube_daemonset_status_desired_number_scheduled{job="kube-state-metrics", '
+        'namespace="monitoring", daemonset="node-exporter"} - '
+        'kube_daemonset_status_number_available{job="kube-state-metrics", '
+        'namespace="monitoring", daemonset="node-exporter"} > 0'
+    )
+    assert "service=monitoring-stack" in down["append_tags"]
+    assert "monitoring-stack/prometheus: volume filling" in rules
