@@ -472,3 +472,46 @@ def test_the_stack_that_runs_the_rules_is_watched_by_them() -> None:
     )
     assert "service=monitoring-stack" in down["append_tags"]
     assert "monitoring-stack/prometheus: volume filling" in rules
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_a_service_that_says_where_its_metrics_are_is_scraped_with_the_labels_its_rules_select(
+    site: str,
+) -> None:
+    services = {
+        o["metadata"]["name"]: o
+        for o in objects(REPO, site)
+        if o["kind"] == "Service" and o["metadata"].get("namespace") == "project"
+    }
+    assert services["abc-service"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8032",
+        "prometheus.io/path": "/metrics",
+    }
+    config = scrape_config(REPO, site)
+    [annotated] = [j for j in config["scrape_configs"] if j["job_name"] == "annotated-services"]
+    targets = {
+        r.get("target_label"): tuple(r.get("source_labels", []))
+        for r in annotated["relabel_configs"]
+    }
+    assert targets["namespace"] == ("__meta_kubernetes_namespace",)
+    assert targets["service"] == ("__meta_kubernetes_service_name",)
+    rules = json.loads((REPO / "compiled" / site / layout.N9E_ALERT_RULES).read_text())
+    business = [r for r in rules if "level=business" in r["append_tags"]]
+    abc = [r for r in business if "abc-service" in r["name"]]
+    assert abc and all(
+        'namespace="project", service="abc-service"' in r["rule_config"]["queries"][0]["prom_ql"]
+        for r in abc
+    )
+
+
+def test_a_metrics_port_that_is_not_a_port_of_the_service_is_located(project: Path) -> None:
+    rel = "inventory/classes/services/abc-service.yml"
+    edit(project / rel, "metrics: {port: 8032, path: /metrics}", "metrics: {port: 9102}")
+    message = problems_of(project)
+    line = len((project / rel).read_text().splitlines())
+    assert f"{rel}:{line}:" in message
+    assert (
+        "$.services.abc-service.metrics.port  port 9102 is not one of the service's ports [8032]"
+        in (message)
+    )
