@@ -75,21 +75,10 @@ def ingress(svc: Service) -> Iterator[Problem]:
     )
 
 
-def metrics(svc: Service) -> Iterator[Problem]:
-    """The metrics port (the Prometheus annotations' port) is one of the service's ports."""
-    port = (svc.params.get("metrics") or {}).get("port")
-    port_numbers = [p["port"] for p in svc.params.get("ports", [])]
-    if port is not None and port not in port_numbers:
-        yield svc.at("metrics", "port")(
-            f"port {port} is not one of the service's ports {port_numbers}"
-        )
-
-
 CHECKS: dict[str, Check] = {
     "unique-ports": unique_ports,
     "unique-mounts": unique_mounts,
     "ingress": ingress,
-    "metrics": metrics,
 }
 """Every check a component schema may name, by the name it uses."""
 
