@@ -229,7 +229,7 @@ def test_receiver_naming_an_unknown_channel_is_a_located_problem(project: Path) 
         project / "inventory/classes/common.yml", "warning: [ops-webhook]", "warning: [ops-webhok]"
     )
     message = compile_problems(project)
-    assert "inventory/classes/common.yml:28:19  $.site.monitoring.receivers.warning[0]" in message
+    assert "inventory/classes/common.yml:38:19  $.site.monitoring.receivers.warning[0]" in message
     assert "$.site.monitoring.receivers.warning[0]  channel 'ops-webhok' is not declared" in message
 
 

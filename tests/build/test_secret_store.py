@@ -53,7 +53,8 @@ def test_set_refuses_to_overwrite_and_rotate_refuses_a_missing_secret(
     missing = secret_project.gen("secrets", "rotate", "-t", EAST, "nope", stdin=b"x")
     assert missing.exit_code == 1 and "no secret nope for cn-east-1 to rotate" in missing.output
     assert (
-        "(its secrets: kubekey/ssh-password, redis/password, registry/password)" in missing.output
+        "(its secrets: kubekey/ssh-password, monitoring/db-password, "
+        "monitoring/redis-password, redis/password, registry/password)" in missing.output
     )
 
 
@@ -104,7 +105,8 @@ def test_show_of_an_unknown_path_lists_the_sites_secrets(secret_project: SecretP
     code, output = show(secret_project, "redis/pasword", secret_project.keys[EAST])
     assert code == 1 and output.strip() == (
         "secrets/cn-east-1/redis/pasword.age  no secret redis/pasword for target "
-        "cn-east-1 (its secrets: kubekey/ssh-password, redis/password, registry/password)"
+        "cn-east-1 (its secrets: kubekey/ssh-password, monitoring/db-password, "
+        "monitoring/redis-password, redis/password, registry/password)"
     )
 
 
@@ -190,6 +192,8 @@ def test_list_reports_missing_unused_and_damaged_files(secret_project: SecretPro
     states = {e["path"]: e["state"] for e in json.loads(result.output)["secrets"]}
     assert states == {
         "kubekey/ssh-password": "ok",
+        "monitoring/db-password": "ok",
+        "monitoring/redis-password": "ok",
         "old/token": "unused",
         "redis/password": "missing",
         "registry/password": "damaged",
@@ -202,12 +206,12 @@ def test_materialize_prints_the_sites_secrets_for_kubectl(secret_project: Secret
     )
     assert result.exit_code == 0, result.output
     assert (
-        result.output.count("kind: Secret\n") == 3
-    )  # abc-service-secrets, registry-pull in project and gen-agent
+        result.output.count("kind: Secret\n") == 5
+    )  # abc-service-secrets, n9e-secrets, registry-pull in project, gen-agent and monitoring
     wrong = secret_project.gen(
         "secrets", "materialize", "-t", EAST, "-i", str(secret_project.keys["cn-north-2"])
     )
-    assert wrong.exit_code == 1 and "3 secret(s) of cn-east-1 cannot be decrypted" in wrong.output
+    assert wrong.exit_code == 1 and "5 secret(s) of cn-east-1 cannot be decrypted" in wrong.output
     assert (
         "compiled/cn-east-1/manifests/project/encryptedsecret-abc-service-secrets.yaml  "
         "EncryptedSecret "

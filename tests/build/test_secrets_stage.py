@@ -227,7 +227,8 @@ def test_a_reference_outside_env_and_registry_auth_is_refused(
     ]
     assert found[0].endswith(
         "secret references are allowed in services.<name>.env values, site.registry_auth "
-        "(password or dockerconfigjson) and the SSH password or private_key of site.kubekey.ssh "
+        "(password or dockerconfigjson), site.monitoring-stack.database.password and "
+        ".redis.password, and the SSH password or private_key of site.kubekey.ssh "
         "and site.nodes[] only (target: cn-east-1)"
     )
 

@@ -44,7 +44,7 @@ SITE = "cn-east-1"
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / f"{SITE}.key"
 CONFIG = ("v1", "ConfigMap", "abc-service-config")
 """The object the edit changes (abc-service's log level); its StatefulSet has the checksum."""
-WORKLOADS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"))
+WORKLOADS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"))
 
 
 def gen(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -65,8 +65,9 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout
 
 
-def project(root: Path, namespace: str, agent_namespace: str) -> None:
-    """A committed copy of the reference platform, the site in ``namespace``/``agent_namespace``."""
+def project(root: Path, namespace: str, agent_namespace: str, stack_namespace: str) -> None:
+    """A committed copy of the reference platform, the site in ``namespace``/``agent_namespace``,
+    its monitoring stack in ``stack_namespace``."""
     for name in ("inventory", "components", "schemas", "secrets"):
         shutil.copytree(REPO / name, root / name)
     target = root / "inventory" / "targets" / f"{SITE}.yml"
@@ -74,6 +75,15 @@ def project(root: Path, namespace: str, agent_namespace: str) -> None:
         target.read_text().replace(
             "parameters:\n  site:\n", f"parameters:\n  site:\n    namespace: {namespace}\n", 1
         )
+    )
+    target.write_text(
+        target.read_text()
+        .replace(
+            "    monitoring-stack:\n",
+            f"    monitoring-stack:\n      namespace: {stack_namespace}\n",
+            1,
+        )
+        .replace("        node_port: 31700\n", "", 1)  # another test's real apply holds it
     )
     common = root / "inventory" / "classes" / "common.yml"
     common.write_text(
@@ -165,6 +175,26 @@ def _complete(admin: kube.Client, res: kube.Resource, live: dict[str, Any]) -> N
     if (live.get("status") or {}).get("observedGeneration") == generation:
         return
     replicas = (live.get("spec") or {}).get("replicas", 1)
+    if live["kind"] == "DaemonSet":  # one node, and the pod on it ready
+        live["status"] = {
+            "observedGeneration": generation,
+            **dict.fromkeys(
+                (
+                    "desiredNumberScheduled",
+                    "currentNumberScheduled",
+                    "updatedNumberScheduled",
+                    "numberAvailable",
+                    "numberReady",
+                ),
+                1,
+            ),
+            "numberMisscheduled": 0,
+        }
+        try:
+            admin.update_status(res, live)
+        except kube.KubeError:
+            pass
+        return
     live["status"] = {
         "observedGeneration": generation,
         "replicas": replicas,
@@ -190,10 +220,11 @@ def test_an_inventory_edit_travels_the_whole_chain_and_a_second_run_changes_noth
 ) -> None:
     started = time.monotonic()
     namespace, agent_namespace = unique("chain"), unique("chain-agent")
-    controller.update({namespace, agent_namespace})
+    stack_namespace = unique("chain-mon")
+    controller.update({namespace, agent_namespace, stack_namespace})
     root, deploy, outbox, drop = (tmp_path / d for d in ("source", "deploy.git", "outbox", "drop"))
     drop.mkdir()
-    project(root, namespace, agent_namespace)
+    project(root, namespace, agent_namespace, stack_namespace)
     compiled = root / "compiled" / SITE
     signing = ["--deploy-repo", str(deploy), "--signing-key", str(keys.release.private)]
     author = f"{IDENTITY.name} <{IDENTITY.email}>"

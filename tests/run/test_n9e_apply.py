@@ -305,6 +305,50 @@ def _list(dat: Any) -> list[dict[str, Any]]:
 # -- errors at the edges ---------------------------------------------------------------------------
 
 
+def datasource_on(api: reconcile.Api, name: str) -> dict[str, Any]:
+    """The server's full record of datasource ``name``."""
+    (brief,) = [d for d in api.get("/datasource/brief") if d["name"] == name]
+    answer = api.call_raw("POST", "/datasource/desc", {"id": brief["id"]})
+    return cast(dict[str, Any], answer.get("data") or answer.get("dat"))
+
+
+def test_the_stacks_datasource_is_created_then_left_alone_then_corrected(
+    api: reconcile.Api, tmp_path: Path
+) -> None:
+    intent = intent_as(tmp_path)
+    [wanted] = intent.datasources
+    assert wanted["name"] == f"prometheus-{intent.site}"
+    first = reconcile.run(api, intent)
+    assert reconcile.Action("create", "datasource", wanted["name"]) in first.actions
+    on_server = datasource_on(api, wanted["name"])
+    assert on_server["http"]["url"] == "http://prometheus.monitoring.svc:9090"
+    assert (on_server["plugin_type"], on_server["category"]) == ("prometheus", "timeseries")
+    assert on_server["description"] == wanted["description"]
+    assert [a for a in reconcile.run(api, intent).actions if a.kind == "datasource"] == []
+    moved = {**wanted, "http": {**wanted["http"], "url": "http://prometheus.obs.svc:9090"}}
+    changed = reconcile.run(api, reconcile.Intent(**{**intent.__dict__, "datasources": [moved]}))
+    assert [a for a in changed.actions if a.kind == "datasource"] == [
+        reconcile.Action("update", "datasource", wanted["name"], ("http.url",))
+    ]
+    assert datasource_on(api, wanted["name"])["http"]["url"] == "http://prometheus.obs.svc:9090"
+
+
+def test_a_server_without_the_stacks_datasource_gets_it_and_its_rules_are_not_refused(
+    tmp_path: Path,
+) -> None:
+    double = ApiDouble(client.LANGUAGE)  # only embedded-tsdb: no rule's pattern selects it
+    intent = intent_as(tmp_path)
+    plan = reconcile.run(double, intent, dry_run=True)
+    assert plan.actions[0] == reconcile.Action("create", "datasource", f"prometheus-{intent.site}")
+    assert plan.warnings == [] and double.writes == 0
+    without = reconcile.Intent(**{**intent.__dict__, "datasources": []})
+    with pytest.raises(datasources.NoDatasource):
+        reconcile.run(double, without, dry_run=True)
+    applied = reconcile.run(double, intent)
+    assert applied.rejections == [] and applied.warnings == []
+    assert f"prometheus-{intent.site}" in {d["name"] for d in double.get("/datasource/brief")}
+
+
 def test_unreachable_server_is_a_clear_error() -> None:
     api = client.Client(
         client.Settings("http://127.0.0.1:9", timeout=2), client.Credentials(token="t")

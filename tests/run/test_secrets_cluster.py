@@ -130,6 +130,7 @@ def test_a_secret_set_with_gen_reaches_the_api_server_as_a_secret(
     ns = {
         "project": cluster.namespace("secrets-app"),
         "gen-agent": cluster.namespace("secrets-agent"),
+        "monitoring": cluster.namespace("secrets-mon"),
     }
     cluster.apply(moved(materialized(project, EAST, project.keys[EAST]), ns))
     live = cluster.secret(ns["project"], "abc-service-secrets")
@@ -148,6 +149,7 @@ def test_rotation_changes_the_secret_in_the_cluster(
     ns = {
         "project": cluster.namespace("rotate-app"),
         "gen-agent": cluster.namespace("rotate-agent"),
+        "monitoring": cluster.namespace("rotate-mon"),
     }
     cluster.apply(moved(materialized(project, EAST, project.keys[EAST]), ns))
     before = cluster.secret(ns["project"], "abc-service-secrets")
@@ -182,7 +184,8 @@ def test_the_reference_platform_creates_its_registry_and_redis_secrets(
     cluster: Cluster, site: str, username: str, server: str
 ) -> None:
     keys = crypto.load_identities(REPO / "tests" / "fixtures" / "age" / f"{site}.key")
-    plain = {p: store.show(REPO, site, p, keys) for p in ("redis/password", "registry/password")}
+    paths = ("redis/password", "registry/password", "monitoring/db-password")
+    plain = {p: store.show(REPO, site, p, keys) for p in paths}
     compiled = REPO / "compiled" / site / "manifests"
     objects = [
         o
@@ -191,6 +194,8 @@ def test_the_reference_platform_creates_its_registry_and_redis_secrets(
     ]
     assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects) == [
         ("gen-agent", "registry-pull"),
+        ("monitoring", "n9e-secrets"),
+        ("monitoring", "registry-pull"),
         ("project", "abc-service-secrets"),
         ("project", "registry-pull"),
     ]
@@ -199,11 +204,16 @@ def test_the_reference_platform_creates_its_registry_and_redis_secrets(
     ns = {
         "project": cluster.namespace(f"{site}-app"),
         "gen-agent": cluster.namespace(f"{site}-agent"),
+        "monitoring": cluster.namespace(f"{site}-mon"),
     }
     cluster.apply(moved(secrets, ns))
     assert (
         value(cluster.secret(ns["project"], "abc-service-secrets"), "REDIS_PASSWORD")
         == plain["redis/password"]
+    )
+    assert (
+        value(cluster.secret(ns["monitoring"], "n9e-secrets"), "DB_PASSWORD")
+        == plain["monitoring/db-password"]
     )
     for namespace in ns.values():
         pull = cluster.secret(namespace, "registry-pull")

@@ -50,7 +50,8 @@ class ApiDouble:
         if path.startswith("/busi-group/"):
             return copy.deepcopy(self.rules.get(int(path.split("/")[2]), []))
         if path == "/datasource/brief":
-            return copy.deepcopy(self.datasources)
+            keys = ("id", "name", "plugin_type")
+            return [{k: d[k] for k in keys} for d in self.datasources]
         return copy.deepcopy(self.store[path])
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -125,11 +126,21 @@ class ApiDouble:
         return message if self.english else CHINESE.get(message, message)
 
     def _datasource(self, path: str, body: Any) -> dict[str, Any]:
-        if path == "/datasource/upsert":  # this route answers {"data", "error"}, not {"dat", "err"}
-            self.datasources.append(
-                {"id": next(self.ids), "name": body["name"], "plugin_type": body["plugin_type"]}
-            )
+        # These routes answer {"data", "error"}, not {"dat", "err"}.
+        if path == "/datasource/upsert":
+            self.writes += 1
+            saved = {k: copy.deepcopy(v) for k, v in body.items() if k != "force_save"}
+            if body.get("id"):  # an update: the server keeps the id and changes the fields
+                [current] = [d for d in self.datasources if d["id"] == body["id"]]
+                current.update(saved)
+                return {"data": {"id": current["id"]}, "error": ""}
+            if any(d["name"] == body["name"] for d in self.datasources):
+                return {"data": None, "error": "name already exists"}
+            self.datasources.append({**saved, "id": next(self.ids)})
             return {"data": {"id": self.datasources[-1]["id"]}, "error": ""}
+        if path == "/datasource/desc":
+            [found] = [d for d in self.datasources if d["id"] == body["id"]]
+            return {"data": copy.deepcopy(found), "error": ""}
         matched = _select(self.datasources, body["datasource_cate"], body["datasource_queries"])
         return {"dat": [{"id": d["id"], "name": d["name"]} for d in matched] or None, "err": ""}
 

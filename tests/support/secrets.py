@@ -27,7 +27,13 @@ from generator.formats import secret_refs as refs
 from tests.support.project import REPO
 
 SITES = ("cn-east-1", "cn-north-2")
-PATHS = ("redis/password", "registry/password", "kubekey/ssh-password")
+PATHS = (
+    "redis/password",
+    "registry/password",
+    "kubekey/ssh-password",
+    "monitoring/db-password",
+    "monitoring/redis-password",
+)
 _RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 
 

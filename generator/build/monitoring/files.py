@@ -9,7 +9,8 @@ settings the schema cannot check. Files:
 - ``notify-channels.json``, ``message-templates.json``, ``notify-rules.json``: n9e objects, the
   notify rules naming their channel and template (``channel``/``template``) instead of site ids;
 - ``prometheus-rules.yaml``: the same rules as a Prometheus rule file;
-- ``site.json``: the site's business group, team and datasource pattern, for ``gen n9e apply``.
+- ``site.json``: the site's business group, team and datasource pattern, for ``gen n9e apply``,
+  and the datasource its monitoring stack provides (``datasources``), which apply provisions.
 
 JSON is canonical (sorted keys, two-space indent, trailing newline); every alert rule is checked
 against ``alert-rule.schema.json`` plus the cross-field checks of n9e's ``AlertRule.Verify()``.
@@ -54,7 +55,64 @@ def for_site(
         raise errors.ProblemReport(
             [Problem(locate(path), format_path(path), message) for path, message in findings]
         )
-    return render(site_name, monitoring, site_rules, rules.channels(monitoring), locate)
+    provided = stack_datasources(site_name, params["site"])
+    for datasource in provided:
+        if not _glob(monitoring["datasource"]).fullmatch(datasource["name"]):
+            path = ("site", "monitoring-stack", "datasource")
+            raise errors.ProblemReport(
+                [
+                    Problem(
+                        locate(path) or locate(("site", "monitoring", "datasource")),
+                        format_path(path),
+                        f"the monitoring stack's datasource {datasource['name']!r} does not match "
+                        f"site.monitoring.datasource {monitoring['datasource']!r}: the compiled "
+                        "rules would never query it; set datasource.name here, or change the "
+                        "pattern",
+                    )
+                ]
+            )
+    return render(site_name, monitoring, site_rules, rules.channels(monitoring), locate, provided)
+
+
+STACK = "monitoring-stack"
+"""The site component that runs the site's Prometheus (components/monitoring-stack)."""
+
+
+def stack_datasources(site_name: str, site: dict[str, Any]) -> list[dict[str, Any]]:
+    """The n9e datasource of the site's monitoring stack (none when the site does not run it):
+    its Prometheus, as n9e's ``/datasource/upsert`` takes it."""
+    stack = site.get(STACK) or {}
+    if STACK not in (site.get("components") or []) or not stack.get("enabled", True):
+        return []
+    name = (stack.get("datasource") or {}).get("name") or f"prometheus-{site_name}"
+    return [
+        {
+            "name": name,
+            "description": model.managed_note(site_name),
+            "plugin_id": 1,
+            "plugin_type": "prometheus",
+            "plugin_type_name": "Prometheus Like",
+            "category": "timeseries",
+            "cluster_name": "default",
+            "settings": {"prometheus.tsdb_type": "Prometheus"},
+            "http": {
+                "url": f"http://prometheus.{stack.get('namespace', 'monitoring')}.svc:9090",
+                "timeout": 10000,
+                "dial_timeout": 3000,
+                "max_idle_conns_per_host": 100,
+            },
+            "auth": {},
+            "is_default": False,
+        }
+    ]
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """n9e's datasource name pattern (tidwall/match): ``*`` any run, ``?`` one character."""
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+        re.DOTALL,
+    )
 
 
 def render(
@@ -63,6 +121,7 @@ def render(
     site_rules: list[Rule],
     channels: list[Channel],
     locate: Locate,
+    datasources: list[dict[str, Any]] | None = None,
 ) -> dict[str, bytes]:
     """The files for already computed rules and channels; the alert rules are verified first."""
     alert_rules = [alert_rule(site_name, monitoring, rule) for rule in site_rules]
@@ -80,7 +139,7 @@ def render(
         layout.N9E_PROMETHEUS_RULES: yamlio.dump(
             prometheus_rules(site_name, monitoring, site_rules)
         ).encode(),
-        layout.N9E_SITE: _json(site_object(site_name, monitoring)),
+        layout.N9E_SITE: _json(site_object(site_name, monitoring, datasources)),
     }
 
 
@@ -256,13 +315,18 @@ def _notify_config(site_name: str, channel: Channel) -> dict[str, Any]:
     }
 
 
-def site_object(site_name: str, monitoring: dict[str, Any]) -> dict[str, Any]:
-    """What ``apply`` needs beyond the objects: where the rules go and who owns them."""
+def site_object(
+    site_name: str, monitoring: dict[str, Any], datasources: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What ``apply`` needs beyond the objects: where the rules go and who owns them, and the
+    datasources the site's monitoring stack provides (the key only when it has one)."""
+    provided = {"datasources": datasources} if datasources else {}
     return {
         "site": site_name,
         "busi_group": monitoring["busi_group"],
         "team": monitoring.get("team") or monitoring["busi_group"],
         "datasource": monitoring["datasource"],
+        **provided,
     }
 
 

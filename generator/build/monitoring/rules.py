@@ -53,12 +53,25 @@ class Workload:
     claims: tuple[str, ...]
 
 
+STACK = "monitoring-stack"
+"""The site component of the monitoring stack (components/monitoring-stack)."""
+
+
 def workloads(rendered: Iterable[RenderedLike], namespace: str) -> list[Workload]:
-    """The services' workloads among the rendered objects, in (service, kind, name) order."""
+    """The services' workloads among the rendered objects, in (service, kind, name) order; the
+    monitoring stack's (a site component) count as those of a service ``monitoring-stack``, so the
+    stack that runs the rules is watched by them too."""
     found = []
     for item in rendered:
         obj = item.obj
-        if obj.get("kind") not in WORKLOAD_KINDS or not item.unit.startswith("service "):
+        if obj.get("kind") not in WORKLOAD_KINDS:
+            continue
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if item.unit == "site" and labels.get("app.kubernetes.io/part-of") == STACK:
+            unit = f"service {STACK}"
+        elif item.unit.startswith("service "):
+            unit = item.unit
+        else:
             continue
         spec = obj.get("spec") or {}
         pods = objects.pod_specs(obj)
@@ -69,7 +82,7 @@ def workloads(rendered: Iterable[RenderedLike], namespace: str) -> list[Workload
         )
         found.append(
             Workload(
-                item.unit.removeprefix("service "),
+                unit.removeprefix("service "),
                 obj["kind"],
                 obj["metadata"].get("namespace") or namespace,
                 obj["metadata"]["name"],

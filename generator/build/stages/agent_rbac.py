@@ -11,6 +11,11 @@ those templates: no template is rendered twice. It grants exactly:
 - cluster-scoped kinds (Namespaces, CRDs, ...) through a ClusterRole restricted by ``resourceNames``
   to the site's own objects, with delete only where pruning may delete them (never Namespaces
   unless allowed);
+- for the site's own ClusterRoles and Roles (e.g. the monitoring stack's Prometheus and
+  kube-state-metrics): ``escalate`` and ``bind`` on exactly those names, since Kubernetes lets
+  nobody write or bind a role granting more than they hold, and the agent holds none of what those
+  roles grant (list and watch of nodes and pods, ...). What they grant is in the signed, reviewed
+  compiled objects; no other role can be escalated or bound;
 - in the agent's namespace: its ApplySet parent and status ConfigMaps, and Events;
 - for a StatefulSet that opted in to the recreate policy (``core.objects.recreates``) and has
   volumeClaimTemplates: get, list and patch on the PVCs of its namespace (to grow them; never
@@ -92,11 +97,17 @@ def rules(
         agent_namespace: {("", "configmaps"), ("", "events")}
     }
     cluster: dict[tuple[str, str], set[str]] = {}
+    roles: dict[str, set[str]] = {}
+    """Namespace ("" for ClusterRoles) -> the site's own roles there, which the agent must be able
+    to escalate and bind."""
     for obj in objects:
         group, kind = obj["apiVersion"].rpartition("/")[0], obj["kind"]
         if encrypted.is_encrypted(obj):
             group, kind = "", "Secret"
         plural, scoped = scopes.get((group, kind)) or (plural_of(kind), is_namespaced(kind))
+        if (group, plural) in ((RBAC_GROUP, "roles"), (RBAC_GROUP, "clusterroles")):
+            where = (obj["metadata"].get("namespace") or default_namespace) if scoped else ""
+            roles.setdefault(where, set()).add(obj["metadata"]["name"])
         if scoped:
             namespace = obj["metadata"].get("namespace") or default_namespace
             namespaced.setdefault(namespace, set()).add((group, plural))
@@ -109,15 +120,32 @@ def rules(
     cluster.setdefault((RBAC_GROUP, "clusterrolebindings"), set()).add(name)
     resize, classes = _resizing(objects, default_namespace)
     return {
-        "cluster_rules": _cluster_rules(cluster, prune) + _read_rules(classes),
+        "cluster_rules": _cluster_rules(cluster, prune)
+        + _read_rules(classes)
+        + _role_rules("clusterroles", roles.get("", set())),
         "namespaces": [
             {
                 "namespace": ns,
-                "rules": _namespaced_rules(res, prune, ns == agent_namespace, ns in resize),
+                "rules": _namespaced_rules(res, prune, ns == agent_namespace, ns in resize)
+                + _role_rules("roles", roles.get(ns, set())),
             }
             for ns, res in sorted(namespaced.items())
         ],
     }
+
+
+def _role_rules(plural: str, names: set[str]) -> list[dict[str, Any]]:
+    """``escalate`` and ``bind`` on the site's own roles of one kind, by name (none: no rule)."""
+    if not names:
+        return []
+    return [
+        {
+            "apiGroups": [RBAC_GROUP],
+            "resources": [plural],
+            "resourceNames": sorted(names),
+            "verbs": ["bind", "escalate"],
+        }
+    ]
 
 
 def _resizing(objects: list[dict[str, Any]], default_namespace: str) -> tuple[set[str], set[str]]:

@@ -11,6 +11,9 @@ byte-for-byte stable) and rewrites the parameters so templates stay simple:
   rotated);
 - ``site.registry_auth`` (username + password reference, or a dockerconfigjson reference) adds its
   Secret (``registry-pull``) to ``site.image_pull_secrets``, which every pod lists;
+- ``site.monitoring-stack.database.password`` and ``.redis.password`` become secretKeyRefs into
+  ``n9e-secrets`` (keys ``DB_PASSWORD``, ``REDIS_PASSWORD``) that components/monitoring-stack
+  renders as ``valueFrom``, and the stack gets ``secrets_checksum``;
 - the SSH password or private key of KubeKey's hosts (``site.kubekey.ssh``, ``site.nodes[]``) stay
   references; their ciphertexts (and the registry password's) are noted under ``KUBEKEY_KEY`` for
   the KubeKey stage, which ships them beside the Cluster;
@@ -53,9 +56,14 @@ KUBEKEY_KEY = "_gen_kubekey_secrets"
 """Key of the rewritten parameters holding the KubeKey references' ciphertexts (path -> armor)."""
 REGISTRY_SECRET = "registry-pull"
 ALLOWED = (
-    "services.<name>.env values, site.registry_auth (password or dockerconfigjson) and the SSH "
+    "services.<name>.env values, site.registry_auth (password or dockerconfigjson), "
+    "site.monitoring-stack.database.password and .redis.password, and the SSH "
     "password or private_key of site.kubekey.ssh and site.nodes[]"
 )
+STACK = "monitoring-stack"
+STACK_SECRET = "n9e-secrets"
+"""The Secret of the monitoring stack's passwords (components/monitoring-stack)."""
+STACK_KEYS = {("database", "password"): "DB_PASSWORD", ("redis", "password"): "REDIS_PASSWORD"}
 _SSH_KEYS = ("password", "private_key")
 
 Locate = Callable[[KeyPath], Location | None]
@@ -108,7 +116,7 @@ def seal(root: Path, site: str, params: dict[str, Any], locate: Locate) -> Seale
     """Rewrite the references of one site's (defaulted) parameters; ProblemReport with every
     problem."""
     found = list(refs.find({"site": params["site"], "services": params["services"]}))
-    ssh = list(_ssh_secrets(params["site"]))
+    ssh = [*_ssh_secrets(params["site"]), *_stack_secrets(params["site"])]
     if not found and not ssh and not params["site"].get("registry_auth"):
         free = {k: v for k, v in params.items() if k not in ("site", "services")}
         return Sealed(params, any_refs=next(refs.find(free), None) is not None)
@@ -209,6 +217,9 @@ class _Sealer:
         if _is_ssh_secret(path):
             self.kubekey(path, text)
             return
+        if path[:2] == ("site", STACK) and tuple(path[2:]) in STACK_KEYS:
+            self.stack(path, text)
+            return
         service = (
             self.params["services"].get(path[1])
             if path[0] == "services" and len(path) > 1
@@ -226,6 +237,22 @@ class _Sealer:
         ciphertext, _ = self.ciphertext(path, text)
         if ciphertext is not None:
             self.params.setdefault(KUBEKEY_KEY, {})[refs.parse(text).path] = ciphertext
+
+    def stack(self, path: KeyPath, text: str) -> None:
+        """A password of the monitoring stack: a key of ``n9e-secrets``, when the site runs it."""
+        if not _stack_uses(self.params["site"], str(path[2])):
+            return  # not rendered (no stack, or sqlite / miniredis): the reference is not needed
+        stack = self.params["site"][STACK]
+        ciphertext, source = self.ciphertext(path, text)
+        if ciphertext is None:
+            return
+        key = STACK_KEYS[(str(path[2]), str(path[3]))]
+        labels = {"app.kubernetes.io/part-of": STACK, "app.kubernetes.io/managed-by": "gen"}
+        spec = self.describe(STACK_SECRET, path, labels, "Opaque", "site")
+        spec["encryptedData"][key] = ciphertext
+        _add_source(spec, source)
+        stack[path[2]][path[3]] = {"secretKeyRef": {"name": STACK_SECRET, "key": key}}
+        stack["secrets_checksum"] = _checksum(spec)
 
     def env(self, name: str, var: str, path: KeyPath, text: str) -> None:
         ciphertext, source = self.ciphertext(path, text)
@@ -366,6 +393,24 @@ def _ssh_secrets(site: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
         for key in _SSH_KEYS:
             if key in node:
                 yield ("site", "nodes", i, key), node[key]
+
+
+def _stack_secrets(site: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
+    """The monitoring stack's passwords, with their key paths, where the site's stack uses them."""
+    for part, key in STACK_KEYS:
+        value = ((site.get(STACK) or {}).get(part) or {}).get(key)
+        if value is not None and _stack_uses(site, part):
+            yield ("site", STACK, part, key), value
+
+
+def _stack_uses(site: dict[str, Any], part: str) -> bool:
+    """Whether the site runs the monitoring stack with an in-cluster ``database`` or ``redis``
+    (the ones whose password the stack renders)."""
+    stack = site.get(STACK) or {}
+    if STACK not in (site.get("components") or []) or not stack.get("enabled", True):
+        return False
+    kind = (stack.get(part) or {}).get("type")
+    return kind != "sqlite" if part == "database" else kind in (None, "standalone")
 
 
 def _is_ssh_secret(path: KeyPath) -> bool:

@@ -1,4 +1,9 @@
-"""Before apply: does every compiled alert rule select at least one datasource on the server?
+"""Before apply: the datasources the site's monitoring stack provides, and does every compiled
+alert rule select at least one datasource on the server?
+
+A site that runs components/monitoring-stack lists its Prometheus in ``site.json``
+(``datasources``): ``plan`` and ``provision`` create it by name or update what differs, so the
+rules' selection finds it.
 
 n9e accepts a rule whose ``datasource_queries`` (a name pattern, ids, or "all") match nothing, and
 such a rule never evaluates. The server's own matcher (``POST /datasource/query``) answers which
@@ -8,6 +13,7 @@ datasources a rule selects, so gen asks it rather than re-implementing n9e's glo
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,9 +27,87 @@ class Api(Protocol):
 
     def call(self, method: str, path: str, body: Any = None) -> Any: ...
 
+    def call_raw(self, method: str, path: str, body: Any = None) -> dict[str, Any]: ...
+
 
 class NoDatasource(errors.GenError):
     """Compiled rules select no datasource that exists on the server."""
+
+
+COMPARED = ("plugin_type", "category", "description")
+"""Top-level fields of a provisioned datasource compared with the server's (plus ``http.url``)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What provisioning a compiled datasource takes: create, update (the fields), or nothing."""
+
+    verb: str
+    """create, update, or "" (up to date)."""
+    name: str
+    fields: tuple[str, ...] = ()
+    current_id: int = 0
+
+
+def plan(api: Api, wanted: dict[str, Any]) -> Change:
+    """How the server's datasource of ``wanted["name"]`` differs from ``wanted`` (by name)."""
+    name = str(wanted["name"])
+    found = {
+        str(d.get("name")): d for d in api.get("/datasource/brief") or [] if isinstance(d, dict)
+    }
+    if name not in found:
+        return Change("create", name)
+    current_id = int(found[name]["id"])
+    current = _answer(api.call_raw("POST", "/datasource/desc", {"id": current_id}), name)
+    fields = [k for k in COMPARED if wanted.get(k, "") != (current or {}).get(k, "")]
+    url = ((current or {}).get("http") or {}).get("url")
+    if url != wanted["http"]["url"]:
+        fields.append("http.url")
+    return Change("update" if fields else "", name, tuple(fields), current_id)
+
+
+def provision(api: Api, wanted: dict[str, Any], change: Change) -> None:
+    """Create or update one datasource as ``change`` says. Saved without n9e's connectivity
+    test (``force_save``): Prometheus may not answer yet on the stack's first start, and the
+    rules should be in place when it does."""
+    body = {**wanted, "force_save": True}
+    if change.verb == "update":
+        body["id"] = change.current_id
+    _answer(api.call_raw("POST", "/datasource/upsert", body), change.name)
+
+
+def would_match(queries: list[dict[str, Any]], names: list[str]) -> bool:
+    """Whether name ``in`` queries (match_type 1, n9e's ``*``/``?`` glob) select one of ``names``
+    (for a dry run, where the datasources to create do not exist yet)."""
+    chosen = list(names)
+    for query in queries:
+        if query.get("match_type") == 2:
+            continue
+        if query.get("match_type") != 1 or query.get("op", "in") != "in":
+            return False
+        patterns = [_glob(str(v)) for v in query.get("values") or []]
+        chosen = [n for n in chosen if any(p.fullmatch(n) for p in patterns)]
+    return bool(chosen)
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """tidwall/match, as n9e matches datasource names: ``*`` any run, ``?`` one character."""
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+        re.DOTALL,
+    )
+
+
+def _answer(envelope: dict[str, Any], name: str) -> Any:
+    """The data of a datasource route's answer (``{"data", "error"}``); its error raised."""
+    error = envelope.get("error") or envelope.get("err")
+    if error:
+        raise DatasourceRefused(f"n9e refused the datasource {name!r}: {error}")
+    return envelope.get("data", envelope.get("dat"))
+
+
+class DatasourceRefused(errors.GenError):
+    """The server refused to create or update a compiled datasource."""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 ``load`` reads ``compiled/<site>/n9e/``; ``run`` walks the site's n9e in dependency order and
 creates, updates or deletes what differs (with ``dry_run`` it only reports what it would do):
 
-0. every alert rule's datasource selection must match a datasource on the server, else nothing is
-   changed and ``datasources.NoDatasource`` says which (``allow_missing_datasource`` warns instead);
+0. the datasources the site's monitoring stack provides (``site.json``: ``datasources``) are
+   created by name or updated where they differ; then every alert rule's datasource selection
+   must match a datasource on the server, else nothing more is changed and
+   ``datasources.NoDatasource`` says which (``allow_missing_datasource`` warns instead);
 1. the team (user group) and the business group, found by name or created;
 2. channels, message templates and the notify rule, matched by name and updated or created (a
    template's ident is made by the server and never changes, so an update keeps the server's);
@@ -65,6 +67,8 @@ class Intent:
     channels: list[dict[str, Any]]
     templates: list[dict[str, Any]]
     notify_rules: list[dict[str, Any]]
+    datasources: list[dict[str, Any]] = field(default_factory=list)
+    """Datasources the site's monitoring stack provides (n9e's upsert body, without ids)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class Action:
     verb: str
     """create, update or delete."""
     kind: str
-    """team, busi-group, channel, template, notify-rule or alert-rule."""
+    """datasource, team, busi-group, channel, template, notify-rule or alert-rule."""
     name: str
     fields: tuple[str, ...] = ()
     """For an update: the top-level fields that differ."""
@@ -143,6 +147,7 @@ def load(site_dir: Path) -> Intent:
         channels=_read(site_dir, layout.N9E_CHANNELS),
         templates=_read(site_dir, layout.N9E_TEMPLATES),
         notify_rules=_read(site_dir, layout.N9E_NOTIFY_RULES),
+        datasources=list(site.get("datasources") or []),
     )
 
 
@@ -172,7 +177,20 @@ def run(
     unless ``allow_missing_datasource`` (then the result carries a warning).
     """
     result = Result(dry_run=dry_run)
-    missing = datasources.unmatched(api, intent.alert_rules)
+    planned = []
+    for wanted in intent.datasources:
+        change = datasources.plan(api, wanted)
+        if change.verb:
+            result.actions.append(Action(change.verb, "datasource", change.name, change.fields))
+            if dry_run:
+                planned.append(change.name)
+            else:
+                datasources.provision(api, wanted, change)
+    missing = [
+        m
+        for m in datasources.unmatched(api, intent.alert_rules)
+        if not (planned and _selects_planned(intent.alert_rules, m, planned))
+    ]
     if missing:
         refusal = datasources.refusal(missing, datasources.existing(api))
         if not allow_missing_datasource:
@@ -477,6 +495,17 @@ def _put_body(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """An update of ``current``: its id, and its ident when the server set one (never changed)."""
     kept = {"ident": current["ident"]} if current.get("ident") and "ident" not in body else {}
     return {**body, **kept, "id": current["id"]}
+
+
+def _selects_planned(
+    rules: list[dict[str, Any]], missing: datasources.Unmatched, planned: list[str]
+) -> bool:
+    """In a dry run: whether the rules of an unmatched selection would select a datasource the run
+    would create."""
+    chosen = [r for r in rules if str(r.get("name")) in missing.rules]
+    return bool(chosen) and all(
+        datasources.would_match(r.get("datasource_queries") or [], planned) for r in chosen
+    )
 
 
 def _as_list(dat: Any) -> list[dict[str, Any]]:
