@@ -31,7 +31,8 @@ test: $(STAMP)
 	tools/build-envtest.sh >/dev/null
 	tools/build-n9e.sh >/dev/null
 	tools/install-chromium.sh
-	GEN_REQUIRE_N9E=1 GEN_NO_SKIP=1 tools/offline $(VENV)/bin/pytest
+	tools/install-kapitan.sh >/dev/null
+	KAPITAN="$$(tools/install-kapitan.sh)" GEN_REQUIRE_N9E=1 GEN_NO_SKIP=1 tools/offline $(VENV)/bin/pytest
 
 # Quick loop for contributors: no server needed.
 test-quick: $(STAMP)

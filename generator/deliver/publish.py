@@ -54,11 +54,7 @@ class Settings:
     summary); None: how many files were added, changed and removed."""
 
     def __post_init__(self) -> None:
-        if self.name:
-            try:
-                release.check_name(self.name)
-            except release.ReleaseError as e:
-                raise GenError(f"--name: {e}") from None
+        releases.check_name_option(self.name)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,15 @@ class Info:
         }
 
 
+def check_name_option(name: str) -> None:
+    """Refuse a ``--name`` that cannot name a release (a user error naming the option)."""
+    if name:
+        try:
+            release.check_name(name)
+        except release.ReleaseError as e:
+            raise GenError(f"--name: {e}") from None
+
+
 def format_time(when: datetime) -> str:
     """``2026-03-01T12:00:00Z``."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

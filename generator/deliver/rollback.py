@@ -44,11 +44,7 @@ class Settings:
     summarize: releases.Summarize | None = None
 
     def __post_init__(self) -> None:
-        if self.name:
-            try:
-                release.check_name(self.name)
-            except release.ReleaseError as e:
-                raise GenError(f"--name: {e}") from None
+        releases.check_name_option(self.name)
 
 
 @dataclass(frozen=True)

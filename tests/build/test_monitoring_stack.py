@@ -289,7 +289,7 @@ def test_the_agents_metrics_are_scraped_with_the_namespace_its_rules_select() ->
         for metric in _METRIC.findall(rule["rule_config"]["queries"][0]["prom_ql"])
         if metric.startswith("gen_agent_")
     }
-    assert len(queried) == 5
+    assert "gen_agent_rollback_active" in queried and len(queried) == 6
     for metric in queried:
         assert re.search(rf"^{metric}(\{{| )", exposed, re.M), metric
     assert all(

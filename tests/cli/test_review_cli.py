@@ -319,6 +319,7 @@ def test_validate_json_and_quiet_when_valid(project: Path) -> None:
         "ok": True,
         "summary": "2 target(s) valid",
         "problems": [],
+        "warnings": [],
         "targets": ["cn-east-1", "cn-north-2"],
     }
     assert gen("validate", "--root", str(project), "-q") == (0, "", "")

@@ -98,14 +98,7 @@ class Target:
 
     def location(self, path: Path_) -> Location | None:
         """Where the value at ``path`` (or its nearest known ancestor) was set."""
-        node: merge.MLoc | None = self.merged_locations
-        best = node.here if node else None
-        for part in path:
-            node = node.children.get(part) if node else None
-            if node is None:
-                break
-            best = node.here or best
-        return best
+        return merge.located(self.merged_locations, path)
 
 
 @dataclass

@@ -8,6 +8,7 @@ until ``resolve`` can see what the reference holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,17 @@ class MLoc:
 
     def freeze(self) -> LocTree:
         return LocTree(self.here, {k: v.freeze() for k, v in self.children.items()})
+
+
+def located(node: MLoc | None, path: Iterable[str | int]) -> Location | None:
+    """Where the value at ``path`` (or its nearest located ancestor) was set, or None."""
+    best = node.here if node else None
+    for part in path:
+        node = node.children.get(part) if node else None
+        if node is None:
+            break
+        best = node.here or best
+    return best
 
 
 def thaw(tree: LocTree | None, fallback: Location | None) -> MLoc:

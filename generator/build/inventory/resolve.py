@@ -19,6 +19,7 @@ from generator.build.inventory.merge import (
     MLoc,
     check_constants,
     kind,
+    located,
     needs_deferral,
     split_key,
     strip_markers,
@@ -140,14 +141,7 @@ class _Resolver:
         return self.root
 
     def _location(self, path: KeyPath) -> Location | None:
-        node: MLoc | None = self.locs
-        best = node.here if node else None
-        for part in path:
-            node = node.children.get(part) if node else None
-            if node is None:
-                break
-            best = node.here or best
-        return best
+        return located(self.locs, path)
 
     def _loc_node(self, path: KeyPath) -> MLoc | None:
         node: MLoc | None = self.locs
