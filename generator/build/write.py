@@ -252,8 +252,20 @@ def _parallel(action: Callable[[str], object], items: list[str]) -> list[object]
     """``action`` over ``items`` on a few threads (results in order; the first error propagates)."""
     if len(items) < 2 * IO_THREADS:
         return [action(item) for item in items]
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return list(pool.map(action, items))
+    return list(_pool().map(action, items))
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's I/O threads, started once (a compile stages hundreds of sites; starting 8
+    threads per site cost more than a second), and again in a forked worker, which inherits the
+    parent's pool object but none of its threads."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(IO_THREADS, thread_name_prefix="gen-write"))
+    return _POOL[1]
 
 
 def _remove_dir(compiled: Path, directory: Path) -> None:
