@@ -140,7 +140,34 @@ def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:
         return False
     if any(hasher.exists(rel) for rel in saved.probes):
         return False
-    return stat_files(compiled / site) == saved.files
+    return _same_stats(str(compiled / site), saved.files)
+
+
+def _same_stats(directory: str, files: dict[str, list[int]]) -> bool:
+    """``stat_files(directory) == files``, without building the listing: each file's size and
+    mtime are compared as the directory is scanned, and the first difference stops it (a no-op
+    compile stats every compiled file, 16,517 at 200 sites x 20 services)."""
+    seen = 0
+    stack = [(directory, "")]
+    while stack:
+        path, rel = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            return False
+        for entry in entries:
+            name = rel + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, name + "/"))
+                continue
+            saved = files.get(name)
+            if saved is None:
+                return False
+            st = entry.stat(follow_symlinks=False)
+            if st.st_size != saved[0] or st.st_mtime_ns != saved[1]:
+                return False
+            seen += 1
+    return seen == len(files)
 
 
 def stat_files(directory: Path) -> dict[str, list[int]]:

@@ -69,6 +69,9 @@ class SiteOutput:
     inputs: tuple[str, ...]
     probes: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    change: write.SiteChange | None = None
+    """What it changes in compiled/ (without the files), once ``settle`` has compared (and, unless
+    checking, staged) it."""
 
 
 @dataclass(frozen=True)
@@ -160,19 +163,16 @@ def run(options: Options) -> Result:
         ctx = Context.create(options.root, inv, len(dirty))
 
         def arrived(result: SiteOutput | list[Problem]) -> bool:
-            """Stage a compiled site now (writing overlaps compiling); its files leave memory."""
-            if isinstance(result, SiteOutput):
-                change = write.site_change(compiled_dir, result.name, result.files)
-                if not change.empty:
-                    write.stage(compiled_dir, change)
-                changes.append(replace(change, files={}))
-                result.files.clear()
+            if isinstance(result, SiteOutput) and result.change is not None:
+                changes.append(result.change)
             return False
 
         try:
-            outputs = compile_sites(ctx, dirty, options.jobs, options.progress, arrived)
+            outputs = compile_sites(
+                ctx, dirty, options.jobs, options.progress, arrived, settle(compiled_dir, False)
+            )
         except BaseException:
-            write.discard(compiled_dir, [c.site for c in changes])
+            write.discard(compiled_dir, dirty)
             raise
     removed_sites, removed_other = write.removals(compiled_dir, keep, owned)
     changes.sort(key=lambda c: c.site)
@@ -200,17 +200,19 @@ def _check(
     changes: list[write.SiteChange] = []
 
     def arrived(result: SiteOutput | list[Problem]) -> bool:
-        """Compare a compiled site; True to stop (``fail_fast`` and a difference)."""
+        """A compared site; True to stop (``fail_fast`` and a difference)."""
         if isinstance(result, list):
             return options.fail_fast
-        change = write.site_change(compiled_dir, result.name, result.files)
-        changes.append(replace(change, files={}))  # the report needs the paths only
-        return options.fail_fast and not change.empty
+        assert result.change is not None
+        changes.append(result.change)  # the report needs the paths only
+        return options.fail_fast and not result.change.empty
 
     outputs: list[SiteOutput] = []
     if dirty and not (options.fail_fast and (removed_sites or removed_other)):
         ctx = Context.create(options.root, inv, len(dirty))
-        outputs = compile_sites(ctx, dirty, options.jobs, options.progress, arrived)
+        outputs = compile_sites(
+            ctx, dirty, options.jobs, options.progress, arrived, settle(compiled_dir, True)
+        )
     plan = write.Plan(
         compiled_dir, tuple(sorted(changes, key=lambda c: c.site)), removed_sites, removed_other
     )
@@ -249,17 +251,34 @@ def select(inv: inventory.Inventory, wanted: Iterable[str]) -> list[str]:
     return sorted(set(wanted)) if wanted else known
 
 
+def settle(compiled: Path, check: bool) -> Callable[[SiteOutput], SiteOutput]:
+    """For ``compile_sites``: compare a site with compiled/ and, unless ``check``, stage it
+    (``write.stage``; ``write.commit`` swaps it in), where it compiled; what it changed is kept
+    in ``SiteOutput.change`` and its files leave memory."""
+
+    def settled(out: SiteOutput) -> SiteOutput:
+        change = write.site_change(compiled, out.name, out.files)
+        if not check and not change.empty:
+            write.stage(compiled, change)
+        return replace(out, files={}, change=replace(change, files={}))
+
+    return settled
+
+
 def compile_sites(
     ctx: Context,
     names: list[str],
     jobs: int = 0,
     progress: Callable[[int, int], None] | None = None,
     stop: Callable[[SiteOutput | list[Problem]], bool] | None = None,
+    then: Callable[[SiteOutput], SiteOutput] | None = None,
 ) -> list[SiteOutput]:
     """Compile sites in memory; raise one report with every problem of every site.
 
     ``stop`` sees each site's result in order; when it returns True, the sites after it are not
-    compiled (their results are left out)."""
+    compiled (their results are left out). ``then`` (``settle``) runs on each compiled site in
+    the process that compiled it: a worker compares and writes its own sites, so the parent
+    neither receives their files through a pipe nor writes them all alone."""
     workers = min(jobs or os.cpu_count() or 1, len(names) // 4 or 1)
     done: Iterable[SiteOutput | list[Problem]]
     if (
@@ -267,9 +286,9 @@ def compile_sites(
         and workers > 1
         and "fork" in multiprocessing.get_all_start_methods()
     ):
-        done = _parallel(ctx, names, workers)
+        done = _parallel(ctx, names, workers, then)
     else:
-        done = (compile_site(ctx, name) for name in names)
+        done = (_compile_then(ctx, name, then) for name in names)
     results: list[SiteOutput | list[Problem]] = []
     try:
         for result in done:
@@ -301,17 +320,33 @@ def compile_sites(
 
 _WORKER_CONTEXT: Context | None = None
 """The parent's Context, inherited by forked workers (parsed classes, templates, validators)."""
+_WORKER_THEN: Callable[[SiteOutput], SiteOutput] | None = None
+"""``compile_sites``'s ``then``, inherited by forked workers."""
 
 
-def _parallel(ctx: Context, names: list[str], workers: int) -> Iterator[SiteOutput | list[Problem]]:
+def _compile_then(
+    ctx: Context, name: str, then: Callable[[SiteOutput], SiteOutput] | None
+) -> SiteOutput | list[Problem]:
+    result = compile_site(ctx, name)
+    if then is not None and isinstance(result, SiteOutput):
+        return then(result)
+    return result
+
+
+def _parallel(
+    ctx: Context,
+    names: list[str],
+    workers: int,
+    then: Callable[[SiteOutput], SiteOutput] | None = None,
+) -> Iterator[SiteOutput | list[Problem]]:
     """Results in the order of ``names``, each as soon as it and those before it are done.
 
     The first site compiles here, before the workers fork: they inherit what it parsed, rendered
     and checked (the shared classes, templates and objects), instead of each doing it again."""
-    global _WORKER_CONTEXT
-    first = compile_site(ctx, names[0])
+    global _WORKER_CONTEXT, _WORKER_THEN
+    first = _compile_then(ctx, names[0], then)
     yield first
-    _WORKER_CONTEXT = ctx
+    _WORKER_CONTEXT, _WORKER_THEN = ctx, then
     rest = names[1:]
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -319,12 +354,12 @@ def _parallel(ctx: Context, names: list[str], workers: int) -> Iterator[SiteOutp
                 _compile_in_worker, rest, chunksize=max(1, len(rest) // (workers * 4))
             )
     finally:
-        _WORKER_CONTEXT = None
+        _WORKER_CONTEXT = _WORKER_THEN = None
 
 
 def _compile_in_worker(name: str) -> SiteOutput | list[Problem]:
     assert _WORKER_CONTEXT is not None
-    return compile_site(_WORKER_CONTEXT, name)
+    return _compile_then(_WORKER_CONTEXT, name, _WORKER_THEN)
 
 
 def stages() -> tuple[Stage, ...]:
@@ -388,6 +423,8 @@ def _remember(
         state.sites[out.name] = cache.SiteState(
             inputs, list(out.probes), cache.stat_files(compiled / out.name)
         )
+    kept = len(state.sites)
     if not options.targets:
         state.sites = {k: v for k, v in state.sites.items() if k in names}
-    cache.save(options.root, state)
+    if outputs or len(state.sites) != kept:  # a no-op leaves the state file as it is
+        cache.save(options.root, state)

@@ -100,6 +100,24 @@ def _dumps(obj: Any, **kwargs: Any) -> str:
     return json.dumps(tracking.unwrap(obj) if _ACTIVE is not None else obj, **kwargs)
 
 
+_JSON_SCALARS: dict[tuple[type, Any], Any] = {}
+"""``tojson`` of a string, integer, boolean or null, by type and value: templates quote the same
+few thousand scalars tens of thousands of times per compile."""
+
+
+@jinja2.pass_eval_context
+def _tojson(eval_ctx: Any, value: Any, indent: int | None = None) -> Any:
+    """jinja2's ``tojson``, remembered for scalars (the same text: a scalar is not tracked)."""
+    kind = type(value)
+    if indent is None and (kind is str or kind is int or kind is bool or value is None):
+        key = (kind, value)
+        text = _JSON_SCALARS.get(key)
+        if text is None:
+            text = _JSON_SCALARS[key] = jinja2.filters.do_tojson(eval_ctx, value)
+        return text
+    return jinja2.filters.do_tojson(eval_ctx, value, indent)
+
+
 def _same_as(value: Any, other: Any) -> bool:
     """The ``sameas`` test: identity, which a tracked render cannot record (so not remembered)."""
     if _ACTIVE is not None and (
@@ -166,6 +184,7 @@ class Renderer:
         self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
         self.env.policies["json.dumps_function"] = _dumps
         self.env.tests["sameas"] = _same_as
+        self.env.filters["tojson"] = _tojson
         self.env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
         self.env.globals.update(fail=_fail, port_name=port_name, probe=probe)
 

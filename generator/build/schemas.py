@@ -85,7 +85,7 @@ def load(root: Path, fast: bool = True) -> Schemas:
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
     target_schema = registry[root_id].contents
     try:
-        jsonschema.Draft202012Validator.check_schema(target_schema)
+        component_types.check_schema(target_schema)
     except jsonschema.SchemaError as e:
         raise errors.located(
             Location(f"schemas/{ROOT_SCHEMA}"), f"invalid schema: {e.message}"

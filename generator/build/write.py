@@ -20,7 +20,6 @@ import functools
 import os
 import shutil
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,6 @@ from generator.core import errors
 
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
-IO_THREADS = 8
-"""File creation is latency-bound (about 1 ms a file on a busy VM disk, 0.3 ms with 8 threads)."""
 
 
 @dataclass(frozen=True)
@@ -249,11 +246,11 @@ def _swap(compiled: Path, change: SiteChange) -> None:
 
 
 def _parallel(action: Callable[[str], object], items: list[str]) -> list[object]:
-    """``action`` over ``items`` on a few threads (results in order; the first error propagates)."""
-    if len(items) < 2 * IO_THREADS:
-        return [action(item) for item in items]
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return list(pool.map(action, items))
+    """``action`` over ``items``, in order, in this thread. Threads made it dearer: on this
+    machine's disk 8,000 files cost ~0.3 s of system time written one after another and 5-8 s
+    from 8 threads (the kernel's locks spin between them); a compile's workers each write their
+    own sites instead (``pipeline.settle``)."""
+    return [action(item) for item in items]
 
 
 def _remove_dir(compiled: Path, directory: Path) -> None:
@@ -262,9 +259,19 @@ def _remove_dir(compiled: Path, directory: Path) -> None:
     shutil.rmtree(trash)
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
 def _write(path: Path, content: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(content)
+    # os.open, not open(): three system calls a file instead of six (open() also stats the
+    # file, asks whether it is a terminal and seeks), for 16,517 files at 200 sites.
+    fd = os.open(path, _CREATE, 0o666)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from generator import __version__
+from generator.cli import _coerce
+
+_coerce.install()  # plain option values without importing pydantic (start-up time)
 
 if TYPE_CHECKING:
     from generator.core.errors import Problem

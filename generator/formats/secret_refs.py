@@ -8,7 +8,7 @@ file, ``secrets/<site>/redis/password.age``, and no site can name another site's
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,11 +103,19 @@ def path_of(site: str, file: str) -> str | None:
 def find(params: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
     """Every string in a parameter tree that looks like a reference, with its key path, in tree
     order."""
+    items: Iterable[tuple[Any, Any]]
     if isinstance(params, dict):
-        for key, value in params.items():
-            yield from find(value, (*path, key))
+        items = params.items()
     elif isinstance(params, list):
-        for i, value in enumerate(params):
-            yield from find(value, (*path, i))
-    elif looks_like_ref(params):
-        yield path, params
+        items = enumerate(params)
+    else:
+        if looks_like_ref(params):
+            yield path, params
+        return
+    # Leaves are tested here, not in a call each: a site's parameters have ~1,400 of them.
+    for key, value in items:
+        if isinstance(value, str):
+            if "?{" in value and MARKER.search(value) is not None:
+                yield (*path, key), value
+        elif isinstance(value, (dict, list)):
+            yield from find(value, (*path, key))
