@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NO_VALUE = object()
@@ -45,6 +46,15 @@ def install() -> None:
     _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
 
 
+def _unwrap_optional(annotation: Any) -> Any:
+    """``X`` for ``X | None`` (``Optional[X]``): None itself never reaches a coercion."""
+    if get_origin(annotation) in (Union, UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
 class _Plain:
     """A runtime parameter: the plain conversion, else typer's (pydantic) one."""
 
@@ -52,7 +62,7 @@ class _Plain:
         self.param = param
         self.original = original
         descriptor = param.type_descriptor
-        self.annotation = descriptor.annotation
+        self.annotation = _unwrap_optional(descriptor.annotation)
         self.info = descriptor.parameter_info
         self.plain = descriptor.file_annotation is None and self.info.parser is None
 
@@ -97,9 +107,10 @@ class _Plain:
             ):
                 return _NO_VALUE
             return number
-        if annotation is Path and info.path_type is None and isinstance(value, str):
+        if annotation is Path and info.path_type is None and isinstance(value, (str, Path)):
             from typer._param_types import coerce_cli_path
 
-            # A Path already: typer's own checks (exists, file_okay, ...) run, pydantic does not.
+            # A Path (a default value is one already): typer's own checks (exists, file_okay,
+            # ...) run, pydantic does not.
             return coerce_cli_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
         return _NO_VALUE

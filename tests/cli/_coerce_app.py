@@ -25,8 +25,10 @@ def make() -> typer.Typer:
         mode: Mode = Mode.fast,
         tag: Annotated[list[str] | None, typer.Option("--tag")] = None,
         shard: str | None = None,
+        where: Annotated[Path | None, typer.Option(exists=True, file_okay=False)] = None,
+        count: int | None = None,
     ) -> None:
-        print(repr((root, name, jobs, mode, tag, shard)))
+        print(repr((root, name, jobs, mode, tag, shard, where, count)))
 
     @app.command()
     def other() -> None:  # a second command, so ``run`` is named on the command line

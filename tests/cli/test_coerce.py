@@ -42,6 +42,7 @@ def _unpatched(args: list[str]) -> tuple[int, str]:
         [],
         ["--root", "a/b", "--name", "n", "--jobs", "3", "--mode", "slow"],
         ["--tag", "one", "--tag", "two", "--shard", "2/4", "--jobs", "+7"],
+        ["--where", ".", "--count", "5"],
     ],
 )
 def test_plain_values_are_converted_as_typer_converts_them(args: list[str]) -> None:
@@ -52,7 +53,15 @@ def test_plain_values_are_converted_as_typer_converts_them(args: list[str]) -> N
 
 
 @pytest.mark.parametrize(
-    "args", [["--jobs", "-1"], ["--jobs", "many"], ["--mode", "medium"], ["--jobs", ""]]
+    "args",
+    [
+        ["--jobs", "-1"],
+        ["--jobs", "many"],
+        ["--mode", "medium"],
+        ["--jobs", ""],
+        ["--where", "no/such/dir"],
+        ["--count", "x"],
+    ],
 )
 def test_invalid_values_keep_typers_messages(args: list[str]) -> None:
     _coerce.install()
@@ -62,11 +71,18 @@ def test_invalid_values_keep_typers_messages(args: list[str]) -> None:
     assert (result.exit_code, result.output) == _unpatched(args)
 
 
-def test_gen_compile_command_line_does_not_import_pydantic(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        "['gen', 'compile', '--root', sys.argv[1], '-j', '1', '-o', 'json']",
+        "['gen', '-C', sys.argv[1], 'inventory', '-t', 'site']",
+    ],
+)
+def test_plain_command_lines_do_not_import_pydantic(tmp_path: Path, argv: str) -> None:
     script = (
         "import sys\n"
         "from generator.cli import main\n"
-        "sys.argv = ['gen', 'compile', '--root', sys.argv[1], '-j', '1', '-o', 'json']\n"
+        f"sys.argv = {argv}\n"
         "try:\n"
         "    main()\n"
         "except SystemExit:\n"
