@@ -27,6 +27,8 @@ Every error names the file, line and key path. Nothing here touches anything but
 
     load          files: targets, classes in the order they apply, the parse cache, settings
     merge         deep merge of the layers (``~`` and ``=``), with a location for every value
+    prefix        the merge of a sequence of classes, done once and copied for every target
+                  that applies the same classes (locations shared copy-on-write)
     references    ``${...}`` in strings: parsing, escapes
     resolve       resolution after merging, nested references, cycles
     queries       ``$[ ... ]`` inventory queries over every target's exports
@@ -37,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.build.inventory import merge, queries, resolve
+from generator.build.inventory import merge, prefix, queries, resolve
 from generator.build.inventory.load import (
     STRICT_ENV,
     ClassWalk,
@@ -107,29 +109,27 @@ class Inventory(Sources):
 
     _exports: queries.Exports | None = field(default=None, repr=False)
     _exporting: bool = field(default=False, repr=False)
+    _prefixes: prefix.PrefixCache = field(default_factory=prefix.PrefixCache, repr=False)
 
     def _merge(self, name: str) -> tuple[Document, ClassWalk, merge.Merger, merge.Merger]:
         """One target's merged parameters and exports (references not resolved): the classes of
-        ``class_mappings``, then its own classes depth first, then the target (as reclass does)."""
+        ``class_mappings``, then its own classes depth first, then the target (as reclass does);
+        a sequence of classes another target merged already is copied (``prefix``)."""
         path = self.target_file(name)
         doc = self.document(path)
-        merger = merge.Merger()
-        exports = merge.Merger()
-        walk = ClassWalk(self, lambda raw, where: resolve.render_class_name(merger, raw, where))
+        merging = prefix.TargetMerge(self._prefixes, self._reclass_meta(name, doc), doc.file)
+        walk = ClassWalk(
+            self, lambda raw, where: resolve.render_class_name(merging.live(), raw, where)
+        )
         walk.inputs.append(doc.file)
-        merger.locs.here = exports.locs.here = Location(doc.file, 1, 1)
         rel = path.relative_to(self.targets_dir).with_suffix("").as_posix()
-        self._reclass_meta(merger, name, doc)
         mapped = mapped_classes(self.settings, name, rel)
         layers = [*walk.classes(doc, "", mapped)] if mapped else []
         for class_doc in layers:
-            merger.apply(class_doc)
-            exports.apply(class_doc, "exports")
+            merging.apply(class_doc)
         for class_doc in walk.classes(doc, name):
-            merger.apply(class_doc)
-            exports.apply(class_doc, "exports")
-        merger.apply(doc)
-        exports.apply(doc, "exports")
+            merging.apply(class_doc)
+        merger, exports = merging.finish(doc)
         return doc, walk, merger, exports
 
     def exports(self) -> queries.Exports:
@@ -185,16 +185,14 @@ class Inventory(Sources):
             tuple(sorted(warnings, key=errors.problem_key)),
         )
 
-    def _reclass_meta(self, merger: merge.Merger, name: str, doc: Document) -> None:
+    def _reclass_meta(self, name: str, doc: Document) -> dict[str, Any] | None:
         """``_reclass_``: the target's name and environment, as reclass sets them for every
         target (unless ``automatic_parameters`` is off)."""
         if not self.settings.automatic_parameters:
-            return
+            return None
         parts = name.split(".")
         environment = (doc.data or {}).get("environment") or self.settings.default_environment
-        meta = {
+        return {
             "name": {"full": name, "short": parts[-1], "path": "/".join(parts), "parts": parts},
             "environment": environment,
         }
-        merger.params["_reclass_"] = meta
-        merger.locs.children["_reclass_"] = merge.thaw(None, Location(doc.file, 1, 1))

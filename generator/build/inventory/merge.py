@@ -31,15 +31,37 @@ class Deferred:
     layers: list[tuple[Any, LocTree]]
 
 
-@dataclass
+@dataclass(slots=True)
 class MLoc:
-    """Mutable location node used while merging; frozen into a LocTree at the end."""
+    """Mutable location node used while merging; frozen into a LocTree at the end.
+
+    A ``shared`` node (and everything under it) also belongs to merged class sequences that other
+    targets copy (``prefix``): it is never changed in place; ``own`` gives a private copy first.
+    """
 
     here: Location | None
     children: dict[str | int, MLoc] = field(default_factory=dict)
+    shared: bool = False
 
     def freeze(self) -> LocTree:
         return LocTree(self.here, {k: v.freeze() for k, v in self.children.items()})
+
+
+def own(parent: MLoc, key: str | int) -> MLoc | None:
+    """``parent``'s child at ``key``, ready to change: a shared one is replaced by a shallow
+    private copy (its own children stay shared). ``parent`` must be private already."""
+    child = parent.children.get(key)
+    if child is not None and child.shared:
+        child = parent.children[key] = MLoc(child.here, dict(child.children))
+    return child
+
+
+def share(node: MLoc) -> None:
+    """Mark everything under ``node`` shared (not ``node`` itself: its holder keeps it private)."""
+    for child in node.children.values():
+        if not child.shared:
+            child.shared = True
+            share(child)
 
 
 def located(node: MLoc | None, path: Iterable[str | int]) -> Location | None:
@@ -138,7 +160,9 @@ class Merger:
         kpath: KeyPath,
     ) -> None:
         old = acc[key]
-        old_locs = acc_locs.children.setdefault(key, MLoc(here))
+        old_locs = own(acc_locs, key)
+        if old_locs is None:
+            old_locs = acc_locs.children[key] = MLoc(here)
         if isinstance(old, dict) and isinstance(value, dict):
             old_locs.here = here or old_locs.here
             self._merge_dict(old, old_locs, value, sub_locs, kpath)

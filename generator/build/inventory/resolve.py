@@ -21,6 +21,7 @@ from generator.build.inventory.merge import (
     kind,
     located,
     needs_deferral,
+    own,
     split_key,
     strip_markers,
     thaw,
@@ -96,11 +97,13 @@ _NOT_PLAIN = (dict, list, Deferred, references.Template)
 def _pending_paths(node: Any, path: KeyPath, out: list[KeyPath]) -> None:
     """The paths of every value with references to resolve or a merge waiting for them, in
     document order."""
-    items = node.items() if isinstance(node, dict) else enumerate(node)
+    items = node.items() if type(node) is dict else enumerate(node)
     for key, value in items:
-        if isinstance(value, (dict, list)):
-            _pending_paths(value, (*path, key), out)
-        elif isinstance(value, (Deferred, references.Template)):
+        kind = type(value)  # exact types: merged parameters hold plain dicts, lists and scalars
+        if kind is dict or kind is list:
+            if value:
+                _pending_paths(value, (*path, key), out)
+        elif kind is references.Template or kind is Deferred:
             out.append((*path, key))
 
 
@@ -149,6 +152,15 @@ class _Resolver:
             if node is None:
                 return None
             node = node.children.get(part)
+        return node
+
+    def _own_node(self, path: KeyPath) -> MLoc | None:
+        """The location node at ``path``, private to this target (``merge.own`` on the way)."""
+        node: MLoc | None = self.locs
+        for part in path:
+            if node is None:
+                return None
+            node = own(node, part)
         return node
 
     def _lookup(
@@ -223,7 +235,7 @@ class _Resolver:
         self.active.append(path)
         node = self._get(path)
         if isinstance(node, Deferred) or references.has_markup(node):
-            target = self._loc_node(path)
+            target = self._own_node(path)
             locs = MLoc(target.here, target.children) if target else MLoc(self._location(path), {})
             self._set(path, self._settle_layer(node, locs, path))
             if target is not None:
