@@ -76,13 +76,17 @@ app = typer.Typer(
 
 
 def complete_targets(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Target names under the --root given so far (shell completion; never raises)."""
-    targets = Path(ctx.params.get("root") or ".") / "inventory" / "targets"
+    """Target names under the --root given so far, as the inventory names them (composed names
+    included; shell completion: never raises)."""
+    from generator.build import inventory
+    from generator.core import errors
+
+    root = Path(ctx.params.get("root") or ".")
     try:
-        names = {p.stem for p in targets.rglob("*") if p.suffix in (".yml", ".yaml")}
-    except OSError:
+        names = inventory.Inventory(root, inventory.settings_for(root)).target_files()
+    except (OSError, errors.GenError):
         return []
-    return sorted(n for n in names if n.startswith(incomplete))
+    return [n for n in names if n.startswith(incomplete)]
 
 
 RootOption = Annotated[
