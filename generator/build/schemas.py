@@ -217,10 +217,10 @@ def _why(error: ValidationError) -> str:
     where = list(error.absolute_schema_path)
     if "then" not in where:
         return ""
-    # Only the rule's own keywords and its direct properties: a then that $refs a whole schema
-    # (a component type's) is not a rule, and its description is not a reason.
+    # Only the rule's own keywords and its properties, at any depth: a then that $refs a whole
+    # schema (a component type's) is not a rule, and its description is not a reason.
     tail = where[len(where) - where[::-1].index("then") :]
-    if not (len(tail) == 1 or (len(tail) == 3 and tail[0] == "properties")):
+    if len(tail) % 2 == 0 or any(part != "properties" for part in tail[:-1:2]):
         return ""
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     return f": {description}" if isinstance(description, str) else ""

@@ -402,7 +402,10 @@ def test_several_n9e_replicas_on_sqlite_are_refused(project: Path) -> None:
     )
     message = problems_of(project)
     assert f"{EAST_TARGET}:" in message and "$.site.monitoring-stack.database.type" in message
-    assert "'sqlite' is not one of ['mysql', 'postgres']" in message
+    assert (
+        "'sqlite' is not one of ['mysql', 'postgres']: several n9e replicas (n9e.replicas >= 2) "
+        "share one database: set database.type to mysql or postgres, or n9e.replicas to 1"
+    ) in message
 
 
 def test_a_datasource_name_the_rules_would_not_select_is_located(project: Path) -> None:
