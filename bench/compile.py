@@ -575,6 +575,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, project: Path, gen_cache: Path) -> None:
         self.args, self.project, self.gen_cache = args, project, gen_cache
         self.compiled = project / "compiled"
+        self.trash = project.parent / "trash"
         self.env = {**os.environ, "GEN_CACHE_DIR": str(gen_cache)}
         if args.snapshot:
             # gen's code as it was when the bench started: others editing generator/ meanwhile
@@ -592,8 +593,15 @@ class Bench:
         self.cases: list[Case] = []
 
     def reset_output(self) -> None:
-        shutil.rmtree(self.compiled, ignore_errors=True)
-        shutil.rmtree(self.project / ".gen-cache", ignore_errors=True)
+        """No compiled/ and no .gen-cache/: moved aside into the work directory's trash, deleted
+        only after the last measurement (``main``). Deleting them here would put the previous
+        tree's ~16,500 files among the "recently deleted" inodes that ext4 without a journal (this
+        machine's disk) steps over one by one when it allocates an inode: the cold compile right
+        after an ``rm -rf`` paid 8-17 s of kernel time for it (bench/README.md)."""
+        self.trash.mkdir(exist_ok=True)
+        for path in (self.compiled, self.project / ".gen-cache"):
+            if path.exists():
+                path.rename(self.trash / f"{len(list(self.trash.iterdir()))}-{path.name}")
 
     def reset_validator_cache(self) -> None:
         shutil.rmtree(self.gen_cache, ignore_errors=True)
@@ -653,7 +661,7 @@ class Bench:
 
 def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     project, gen_cache = workdir / "project", workdir / "gen-cache"
-    for path in (project, gen_cache, workdir / "code", workdir / "pycache"):
+    for path in (project, gen_cache, workdir / "code", workdir / "pycache", workdir / "trash"):
         if path.exists():
             if not (workdir / ".gen-bench").exists():
                 raise SystemExit(
@@ -1222,6 +1230,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_bench(args, workdir)
     finally:
+        shutil.rmtree(workdir / "trash", ignore_errors=True)
         if temporary and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
