@@ -38,6 +38,7 @@ from tests.support.agent import (
     unique,
     unreachable_kubeconfig,
 )
+from tests.support.ferry import write_allowed_signers
 from tests.support.project import REPO
 
 AGE_KEY = REPO / "tests" / "fixtures" / "age" / "cn-east-1.key"
@@ -686,6 +687,27 @@ def test_a_tip_signed_by_an_unknown_key_is_refused(site: Site) -> None:
     result = site.agent().reconcile()
     assert result.result == "refused" and "does not trust" in result.message
     assert site.get("v1", "ConfigMap", "a") is None
+
+
+def test_an_interval_reconcile_reads_and_verifies_an_unchanged_tip_once(
+    site: Site, tmp_path: Path
+) -> None:
+    signers = tmp_path / "allowed_signers"
+    signers.write_bytes(site.settings.allowed_signers.read_bytes())
+    site.branch.commit(cms(site, "a"))
+    agent = site.agent(allowed_signers=signers)
+    assert agent.reconcile().result == "synced"
+    loaded = agent._loaded
+    assert agent.reconcile().unchanged == 1 and agent._loaded is loaded
+    # The signers change (a key revoked): the same tip is checked again, and refused.
+    write_allowed_signers(signers, site.branch.keys.stranger)
+    result = agent.reconcile()
+    assert result.result == "refused" and "not signed by an allowed signer" in result.message
+    assert agent.reconcile().result == "refused"
+    site.branch.commit(cms(site, "a", "b"))
+    signers.write_bytes(site.settings.allowed_signers.read_bytes())
+    assert [o.name for o in agent.reconcile().applied] == ["b"]
+    assert agent._loaded is not loaded
 
 
 def test_a_rewound_branch_is_refused(site: Site) -> None:

@@ -65,6 +65,10 @@ class Agent:
     _releases: dict[str, tuple[releases.Running, str]] = field(default_factory=dict)
     _reported: str = ""
     """The commit of the release last logged as running."""
+    _verified: tuple[str, str, bytes] | None = None
+    """The tip and last applied commit last found trusted, with the allowed signers then."""
+    _loaded: Desired | None = None
+    """The tip's manifests as last read (a commit's files never change)."""
 
     @property
     def repo(self) -> Repo:
@@ -168,7 +172,7 @@ class Agent:
         tip = self._fetch()
         parent = self._read_parent()
         try:
-            source.verify(self.repo, tip.commit, parent.commit, s)
+            self._verify(tip, parent)
         except Refused as e:
             return Result(REFUSED, e.commit, ("signature",), str(e), notes=tip.notes)
         memory = self._remember()
@@ -368,11 +372,30 @@ class Agent:
                 Result(FAILED, reasons=(_why(e),), message=f"cannot read the ApplySet parent: {e}")
             ) from e
 
-    def _load(self, tip: Tip, commit: str, cache: source.Parsed | None = None) -> Desired:
+    def _verify(self, tip: Tip, parent: prune.Parent) -> None:
+        """``source.verify``, skipped when the same tip over the same applied commit was found
+        trusted by the same allowed signers (an interval reconcile of an unchanged branch)."""
         try:
-            return source.load(self.repo, commit, self._parsed if cache is None else cache)
+            signers = self.settings.allowed_signers.read_bytes()
+        except OSError:
+            signers = b""  # verify names the unreadable file
+        key = (tip.commit, parent.commit, signers)
+        if signers and self._verified == key:
+            return
+        self._verified = None
+        source.verify(self.repo, tip.commit, parent.commit, self.settings)
+        self._verified = key
+
+    def _load(self, tip: Tip, commit: str, cache: source.Parsed | None = None) -> Desired:
+        if cache is None and self._loaded is not None and self._loaded.commit == commit:
+            return self._loaded
+        try:
+            desired = source.load(self.repo, commit, self._parsed if cache is None else cache)
         except GenError as e:  # ManifestError, and YAML problems located in the commit
             raise _Stop(Result(FAILED, commit, ("manifests",), str(e), notes=tip.notes)) from e
+        if cache is None:
+            self._loaded = desired
+        return desired
 
     def _materialize(self, desired: Desired) -> tuple[Desired, dict[ObjectId, str]]:
         """EncryptedSecrets decrypted into Secrets; those that cannot be opened, by the Secret they
