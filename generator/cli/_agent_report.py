@@ -33,7 +33,7 @@ def report(
         typer.Option(
             "--signer",
             envvar="GEN_REPORT_SIGNER",
-            help="The key's principal in the outside's allowed signers file "
+            help="The key's principal in the outside's allowed signers file, <name>@<site> "
             "(default: gen-agent@<site>).",
             metavar="PRINCIPAL",
         ),

@@ -100,6 +100,11 @@ def make(site: str, signer: str, time: datetime, data: dict[str, str]) -> Report
         raise ReportError(f"{site!r} is not a valid site name")
     if not signer or any(c.isspace() for c in signer):
         raise ReportError(f"signer {signer!r}: a principal without spaces is needed")
+    if not for_site(signer, site):
+        raise ReportError(
+            f"signer {signer!r}: a report of site {site} is signed as <name>@{site} "
+            f"(default gen-agent@{site}), so that one site's key cannot speak for another"
+        )
     status = {k: _cut(str(data[k])) for k in STATUS_KEYS if k in data and data[k] not in (None, "")}
     return Report(site, signer, time.astimezone(UTC).replace(microsecond=0), status)
 
@@ -141,6 +146,12 @@ def parse(document: bytes, where: str) -> Report:
         raise ReportError(f"{where}: site {escape(str(site))} is not a valid site name")
     if not isinstance(signer, str) or not signer:
         raise ReportError(f"{where}: signer must be a principal")
+    if not for_site(signer, site):
+        raise ReportError(
+            f"{where}: refused: the report of site {site} is signed as {escape(signer)}; a "
+            f"site's report is signed as <name>@{site}, so that one site's key cannot speak for "
+            "another"
+        )
     if not isinstance(status, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in status.items()
     ):
@@ -155,6 +166,14 @@ def parse(document: bytes, where: str) -> Report:
     if report.to_json() != document:
         raise ReportError(f"{where}: the report is not in canonical form (edited after signing?)")
     return report
+
+
+def for_site(signer: str, site: str) -> bool:
+    """Whether principal ``signer`` may sign reports of ``site``: ``<name>@<site>``. The outside's
+    allowed signers file trusts each site's key for its own principal, so a key taken from one
+    site cannot sign another site's report."""
+    name, at, bound = signer.rpartition("@")
+    return bool(name and at and bound == site)
 
 
 def format_time(when: datetime) -> str:

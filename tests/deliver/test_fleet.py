@@ -128,6 +128,28 @@ def test_tampered_unsigned_untrusted_and_stale_reports_are_refused_and_nothing_i
         fleet.import_report(world.deploy, older, trusted, "r.report")
 
 
+def test_a_report_of_one_site_signed_as_another_site_is_refused_even_with_a_trusted_key(
+    world: World, site_key: Key, trusted: Path, tmp_path: Path
+) -> None:
+    other = make_key(tmp_path, "other-key", f"gen-agent@{OTHER_SITE}")
+    trusted.write_text(
+        trusted.read_text() + f'{other.principal} namespaces="gen-agent-report" {other.public}\n'
+    )
+    document = agent_report.Report(SITE, other.principal, NOW, {"result": "synced"}).to_json()
+    forged = document + sign.sign(document, other.private, agent_report.NAMESPACE)
+    before = refs(world.deploy)
+    with pytest.raises(GenError) as exc:
+        fleet.import_report(world.deploy, forged, trusted, "r.report")
+    assert str(exc.value) == (
+        f"r.report: refused: the report of site {SITE} is signed as gen-agent@{OTHER_SITE}; a "
+        f"site's report is signed as <name>@{SITE}, so that one site's key cannot speak for "
+        "another"
+    )
+    assert refs(world.deploy) == before
+    with pytest.raises(agent_report.ReportError, match=f"is signed as <name>@{SITE}"):
+        agent_report.make(SITE, other.principal, NOW, STATUS)
+
+
 def test_the_html_page_is_one_self_contained_file_with_every_value_escaped(
     world: World, site_key: Key, trusted: Path
 ) -> None:
