@@ -143,3 +143,17 @@ def test_without_its_state_file_the_agent_takes_the_last_healthy_release_from_th
         note.startswith(f"{tmp_path / releases.STATE}: unreadable") and "status ConfigMap" in note
     )
     assert releases.load(tmp_path / "none", {"lastHealthyRelease": "x"}) == (releases.Memory(), "")
+
+
+def test_without_its_state_file_the_agent_takes_the_hold_from_the_status(tmp_path: Path) -> None:
+    hold = releases.Hold(FAILED, HEALTHY, 1_700_000_000.0, "Deployment.apps app/web: x", 180.0)
+    status = {
+        "lastHealthyRelease": "2",
+        "lastHealthyReleaseName": "spring",
+        "lastHealthyCommit": HEALTHY.commit,
+        releases.HOLD_KEY: releases.hold_text(hold),
+    }
+    assert releases.load(tmp_path, status) == (releases.Memory(HEALTHY, hold), "")
+    for damaged in ("{not json", '{"failed": 3}', "[]", ""):
+        status[releases.HOLD_KEY] = damaged
+        assert releases.load(tmp_path, status) == (releases.Memory(HEALTHY), "")

@@ -308,6 +308,13 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_and_held_until_a_ne
         assert restarted.commit == healthy and image(site, "web") == HEALTHY
         assert restarted.reasons == ("rollback",)
         assert len([e for e in events(site) if e["reason"] == "RolledBack"]) == 1
+        # ... nor after one that lost its state volume: the status ConfigMap keeps the hold too
+        assert json.loads(site.status()[releases.HOLD_KEY])["failed"]["commit"] == failed
+        (site.settings.state_dir / releases.STATE).unlink()
+        lost = site.agent(auto_rollback=True, health_timeout=3.0).reconcile()
+        assert lost.commit == healthy and image(site, "web") == HEALTHY
+        assert lost.reasons == ("rollback",) and lost.rollback == result.rollback
+        assert len([e for e in events(site) if e["reason"] == "RolledBack"]) == 1
 
         # a newer release arrives: the hold ends and the agent moves forward again
         fixed = site.branch.commit(
@@ -323,6 +330,7 @@ def test_a_release_that_never_becomes_healthy_is_rolled_back_and_held_until_a_ne
     )
     status = site.status()
     assert (status["release"], status["lastHealthyRelease"], status["rollback"]) == ("3", "3", "")
+    assert status[releases.HOLD_KEY] == ""
     assert metric(agent, "gen_agent_rollback_active") == 0.0
     assert metric(agent, "gen_agent_release") == 3.0
     # release 3 no longer has them: the claim stays (prune never deletes claims), the rest goes

@@ -142,7 +142,7 @@ class Agent:
         result = replace(
             result,
             last_healthy=memory.last_healthy,
-            rollback=memory.hold.sentence if memory.hold else "",
+            hold=memory.hold,
         )
         problems = status.record(self.kube, self.settings, result, self.metrics, self.clock())
         result = replace(result, status_error="; ".join(problems))

@@ -180,11 +180,27 @@ def load(state_dir: Path, status: dict[str, str]) -> tuple[Memory, str]:
     ), ""
 
 
+HOLD_KEY = "rollbackHold"
+"""The status ConfigMap's copy of the automatic rollback in effect (JSON; "" when none), so a
+hold outlives the loss of the state volume."""
+
+
+def hold_text(hold: Hold | None) -> str:
+    """``hold`` as the status ConfigMap keeps it."""
+    return json.dumps(hold.as_dict(), sort_keys=True) if hold else ""
+
+
 def _from_status(status: dict[str, str]) -> Memory:
+    """The last healthy release and the hold the status names (each commit is verified like any
+    other before it is applied)."""
     number, commit = status.get("lastHealthyRelease", ""), status.get("lastHealthyCommit", "")
     if not number.isdigit() or int(number) < 1 or not commit:
         return Memory()
-    return Memory(Running(int(number), commit, status.get("lastHealthyReleaseName", "")))
+    try:
+        hold = Hold.from_dict(json.loads(status.get(HOLD_KEY) or "null"))
+    except ValueError:
+        hold = None
+    return Memory(Running(int(number), commit, status.get("lastHealthyReleaseName", "")), hold)
 
 
 def save(state_dir: Path, memory: Memory) -> None:

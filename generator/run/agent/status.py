@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from generator.core.objects import ObjectId
+from generator.run.agent import releases
 from generator.run.agent.kube import Kube, KubeError
 from generator.run.agent.metrics import Metrics
-from generator.run.agent.releases import Running
+from generator.run.agent.releases import HOLD_KEY, Hold, Running
 from generator.run.agent.settings import FIELD_MANAGER, Settings
 
 SYNCED, DEGRADED, FAILED, REFUSED = "synced", "degraded", "failed", "refused"
@@ -69,8 +70,8 @@ class Result:
     """The release of ``commit`` (None when no commit was read)."""
     last_healthy: Running | None = None
     """The last release that became healthy (applied completely, every object healthy)."""
-    rollback: str = ""
-    """While an automatic rollback is in effect, the sentence that says so ("" otherwise)."""
+    hold: Hold | None = None
+    """The automatic rollback in effect, if any."""
     rolled_back: bool = False
     """This reconcile started an automatic rollback (``gen_agent_rollbacks_total`` counts it
     when it decides)."""
@@ -78,6 +79,11 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.result == SYNCED
+
+    @property
+    def rollback(self) -> str:
+        """While an automatic rollback is in effect, the sentence that says so ("" otherwise)."""
+        return self.hold.sentence if self.hold else ""
 
     @property
     def complete(self) -> bool:
@@ -201,6 +207,7 @@ def status_data(settings: Settings, result: Result, previous: dict[str, str]) ->
         **running,
         **healthy,
         "rollback": result.rollback,
+        HOLD_KEY: releases.hold_text(result.hold),
     }
 
 
