@@ -99,11 +99,11 @@ def _pending_paths(node: Any, path: KeyPath, out: list[KeyPath]) -> None:
     document order."""
     items = node.items() if type(node) is dict else enumerate(node)
     for key, value in items:
-        kind = type(value)  # exact types: merged parameters hold plain dicts, lists and scalars
-        if kind is dict or kind is list:
+        cls = type(value)  # exact types: merged parameters hold plain dicts, lists and scalars
+        if cls is dict or cls is list:
             if value:
                 _pending_paths(value, (*path, key), out)
-        elif kind is references.Template or kind is Deferred:
+        elif cls is references.Template or cls is Deferred:
             out.append((*path, key))
 
 
