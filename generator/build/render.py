@@ -68,6 +68,10 @@ class _Context(jinja2.runtime.Context):
         return jinja2.utils.missing
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+"""What ``getattr`` finds on a plain dict (it has no instance attributes)."""
+
+
 class _Environment(jinja2.Environment):
     """jinja2's environment, with ``obj.attr`` and ``obj[key]`` on a tracked value behaving as on
     the dict or list it stands for (an attribute of the real value, else an entry)."""
@@ -75,6 +79,13 @@ class _Environment(jinja2.Environment):
     context_class = _Context
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            # jinja2's getattr on a plain dict, without its AttributeError first (most reads are
+            # ``site.x`` / ``service.x``): no attribute of that name, so the entry or undefined.
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
         if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
             if hasattr(obj._gen_value, attribute):
                 return obj._gen_attribute(attribute)
@@ -85,6 +96,11 @@ class _Environment(jinja2.Environment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[argument]
+            except (TypeError, LookupError):
+                pass  # jinja2's way: an attribute of that name, else undefined
         if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
             try:
                 return obj[argument]
@@ -158,9 +174,10 @@ class Renderer:
         self._templates: dict[str, list[str]] = {}
         self._seen: dict[tuple[str, str], list[int]] = {}
         """(template, unit) -> [outputs reused, outputs rendered] (see ``_GIVE_UP``)."""
-        self._bases: dict[tuple[str, str, int], _Base] = {}
-        """(template, unit, lines) -> the first text of that many lines the template rendered for
-        the unit, as lines, its documents and where its one-line scalars are (``_patch``)."""
+        self._bases: dict[tuple[str, str, int], list[_Base]] = {}
+        """(template, unit, lines) -> the first texts of that many lines the template rendered for
+        the unit that no earlier one could patch (up to ``_MAX_BASES``), as lines, their documents
+        and where their one-line scalars are (``_patch``)."""
         self._values: dict[str, Any] = {}
         """A one-line scalar's text -> its value (``_patch``)."""
         """Late variables: computed from the site's objects, given to ``site`` after its render."""
@@ -272,18 +289,22 @@ class Renderer:
         return out
 
     def _parse(self, text: str, name: str, source: str, unit: str) -> list[dict[str, Any]]:
-        """The documents of a rendered text; when the text differs from the first one this
-        template gave for ``unit`` only in a few whole one-line scalars (a site's registry or
-        namespace), that parse with those values replaced (each parsed alone, the same way)."""
+        """The documents of a rendered text; when the text differs from one this template gave
+        earlier for ``unit`` (one of the first ``_MAX_BASES`` of that many lines that were parsed)
+        only in a few whole one-line scalars (a site's registry or namespace), that parse with
+        those values replaced (each parsed alone, the same way)."""
         key = (name, unit, text.count("\n"))
-        base = self._bases.get(key)
-        if base is not None:
-            patched = _patch(base, text, self._values)
-            if patched is not None:
-                return patched
+        bases = self._bases.get(key)
+        if bases is not None:
+            for base in bases:
+                patched = _patch(base, text, self._values)
+                if patched is not None:
+                    return patched
+            if len(bases) >= _MAX_BASES:
+                return yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
         docs, lines = yamlio.load_rendered_lines(text, f"{source} ({unit}, rendered)")
-        if base is None and lines and text.isascii() and "\r" not in text:
-            self._bases[key] = (text.split("\n"), docs, lines)
+        if lines and text.isascii() and "\r" not in text:
+            self._bases.setdefault(key, []).append((text.split("\n"), docs, lines))
         return docs
 
     def _reads_late_variable(self, name: str) -> bool:
@@ -379,6 +400,9 @@ output is rendered without tracking from then on: its output for that unit diffe
 
 _Base = tuple[list[str], list[dict[str, Any]], dict[int, yamlio.Line]]
 _MAX_PATCHED_LINES = 8
+_MAX_BASES = 4
+"""Texts kept per (template, unit, lines) to patch others from: the same number of lines can
+come from different structures (a site with a pull secret and one line fewer elsewhere)."""
 # A value that scans as one plain scalar token to the end of the line whatever follows it: no
 # indicator first, no space, comment, flow indicator or quote inside, no ':' at the end.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./=+][A-Za-z0-9_./=+:@~-]*(?<!:)")
@@ -414,6 +438,12 @@ def _patch(base: _Base, text: str, values: dict[str, Any]) -> list[dict[str, Any
         if not pattern.fullmatch(scalar):
             return None
         value = values.get(scalar, _UNSET)
+        if value is _UNSET:
+            # A string as written (no escape to decode, no int/bool/null to resolve): no parse.
+            if style is None and yamlio.plain_is_string(scalar):
+                value = values[scalar] = scalar
+            elif style is not None and "\\" not in scalar:
+                value = values[scalar] = scalar[1:-1]
         if value is _UNSET:
             try:
                 value = yamlio.load_rendered(f"v: {scalar}\n", "<value>")[0]["v"]
