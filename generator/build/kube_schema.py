@@ -31,12 +31,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
-import referencing
-import referencing.jsonschema
 
 from generator.build import jsonschema_compat
 from generator.build.jsonschema_compat import Unsupported
@@ -44,6 +41,10 @@ from generator.core import units
 from generator.core.errors import GenError
 from generator.core.fsutil import write_atomic
 from generator.core.jsonpath import format_path
+
+if TYPE_CHECKING:  # imported where the reference runs: a compile whose objects pass never does
+    import jsonschema
+    import referencing
 
 FastCheck = Callable[[Any], object]
 
@@ -314,10 +315,15 @@ def _fast_check(schema_dir: Path, file: str, cache_dir: Path | None) -> FastChec
 
 @functools.lru_cache(maxsize=4)
 def _definitions_resource(schema_dir: Path) -> referencing.Resource[Any]:
+    import referencing.jsonschema
+
     return referencing.jsonschema.DRAFT202012.create_resource(_definitions(schema_dir))
 
 
 def _reference_validator(schema_dir: Path, file: str) -> jsonschema.Draft202012Validator:
+    import jsonschema
+    import referencing.jsonschema
+
     schema = _read_json(schema_dir / file)
     definitions = _definitions_resource(schema_dir)
     resource = referencing.jsonschema.DRAFT202012.create_resource(schema)

@@ -10,7 +10,6 @@ parallel worker processes when there are many.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -27,8 +26,6 @@ if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jin
     from generator.build import schemas as validate
     from generator.build.stages import Stage, manifests
 
-FAST_PATH_THRESHOLD = 4
-"""From this many sites on, compiling the fast schema check costs less than it saves."""
 REUSE_VARIABLE = "GEN_RENDER_REUSE"
 """Set to 0 to render every template for every site (no reuse by values read): the reference
 output ``bench/compile.py`` compares the reusing compile against."""
@@ -108,8 +105,8 @@ class Context:
 
     @classmethod
     def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
-        """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay
-        off."""
+        """Load schemas, templates and validators; ``sites`` to compile (0: unknown) decides if
+        keeping parsed texts to patch later ones from pays off."""
         from generator.build import kube_schema, render
         from generator.build import schemas as validate
         from generator.build.stages import agent_rbac
@@ -121,12 +118,13 @@ class Context:
             late=frozenset({agent_rbac.VARIABLE}),
             reuse=reuse,
             code_cache=kube_schema.cache_root() / "templates",
+            patch=sites != 1,
         )
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
         return cls(
             root,
             inv,
-            validate.load(root, fast=sites >= FAST_PATH_THRESHOLD),
+            validate.load(root),  # the fast check is kept on disk: worth it for one site too
             renderer,
             kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]),
             renderer.components(),
@@ -281,11 +279,7 @@ def compile_sites(
     neither receives their files through a pipe nor writes them all alone."""
     workers = min(jobs or os.cpu_count() or 1, len(names) // 4 or 1)
     done: Iterable[SiteOutput | list[Problem]]
-    if (
-        len(names) >= PARALLEL_THRESHOLD
-        and workers > 1
-        and "fork" in multiprocessing.get_all_start_methods()
-    ):
+    if len(names) >= PARALLEL_THRESHOLD and workers > 1 and _can_fork():
         done = _parallel(ctx, names, workers, then)
     else:
         done = (_compile_then(ctx, name, then) for name in names)
@@ -316,6 +310,12 @@ def compile_sites(
             f"target{'s' if sites != 1 else ''}; nothing was written",
         )
     return [r for r in results if isinstance(r, SiteOutput)]
+
+
+def _can_fork() -> bool:
+    import multiprocessing  # here: a compile of a few sites never needs it
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 _WORKER_CONTEXT: Context | None = None
@@ -349,6 +349,8 @@ def _parallel(
     _WORKER_CONTEXT, _WORKER_THEN = ctx, then
     rest = names[1:]
     try:
+        import multiprocessing
+
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             yield from pool.imap(
                 _compile_in_worker, rest, chunksize=max(1, len(rest) // (workers * 4))

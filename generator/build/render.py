@@ -149,6 +149,7 @@ class Renderer:
     """Renders components; templates are compiled once and reused for every site.
 
     ``code_cache``: a directory for jinja2's compiled templates (created if missing).
+    ``patch=False`` when a single site renders (nothing to patch later texts from).
     With ``reuse`` (the default), a template's output is remembered by the values it read
     (``tracking``) and reused for every later render that would read the same values: each
     distinct object is rendered once per compile. ``reuse=False`` renders every time (the
@@ -161,8 +162,12 @@ class Renderer:
         late: frozenset[str] = frozenset(),
         reuse: bool = True,
         code_cache: Path | None = None,
+        patch: bool = True,
     ) -> None:
         self.root = root
+        self.patch = patch
+        """Keep parsed texts to patch later ones from (``_parse``): worth it when several sites
+        render."""
         self.late = late
         self.reuse = reuse
         if code_cache is not None:
@@ -302,6 +307,8 @@ class Renderer:
                     return patched
             if len(bases) >= _MAX_BASES:
                 return yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
+        if not self.patch:
+            return yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
         docs, lines = yamlio.load_rendered_lines(text, f"{source} ({unit}, rendered)")
         if lines and text.isascii() and "\r" not in text:
             self._bases.setdefault(key, []).append((text.split("\n"), docs, lines))
