@@ -17,10 +17,10 @@ import hashlib
 import marshal
 import os
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import generator
+from generator.build import versions
 from generator.core.fsutil import write_atomic
 
 STATE_FILE = Path(".gen-cache") / "compile-state.marshal"
@@ -95,10 +95,7 @@ def tool_fingerprint() -> str:
         "kubernetes-validate",
         "fastjsonschema",
     ):
-        try:
-            h.update(f"{dist}={metadata.version(dist)}".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"{dist}=none".encode())
+        h.update(f"{dist}={versions.version(dist) or 'none'}".encode())
     return h.hexdigest()
 
 

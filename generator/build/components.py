@@ -108,12 +108,10 @@ def check_schema(contents: Any) -> None:
     ``kube_schema.cache_root()``; checking the few schemas of a project against the meta-schema
     cost ~0.15 s of every compile that compiles anything, and importing jsonschema ~0.1 s). An
     invalid schema is always checked, so its error is reported as ever (``InvalidSchema``)."""
-    from importlib import metadata
-
-    from generator.build import kube_schema
+    from generator.build import kube_schema, versions
 
     text = json.dumps(contents, sort_keys=True, separators=(",", ":"))
-    key = hashlib.sha256(f"{metadata.version('jsonschema')}\n{text}".encode()).hexdigest()
+    key = hashlib.sha256(f"{versions.version('jsonschema')}\n{text}".encode()).hexdigest()
     marker = kube_schema.cache_root() / "valid-schemas" / key
     if marker.exists():
         return

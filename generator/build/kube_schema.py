@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import importlib.util
 import json
 import marshal
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
-from generator.build import jsonschema_compat
+from generator.build import jsonschema_compat, versions
 from generator.build.jsonschema_compat import Unsupported
 from generator.core import units
 from generator.core.errors import GenError
@@ -87,10 +86,9 @@ def _bundle() -> _Bundle:
     dirs = _strict_dirs(root)
     if not dirs:
         raise GenError(f"kubernetes-validate has no strict schemas under {root}: reinstall it")
-    try:
-        version = importlib.metadata.version("kubernetes-validate")
-    except importlib.metadata.PackageNotFoundError as e:
-        raise GenError("kubernetes-validate is installed without metadata: reinstall it") from e
+    version = versions.version("kubernetes-validate")
+    if version is None:
+        raise GenError("kubernetes-validate is installed without metadata: reinstall it")
     return _Bundle(root, version, dirs)
 
 
