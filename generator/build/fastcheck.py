@@ -5,8 +5,9 @@ parameter schemas): paid by every compile, even one that compiles a single site.
 the generated module under ``kube_schema.cache_root()/fast-checks/``, named by a hash of the schema,
 the fastjsonschema version and the options, with its checked-hash .pyc beside it: a later process
 only unmarshals it. The verdicts are those of ``fastjsonschema.compile`` with the same arguments
-(the same generated code), except that a tuple is no array (as for jsonschema, the reference). A
-missing, stale or corrupt file is generated again; a cache that cannot be written is no error.
+(the same generated code, ``kube_schema.lean``: a tuple is no array, as for jsonschema, the
+reference; exception messages unformatted). A missing, stale or corrupt file is generated again;
+a cache that cannot be written is no error.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import fastjsonschema
 from generator.build import kube_schema
 from generator.core.fsutil import write_atomic
 
-_FORMAT = 1
+_FORMAT = 2
 """Bump when the file layout changes."""
 _END = "\nGEN_COMPLETE = True\n"
 
@@ -54,8 +55,7 @@ def cached(
     validate = _load(py, header)
     if validate is None:
         code = fastjsonschema.compile_to_code(schema, formats=formats, use_default=False)
-        # As in kube_schema: a tuple is no JSON array to jsonschema, the reference.
-        code = kube_schema._TUPLE_AS_ARRAY.sub(r"isinstance(\1, (list", code)
+        code = kube_schema.lean(code)
         source = f"{header}{code}{_END}"
         with contextlib.suppress(OSError):
             write_atomic(py, source.encode())
