@@ -247,6 +247,13 @@ def _header(schema_dir: Path, file: str) -> str:
     )
 
 
+def cache_folder(version: str) -> str:
+    """The cache's folder for kubernetes-validate ``version``: with the format of the generated
+    files in its name, so that gen versions that generate them differently keep their own copies
+    instead of replacing each other's on every run."""
+    return f"{version}-gen{_FORMAT}"
+
+
 def _pyc_path(py: Path) -> Path | None:
     tag = sys.implementation.cache_tag
     return py.with_name(f"{py.stem}.{tag}.pyc") if tag else None
@@ -383,9 +390,9 @@ class Validator:
     loaded on first use. ``skip_kinds`` holds (apiVersion, kind) pairs that are not validated at
     all, e.g. the kinds of custom resources. ``cache_dir`` defaults to ``cache_root()`` (read at
     construction); generated validators live under ``<cache_dir>/kube-schemas/<kubernetes-validate
-    version>/``. A cluster version outside the bundled range is validated against the nearest
-    bundled one without a word: call ``schema_version_for`` once per cluster to get the warning. Not
-    thread-safe.
+    version>-gen<format>/`` (``cache_folder``). A cluster version outside the bundled range is
+    validated against the nearest bundled one without a word: call ``schema_version_for`` once per
+    cluster to get the warning. Not thread-safe.
     """
 
     def __init__(
@@ -428,7 +435,7 @@ class Validator:
         file = schema_file_name(api_version, kind)
         entry: _KindSchema | str
         if _FILE_NAME_RE.match(file) and file in _schema_files(schema_dir):
-            cache = self._cache_root / "kube-schemas" / bundle.version
+            cache = self._cache_root / "kube-schemas" / cache_folder(bundle.version)
             entry = _KindSchema(schema_dir, file, _fast_check(schema_dir, file, cache))
         else:
             entry = f"$: no schema exists for {api_version} {kind} in Kubernetes {_mm(picked)}"
