@@ -141,28 +141,43 @@ def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:
 def _same_stats(directory: str, files: dict[str, list[int]]) -> bool:
     """``stat_files(directory) == files``, without building the listing: each file's size and
     mtime are compared as the directory is scanned, and the first difference stops it (a no-op
-    compile stats every compiled file, 16,517 at 200 sites x 20 services)."""
+    compile stats every compiled file, 16,517 at 200 sites x 20 services). Directories are opened
+    and their files stat'ed relative to them (``fstatat``): the kernel resolves one name per file,
+    not its whole path."""
     seen = 0
-    stack = [(directory, "")]
-    while stack:
-        path, rel = stack.pop()
-        try:
-            entries = list(os.scandir(path))
-        except OSError:
-            return False
-        for entry in entries:
-            name = rel + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, name + "/"))
-                continue
-            saved = files.get(name)
-            if saved is None:
+    try:
+        top = os.open(directory, _DIRECTORY)
+    except OSError:
+        return False
+    stack = [(top, "")]
+    try:
+        while stack:
+            fd, rel = stack.pop()
+            try:
+                entries = list(os.scandir(fd))
+                for entry in entries:
+                    name = rel + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((os.open(entry.name, _DIRECTORY, dir_fd=fd), name + "/"))
+                        continue
+                    saved = files.get(name)
+                    if saved is None:
+                        return False
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_size != saved[0] or st.st_mtime_ns != saved[1]:
+                        return False
+                    seen += 1
+            except OSError:
                 return False
-            st = entry.stat(follow_symlinks=False)
-            if st.st_size != saved[0] or st.st_mtime_ns != saved[1]:
-                return False
-            seen += 1
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
     return seen == len(files)
+
+
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def stat_files(directory: Path) -> dict[str, list[int]]:

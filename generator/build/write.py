@@ -14,8 +14,6 @@ fsync per site cost more than the whole compile (each forces a journal commit of
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import os
 import shutil
@@ -315,6 +313,9 @@ _AT_FDCWD = -100
 @functools.cache
 def _renameat2() -> Any:
     """libc's renameat2, or None (looked up once: find_library runs ldconfig)."""
+    import ctypes  # here: only a compile that replaces a site needs it
+    import ctypes.util
+
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
         return None
@@ -329,6 +330,8 @@ def _exchange(a: Path, b: Path) -> bool:
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if result == 0:
         return True
+    import ctypes
+
     err = ctypes.get_errno()
     if err in (38, 22, 95):  # ENOSYS, EINVAL (unsupported flag or fs), EOPNOTSUPP
         return False
