@@ -5,28 +5,30 @@ the components it used, with sha256; an optional input that was absent, such as 
 schema.json, with ""), the paths it probed and did not find (a class created there could change it),
 a fingerprint of the tool itself, and the size and mtime of every compiled file. A site is fresh
 when all of these still hold; anything else recompiles it. The state lives in
-``.gen-cache/compile-state.json`` under the root (not committed) and is only an accelerator:
-deleting it changes nothing but speed.
+``.gen-cache/compile-state.marshal`` under the root (not committed; Python's ``marshal`` format,
+which reads and writes the ~3 MB of a 200-site state about 3x faster than JSON, a cost every
+compile pays) and is only an accelerator: deleting it changes nothing but speed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
+import marshal
 import os
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import generator
+from generator.build import versions
 from generator.core.fsutil import write_atomic
 
-STATE_FILE = Path(".gen-cache") / "compile-state.json"
+STATE_FILE = Path(".gen-cache") / "compile-state.marshal"
+_OLD_STATE_FILE = Path(".gen-cache") / "compile-state.json"
+"""The state as gen wrote it before (JSON): removed by the next save."""
 PARSE_CACHE = Path(".gen-cache") / "parsed"
 """Parsed inventory files (pickles keyed by path, content and tool fingerprint); see inventory."""
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass
@@ -93,10 +95,7 @@ def tool_fingerprint() -> str:
         "kubernetes-validate",
         "fastjsonschema",
     ):
-        try:
-            h.update(f"{dist}={metadata.version(dist)}".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"{dist}=none".encode())
+        h.update(f"{dist}={versions.version(dist) or 'none'}".encode())
     return h.hexdigest()
 
 
@@ -104,30 +103,26 @@ def load(root: Path, tool: str) -> State:
     """The saved state, or an empty one if it is missing, unreadable or from another tool
     version."""
     try:
-        raw = json.loads((root / STATE_FILE).read_text())
-        if raw.get("tool") != tool:
+        raw = marshal.loads((root / STATE_FILE).read_bytes())
+        fmt, saved_tool, saved = raw
+        if fmt != _FORMAT or saved_tool != tool:
             return State(tool)
         sites = {
-            name: SiteState(s["inputs"], s["probes"], s["files"])
-            for name, s in raw["sites"].items()
+            name: SiteState(dict(inputs), list(probes), dict(files))
+            for name, (inputs, probes, files) in saved.items()
         }
         return State(tool, sites)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
         return State(tool)
 
 
 def save(root: Path, state: State) -> None:
     """Write the state atomically; failure to write it is not an error (it is only a cache)."""
-    path = root / STATE_FILE
-    data: dict[str, Any] = {
-        "tool": state.tool,
-        "sites": {
-            name: {"inputs": s.inputs, "probes": s.probes, "files": s.files}
-            for name, s in sorted(state.sites.items())
-        },
-    }
-    with contextlib.suppress(OSError):
-        write_atomic(path, json.dumps(data, separators=(",", ":")).encode())
+    sites = {name: (s.inputs, s.probes, s.files) for name, s in sorted(state.sites.items())}
+    with contextlib.suppress(OSError, ValueError):
+        write_atomic(root / STATE_FILE, marshal.dumps((_FORMAT, state.tool, sites), 4))
+        with contextlib.suppress(FileNotFoundError):
+            (root / _OLD_STATE_FILE).unlink()
 
 
 def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:
@@ -146,28 +141,43 @@ def fresh(state: State, site: str, hasher: Hasher, compiled: Path) -> bool:
 def _same_stats(directory: str, files: dict[str, list[int]]) -> bool:
     """``stat_files(directory) == files``, without building the listing: each file's size and
     mtime are compared as the directory is scanned, and the first difference stops it (a no-op
-    compile stats every compiled file, 16,517 at 200 sites x 20 services)."""
+    compile stats every compiled file, 16,517 at 200 sites x 20 services). Directories are opened
+    and their files stat'ed relative to them (``fstatat``): the kernel resolves one name per file,
+    not its whole path."""
     seen = 0
-    stack = [(directory, "")]
-    while stack:
-        path, rel = stack.pop()
-        try:
-            entries = list(os.scandir(path))
-        except OSError:
-            return False
-        for entry in entries:
-            name = rel + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, name + "/"))
-                continue
-            saved = files.get(name)
-            if saved is None:
+    try:
+        top = os.open(directory, _DIRECTORY)
+    except OSError:
+        return False
+    stack = [(top, "")]
+    try:
+        while stack:
+            fd, rel = stack.pop()
+            try:
+                entries = list(os.scandir(fd))
+                for entry in entries:
+                    name = rel + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((os.open(entry.name, _DIRECTORY, dir_fd=fd), name + "/"))
+                        continue
+                    saved = files.get(name)
+                    if saved is None:
+                        return False
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_size != saved[0] or st.st_mtime_ns != saved[1]:
+                        return False
+                    seen += 1
+            except OSError:
                 return False
-            st = entry.stat(follow_symlinks=False)
-            if st.st_size != saved[0] or st.st_mtime_ns != saved[1]:
-                return False
-            seen += 1
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
     return seen == len(files)
+
+
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def stat_files(directory: Path) -> dict[str, list[int]]:

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from generator.build import component_checks
 from generator.core import errors
 from generator.core.fsutil import write_atomic
@@ -94,22 +92,35 @@ def _check_checks(display: str, checks: Any) -> None:
             )
 
 
+class InvalidSchema(Exception):
+    """A schema that is not a valid JSON Schema 2020-12 (jsonschema's ``SchemaError``, carried
+    out of ``check_schema`` so its callers need not import jsonschema)."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.absolute_path = path
+
+
 def check_schema(contents: Any) -> None:
     """``jsonschema.Draft202012Validator.check_schema``, remembered: a schema once found valid is
     not checked again (a marker named by its content and jsonschema's version, under
     ``kube_schema.cache_root()``; checking the few schemas of a project against the meta-schema
-    cost ~0.15 s of every compile that compiles anything). An invalid schema is always checked,
-    so its error is reported as ever."""
-    from importlib import metadata
-
-    from generator.build import kube_schema
+    cost ~0.15 s of every compile that compiles anything, and importing jsonschema ~0.1 s). An
+    invalid schema is always checked, so its error is reported as ever (``InvalidSchema``)."""
+    from generator.build import kube_schema, versions
 
     text = json.dumps(contents, sort_keys=True, separators=(",", ":"))
-    key = hashlib.sha256(f"{metadata.version('jsonschema')}\n{text}".encode()).hexdigest()
+    key = hashlib.sha256(f"{versions.version('jsonschema')}\n{text}".encode()).hexdigest()
     marker = kube_schema.cache_root() / "valid-schemas" / key
     if marker.exists():
         return
-    jsonschema.Draft202012Validator.check_schema(contents)
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(contents)
+    except jsonschema.SchemaError as e:
+        raise InvalidSchema(e.message, tuple(e.absolute_path)) from e
     with contextlib.suppress(OSError):
         marker.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(marker, b"")
@@ -118,7 +129,7 @@ def check_schema(contents: Any) -> None:
 def _check_shape(display: str, contents: dict[str, Any], common: set[str]) -> None:
     try:
         check_schema(contents)
-    except jsonschema.SchemaError as e:
+    except InvalidSchema as e:
         raise errors.located(
             Location(display), f"invalid schema: {e.message}", format_path(e.absolute_path)
         ) from e

@@ -9,8 +9,9 @@ parallel worker processes when there are many.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
-import multiprocessing
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -27,8 +28,6 @@ if TYPE_CHECKING:  # loaded by Context.create: a no-op compile never imports jin
     from generator.build import schemas as validate
     from generator.build.stages import Stage, manifests
 
-FAST_PATH_THRESHOLD = 4
-"""From this many sites on, compiling the fast schema check costs less than it saves."""
 REUSE_VARIABLE = "GEN_RENDER_REUSE"
 """Set to 0 to render every template for every site (no reuse by values read): the reference
 output ``bench/compile.py`` compares the reusing compile against."""
@@ -108,8 +107,8 @@ class Context:
 
     @classmethod
     def create(cls, root: Path, inv: inventory.Inventory | None = None, sites: int = 0) -> Context:
-        """Load schemas, templates and validators; ``sites`` to compile decides if fast paths pay
-        off."""
+        """Load schemas, templates and validators; ``sites`` to compile (0: unknown) decides if
+        keeping parsed texts to patch later ones from pays off."""
         from generator.build import kube_schema, render
         from generator.build import schemas as validate
         from generator.build.stages import agent_rbac
@@ -121,12 +120,13 @@ class Context:
             late=frozenset({agent_rbac.VARIABLE}),
             reuse=reuse,
             code_cache=kube_schema.cache_root() / "templates",
+            patch=sites != 1,
         )
         inv = inv or inventory.Inventory(root, inventory.settings_for(root))
         return cls(
             root,
             inv,
-            validate.load(root, fast=sites >= FAST_PATH_THRESHOLD),
+            validate.load(root),  # the fast check is kept on disk: worth it for one site too
             renderer,
             kube_schema.Validator(skip_kinds=[(encrypted.API_VERSION, encrypted.KIND)]),
             renderer.components(),
@@ -279,13 +279,38 @@ def compile_sites(
     compiled (their results are left out). ``then`` (``settle``) runs on each compiled site in
     the process that compiled it: a worker compares and writes its own sites, so the parent
     neither receives their files through a pipe nor writes them all alone."""
+    with _fewer_collections():
+        return _compile_sites(ctx, names, jobs, progress, stop, then)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector run less often while sites compile: by default it runs
+    after every 700 new container objects, and its full passes over the growing heap (parsed
+    classes, templates, rendered objects) cost ~5-10% of a compile; the objects a compile makes
+    are almost all acyclic and freed by reference counting anyway."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], _GC_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+_GC_THRESHOLD = 50_000
+
+
+def _compile_sites(
+    ctx: Context,
+    names: list[str],
+    jobs: int,
+    progress: Callable[[int, int], None] | None,
+    stop: Callable[[SiteOutput | list[Problem]], bool] | None,
+    then: Callable[[SiteOutput], SiteOutput] | None,
+) -> list[SiteOutput]:
     workers = min(jobs or os.cpu_count() or 1, len(names) // 4 or 1)
     done: Iterable[SiteOutput | list[Problem]]
-    if (
-        len(names) >= PARALLEL_THRESHOLD
-        and workers > 1
-        and "fork" in multiprocessing.get_all_start_methods()
-    ):
+    if len(names) >= PARALLEL_THRESHOLD and workers > 1 and _can_fork():
         done = _parallel(ctx, names, workers, then)
     else:
         done = (_compile_then(ctx, name, then) for name in names)
@@ -318,6 +343,12 @@ def compile_sites(
     return [r for r in results if isinstance(r, SiteOutput)]
 
 
+def _can_fork() -> bool:
+    import multiprocessing  # here: a compile of a few sites never needs it
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 _WORKER_CONTEXT: Context | None = None
 """The parent's Context, inherited by forked workers (parsed classes, templates, validators)."""
 _WORKER_THEN: Callable[[SiteOutput], SiteOutput] | None = None
@@ -348,12 +379,18 @@ def _parallel(
     yield first
     _WORKER_CONTEXT, _WORKER_THEN = ctx, then
     rest = names[1:]
+    # What the workers inherit is left out of their collections: their collector neither walks it
+    # nor, writing to its objects' headers, copies its pages.
+    gc.freeze()
     try:
+        import multiprocessing
+
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             yield from pool.imap(
                 _compile_in_worker, rest, chunksize=max(1, len(rest) // (workers * 4))
             )
     finally:
+        gc.unfreeze()
         _WORKER_CONTEXT = _WORKER_THEN = None
 
 

@@ -23,6 +23,7 @@ import jinja2
 import jinja2.meta
 import jinja2.runtime
 import jinja2.utils
+import markupsafe
 
 from generator.build import tracking
 from generator.core import errors, yamlio
@@ -68,6 +69,10 @@ class _Context(jinja2.runtime.Context):
         return jinja2.utils.missing
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+"""What ``getattr`` finds on a plain dict (it has no instance attributes)."""
+
+
 class _Environment(jinja2.Environment):
     """jinja2's environment, with ``obj.attr`` and ``obj[key]`` on a tracked value behaving as on
     the dict or list it stands for (an attribute of the real value, else an entry)."""
@@ -75,6 +80,13 @@ class _Environment(jinja2.Environment):
     context_class = _Context
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            # jinja2's getattr on a plain dict, without its AttributeError first (most reads are
+            # ``site.x`` / ``service.x``): no attribute of that name, so the entry or undefined.
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
         if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
             if hasattr(obj._gen_value, attribute):
                 return obj._gen_attribute(attribute)
@@ -85,6 +97,11 @@ class _Environment(jinja2.Environment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[argument]
+            except (TypeError, LookupError):
+                pass  # jinja2's way: an attribute of that name, else undefined
         if isinstance(obj, tracking.TrackedDict | tracking.TrackedList):
             try:
                 return obj[argument]
@@ -115,7 +132,27 @@ def _tojson(eval_ctx: Any, value: Any, indent: int | None = None) -> Any:
         if text is None:
             text = _JSON_SCALARS[key] = jinja2.filters.do_tojson(eval_ctx, value)
         return text
+    policies = eval_ctx.environment.policies
+    if (
+        indent is None
+        and policies["json.dumps_function"] is _dumps
+        and policies["json.dumps_kwargs"] == _DUMPS_KWARGS
+    ):
+        # do_tojson and htmlsafe_json_dumps inlined, with one encoder for every call (json.dumps
+        # with arguments builds a new one each time): 33,000 lists and mappings per compile.
+        text = _ENCODE(tracking.unwrap(value) if _ACTIVE is not None else value)
+        return markupsafe.Markup(
+            text.replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+            .replace("'", "\\u0027")
+        )
     return jinja2.filters.do_tojson(eval_ctx, value, indent)
+
+
+_DUMPS_KWARGS: dict[str, Any] = {"sort_keys": True, "ensure_ascii": False}
+"""The ``json.dumps`` arguments of ``tojson`` (jinja2's policy)."""
+_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # json.dumps with those
 
 
 def _same_as(value: Any, other: Any) -> bool:
@@ -133,6 +170,7 @@ class Renderer:
     """Renders components; templates are compiled once and reused for every site.
 
     ``code_cache``: a directory for jinja2's compiled templates (created if missing).
+    ``patch=False`` when a single site renders (nothing to patch later texts from).
     With ``reuse`` (the default), a template's output is remembered by the values it read
     (``tracking``) and reused for every later render that would read the same values: each
     distinct object is rendered once per compile. ``reuse=False`` renders every time (the
@@ -145,8 +183,12 @@ class Renderer:
         late: frozenset[str] = frozenset(),
         reuse: bool = True,
         code_cache: Path | None = None,
+        patch: bool = True,
     ) -> None:
         self.root = root
+        self.patch = patch
+        """Keep parsed texts to patch later ones from (``_parse``): worth it when several sites
+        render."""
         self.late = late
         self.reuse = reuse
         if code_cache is not None:
@@ -158,9 +200,10 @@ class Renderer:
         self._templates: dict[str, list[str]] = {}
         self._seen: dict[tuple[str, str], list[int]] = {}
         """(template, unit) -> [outputs reused, outputs rendered] (see ``_GIVE_UP``)."""
-        self._bases: dict[tuple[str, str, int], _Base] = {}
-        """(template, unit, lines) -> the first text of that many lines the template rendered for
-        the unit, as lines, its documents and where its one-line scalars are (``_patch``)."""
+        self._bases: dict[tuple[str, str, int], list[_Base]] = {}
+        """(template, unit, lines) -> the first texts of that many lines the template rendered for
+        the unit that no earlier one could patch (up to ``_MAX_BASES``), as lines, their documents
+        and where their one-line scalars are (``_patch``)."""
         self._values: dict[str, Any] = {}
         """A one-line scalar's text -> its value (``_patch``)."""
         """Late variables: computed from the site's objects, given to ``site`` after its render."""
@@ -181,7 +224,7 @@ class Renderer:
             keep_trailing_newline=True,
             autoescape=False,
         )
-        self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+        self.env.policies["json.dumps_kwargs"] = dict(_DUMPS_KWARGS)
         self.env.policies["json.dumps_function"] = _dumps
         self.env.tests["sameas"] = _same_as
         self.env.filters["tojson"] = _tojson
@@ -272,18 +315,24 @@ class Renderer:
         return out
 
     def _parse(self, text: str, name: str, source: str, unit: str) -> list[dict[str, Any]]:
-        """The documents of a rendered text; when the text differs from the first one this
-        template gave for ``unit`` only in a few whole one-line scalars (a site's registry or
-        namespace), that parse with those values replaced (each parsed alone, the same way)."""
+        """The documents of a rendered text; when the text differs from one this template gave
+        earlier for ``unit`` (one of the first ``_MAX_BASES`` of that many lines that were parsed)
+        only in a few whole one-line scalars (a site's registry or namespace), that parse with
+        those values replaced (each parsed alone, the same way)."""
         key = (name, unit, text.count("\n"))
-        base = self._bases.get(key)
-        if base is not None:
-            patched = _patch(base, text, self._values)
-            if patched is not None:
-                return patched
+        bases = self._bases.get(key)
+        if bases is not None:
+            for base in bases:
+                patched = _patch(base, text, self._values)
+                if patched is not None:
+                    return patched
+            if len(bases) >= _MAX_BASES:
+                return yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
+        if not self.patch:
+            return yamlio.load_rendered(text, f"{source} ({unit}, rendered)")
         docs, lines = yamlio.load_rendered_lines(text, f"{source} ({unit}, rendered)")
-        if base is None and lines and text.isascii() and "\r" not in text:
-            self._bases[key] = (text.split("\n"), docs, lines)
+        if lines and text.isascii() and "\r" not in text:
+            self._bases.setdefault(key, []).append((text.split("\n"), docs, lines))
         return docs
 
     def _reads_late_variable(self, name: str) -> bool:
@@ -379,6 +428,9 @@ output is rendered without tracking from then on: its output for that unit diffe
 
 _Base = tuple[list[str], list[dict[str, Any]], dict[int, yamlio.Line]]
 _MAX_PATCHED_LINES = 8
+_MAX_BASES = 4
+"""Texts kept per (template, unit, lines) to patch others from: the same number of lines can
+come from different structures (a site with a pull secret and one line fewer elsewhere)."""
 # A value that scans as one plain scalar token to the end of the line whatever follows it: no
 # indicator first, no space, comment, flow indicator or quote inside, no ':' at the end.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./=+][A-Za-z0-9_./=+:@~-]*(?<!:)")
@@ -414,6 +466,12 @@ def _patch(base: _Base, text: str, values: dict[str, Any]) -> list[dict[str, Any
         if not pattern.fullmatch(scalar):
             return None
         value = values.get(scalar, _UNSET)
+        if value is _UNSET:
+            # A string as written (no escape to decode, no int/bool/null to resolve): no parse.
+            if style is None and yamlio.plain_is_string(scalar):
+                value = values[scalar] = scalar
+            elif style is not None and "\\" not in scalar:
+                value = values[scalar] = scalar[1:-1]
         if value is _UNSET:
             try:
                 value = yamlio.load_rendered(f"v: {scalar}\n", "<value>")[0]["v"]

@@ -11,27 +11,29 @@ values for the renderer.
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import unquote, urljoin
 
 import fastjsonschema
-import jsonschema
-import referencing
-from jsonschema.exceptions import ValidationError, best_match
-from referencing.jsonschema import DRAFT202012
 
-from generator.build import component_checks, jsonschema_compat
+from generator.build import component_checks, fastcheck, jsonschema_compat
 from generator.build import components as component_types
 from generator.build.inventory import Target
 from generator.core import errors
 from generator.core.errors import Problem
 from generator.core.jsonpath import format_path
 from generator.core.location import Location
+
+if TYPE_CHECKING:  # imported when the reference runs: a compile whose targets pass never does
+    import jsonschema
+    import referencing
+    from jsonschema.exceptions import ValidationError
 
 ROOT_SCHEMA = "target.schema.json"
 SERVICE_SCHEMA = "service.schema.json"
@@ -41,8 +43,8 @@ SERVICE_SCHEMA = "service.schema.json"
 class Schemas:
     """The project's parameter schemas, compiled once and reused for every target."""
 
-    validator: jsonschema.protocols.Validator
-    resolver: referencing._core.Resolver[Any]
+    documents: dict[str, Any]
+    """Every schema by URI (its ``$id``, else its file's URI), the composed root included."""
     files: tuple[str, ...]
     fast: Callable[[Any], Any] | None = None
     """A compiled yes/no check with the same verdicts (fastjsonschema); the reference explains
@@ -53,16 +55,45 @@ class Schemas:
     """Components that ship a schema.json, by name."""
     plans: dict[int, _Plan] = field(default_factory=dict, compare=False, repr=False)
     """What ``with_defaults`` does for each schema, by id of the schema (built on first use)."""
+    root_id: str = ""
+    """The URI of the target schema."""
+
+    @property
+    def resolver(self) -> _Refs:
+        """``$ref`` lookups from the target schema."""
+        return _Refs(self, self.root_id)
+
+    @functools.cached_property
+    def validator(self) -> jsonschema.protocols.Validator:
+        """The reference (jsonschema, 2020-12), built on first need: it explains failures."""
+        import jsonschema
+
+        checker = jsonschema.FormatChecker(_FORMATS)
+        composed = self.documents[component_types.ROOT_ID]
+        return jsonschema.Draft202012Validator(
+            composed, registry=self.registry, format_checker=checker
+        )
+
+    @functools.cached_property
+    def registry(self) -> referencing.Registry[Any]:
+        """referencing's registry of ``documents``, built on first need."""
+        import referencing
+        from referencing.jsonschema import DRAFT202012
+
+        return referencing.Registry().with_resources(
+            [(uri, DRAFT202012.create_resource(doc)) for uri, doc in self.documents.items()]
+        )
 
 
 def load(root: Path, fast: bool = True) -> Schemas:
     """Load ``schemas/*.json`` and ``components/*/schema.json``; a broken one is a located user
     error.
 
-    ``fast`` also compiles the fast path (about 0.2 s, repaid after a few targets).
+    ``fast`` also compiles the fast path (``fastcheck``: generated once per schema and kept in
+    the cache directory; about 0.2 s when it is not there yet).
     """
     directory = root / "schemas"
-    resources: list[tuple[str, referencing.Resource[Any]]] = []
+    documents: dict[str, Any] = {}
     files: list[str] = []
     root_id = None
     for path in sorted(directory.glob("*.json")):
@@ -75,50 +106,95 @@ def load(root: Path, fast: bool = True) -> Schemas:
                 Location(display, e.lineno, e.colno), f"invalid JSON: {e.msg}"
             ) from e
         uri = contents.get("$id") or path.resolve().as_uri()
-        resources.append((uri, DRAFT202012.create_resource(contents)))
+        documents[uri] = contents
         if path.name == ROOT_SCHEMA:
             root_id = uri
     if root_id is None:
         raise errors.located(
             Location(f"schemas/{ROOT_SCHEMA}"), "missing: the root schema of target parameters"
         )
-    registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
-    target_schema = registry[root_id].contents
+    target_schema = documents[root_id]
     try:
         component_types.check_schema(target_schema)
-    except jsonschema.SchemaError as e:
+    except component_types.InvalidSchema as e:
         raise errors.located(
             Location(f"schemas/{ROOT_SCHEMA}"), f"invalid schema: {e.message}"
         ) from e
-    common = _common_parameters(registry, root_id)
+    loaded = Schemas(dict(documents), tuple(files), root_id=root_id)
+    common = _common_parameters(loaded, root_id)
     found = component_types.load(root, common)
     composed = component_types.root(root_id, common, found)
-    resources += [(c.uri, DRAFT202012.create_resource(c.document)) for c in found]
-    resources.append((component_types.ROOT_ID, DRAFT202012.create_resource(composed)))
-    registry = referencing.Registry().with_resources(resources)
-    checker = jsonschema.FormatChecker(_FORMATS)
-    validator = jsonschema.Draft202012Validator(composed, registry=registry, format_checker=checker)
-    documents = {uri: resource.contents for uri, resource in resources}
+    documents.update((c.uri, c.document) for c in found)
+    documents[component_types.ROOT_ID] = composed
     fast_path = _fast_validator(documents, component_types.ROOT_ID) if fast else None
     return Schemas(
-        validator,
-        registry.resolver(root_id),
+        documents,
         tuple(files),
         fast_path,
         target_schema,
         {c.name: c for c in found},
+        root_id=root_id,
     )
 
 
-def _common_parameters(registry: referencing.Registry[Any], root_id: str) -> list[str]:
+def _common_parameters(schemas: Schemas, root_id: str) -> list[str]:
     """The parameters every service has: the properties of schemas/service.schema.json."""
     try:
-        common = registry.resolver(root_id).lookup(SERVICE_SCHEMA).contents
-    except referencing.exceptions.Unresolvable as e:
+        common = _Refs(schemas, root_id).lookup(SERVICE_SCHEMA).contents
+    except Exception as e:
+        import referencing.exceptions
+
+        if not isinstance(e, referencing.exceptions.Unresolvable):
+            raise
         raise errors.located(
             Location(f"schemas/{SERVICE_SCHEMA}"), "missing: the schema of what every service has"
         ) from e
     return list(common.get("properties", {}))
+
+
+class _Found(NamedTuple):
+    contents: Any
+    resolver: _Refs | referencing._core.Resolver[Any]
+
+
+class _Refs:
+    """``$ref`` lookups among the loaded schemas, as referencing's resolver makes them, for what
+    gen's schemas use (a schema's URI and a JSON pointer into it, no ``$id`` on the way); anything
+    else (an anchor, an ``$id`` below a schema's root, a URI no schema has) is left to referencing
+    itself (imported then). Spares importing referencing and building its registry."""
+
+    __slots__ = ("_base", "_schemas")
+
+    def __init__(self, schemas: Schemas, base: str) -> None:
+        self._schemas = schemas
+        self._base = base
+
+    def lookup(self, ref: str) -> _Found:
+        uri, _, fragment = urljoin(self._base, ref).partition("#")
+        contents = self._schemas.documents.get(uri, _UNSET)
+        if contents is not _UNSET and (not fragment or fragment.startswith("/")):
+            found = _pointer(contents, fragment)
+            if found is not _UNSET:
+                return _Found(found, _Refs(self._schemas, uri))
+        resolved = self._schemas.registry.resolver(self._base).lookup(ref)
+        return _Found(resolved.contents, resolved.resolver)
+
+
+def _pointer(contents: Any, pointer: str) -> Any:
+    """What JSON pointer ``pointer`` points at in ``contents``; _UNSET when it points nowhere or
+    passes a schema with its own ``$id`` (a new base URI: referencing's business)."""
+    if not pointer:
+        return contents
+    for segment in unquote(pointer[1:]).split("/"):
+        if type(contents) is dict:
+            contents = contents.get(segment.replace("~1", "/").replace("~0", "~"), _UNSET)
+        elif type(contents) is list and segment.isdigit() and int(segment) < len(contents):
+            contents = contents[int(segment)]
+        else:
+            return _UNSET
+        if contents is _UNSET or (type(contents) is dict and "$id" in contents):
+            return _UNSET
+    return contents
 
 
 # The fast path: all schemas bundled into one draft-07 document for fastjsonschema (about 20x
@@ -136,7 +212,7 @@ def _fast_validator(documents: dict[str, Any], root_id: str) -> Callable[[Any], 
             "$ref": f"#/$defs/{names[root_id]}",
             "$defs": {names[uri]: _fast_schema(doc, uri, names) for uri, doc in documents.items()},
         }
-        return fastjsonschema.compile(bundle, formats={"ipv4": _is_ipv4}, use_default=False)
+        return fastcheck.cached(bundle, {"ipv4": _is_ipv4}, "the parameter schemas")
     except Exception:
         return None
 
@@ -185,6 +261,7 @@ def check(schemas: Schemas, target: Target, components: Iterable[str]) -> list[P
 
 
 def _errors(schemas: Schemas, instance: Any) -> Iterator[ValidationError]:
+    """The reference's errors (jsonschema imported here: only a failing target needs it)."""
     yield from sorted(
         schemas.validator.iter_errors(instance),
         key=lambda e: (list(map(str, e.absolute_path)), e.message),
@@ -206,6 +283,8 @@ def _problem(target: Target, error: ValidationError) -> list[Problem]:
         ]
     message = error.message
     if error.context:
+        from jsonschema.exceptions import best_match
+
         message += f" ({best_match(error.context).message})"
     message += _why(error)
     return [Problem(target.location(path), format_path(path), message)]
@@ -335,7 +414,7 @@ class _Plan:
         """Fills nothing anywhere below: skipped."""
 
 
-def _plan(schemas: Schemas, resolver: referencing._core.Resolver[Any], schema: Any) -> _Plan:
+def _plan(schemas: Schemas, resolver: _Refs, schema: Any) -> _Plan:
     """The plan of ``schema`` (built once per schema object, cycles included)."""
     plans = schemas.plans
     found = plans.get(id(schema))
@@ -365,7 +444,7 @@ def _plan(schemas: Schemas, resolver: referencing._core.Resolver[Any], schema: A
 
 def _build(
     schemas: Schemas,
-    resolver: referencing._core.Resolver[Any],
+    resolver: _Refs | referencing._core.Resolver[Any],
     schema: Any,
     plans: dict[int, _Plan],
     built: list[_Plan],

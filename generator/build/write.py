@@ -14,8 +14,6 @@ fsync per site cost more than the whole compile (each forces a journal commit of
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import os
 import shutil
@@ -115,29 +113,55 @@ def _site_change(directory: Path, site: str, files: dict[str, bytes]) -> SiteCha
     existing = _listing(directory)
     added = [rel for rel in files if rel not in existing]
     present = [rel for rel in files if rel in existing]
-    same = _parallel(lambda rel: _same(directory / rel, files[rel]), present)
+    prefix = f"{directory}{os.sep}"
+    same = _parallel(lambda rel: _same(prefix + rel, files[rel]), present)
     modified = [rel for rel, unchanged in zip(present, same, strict=True) if not unchanged]
     removed = sorted(set(existing) - set(files))
     return SiteChange(site, files, tuple(sorted(added)), tuple(sorted(modified)), tuple(removed))
 
 
 def _listing(directory: Path) -> set[str]:
-    if not directory.is_dir():
-        return set()
-    out = set()
-    for base, _, names in os.walk(directory):
-        for name in names:
-            out.add(os.path.relpath(os.path.join(base, name), directory).replace(os.sep, "/"))
+    """Every file under ``directory``, as a relative path with ``/`` (empty if it is missing)."""
+    out: set[str] = set()
+    stack = [(str(directory), "")]
+    while stack:
+        path, rel = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue  # missing (or unreadable, as os.walk skips it)
+        for entry in entries:
+            if entry.is_dir():  # as os.walk: a symlink to a directory is neither listed nor walked
+                if not entry.is_symlink():
+                    stack.append((entry.path, f"{rel}{entry.name}/"))
+            else:
+                out.add(rel + entry.name)
     return out
 
 
-def _same(path: Path, content: bytes) -> bool:
+_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _same(path: str, content: bytes) -> bool:
+    """Whether the file at ``path`` holds exactly ``content`` (one open, one fstat, one read)."""
     try:
-        if path.stat().st_size != len(content):
-            return False
-        return path.read_bytes() == content
+        fd = os.open(path, _READ)
     except OSError:
         return False
+    try:
+        if os.fstat(fd).st_size != len(content):
+            return False
+        data = os.read(fd, len(content) + 1)
+        while len(data) < len(content) + 1:
+            more = os.read(fd, len(content) + 1 - len(data))
+            if not more:
+                break
+            data += more
+        return data == content
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def apply(p: Plan) -> None:
@@ -221,12 +245,13 @@ def _stage(compiled: Path, change: SiteChange) -> None:
     unchanged = set(change.files) - set(change.added) - set(change.modified)
     for directory in sorted({(staging / rel).parent for rel in change.files}):
         directory.mkdir(parents=True, exist_ok=True)
+    old, new = f"{target}{os.sep}", f"{staging}{os.sep}"
 
     def stage(rel: str) -> None:
         if rel in unchanged:
-            _link_or_copy(target / rel, staging / rel)
+            _link_or_copy(old + rel, new + rel)
         else:
-            _write(staging / rel, change.files[rel])
+            _write(new + rel, change.files[rel])
 
     _parallel(stage, list(change.files))
 
@@ -262,7 +287,7 @@ def _remove_dir(compiled: Path, directory: Path) -> None:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write(path: Path, content: bytes) -> None:
+def _write(path: str, content: bytes) -> None:
     # os.open, not open(): three system calls a file instead of six (open() also stats the
     # file, asks whether it is a terminal and seeks), for 16,517 files at 200 sites.
     fd = os.open(path, _CREATE, 0o666)
@@ -274,7 +299,7 @@ def _write(path: Path, content: bytes) -> None:
         os.close(fd)
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
+def _link_or_copy(src: str, dest: str) -> None:
     try:
         os.link(src, dest)
     except OSError:
@@ -288,6 +313,9 @@ _AT_FDCWD = -100
 @functools.cache
 def _renameat2() -> Any:
     """libc's renameat2, or None (looked up once: find_library runs ldconfig)."""
+    import ctypes  # here: only a compile that replaces a site needs it
+    import ctypes.util
+
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
         return None
@@ -302,6 +330,8 @@ def _exchange(a: Path, b: Path) -> bool:
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if result == 0:
         return True
+    import ctypes
+
     err = ctypes.get_errno()
     if err in (38, 22, 95):  # ENOSYS, EINVAL (unsupported flag or fs), EOPNOTSUPP
         return False

@@ -13,6 +13,7 @@ tell (git failed, a base commit cannot be found, a server cannot be reached, a f
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import os
@@ -461,7 +462,26 @@ def progress(label: str, out: Output) -> Iterator[Callable[[int, int], None] | N
 
 def main() -> None:
     """Console-script entry point ``gen``."""
-    _without_compiler_is_one_line(app)
+    _without_compiler_is_one_line(_for_command(app, sys.argv[1:]))
+
+
+def _for_command(full: typer.Typer, args: list[str]) -> typer.Typer:
+    """``full``, or, when the command line starts with one of its plain commands (``gen compile
+    ...``), a copy holding that command alone: typer builds the options of every command from its
+    signature on each start (~0.05 s for gen's commands), and only the one that runs is used. Its
+    help, errors and behaviour are the same; anything else (no command, an option first, a group
+    such as ``gen secrets``, shell completion) gets the whole app."""
+    if not args or any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return full
+    for info in full.registered_commands:
+        callback = info.callback
+        name = info.name or (callback and typer.main.get_command_name(callback.__name__))
+        if name == args[0]:
+            slim = copy.copy(full)
+            slim.registered_commands = [info]
+            slim.registered_groups = []
+            return slim
+    return full
 
 
 def agent_main() -> None:

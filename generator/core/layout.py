@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,26 +146,53 @@ class Index:
         return cls(site, kubernetes_version, tuple(entries))
 
     def dumps(self) -> bytes:
-        """The file's bytes: JSON, one-space indent, keys in this order, UTF-8, trailing newline."""
-        entries = []
+        """The file's bytes: JSON, one-space indent, keys in this order, UTF-8, trailing newline.
+
+        The same bytes as ``json.dumps(..., indent=1, ensure_ascii=False)`` of the index as a dict
+        (which the pure-Python encoder writes, ~2 ms a site), put together from the C encoder's
+        strings: an index lists every file of a site."""
+        out = [
+            '{\n "site": ',
+            _json(self.site),
+            ',\n "kubernetes_version": ',
+            _json(self.kubernetes_version),
+            ',\n "layout": ',
+            _json(self.layout),
+            ',\n "files": [',
+        ]
+        sep = "\n"
         for e in self.files:
-            entry: dict[str, Any] = {"path": e.path, "sha256": e.sha256, "size": e.size}
+            out += [sep, '  {\n   "path": ', _json(e.path), ',\n   "sha256": ', _json(e.sha256)]
+            out += [',\n   "size": ', _json(e.size)]
             if e.object is not None:
-                entry["object"] = {k: getattr(e.object, k) for k in _OBJECT_KEYS}
+                out.append(',\n   "object": {')
+                inner = "\n"
+                for k in _OBJECT_KEYS:
+                    out += [inner, '    "', k, '": ', _json(getattr(e.object, k))]
+                    inner = ",\n"
+                out.append("\n   }")
             if e.source is not None:
-                entry["source"] = e.source
-            entries.append(entry)
-        index = {
-            "site": self.site,
-            "kubernetes_version": self.kubernetes_version,
-            "layout": self.layout,
-            "files": entries,
-        }
-        return (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode()
+                out += [',\n   "source": ', _json(e.source)]
+            out.append("\n  }")
+            sep = ",\n"
+        out.append("\n ]\n}\n" if self.files else "]\n}\n")
+        return "".join(out).encode()
 
     def digests(self) -> dict[str, str]:
         """Path -> sha256 of every listed file."""
         return {e.path: e.sha256 for e in self.files}
+
+
+def _json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` of a scalar (a string through the C encoder)."""
+    if type(value) is str:
+        return _encode_string(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+_encode_string: Callable[[str], str] = (
+    json.encoder.encode_basestring
+)  # what json.dumps(ensure_ascii=False) uses
 
 
 def parse(data: bytes, where: str) -> Index:

@@ -285,6 +285,15 @@ class _Resolver(Resolver):
     }
 
 
+def plain_is_string(text: str) -> bool:
+    """Whether the plain scalar ``text`` (non-empty, as written) loads as that string: no implicit
+    tag of the loader (int, float, bool, null, ...) matches it, as ``Resolver.resolve`` decides."""
+    table = _Resolver.yaml_implicit_resolvers
+    return not any(
+        regexp.match(text) for _, regexp in (*table.get(text[0], ()), *table.get(None, ()))
+    )
+
+
 class _StrictConstructor(SafeConstructor):
     """SafeConstructor that refuses a key repeated within one mapping."""
 

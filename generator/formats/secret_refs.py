@@ -7,6 +7,7 @@ file, ``secrets/<site>/redis/password.age``, and no site can name another site's
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -103,6 +104,8 @@ def path_of(site: str, file: str) -> str | None:
 def find(params: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
     """Every string in a parameter tree that looks like a reference, with its key path, in tree
     order."""
+    if not path and not _may_hold_ref(params):
+        return
     items: Iterable[tuple[Any, Any]]
     if isinstance(params, dict):
         items = params.items()
@@ -119,3 +122,17 @@ def find(params: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
                 yield (*path, key), value
         elif isinstance(value, (dict, list)):
             yield from find(value, (*path, key))
+
+
+def _may_hold_ref(params: Any) -> bool:
+    """False when no string of the tree contains ``?{`` (so none is a reference): one look at
+    its JSON text (C code) instead of a walk through every value (most sites hold no secret).
+    True when that cannot be shown (a value JSON cannot hold)."""
+    if isinstance(params, str):
+        return "?{" in params
+    try:
+        text = json.dumps(params, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return True
+    # JSON escapes neither "?" nor "{": a string holding "?{" shows it in the text as it is.
+    return "?{" in text

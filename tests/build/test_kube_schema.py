@@ -535,7 +535,8 @@ def test_cache_layout_and_reuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert Validator().validate(configmap(), "1.33") == []
     files = cached_files(tmp_path)
     version = kube_schema._bundle().version
-    py = tmp_path / "kube-schemas" / version / "v1.33.0-local-strict" / "configmap-v1.py"
+    folder = kube_schema.cache_folder(version)
+    py = tmp_path / "kube-schemas" / folder / "v1.33.0-local-strict" / "configmap-v1.py"
     assert py in files and any(p.suffix == ".pyc" for p in files)
 
     def no_codegen(*args: object) -> str:

@@ -289,3 +289,24 @@ def test_agent_durations_without_a_unit_are_refused_naming_option_and_variable(
     )
     assert "Traceback" not in out + err
     assert not (tmp_path / "state").exists()
+
+
+def test_a_command_built_alone_has_the_help_and_errors_of_the_whole_app() -> None:
+    from typer.testing import CliRunner
+
+    from generator import cli
+
+    runner = CliRunner()
+    for args in (
+        ["compile", "--help"],
+        ["compile", "--bogus"],
+        ["validate", "-h"],
+        ["diff", "--help"],
+        ["inventory", "--help"],
+    ):
+        slim = cli._for_command(cli.app, args)
+        assert slim is not cli.app and len(slim.registered_commands) == 1
+        whole, alone = runner.invoke(cli.app, args), runner.invoke(slim, args)
+        assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output), args
+    for args in (["secrets", "list"], ["-C", ".", "compile"], ["--help"], [], ["nope"]):
+        assert cli._for_command(cli.app, args) is cli.app, args

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from generator.build import cache
 from generator.cli import app
 from tests.support.project import REPO
 from tests.support.review import GATEKEEPER, edit, git, make_repo
@@ -720,8 +721,9 @@ def test_pre_commit_hooks_run_gen_commands_that_work(bumped: Path) -> None:
 
 def test_every_file_a_compile_reads_triggers_every_hook(project: Path) -> None:
     assert gen("compile", "--root", str(project), "-q")[0] == 0
-    state = json.loads((project / ".gen-cache" / "compile-state.json").read_text())
-    read = {p for site in state["sites"].values() for p in (*site["inputs"], *site["probes"])}
+    state = cache.load(project, cache.tool_fingerprint())
+    read = {p for site in state.sites.values() for p in (*site.inputs, *site.probes)}
+    assert read
     assert any(p.startswith("secrets/") for p in read)
     assert "inventory/reclass-config.yml" in read  # probed even when absent
     for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text()):

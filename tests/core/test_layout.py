@@ -154,3 +154,44 @@ def test_a_layout_format_this_gen_cannot_read_is_refused_saying_which_gen_made_i
 def test_a_malformed_layout_format_is_refused() -> None:
     with pytest.raises(layout.LayoutError, match="layout must be a positive integer"):
         layout.parse(raw(layout="1"), "compiled/east")
+
+
+def _reference_dumps(index: layout.Index) -> bytes:
+    """What Index.dumps wrote before it was assembled from the C encoder's strings."""
+    entries = []
+    for e in index.files:
+        entry: dict[str, Any] = {"path": e.path, "sha256": e.sha256, "size": e.size}
+        if e.object is not None:
+            entry["object"] = {
+                k: getattr(e.object, k) for k in ("group", "kind", "namespace", "name")
+            }
+        if e.source is not None:
+            entry["source"] = e.source
+        entries.append(entry)
+    data = {
+        "site": index.site,
+        "kubernetes_version": index.kubernetes_version,
+        "layout": index.layout,
+        "files": entries,
+    }
+    return (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_index_bytes_are_those_of_indented_json_dumps(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    words = ["a", 'é\u2028"x\\', "\x00\t", "日本", "", "manifests/app/service-x.yaml"]
+    files = tuple(
+        layout.Entry(
+            rng.choice(words),
+            rng.choice(words),
+            rng.randrange(10**7),
+            ObjectId(*(rng.choice(words) for _ in range(4))) if rng.random() < 0.5 else None,
+            rng.choice(words) if rng.random() < 0.5 else None,
+        )
+        for _ in range(rng.randrange(4))
+    )
+    index = layout.Index(rng.choice(words), rng.choice(words), files, rng.choice([1, 2]))
+    assert index.dumps() == _reference_dumps(index)

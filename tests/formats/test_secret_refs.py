@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -62,3 +63,17 @@ def test_path_of_inverts_file_for_only_inside_the_sites_directory() -> None:
     assert refs.path_of("s", refs.file_for("s", "a/b")) == "a/b"
     assert refs.path_of("s", "secrets/other/a.age") is None
     assert refs.path_of("s", "secrets/s/a.txt") is None
+
+
+def test_find_skips_a_tree_without_references_and_still_finds_one_deep_down() -> None:
+    assert list(refs.find({"a": [{"b": "plain ?{ text"}], "c": 1})) == []
+    deep = {"a": [1, {"b": ["x", "?{age:db/password}"]}], "c": None}
+    assert list(refs.find(deep)) == [(("a", 1, "b", 1), "?{age:db/password}")]
+
+
+def test_find_walks_a_tree_json_cannot_hold() -> None:
+    odd = {(1, 2): "?{age:x}", "s": {"?{age:y}"}, "l": ("?{age:z}",)}
+    # A tuple key and a set are no JSON; the walk decides (and, as before, enters dicts and
+    # lists only).
+    found: list[Any] = list(refs.find(odd))
+    assert found == [(((1, 2),), "?{age:x}")]

@@ -23,9 +23,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from generator.build.monitoring import rules
 from generator.core import errors, layout, yamlio
@@ -34,6 +32,9 @@ from generator.core.jsonpath import format_path
 from generator.core.location import Location
 from generator.formats import n9e as model
 from generator.formats.n9e import SEVERITIES, Channel, Rule
+
+if TYPE_CHECKING:  # imported by the first site with monitoring: others never need it
+    import jsonschema
 
 Locate = Callable[[tuple[str | int, ...]], Location | None]
 
@@ -206,6 +207,8 @@ def verify(alert_rules: list[dict[str, Any]]) -> list[str]:
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema
+
     text = (
         resources.files("generator.build.monitoring")
         .joinpath("alert-rule.schema.json")

@@ -22,8 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
+from generator.build import fastcheck, jsonschema_compat
 from generator.build.stages import SiteBuild
 from generator.build.stages.secrets import KUBEKEY_KEY
 from generator.core import errors, layout, yamlio
@@ -33,6 +32,8 @@ from generator.core.location import Location
 from generator.formats import secret_refs as refs
 
 if TYPE_CHECKING:
+    import jsonschema
+
     from generator.build.pipeline import Context
 
 API_VERSION = "kubekey.kubesphere.io/v1alpha2"
@@ -226,6 +227,8 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 _VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
 """Validators by schema text: the schema is read for every site, compiled once."""
+_FAST: dict[str, fastcheck.FastCheck | None] = {}
+"""The fast yes/no checks (``fastcheck``) by schema text; None where the schema has none."""
 
 
 def check(
@@ -239,7 +242,18 @@ def check(
     """Each violation of KubeKey's schema: at the inventory line of the value where the site set
     it (``site.kubekey.cluster``/``.manifest``), else at ``site.kubekey``."""
     text = (root / schema).read_text(encoding="utf-8")
+    if text not in _FAST:
+        _FAST[text] = _fast_check(text, schema)
+    fast = _FAST[text]
+    if fast is not None:
+        try:
+            fast(doc)
+            return  # valid: jsonschema (the reference, which explains) is not even imported
+        except Exception:  # invalid (or the generated code choked): the reference decides
+            pass
     if text not in _VALIDATORS:
+        import jsonschema
+
         _VALIDATORS[text] = jsonschema.Draft202012Validator(json.loads(text))
     key = "cluster" if rel == layout.KUBEKEY_CLUSTER else "manifest"
     for error in sorted(_VALIDATORS[text].iter_errors(doc), key=lambda e: list(map(str, e.path))):
@@ -252,6 +266,23 @@ def check(
             format_path(inventory),
             f"{rel} {format_path(path)}: {error.message} (KubeKey {API_VERSION}, {schema})",
         )
+
+
+def _fast_check(text: str, schema: str) -> fastcheck.FastCheck | None:
+    """fastjsonschema's check of a KubeKey schema (with jsonschema's verdicts, see
+    ``jsonschema_compat``); None when it cannot have one (the reference alone decides)."""
+
+    def local(ref: str) -> str:
+        if not ref.startswith("#"):
+            raise jsonschema_compat.Unsupported(f"$ref {ref!r}")
+        return ref
+
+    try:
+        fast = jsonschema_compat.to_draft7(json.loads(text), local)
+        fast["$schema"] = jsonschema_compat.DRAFT7
+        return fastcheck.cached(fast, {}, schema)
+    except Exception:
+        return None
 
 
 def roles(site: dict[str, Any], locate: Locate) -> list[Problem]:
