@@ -10,7 +10,17 @@ import pytest
 from generator.core.errors import GenError
 from generator.deliver import publish
 from generator.deliver.git.repo import open_repo
-from tests.support.ferry import IDENTITY, OTHER_SITE, SITE, World, edit_compiled, git, refs, rev
+from tests.support.ferry import (
+    IDENTITY,
+    OTHER_SITE,
+    SITE,
+    World,
+    edit_compiled,
+    git,
+    refs,
+    rev,
+    verify_commit,
+)
 
 BRANCH = publish.branch(SITE)
 
@@ -47,19 +57,7 @@ def test_each_site_gets_a_branch_with_exactly_its_own_files(world: World) -> Non
 
 
 def test_deploy_commit_is_ssh_signed_by_the_configured_key(world: World) -> None:
-    proc = subprocess.run(
-        [
-            "git",
-            "--git-dir",
-            str(world.deploy),
-            "-c",
-            f"gpg.ssh.allowedSignersFile={world.keys.allowed_signers}",
-            "verify-commit",
-            BRANCH,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = verify_commit(world.deploy, BRANCH, world.keys.allowed_signers)
     assert proc.returncode == 0, proc.stderr
     assert f'Good "git" signature for {IDENTITY.email}' in proc.stderr
 

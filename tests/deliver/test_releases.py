@@ -17,7 +17,7 @@ from generator.deliver.git.repo import open_repo
 from generator.formats import age as crypto
 from generator.formats import encrypted_secret
 from generator.review import summary
-from tests.support.ferry import IDENTITY, SITE, World, edit_compiled, refs, rev
+from tests.support.ferry import IDENTITY, SITE, World, edit_compiled, refs, rev, verify_commit
 
 BRANCH = publish.branch(SITE)
 SECRET = "manifests/project/encryptedsecret-abc-service-secrets.yaml"
@@ -129,19 +129,7 @@ def test_rollback_publishes_a_signed_release_whose_tree_is_release_ns(world: Wor
     assert [(r.number, r.rollback_to) for r in found] == [(4, 1), (3, None), (2, None), (1, None)]
     assert found[0].name == "back" and found[0].source_commit == found[3].source_commit
     assert found[0].summary.startswith("1 changed; derived: index.json")
-    proc = subprocess.run(
-        [
-            "git",
-            "--git-dir",
-            str(world.deploy),
-            "-c",
-            f"gpg.ssh.allowedSignersFile={world.keys.allowed_signers}",
-            "verify-commit",
-            BRANCH,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = verify_commit(world.deploy, BRANCH, world.keys.allowed_signers)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -30,6 +30,7 @@ from generator.run.agent.settings import EnvelopeSource, PruneSettings
 from tests.support.agent import (
     Counting,
     Crash,
+    Poller,
     Severed,
     Site,
     configmap,
@@ -415,36 +416,26 @@ def test_an_immutable_change_is_reported_with_the_field_and_what_to_do_and_nothi
     assert site.get("v1", "ConfigMap", "a")["data"] == {"value": "2"}  # type: ignore[index]
 
 
-class Collector:
+class Collector(Poller):
     """The garbage collector envtest lacks, for one object: once it is being deleted, it drops
     the ``orphan`` finalizer (there are no pods to orphan), so the delete completes."""
 
     def __init__(self, site: Site, api_version: str, kind: str, name: str) -> None:
+        super().__init__()
         self.site, self.res, self.name = site, site.admin.resource(api_version, kind), name
-        self.stop = threading.Event()
         self.orphaned: list[str] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Collector:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.05):
-            live = self.site.admin.get(self.res, self.site.namespace, self.name)
-            if live is None or not live["metadata"].get("deletionTimestamp"):
-                continue
-            self.orphaned += live["metadata"].get("finalizers") or []
-            self.site.admin._request(
-                "PATCH",
-                self.res.path(self.site.namespace, self.name),
-                body={"metadata": {"finalizers": None}},
-                content_type="application/merge-patch+json",
-            )
+    def tick(self) -> None:
+        live = self.site.admin.get(self.res, self.site.namespace, self.name)
+        if live is None or not live["metadata"].get("deletionTimestamp"):
+            return
+        self.orphaned += live["metadata"].get("finalizers") or []
+        self.site.admin._request(
+            "PATCH",
+            self.res.path(self.site.namespace, self.name),
+            body={"metadata": {"finalizers": None}},
+            content_type="application/merge-patch+json",
+        )
 
 
 def _storage_class(site: Site, expandable: bool) -> str:

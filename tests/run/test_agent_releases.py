@@ -9,7 +9,6 @@ a rollout complete only for images that are not ``broken`` (pods that never beco
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.run.agent import releases
 from generator.run.agent.loop import Agent
-from tests.support.agent import Site, configmap, deployment, metric
+from tests.support.agent import Poller, Site, configmap, deployment, metric
 
 HEALTHY = "registry.local/app:1"
 BROKEN = "registry.local/app:broken"
@@ -31,46 +30,33 @@ def message(number: int, name: str = "", rollback_to: int | None = None) -> str:
     return "deploy test\n\n" + "\n".join(lines) + "\n"
 
 
-class Rollouts:
+class Rollouts(Poller):
     """Plays the Deployment controller of the site's namespace: a Deployment whose image is not
     ``BROKEN`` has its rollout reported complete; a broken one is never observed."""
 
     def __init__(self, site: Site) -> None:
+        super().__init__()
         self.site = site
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.res = site.admin.resource("apps/v1", "Deployment")
 
-    def __enter__(self) -> Rollouts:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-    def _run(self) -> None:
-        res = self.site.admin.resource("apps/v1", "Deployment")
-        while not self.stop.wait(0.05):
-            for live in self.site.admin.list(res, self.site.namespace):
-                image = live["spec"]["template"]["spec"]["containers"][0]["image"]
-                generation = live["metadata"]["generation"]
-                if (
-                    image == BROKEN
-                    or live.get("status", {}).get("observedGeneration") == generation
-                ):
-                    continue
-                want = live["spec"].get("replicas", 1)
-                live["status"] = {
-                    "observedGeneration": generation,
-                    "replicas": want,
-                    "updatedReplicas": want,
-                    "readyReplicas": want,
-                    "availableReplicas": want,
-                }
-                try:
-                    self.site.admin.update_status(res, live)
-                except Exception:  # a newer generation was written meanwhile: next look
-                    pass
+    def tick(self) -> None:
+        for live in self.site.admin.list(self.res, self.site.namespace):
+            image = live["spec"]["template"]["spec"]["containers"][0]["image"]
+            generation = live["metadata"]["generation"]
+            if image == BROKEN or live.get("status", {}).get("observedGeneration") == generation:
+                continue
+            want = live["spec"].get("replicas", 1)
+            live["status"] = {
+                "observedGeneration": generation,
+                "replicas": want,
+                "updatedReplicas": want,
+                "readyReplicas": want,
+                "availableReplicas": want,
+            }
+            try:
+                self.site.admin.update_status(self.res, live)
+            except Exception:  # a newer generation was written meanwhile: next look
+                pass
 
 
 def events(site: Site) -> list[dict[str, Any]]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -354,3 +355,27 @@ def metric(agent: Agent, name: str) -> float:
         if line.startswith(f"{name} "):
             return float(line.split()[1])
     raise AssertionError(f"no metric {name}")
+
+
+class Poller:
+    """A thread that calls ``tick`` every 50 ms while the ``with`` block runs (a stand-in for a
+    controller envtest does not run)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.tick()
+
+    def tick(self) -> None:
+        raise NotImplementedError

@@ -236,3 +236,22 @@ def _world(base: Path, source: Path, deploy: Path, keys: Keys) -> World:
     drop = base / "gatekeeper"
     drop.mkdir()
     return World(root, deploy_copy, drop, base / "inside.git", keys)
+
+
+def verify_commit(
+    git_dir: Path, rev: str, allowed_signers: Path
+) -> subprocess.CompletedProcess[str]:
+    """``git verify-commit`` of ``rev`` with ``allowed_signers`` trusted (its output in stderr)."""
+    return subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(git_dir),
+            "-c",
+            f"gpg.ssh.allowedSignersFile={allowed_signers}",
+            "verify-commit",
+            rev,
+        ],
+        capture_output=True,
+        text=True,
+    )
